@@ -1,0 +1,167 @@
+//! What travels inside an encrypted one-to-one message, and its padding.
+//!
+//! A decrypted payload is one [`Content`] item, padded to a size bucket so that the
+//! ciphertext length says little about the text: `content || 0x80 || 0x00*`, to the next
+//! power of two from 64 bytes up to 16 KiB, then to the next multiple of 16 KiB.
+
+use crate::smp::SmpMessage;
+use crate::wire::{DecodeError, Reader, Writer};
+
+/// Largest text message, in UTF-8 bytes.
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+
+/// Largest padded plaintext.
+pub const MAX_PADDED_BYTES: usize = 80 * 1024;
+
+const TAG_TEXT: u8 = 0x01;
+
+/// One item of decrypted content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // built and matched once per message; boxing buys nothing
+pub enum Content {
+    /// A chat message typed by a person.
+    Text(String),
+    /// A step of the socialist millionaires' protocol.
+    Smp(SmpMessage),
+}
+
+/// Why content could not be encoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContentError {
+    /// The text is longer than [`MAX_TEXT_BYTES`].
+    #[error("message text is {len} bytes, above the limit of {max}")]
+    TextTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl Content {
+    /// Encodes and pads.
+    pub(crate) fn to_padded_bytes(&self) -> Result<Vec<u8>, ContentError> {
+        let mut w = Writer::new();
+        match self {
+            Content::Text(text) => {
+                if text.len() > MAX_TEXT_BYTES {
+                    return Err(ContentError::TextTooLong {
+                        len: text.len(),
+                        max: MAX_TEXT_BYTES,
+                    });
+                }
+                w.u8(TAG_TEXT).bytes32(text.as_bytes());
+            }
+            Content::Smp(msg) => {
+                w.u8(msg.tag());
+                msg.encode(&mut w);
+            }
+        }
+        Ok(pad(w.into_vec()))
+    }
+
+    /// Removes the padding and decodes.
+    pub(crate) fn from_padded_bytes(padded: &[u8]) -> Result<Self, DecodeError> {
+        let bytes = unpad(padded)?;
+        let mut r = Reader::new(bytes);
+        let tag = r.u8("content.tag")?;
+        let content = match tag {
+            TAG_TEXT => Content::Text(r.string32("content.text", MAX_TEXT_BYTES)?),
+            0x11..=0x15 => Content::Smp(SmpMessage::decode(tag, &mut r)?),
+            other => return Err(DecodeError::UnknownType(other)),
+        };
+        r.finish()?;
+        Ok(content)
+    }
+}
+
+/// The padded size for `len` content bytes (plus the 0x80 marker).
+pub(crate) fn bucket(len: usize) -> usize {
+    const STEP: usize = 16 * 1024;
+    let needed = len + 1;
+    if needed <= STEP {
+        needed.next_power_of_two().max(64)
+    } else {
+        needed.div_ceil(STEP) * STEP
+    }
+}
+
+pub(crate) fn pad(mut bytes: Vec<u8>) -> Vec<u8> {
+    let target = bucket(bytes.len());
+    bytes.push(0x80);
+    bytes.resize(target, 0);
+    bytes
+}
+
+pub(crate) fn unpad(padded: &[u8]) -> Result<&[u8], DecodeError> {
+    if padded.len() > MAX_PADDED_BYTES {
+        return Err(DecodeError::TooLarge {
+            len: padded.len(),
+            max: MAX_PADDED_BYTES,
+        });
+    }
+    let end = padded
+        .iter()
+        .rposition(|&b| b != 0)
+        .ok_or(DecodeError::Invalid {
+            field: "padding",
+            what: "0x80 marker",
+        })?;
+    match padded.get(end) {
+        Some(0x80) => Ok(padded.get(..end).unwrap_or_default()),
+        _ => Err(DecodeError::Invalid {
+            field: "padding",
+            what: "0x80 marker",
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn buckets_hide_exact_length() {
+        assert_eq!(bucket(0), 64);
+        assert_eq!(bucket(63), 64);
+        assert_eq!(bucket(64), 128);
+        assert_eq!(bucket(16 * 1024 - 1), 16 * 1024);
+        assert_eq!(bucket(16 * 1024), 32 * 1024);
+        assert_eq!(bucket(40 * 1024), 48 * 1024);
+        let a = Content::Text("hi".into()).to_padded_bytes().unwrap();
+        let b = Content::Text("hello there".into())
+            .to_padded_bytes()
+            .unwrap();
+        assert_eq!(a.len(), b.len());
+    }
+
+    #[test]
+    fn too_long_text_is_refused() {
+        let text = "x".repeat(MAX_TEXT_BYTES + 1);
+        assert_eq!(
+            Content::Text(text).to_padded_bytes(),
+            Err(ContentError::TextTooLong {
+                len: MAX_TEXT_BYTES + 1,
+                max: MAX_TEXT_BYTES
+            })
+        );
+    }
+
+    #[test]
+    fn bad_padding_is_an_error() {
+        assert!(unpad(&[0u8; 64]).is_err());
+        assert!(unpad(&[1u8, 2, 0, 0]).is_err());
+        assert_eq!(unpad(&[1u8, 0x80, 0, 0]).unwrap(), &[1u8]);
+    }
+
+    proptest! {
+        #[test]
+        fn text_round_trips(text in ".{0,300}") {
+            let c = Content::Text(text);
+            let padded = c.to_padded_bytes().unwrap();
+            prop_assert_eq!(padded.len(), bucket(padded.iter().rposition(|&b| b == 0x80).unwrap()));
+            prop_assert_eq!(Content::from_padded_bytes(&padded).unwrap(), c);
+        }
+    }
+}
