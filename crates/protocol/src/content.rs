@@ -4,6 +4,7 @@
 //! ciphertext length says little about the text: `content || 0x80 || 0x00*`, to the next
 //! power of two from 64 bytes up to 16 KiB, then to the next multiple of 16 KiB.
 
+use crate::group::wire::{EpochKey, GroupProfile};
 use crate::smp::SmpMessage;
 use crate::wire::{DecodeError, Reader, Writer};
 
@@ -14,15 +15,21 @@ pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 pub const MAX_PADDED_BYTES: usize = 80 * 1024;
 
 const TAG_TEXT: u8 = 0x01;
+const TAG_GROUP_PROFILE: u8 = 0x21;
+const TAG_EPOCH_KEY: u8 = 0x22;
 
 /// One item of decrypted content.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 #[allow(clippy::large_enum_variant)] // built and matched once per message; boxing buys nothing
 pub enum Content {
     /// A chat message typed by a person.
     Text(String),
     /// A step of the socialist millionaires' protocol.
     Smp(SmpMessage),
+    /// Group protocol: who the sender is in the room (first message on a session).
+    GroupProfile(GroupProfile),
+    /// Group protocol: the sender's keys and attestation for an epoch.
+    EpochKey(EpochKey),
 }
 
 /// Why content could not be encoded.
@@ -56,18 +63,28 @@ impl Content {
                 w.u8(msg.tag());
                 msg.encode(&mut w);
             }
+            Content::GroupProfile(p) => {
+                w.u8(TAG_GROUP_PROFILE);
+                p.encode(&mut w);
+            }
+            Content::EpochKey(k) => {
+                w.u8(TAG_EPOCH_KEY);
+                k.encode(&mut w);
+            }
         }
         Ok(pad(w.into_vec()))
     }
 
     /// Removes the padding and decodes.
-    pub(crate) fn from_padded_bytes(padded: &[u8]) -> Result<Self, DecodeError> {
+    pub fn from_padded_bytes(padded: &[u8]) -> Result<Self, DecodeError> {
         let bytes = unpad(padded)?;
         let mut r = Reader::new(bytes);
         let tag = r.u8("content.tag")?;
         let content = match tag {
             TAG_TEXT => Content::Text(r.string32("content.text", MAX_TEXT_BYTES)?),
             0x11..=0x15 => Content::Smp(SmpMessage::decode(tag, &mut r)?),
+            TAG_GROUP_PROFILE => Content::GroupProfile(GroupProfile::decode(&mut r)?),
+            TAG_EPOCH_KEY => Content::EpochKey(EpochKey::decode(&mut r)?),
             other => return Err(DecodeError::UnknownType(other)),
         };
         r.finish()?;

@@ -182,6 +182,7 @@ pub struct AwaitingAuthR {
     ctx: DakeContext,
     y: SecretScalar,
     y_pub: RistrettoPoint,
+    peer_tag: Option<InstanceTag>,
 }
 
 impl core::fmt::Debug for AwaitingAuthR {
@@ -206,7 +207,15 @@ pub fn initiate(
         profile: identity.profile().clone(),
         y: y_pub,
     };
-    Ok((AwaitingAuthR { ctx, y, y_pub }, msg))
+    Ok((
+        AwaitingAuthR {
+            ctx,
+            y,
+            y_pub,
+            peer_tag,
+        },
+        msg,
+    ))
 }
 
 impl AwaitingAuthR {
@@ -218,7 +227,81 @@ impl AwaitingAuthR {
         msg: &AuthRMessage,
         now: Timestamp,
     ) -> Result<(Session, AuthIMessage), DakeError> {
+        self.try_handle_auth_r(rng, identity, msg, now)
+            .map_err(|b| b.1)
+    }
+
+    /// As [`AwaitingAuthR::handle_auth_r`], but a message that fails verification hands
+    /// the state back, so a forged or duplicated Auth-R cannot abort the handshake.
+    pub fn try_handle_auth_r(
+        self,
+        rng: &mut impl CryptoRngCore,
+        identity: &Identity,
+        msg: &AuthRMessage,
+        now: Timestamp,
+    ) -> Result<(Session, AuthIMessage), Box<(Self, DakeError)>> {
+        let th = match self.verify_auth_r(identity, msg, now) {
+            Ok(th) => th,
+            Err(e) => return Err(Box::new((self, e))),
+        };
+        let (root, session_id) = match shared_keys(&self.y.0, &msg.x, &th) {
+            Ok(v) => v,
+            Err(e) => return Err(Box::new((self, e))),
+        };
+        let ours = identity.profile();
+        let ratchet_secret = StaticSecret::random_from_rng(&mut *rng);
+        let ratchet_public = PublicKey::from(&ratchet_secret).to_bytes();
+        let ring_i = [ours.dake_key, msg.profile.forging_key, msg.x];
+        let sigma = match RingSignature::sign(
+            rng,
+            &identity.dake_secret.0,
+            &ring_i,
+            &t_i(&th, &ratchet_public),
+        ) {
+            Ok(s) => s,
+            Err(_) => return Err(Box::new((self, DakeError::BadSignature))),
+        };
+        let ratchet =
+            match Ratchet::new_sender(root, ratchet_secret, PublicKey::from(msg.ratchet_key)) {
+                Ok(r) => r,
+                Err(e) => return Err(Box::new((self, e.into()))),
+            };
+        let session = Session::new(SessionKeys {
+            role: Role::Initiator,
+            ratchet,
+            session_id,
+            our_tag: identity.instance_tag(),
+            our_fingerprint: identity.fingerprint(),
+            their_profile: msg.profile.clone(),
+        });
+        let reply = AuthIMessage {
+            sender: identity.instance_tag(),
+            receiver: msg.sender,
+            ratchet_key: ratchet_public,
+            sigma,
+        };
+        Ok((session, reply))
+    }
+
+    fn verify_auth_r(
+        &self,
+        identity: &Identity,
+        msg: &AuthRMessage,
+        now: Timestamp,
+    ) -> Result<[u8; 32], DakeError> {
         check_receiver(msg.receiver, identity.instance_tag(), false)?;
+        if msg.sender != msg.profile.instance_tag {
+            return Err(DakeError::WrongInstance {
+                got: msg.sender.0,
+                ours: msg.profile.instance_tag.0,
+            });
+        }
+        if self.peer_tag.is_some_and(|t| t != msg.sender) {
+            return Err(DakeError::WrongInstance {
+                got: msg.sender.0,
+                ours: identity.instance_tag().0,
+            });
+        }
         msg.profile.validate(now)?;
         if msg.profile.identity_key == identity.verifying_key() {
             return Err(DakeError::Reflection);
@@ -236,33 +319,7 @@ impl AwaitingAuthR {
         if !msg.sigma.verify(&ring_r, &t_r(&th)) {
             return Err(DakeError::BadSignature);
         }
-        let (root, session_id) = shared_keys(&self.y.0, &msg.x, &th)?;
-        let ratchet_secret = StaticSecret::random_from_rng(&mut *rng);
-        let ratchet_public = PublicKey::from(&ratchet_secret).to_bytes();
-        let ring_i = [ours.dake_key, msg.profile.forging_key, msg.x];
-        let sigma = RingSignature::sign(
-            rng,
-            &identity.dake_secret.0,
-            &ring_i,
-            &t_i(&th, &ratchet_public),
-        )
-        .map_err(|_| DakeError::BadSignature)?;
-        let ratchet = Ratchet::new_sender(root, ratchet_secret, PublicKey::from(msg.ratchet_key))?;
-        let session = Session::new(SessionKeys {
-            role: Role::Initiator,
-            ratchet,
-            session_id,
-            our_tag: identity.instance_tag(),
-            our_fingerprint: identity.fingerprint(),
-            their_profile: msg.profile.clone(),
-        });
-        let reply = AuthIMessage {
-            sender: identity.instance_tag(),
-            receiver: msg.sender,
-            ratchet_key: ratchet_public,
-            sigma,
-        };
-        Ok((session, reply))
+        Ok(th)
     }
 }
 
@@ -295,6 +352,12 @@ pub fn respond(
 ) -> Result<(AwaitingAuthI, AuthRMessage), DakeError> {
     ctx.check()?;
     check_receiver(msg.receiver, identity.instance_tag(), true)?;
+    if msg.sender != msg.profile.instance_tag {
+        return Err(DakeError::WrongInstance {
+            got: msg.sender.0,
+            ours: msg.profile.instance_tag.0,
+        });
+    }
     msg.profile.validate(now)?;
     if msg.profile.identity_key == identity.verifying_key() {
         return Err(DakeError::Reflection);
@@ -336,9 +399,28 @@ impl AwaitingAuthI {
         identity: &Identity,
         msg: &AuthIMessage,
     ) -> Result<Session, DakeError> {
-        check_receiver(msg.receiver, identity.instance_tag(), false)?;
+        self.try_handle_auth_i(identity, msg).map_err(|b| b.1)
+    }
+
+    /// As [`AwaitingAuthI::handle_auth_i`], but a message that fails verification hands
+    /// the state back.
+    pub fn try_handle_auth_i(
+        self,
+        identity: &Identity,
+        msg: &AuthIMessage,
+    ) -> Result<Session, Box<(Self, DakeError)>> {
+        if let Err(e) = check_receiver(msg.receiver, identity.instance_tag(), false) {
+            return Err(Box::new((self, e)));
+        }
         if msg.sender != self.their_tag {
-            return Err(DakeError::BadSignature);
+            let ours = self.their_tag.0;
+            return Err(Box::new((
+                self,
+                DakeError::WrongInstance {
+                    got: msg.sender.0,
+                    ours,
+                },
+            )));
         }
         let ring_i = [
             self.their_profile.dake_key,
@@ -346,13 +428,17 @@ impl AwaitingAuthI {
             self.x_pub,
         ];
         if !msg.sigma.verify(&ring_i, &t_i(&self.th, &msg.ratchet_key)) {
-            return Err(DakeError::BadSignature);
+            return Err(Box::new((self, DakeError::BadSignature)));
         }
-        let ratchet = Ratchet::new_receiver(
-            self.root,
-            self.ratchet_secret,
-            PublicKey::from(msg.ratchet_key),
-        )?;
+        let ratchet_public = PublicKey::from(msg.ratchet_key);
+        // The contributory check happens before the state is consumed.
+        let shared = self.ratchet_secret.diffie_hellman(&ratchet_public);
+        if !shared.was_contributory() {
+            return Err(Box::new((self, DakeError::NonContributory)));
+        }
+        let shared = Zeroizing::new(shared.to_bytes());
+        let ratchet =
+            Ratchet::receiver_from_shared(&self.root, self.ratchet_secret, ratchet_public, &shared);
         Ok(Session::new(SessionKeys {
             role: Role::Responder,
             ratchet,

@@ -12,6 +12,7 @@
 //! - [`smp`]: the socialist millionaires' protocol for question-and-answer verification.
 //! - [`session`]: an established one-to-one session (ratchet + SMP) behind one API.
 //! - [`message`]: the versioned wire format of everything above.
+//! - [`group`]: the mpOTR-style group protocol of a room, on top of pairwise sessions.
 //!
 //! `docs/protocol.md` at the repository root specifies the wire format and state machines.
 
@@ -20,6 +21,7 @@
 pub mod content;
 pub mod dake;
 pub mod fingerprint;
+pub mod group;
 pub mod identity;
 pub(crate) mod kdf;
 pub mod message;

@@ -53,22 +53,22 @@ pub enum RatchetError {
     NoReceivingChain,
 }
 
-struct Chain {
-    key: Secret32,
-    index: u32,
+pub(crate) struct Chain {
+    pub(crate) key: Secret32,
+    pub(crate) index: u32,
 }
 
 impl Chain {
     /// Returns the current message key and advances: `mk = HMAC(ck, 0x01)`,
     /// `ck' = HMAC(ck, 0x02)`.
-    fn step(&mut self) -> MessageKey {
+    pub(crate) fn step(&mut self) -> MessageKey {
         let mk = MessageKey(Secret32(kdf::hmac(self.key.as_bytes(), &[&[0x01]])));
         self.key = Secret32(kdf::hmac(self.key.as_bytes(), &[&[0x02]]));
         self.index = self.index.wrapping_add(1);
         mk
     }
 
-    fn duplicate(&self) -> Self {
+    pub(crate) fn duplicate(&self) -> Self {
         Self {
             key: self.key.duplicate(),
             index: self.index,
@@ -178,14 +178,30 @@ impl Ratchet {
 
     /// The other party: it receives the sender's first ratchet key (in DAKE message 3) and
     /// makes its own sending chain on its first send.
+    #[cfg(test)]
     pub(crate) fn new_receiver(
         root: Secret32,
         our_secret: StaticSecret,
         their_public: PublicKey,
     ) -> Result<Self, RatchetError> {
         let shared = dh(&our_secret, &their_public)?;
-        let (root, chain) = root_step(&root, &shared);
-        Ok(Self {
+        Ok(Self::receiver_from_shared(
+            &root,
+            our_secret,
+            their_public,
+            &shared,
+        ))
+    }
+
+    /// As `new_receiver`, with the (already checked contributory) DH output.
+    pub(crate) fn receiver_from_shared(
+        root: &Secret32,
+        our_secret: StaticSecret,
+        their_public: PublicKey,
+        shared: &[u8; 32],
+    ) -> Self {
+        let (root, chain) = root_step(root, shared);
+        Self {
             root,
             our_public: PublicKey::from(&our_secret),
             our_secret,
@@ -199,7 +215,7 @@ impl Ratchet {
             send_step_pending: true,
             skipped: SkippedKeys::default(),
             recent_their_keys: VecDeque::new(),
-        })
+        }
     }
 
     /// The header and key for the next outgoing message, doing a DH ratchet step first if

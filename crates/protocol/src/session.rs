@@ -39,12 +39,15 @@ pub(crate) struct SessionKeys {
 }
 
 /// What a received data message meant.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // one per received message, matched at once
 pub enum SessionEvent {
     /// A text message from the peer.
     Text(String),
     /// Progress or result of question-and-answer verification.
     Smp(SmpEvent),
+    /// Group protocol content, for [`crate::group::Room`].
+    Group(Content),
 }
 
 /// Why a message could not be sent.
@@ -267,6 +270,9 @@ impl Session {
                     self.outbox.push_back(reply);
                 }
                 out.event.map(SessionEvent::Smp)
+            }
+            other @ (Content::GroupProfile(_) | Content::EpochKey(_)) => {
+                Some(SessionEvent::Group(other))
             }
         })
     }

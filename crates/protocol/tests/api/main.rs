@@ -11,5 +11,7 @@
 
 mod common;
 mod dake;
+mod group;
 mod pairwise;
+mod room_sim;
 mod sim;

@@ -1,0 +1,1836 @@
+//! The group protocol of a room: mpOTR-style, on top of the pairwise sessions of part 1.
+//!
+//! A [`Room`] is a sans-IO state machine. The caller feeds it what the transport saw
+//! (occupants appearing and leaving, private and room-wide payloads, the passing of time)
+//! and drains what it wants sent ([`Room::poll_transmit`]) and what happened
+//! ([`Room::poll_event`]).
+//!
+//! How it works, in short (`docs/protocol.md` has the details):
+//! - Every pair of members runs the DAKEZ handshake of part 1 over private messages; the
+//!   first content on each session is a [`wire::GroupProfile`] with the nickname, so the
+//!   server never sees nicknames. Occupant names are derived from identity keys
+//!   ([`occupant_name`]), so the server cannot swap keys under a name.
+//! - An *epoch* is a roster (addresses and identity keys) and a counter. On every join and
+//!   leave, and after [`RoomConfig::rekey_after_messages`] messages or
+//!   [`RoomConfig::rekey_after_ms`], each member enters a new epoch: it draws a fresh
+//!   sender chain key and one origin-MAC key per member, and sends each member an
+//!   [`wire::EpochKey`] over their pairwise session. That message is also its attestation:
+//!   it lists the roster with the nickname hash of every member as the sender knows it,
+//!   and the sender's view of the previous epoch (one acknowledgement per sender). The
+//!   epoch is usable when every member's keys arrived; a differing nickname or key raises
+//!   an alarm naming the member; a member that never answers is reported and dropped.
+//! - A group message is encrypted once (AES-256-GCM under the sender's chain, one key per
+//!   message) and carries one 16-byte HMAC per recipient under the pairwise MAC keys:
+//!   deniable origin authentication, no signature. Each message names the hash of the
+//!   sender's previous one, and acknowledgements `(sender, index, hash)` ride inside
+//!   messages and idle heartbeats. So every member learns how far each of its messages is
+//!   confirmed, and any two members holding different messages at one index find out
+//!   within one heartbeat.
+
+pub(crate) mod epoch;
+pub mod wire;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use ed25519_dalek::VerifyingKey;
+use rand_core::CryptoRngCore;
+
+use self::epoch::{epoch_tag, Epoch, Finding};
+pub use self::epoch::{GroupReceiveError, GROUP_MAX_SKIP};
+use self::wire::{
+    Ack, BodyKind, EpochKey, EpochTag, GroupBody, GroupMessage, GroupProfile, RosterEntry,
+    MAX_ADDRESS_BYTES, MAX_MEMBERS, MAX_NICKNAME_BYTES,
+};
+use crate::content::{Content, MAX_TEXT_BYTES};
+use crate::dake::{self, AwaitingAuthI, AwaitingAuthR, DakeContext, DakeError};
+use crate::fingerprint::Fingerprint;
+use crate::identity::Identity;
+use crate::kdf::{self, label, Secret32};
+use crate::message::Message;
+use crate::session::{ReceiveError, Session, SessionEvent, VerifyError};
+use crate::smp::SmpEvent;
+use crate::wire::DecodeError;
+use crate::Timestamp;
+
+/// Timers and policies of a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomConfig {
+    /// An idle member that owes acknowledgements sends a heartbeat this long after the
+    /// first unacknowledged message arrived.
+    pub heartbeat_ms: u64,
+    /// A message of ours not confirmed by everyone this long after sending is flagged; a
+    /// gap in someone's chain this old is reported.
+    pub confirm_timeout_ms: u64,
+    /// A member whose epoch keys have not arrived this long after we entered the epoch is
+    /// reported and left out of the next epoch.
+    pub attest_timeout_ms: u64,
+    /// A handshake not finished this long after the member appeared is abandoned.
+    pub handshake_timeout_ms: u64,
+    /// How long the keys of a finished epoch are kept for messages still in flight.
+    pub old_epoch_grace_ms: u64,
+    /// A new epoch after this many messages in the current one.
+    pub rekey_after_messages: u32,
+    /// A new epoch after this long.
+    pub rekey_after_ms: u64,
+    /// Require every member's occupant name to be [`occupant_name`] of its identity key.
+    pub require_bound_names: bool,
+}
+
+impl Default for RoomConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 2_000,
+            confirm_timeout_ms: 15_000,
+            attest_timeout_ms: 20_000,
+            handshake_timeout_ms: 20_000,
+            old_epoch_grace_ms: 30_000,
+            rekey_after_messages: 100,
+            rekey_after_ms: 10 * 60 * 1000,
+            require_bound_names: true,
+        }
+    }
+}
+
+/// The occupant name (MUC nickname as the server sees it) bound to an identity key: 26
+/// lowercase base32 characters of `SHA-256("…/occupant", key)`. Never the person's
+/// nickname.
+pub fn occupant_name(key: &VerifyingKey) -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let hash = kdf::hash(label::OCCUPANT, &[key.as_bytes()]);
+    let mut out = String::with_capacity(26);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for byte in hash.iter().take(16) {
+        acc = (acc << 8) | u32::from(*byte);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            let idx = ((acc >> bits) & 31) as usize;
+            out.push(char::from(*ALPHABET.get(idx).unwrap_or(&b'a')));
+        }
+    }
+    if bits > 0 {
+        let idx = ((acc << (5 - bits)) & 31) as usize;
+        out.push(char::from(*ALPHABET.get(idx).unwrap_or(&b'a')));
+    }
+    out
+}
+
+fn nickname_hash(nickname: &str) -> [u8; 32] {
+    kdf::hash(label::NICKNAME, &[nickname.as_bytes()])
+}
+
+/// Where a payload goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// Broadcast to the room (an XMPP groupchat message).
+    Room,
+    /// A private message to one occupant.
+    Member(String),
+}
+
+/// A payload to send. The bytes are ciphertext or public handshake data.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where.
+    pub to: Destination,
+    /// What: an encoded [`Message`] (private) or [`GroupMessage`] (room).
+    pub payload: Vec<u8>,
+}
+
+impl core::fmt::Debug for Transmit {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let to = match self.to {
+            Destination::Room => "room",
+            Destination::Member(_) => "member",
+        };
+        f.debug_struct("Transmit")
+            .field("to", &to)
+            .field("bytes", &self.payload.len())
+            .finish()
+    }
+}
+
+/// Names one group message: its epoch, its sender's roster position, its index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId {
+    /// Epoch tag.
+    pub epoch: EpochTag,
+    /// Sender's position in the epoch roster.
+    pub sender: u16,
+    /// Index in the sender's chain.
+    pub index: u32,
+}
+
+impl core::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for b in self.epoch.iter().take(4) {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "-{}-{}", self.sender, self.index)
+    }
+}
+
+/// Something the people in the room should be told about: every variant means the server
+/// or a member misbehaved, or a member stopped answering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Alarm {
+    /// `reported_by` knows `member` under another nickname than we do: `member` told
+    /// different people different names (or `reported_by` lies about it).
+    NicknameMismatch {
+        /// The member whose nickname differs.
+        member: String,
+        /// Who reported the other nickname.
+        reported_by: String,
+    },
+    /// `reported_by` sees another identity key for `member`: the server is showing
+    /// different keys to different people.
+    RosterSplit {
+        /// The member with two keys.
+        member: String,
+        /// Who sees the other key.
+        reported_by: String,
+    },
+    /// `reported_by` holds a different message from `sender` at `index` than we do: the
+    /// sender equivocated (or `reported_by` lies about it).
+    Equivocation {
+        /// The sender.
+        sender: String,
+        /// The index.
+        index: u32,
+        /// Who holds the other message.
+        reported_by: String,
+    },
+    /// A member acknowledged a message of ours with a hash we never sent.
+    FalseAcknowledgement {
+        /// Who.
+        reported_by: String,
+    },
+    /// A message's link to the sender's previous message does not match.
+    ChainBroken {
+        /// The sender.
+        sender: String,
+        /// The index whose link is wrong.
+        index: u32,
+    },
+    /// A message claiming to come from `claimed_sender` failed its origin MAC: a forgery
+    /// by another member or an injection.
+    ForgedOrigin {
+        /// Who it claimed to be from.
+        claimed_sender: String,
+    },
+    /// These members never sent their keys for the epoch; they are left out of the next.
+    AttestationTimeout {
+        /// Who is missing.
+        missing: Vec<String>,
+    },
+    /// A handshake with this member did not finish in time; it is left out.
+    HandshakeTimeout {
+        /// Who.
+        member: String,
+    },
+    /// Our message was not confirmed by everyone in time (withheld by the server?).
+    Unconfirmed {
+        /// The message.
+        id: MessageId,
+        /// Who has not confirmed it.
+        missing: Vec<String>,
+    },
+    /// Someone's message is known to exist (others acknowledged it or later ones arrived)
+    /// but never reached us (withheld?).
+    Missing {
+        /// The sender.
+        sender: String,
+        /// The first index we lack.
+        index: u32,
+    },
+    /// The member's identity key changed since we last had a session.
+    KeyChanged {
+        /// Who.
+        member: String,
+    },
+    /// Two members use the same nickname.
+    NicknameTaken {
+        /// The nickname.
+        nickname: String,
+        /// Their addresses.
+        members: Vec<String>,
+    },
+    /// The member's occupant name is not derived from its key; it is left out.
+    UnboundOccupantName {
+        /// Who.
+        member: String,
+    },
+    /// The member's session was made for another room; it is left out.
+    RoomMismatch {
+        /// Who.
+        member: String,
+    },
+}
+
+/// What happened in the room. Events carry user data (nicknames, texts, addresses): show
+/// them, never log them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomEvent {
+    /// A member completed its handshake and told us its nickname.
+    MemberJoined {
+        /// Occupant address.
+        address: String,
+        /// Nickname.
+        nickname: String,
+        /// Identity fingerprint.
+        fingerprint: Fingerprint,
+    },
+    /// A member left.
+    MemberLeft {
+        /// Occupant address.
+        address: String,
+        /// Nickname, if it was known.
+        nickname: Option<String>,
+    },
+    /// A new epoch is attested by everyone and usable.
+    EpochReady {
+        /// Epoch counter.
+        counter: u64,
+        /// Members including us.
+        members: usize,
+    },
+    /// One of our queued texts went out under this id.
+    Sent {
+        /// The id returned by [`Room::send_text`].
+        local_id: u64,
+        /// The message id.
+        id: MessageId,
+    },
+    /// A group message.
+    Message {
+        /// Its id.
+        id: MessageId,
+        /// Sender address.
+        from: String,
+        /// Sender nickname.
+        nickname: String,
+        /// The text.
+        text: String,
+    },
+    /// A private (one-to-one) message.
+    PrivateMessage {
+        /// Sender address.
+        from: String,
+        /// Sender nickname.
+        nickname: String,
+        /// The text.
+        text: String,
+    },
+    /// Confirmation progress of one of our messages.
+    Confirmation {
+        /// The message.
+        id: MessageId,
+        /// How many other members confirmed it.
+        confirmed: usize,
+        /// Of how many.
+        of: usize,
+    },
+    /// Question-and-answer verification with a member.
+    Verification {
+        /// The member.
+        member: String,
+        /// What happened.
+        event: SmpEvent,
+    },
+    /// Something is wrong.
+    Alarm(Alarm),
+}
+
+/// A call the room refused (API misuse or local limits).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoomError {
+    /// The nickname is empty, too long, or has control characters.
+    #[error("nickname must be 1 to {MAX_NICKNAME_BYTES} bytes without control characters")]
+    BadNickname,
+    /// The room name or address is empty or too long.
+    #[error("room name or address must be 1 to {MAX_ADDRESS_BYTES} bytes")]
+    BadAddress,
+    /// Our own occupant address is not bound to our key.
+    #[error("our occupant name must be derived from our identity key")]
+    UnboundOwnAddress,
+    /// The text is too long.
+    #[error("message text is {len} bytes, above the limit of {max}")]
+    TextTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// No established session with that member.
+    #[error("no established session with that member")]
+    NoSession,
+    /// The room is full.
+    #[error("room is full ({MAX_MEMBERS} members)")]
+    RoomFull,
+    /// We already left.
+    #[error("already left the room")]
+    Left,
+    /// Verification could not start or continue.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+}
+
+/// Why an incoming payload was dropped. None of these carry user data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IncomingError {
+    /// Not a valid message.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// From an occupant we do not know (or ourselves).
+    #[error("payload from an unknown occupant")]
+    UnknownSender,
+    /// A pairwise message sent to the room, or a group message sent privately.
+    #[error("payload arrived on the wrong channel")]
+    WrongChannel,
+    /// A handshake message that does not fit the handshake state.
+    #[error("unexpected handshake message")]
+    UnexpectedHandshake,
+    /// The handshake failed.
+    #[error(transparent)]
+    Dake(#[from] DakeError),
+    /// A pairwise data message was refused.
+    #[error(transparent)]
+    Pairwise(#[from] ReceiveError),
+    /// A group message was refused.
+    #[error(transparent)]
+    Group(#[from] GroupReceiveError),
+    /// The group message's sender position does not match the occupant it came from.
+    #[error("group message sender does not match its origin")]
+    SenderMismatch,
+    /// An epoch message that is malformed or does not list us and its sender correctly.
+    #[error("invalid epoch key message")]
+    BadEpochKey,
+    /// A pairwise content that makes no sense here (e.g. a profile for another room).
+    #[error("unexpected content on a pairwise session")]
+    UnexpectedContent,
+    /// The room is full.
+    #[error("room is full")]
+    RoomFull,
+}
+
+enum Handshake {
+    Idle,
+    Initiated(Box<AwaitingAuthR>),
+    Responded(Box<AwaitingAuthI>),
+}
+
+/// Why a present member is left out of our view of the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exclusion {
+    /// Not left out.
+    No,
+    /// Its handshake timed out; we try again at `retry_at`.
+    Retrying,
+    /// It never sent its epoch keys; it is back once it sends any.
+    UntilHeard,
+    /// Its name is not bound to its key, or its session is for another room.
+    Permanent,
+}
+
+struct Member {
+    present: bool,
+    excluded: Exclusion,
+    retry_at: Option<Timestamp>,
+    retry_backoff_ms: u64,
+    timeout_reported: bool,
+    /// Hash of the Identity message we answered (duplicates are ignored).
+    answered: Option<[u8; 32]>,
+    /// Data messages that overtook the end of the handshake.
+    early: Vec<Vec<u8>>,
+    since: Timestamp,
+    handshake: Handshake,
+    initiated_fallback: bool,
+    session: Option<Session>,
+    identity_key: Option<VerifyingKey>,
+    nickname: Option<String>,
+    announced: bool,
+    proposal: Option<EpochKey>,
+}
+
+impl Member {
+    fn new(now: Timestamp) -> Self {
+        Self {
+            present: true,
+            excluded: Exclusion::No,
+            retry_at: None,
+            retry_backoff_ms: 0,
+            timeout_reported: false,
+            answered: None,
+            early: Vec::new(),
+            since: now,
+            handshake: Handshake::Idle,
+            initiated_fallback: false,
+            session: None,
+            identity_key: None,
+            nickname: None,
+            announced: false,
+            proposal: None,
+        }
+    }
+
+    fn ready(&self) -> bool {
+        self.present
+            && self.excluded == Exclusion::No
+            && self.session.is_some()
+            && self.nickname.is_some()
+    }
+
+    fn pending(&self) -> bool {
+        self.present && self.excluded == Exclusion::No && !self.ready()
+    }
+}
+
+/// Most group messages held back while their epoch keys are on the way.
+const MAX_BUFFERED: usize = 1_024;
+/// Most data messages kept per member while its handshake finishes.
+const MAX_EARLY: usize = 32;
+/// Most old epochs kept for messages in flight.
+const MAX_OLD_EPOCHS: usize = 4;
+
+/// A room, from one member's point of view.
+pub struct Room {
+    config: RoomConfig,
+    identity: Identity,
+    room: String,
+    me: String,
+    nickname: String,
+    members: BTreeMap<String, Member>,
+    current: Option<Epoch>,
+    old: Vec<Epoch>,
+    max_counter: u64,
+    outbox: VecDeque<Transmit>,
+    events: VecDeque<RoomEvent>,
+    queued: VecDeque<(u64, String)>,
+    next_local_id: u64,
+    buffered: VecDeque<(String, GroupMessage, Timestamp)>,
+    left: bool,
+    /// The last time timers were run: deadlines at or before it are not reported again
+    /// (their conditions are re-checked whenever timers run next).
+    timers_ran: Timestamp,
+}
+
+impl core::fmt::Debug for Room {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Room")
+            .field("members", &self.members.len())
+            .field("epoch", &self.current.as_ref().map(|e| e.counter))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Public facts about a member, for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// Occupant address.
+    pub address: String,
+    /// Nickname, once known.
+    pub nickname: Option<String>,
+    /// Identity fingerprint, once the handshake finished.
+    pub fingerprint: Option<Fingerprint>,
+    /// In the current epoch's roster.
+    pub in_epoch: bool,
+}
+
+fn valid_nickname(nick: &str) -> bool {
+    !nick.trim().is_empty()
+        && nick.len() <= MAX_NICKNAME_BYTES
+        && !nick.chars().any(char::is_control)
+}
+
+impl Room {
+    /// Joins a room as `our_address` (the occupant JID the server gave us) with a
+    /// nickname. With the default config `our_address` must end in
+    /// `/` + [`occupant_name`] of our key.
+    pub fn new(
+        identity: Identity,
+        config: RoomConfig,
+        room: &str,
+        our_address: &str,
+        nickname: &str,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Self, RoomError> {
+        if !valid_nickname(nickname) {
+            return Err(RoomError::BadNickname);
+        }
+        for s in [room, our_address] {
+            if s.is_empty() || s.len() > MAX_ADDRESS_BYTES {
+                return Err(RoomError::BadAddress);
+            }
+        }
+        if config.require_bound_names
+            && !our_address.ends_with(&format!("/{}", occupant_name(&identity.verifying_key())))
+        {
+            return Err(RoomError::UnboundOwnAddress);
+        }
+        let mut room = Self {
+            config,
+            identity,
+            room: room.to_owned(),
+            me: our_address.to_owned(),
+            nickname: nickname.to_owned(),
+            members: BTreeMap::new(),
+            current: None,
+            old: Vec::new(),
+            max_counter: 0,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            queued: VecDeque::new(),
+            next_local_id: 1,
+            buffered: VecDeque::new(),
+            left: false,
+            timers_ran: Timestamp(0),
+        };
+        room.reconsider(now, rng);
+        Ok(room)
+    }
+
+    /// Our identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Our occupant address.
+    pub fn address(&self) -> &str {
+        &self.me
+    }
+
+    /// Our nickname.
+    pub fn nickname(&self) -> &str {
+        &self.nickname
+    }
+
+    /// The current epoch counter and whether it is attested.
+    pub fn epoch(&self) -> Option<(u64, bool)> {
+        self.current.as_ref().map(|e| (e.counter, e.attested))
+    }
+
+    /// The members we know of (not us).
+    pub fn members(&self) -> Vec<MemberInfo> {
+        let roster: Vec<&str> = self
+            .current
+            .as_ref()
+            .map(|e| e.roster.iter().map(|r| r.address.as_str()).collect())
+            .unwrap_or_default();
+        self.members
+            .iter()
+            .filter(|(_, m)| m.present)
+            .map(|(a, m)| MemberInfo {
+                address: a.clone(),
+                nickname: m.nickname.clone(),
+                fingerprint: m.identity_key.as_ref().map(Fingerprint::of),
+                in_epoch: roster.contains(&a.as_str()),
+            })
+            .collect()
+    }
+
+    /// The pairwise safety number with a member.
+    pub fn safety_number(&self, member: &str) -> Option<crate::fingerprint::SafetyNumber> {
+        let key = self.members.get(member)?.identity_key?;
+        Some(crate::fingerprint::SafetyNumber::new(
+            &self.identity.verifying_key(),
+            &key,
+        ))
+    }
+
+    /// The next payload to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.outbox.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<RoomEvent> {
+        self.events.pop_front()
+    }
+
+    fn alarm(&mut self, alarm: Alarm) {
+        self.events.push_back(RoomEvent::Alarm(alarm));
+    }
+
+    fn send_private(&mut self, to: &str, message: &Message) {
+        self.outbox.push_back(Transmit {
+            to: Destination::Member(to.to_owned()),
+            payload: message.encode(),
+        });
+    }
+
+    fn ctx(&self, initiator: &str, responder: &str) -> DakeContext {
+        DakeContext {
+            room: self.room.clone(),
+            initiator: initiator.to_owned(),
+            responder: responder.to_owned(),
+        }
+    }
+
+    // ---- presence -------------------------------------------------------------------
+
+    /// An occupant is in the room (from the server's presence).
+    pub fn member_present(&mut self, now: Timestamp, rng: &mut impl CryptoRngCore, address: &str) {
+        if address == self.me
+            || self.left
+            || address.is_empty()
+            || address.len() > MAX_ADDRESS_BYTES
+        {
+            return;
+        }
+        if self.members.get(address).is_some_and(|m| m.present) {
+            return;
+        }
+        if self.members.len() + 1 >= MAX_MEMBERS {
+            return;
+        }
+        self.members.insert(address.to_owned(), Member::new(now));
+        if self.me.as_str() < address {
+            self.initiate(rng, address);
+        }
+        self.reconsider(now, rng);
+    }
+
+    fn initiate(&mut self, rng: &mut impl CryptoRngCore, address: &str) {
+        let ctx = self.ctx(&self.me, address);
+        if let Ok((state, msg)) = dake::initiate(rng, &self.identity, ctx, None) {
+            if let Some(m) = self.members.get_mut(address) {
+                m.handshake = Handshake::Initiated(Box::new(state));
+            }
+            self.send_private(address, &Message::Identity(msg));
+        }
+    }
+
+    /// An occupant left the room.
+    pub fn member_absent(&mut self, now: Timestamp, rng: &mut impl CryptoRngCore, address: &str) {
+        if let Some(m) = self.members.remove(address) {
+            if m.announced {
+                self.events.push_back(RoomEvent::MemberLeft {
+                    address: address.to_owned(),
+                    nickname: m.nickname,
+                });
+            }
+        }
+        self.reconsider(now, rng);
+    }
+
+    // ---- private payloads -----------------------------------------------------------
+
+    /// A private payload from `from` (an encoded [`Message`]).
+    pub fn handle_private(
+        &mut self,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+        from: &str,
+        payload: &[u8],
+    ) -> Result<(), IncomingError> {
+        if self.left || !self.members.get(from).is_some_and(|m| m.present) {
+            return Err(IncomingError::UnknownSender);
+        }
+        if payload.get(1) == Some(&wire::GROUP_MESSAGE_TYPE) {
+            return Err(IncomingError::WrongChannel);
+        }
+        let msg = Message::decode(payload)?;
+        match msg {
+            Message::Identity(m) => {
+                let digest = kdf::hash(label::GROUP_MESSAGE, &[payload]);
+                let we_lead = self.me.as_str() < from;
+                let member = self.members.get(from).ok_or(IncomingError::UnknownSender)?;
+                if member.answered == Some(digest) {
+                    return Ok(()); // A duplicate of what we already answered.
+                }
+                if we_lead && matches!(member.handshake, Handshake::Initiated(_)) {
+                    // Both started: the smaller address keeps its handshake.
+                    return Err(IncomingError::UnexpectedHandshake);
+                }
+                let ctx = self.ctx(from, &self.me);
+                let (state, reply) = dake::respond(rng, &self.identity, ctx, &m, now)?;
+                if let Some(member) = self.members.get_mut(from) {
+                    member.handshake = Handshake::Responded(Box::new(state));
+                    member.answered = Some(digest);
+                }
+                self.send_private(from, &Message::AuthR(reply));
+                Ok(())
+            }
+            Message::AuthR(m) => {
+                let member = self
+                    .members
+                    .get_mut(from)
+                    .ok_or(IncomingError::UnknownSender)?;
+                let Handshake::Initiated(state) =
+                    std::mem::replace(&mut member.handshake, Handshake::Idle)
+                else {
+                    return Err(IncomingError::UnexpectedHandshake);
+                };
+                match state.try_handle_auth_r(rng, &self.identity, &m, now) {
+                    Ok((session, reply)) => {
+                        self.send_private(from, &Message::AuthI(reply));
+                        self.install_session(now, rng, from, session);
+                        Ok(())
+                    }
+                    Err(rejected) => {
+                        let (state, e) = *rejected;
+                        if let Some(member) = self.members.get_mut(from) {
+                            member.handshake = Handshake::Initiated(Box::new(state));
+                        }
+                        Err(e.into())
+                    }
+                }
+            }
+            Message::AuthI(m) => {
+                let member = self
+                    .members
+                    .get_mut(from)
+                    .ok_or(IncomingError::UnknownSender)?;
+                let Handshake::Responded(state) =
+                    std::mem::replace(&mut member.handshake, Handshake::Idle)
+                else {
+                    return Err(IncomingError::UnexpectedHandshake);
+                };
+                match state.try_handle_auth_i(&self.identity, &m) {
+                    Ok(session) => {
+                        self.install_session(now, rng, from, session);
+                        Ok(())
+                    }
+                    Err(rejected) => {
+                        let (state, e) = *rejected;
+                        if let Some(member) = self.members.get_mut(from) {
+                            member.handshake = Handshake::Responded(Box::new(state));
+                        }
+                        Err(e.into())
+                    }
+                }
+            }
+            Message::Data(m) => {
+                let member = self
+                    .members
+                    .get_mut(from)
+                    .ok_or(IncomingError::UnknownSender)?;
+                let Some(session) = member.session.as_mut() else {
+                    // It overtook the last handshake message: keep it for a moment.
+                    if member.early.len() < MAX_EARLY {
+                        member.early.push(payload.to_vec());
+                    }
+                    return Ok(());
+                };
+                let event = session.handle_data(rng, &m)?;
+                let mut replies = Vec::new();
+                while let Some(r) = session.poll_transmit() {
+                    replies.push(r);
+                }
+                for r in replies {
+                    self.send_private(from, &Message::Data(r));
+                }
+                match event {
+                    None => Ok(()),
+                    Some(SessionEvent::Text(text)) => {
+                        let nickname = self.members.get(from).and_then(|m| m.nickname.clone());
+                        let Some(nickname) = nickname else {
+                            return Err(IncomingError::UnexpectedContent);
+                        };
+                        self.events.push_back(RoomEvent::PrivateMessage {
+                            from: from.to_owned(),
+                            nickname,
+                            text,
+                        });
+                        Ok(())
+                    }
+                    Some(SessionEvent::Smp(event)) => {
+                        self.events.push_back(RoomEvent::Verification {
+                            member: from.to_owned(),
+                            event,
+                        });
+                        Ok(())
+                    }
+                    Some(SessionEvent::Group(Content::GroupProfile(p))) => {
+                        self.handle_profile(now, rng, from, p)
+                    }
+                    Some(SessionEvent::Group(Content::EpochKey(k))) => {
+                        self.handle_epoch_key(now, rng, from, k)
+                    }
+                    Some(SessionEvent::Group(_)) => Err(IncomingError::UnexpectedContent),
+                }
+            }
+        }
+    }
+
+    fn install_session(
+        &mut self,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+        from: &str,
+        session: Session,
+    ) {
+        let key = *session.their_profile().identity_key();
+        let bound = !self.config.require_bound_names
+            || from.ends_with(&format!("/{}", occupant_name(&key)));
+        let Some(member) = self.members.get_mut(from) else {
+            return;
+        };
+        let changed = member.identity_key.is_some_and(|old| old != key);
+        member.identity_key = Some(key);
+        if !bound {
+            member.excluded = Exclusion::Permanent;
+            self.alarm(Alarm::UnboundOccupantName {
+                member: from.to_owned(),
+            });
+            self.reconsider(now, rng);
+            return;
+        }
+        member.session = Some(session);
+        if member.excluded == Exclusion::Retrying {
+            member.excluded = Exclusion::No;
+            member.retry_at = None;
+        }
+        member.timeout_reported = false;
+        if changed {
+            member.nickname = None;
+            member.announced = false;
+            self.alarm(Alarm::KeyChanged {
+                member: from.to_owned(),
+            });
+        }
+        let profile = Content::GroupProfile(GroupProfile {
+            room: self.room.clone(),
+            nickname: self.nickname.clone(),
+        });
+        let sent = self
+            .members
+            .get_mut(from)
+            .and_then(|m| m.session.as_mut())
+            .and_then(|s| s.encrypt(rng, &profile).ok());
+        if let Some(msg) = sent {
+            self.send_private(from, &Message::Data(msg));
+        }
+        let early = self
+            .members
+            .get_mut(from)
+            .map(|m| std::mem::take(&mut m.early))
+            .unwrap_or_default();
+        for payload in early {
+            let _ = self.handle_private(now, rng, from, &payload);
+        }
+        self.reconsider(now, rng);
+    }
+
+    fn handle_profile(
+        &mut self,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+        from: &str,
+        profile: GroupProfile,
+    ) -> Result<(), IncomingError> {
+        let room_ok = profile.room == self.room;
+        let nick_ok = valid_nickname(&profile.nickname);
+        let member = self
+            .members
+            .get_mut(from)
+            .ok_or(IncomingError::UnknownSender)?;
+        if !room_ok {
+            member.excluded = Exclusion::Permanent;
+            self.alarm(Alarm::RoomMismatch {
+                member: from.to_owned(),
+            });
+            self.reconsider(now, rng);
+            return Err(IncomingError::UnexpectedContent);
+        }
+        if !nick_ok {
+            return Err(IncomingError::UnexpectedContent);
+        }
+        if member.nickname.is_some() {
+            return Err(IncomingError::UnexpectedContent);
+        }
+        member.nickname = Some(profile.nickname.clone());
+        let fingerprint = member.identity_key.as_ref().map(Fingerprint::of);
+        if let Some(fingerprint) = fingerprint {
+            member.announced = true;
+            self.events.push_back(RoomEvent::MemberJoined {
+                address: from.to_owned(),
+                nickname: profile.nickname.clone(),
+                fingerprint,
+            });
+        }
+        let mut same: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.present && m.nickname.as_deref() == Some(profile.nickname.as_str()))
+            .map(|(a, _)| a.clone())
+            .collect();
+        if profile.nickname == self.nickname {
+            same.push(self.me.clone());
+        }
+        if same.len() > 1 {
+            same.sort();
+            self.alarm(Alarm::NicknameTaken {
+                nickname: profile.nickname,
+                members: same,
+            });
+        }
+        self.reconsider(now, rng);
+        Ok(())
+    }
+
+    // ---- epochs ---------------------------------------------------------------------
+
+    fn view(&self) -> Vec<RosterEntry> {
+        let mut roster = vec![RosterEntry {
+            address: self.me.clone(),
+            identity_key: self.identity.verifying_key(),
+            nickname_hash: nickname_hash(&self.nickname),
+        }];
+        for (address, m) in &self.members {
+            if let (true, Some(key), Some(nick)) = (m.ready(), m.identity_key, m.nickname.as_ref())
+            {
+                roster.push(RosterEntry {
+                    address: address.clone(),
+                    identity_key: key,
+                    nickname_hash: nickname_hash(nick),
+                });
+            }
+        }
+        roster.sort_by(|a, b| a.address.cmp(&b.address));
+        roster
+    }
+
+    fn same_members(a: &[RosterEntry], b: &[RosterEntry]) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| x.address == y.address && x.identity_key == y.identity_key)
+    }
+
+    fn stable(&self) -> bool {
+        !self.members.values().any(Member::pending)
+    }
+
+    /// Enters the epoch that matches our view of the room, if it changed.
+    fn reconsider(&mut self, now: Timestamp, rng: &mut impl CryptoRngCore) {
+        if self.left || !self.stable() {
+            return;
+        }
+        let view = self.view();
+        if let Some(cur) = &self.current {
+            if Self::same_members(&cur.roster, &view) {
+                return;
+            }
+        }
+        let current_counter = self.current.as_ref().map_or(0, |e| e.counter);
+        // Adopt the highest proposal that matches our view, else propose our own.
+        let adopt = self
+            .members
+            .values()
+            .filter_map(|m| m.proposal.as_ref())
+            .filter(|p| p.counter > current_counter && Self::same_members(&p.roster, &view))
+            .map(|p| p.counter)
+            .max();
+        let counter = adopt.unwrap_or(self.max_counter.saturating_add(1));
+        self.enter_epoch(now, rng, counter, view);
+    }
+
+    fn enter_epoch(
+        &mut self,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+        counter: u64,
+        roster: Vec<RosterEntry>,
+    ) {
+        let tag = epoch_tag(&self.room, counter, &roster);
+        if self.current.as_ref().is_some_and(|e| e.tag == tag) {
+            return;
+        }
+        let Some(me) = roster.iter().position(|e| e.address == self.me) else {
+            return;
+        };
+        let Ok(me) = u16::try_from(me) else { return };
+        let mut random = || {
+            let mut k = [0u8; 32];
+            rng.fill_bytes(&mut k);
+            Secret32(k)
+        };
+        let chain_key = random();
+        let mac_keys: Vec<Secret32> = (0..roster.len()).map(|_| random()).collect();
+        // Our view of the epoch we leave, for those who shared it.
+        let mut previous: Option<(EpochTag, Vec<Ack>, Vec<String>)> = None;
+        if let Some(mut old) = self.current.take() {
+            let acks = old.acks(true);
+            let members = old.roster.iter().map(|e| e.address.clone()).collect();
+            previous = Some((old.tag, acks, members));
+            old.retire_at = Some(now.plus_millis(self.config.old_epoch_grace_ms));
+            self.old.push(old);
+            while self.old.len() > MAX_OLD_EPOCHS {
+                let mut dropped = self.old.remove(0);
+                dropped.forget_keys();
+            }
+        }
+        self.max_counter = self.max_counter.max(counter);
+        let mut epoch = Epoch::new(counter, tag, roster.clone(), me, chain_key, mac_keys, now);
+        epoch.attest_deadline = now.plus_millis(self.config.attest_timeout_ms);
+        for (pos, entry) in roster.iter().enumerate() {
+            if entry.address == self.me {
+                continue;
+            }
+            let Some((chain_key, mac_key)) = epoch.keys_for(pos) else {
+                continue;
+            };
+            let prev = previous
+                .as_ref()
+                .filter(|(_, _, members)| members.contains(&entry.address))
+                .map(|(t, a, _)| (*t, a.clone()));
+            let content = Content::EpochKey(EpochKey {
+                counter,
+                roster: roster.clone(),
+                chain_key,
+                mac_key,
+                previous: prev,
+            });
+            let sent = self
+                .members
+                .get_mut(&entry.address)
+                .and_then(|m| m.session.as_mut())
+                .and_then(|s| s.encrypt(rng, &content).ok());
+            if let Some(msg) = sent {
+                self.send_private(&entry.address, &Message::Data(msg));
+            }
+        }
+        self.current = Some(epoch);
+        // Keys that arrived before we entered.
+        let early: Vec<(String, EpochKey)> = self
+            .members
+            .iter_mut()
+            .filter_map(|(a, m)| {
+                let matches = m
+                    .proposal
+                    .as_ref()
+                    .is_some_and(|p| epoch_tag(&self.room, p.counter, &p.roster) == tag);
+                if matches {
+                    m.proposal.take().map(|p| (a.clone(), p))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (from, key) in early {
+            self.apply_epoch_key(now, rng, &from, &key);
+        }
+        if self.current.as_ref().is_some_and(|e| e.attested) {
+            self.on_attested(now, rng);
+        }
+    }
+
+    fn handle_epoch_key(
+        &mut self,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+        from: &str,
+        key: EpochKey,
+    ) -> Result<(), IncomingError> {
+        let sender_key = self
+            .members
+            .get(from)
+            .and_then(|m| m.identity_key)
+            .ok_or(IncomingError::UnknownSender)?;
+        let sorted = key
+            .roster
+            .windows(2)
+            .all(|w| w.first().map(|e| &e.address) < w.get(1).map(|e| &e.address));
+        let lists_sender = key
+            .roster
+            .iter()
+            .any(|e| e.address == from && e.identity_key == sender_key);
+        let me_entry = key.roster.iter().find(|e| e.address == self.me);
+        if key.roster.len() < 2
+            || key.roster.len() > MAX_MEMBERS
+            || !sorted
+            || !lists_sender
+            || me_entry.is_none()
+        {
+            return Err(IncomingError::BadEpochKey);
+        }
+        if me_entry.is_some_and(|e| e.identity_key != self.identity.verifying_key()) {
+            self.alarm(Alarm::RosterSplit {
+                member: self.me.clone(),
+                reported_by: from.to_owned(),
+            });
+            return Err(IncomingError::BadEpochKey);
+        }
+        self.max_counter = self.max_counter.max(key.counter);
+        if let Some(m) = self.members.get_mut(from) {
+            if m.excluded == Exclusion::UntilHeard {
+                m.excluded = Exclusion::No;
+            }
+        }
+        // Its view of the previous epoch, checked against ours.
+        if let Some((prev_tag, acks)) = &key.previous {
+            self.take_acks_in(now, prev_tag, from, acks);
+        }
+        let tag = epoch_tag(&self.room, key.counter, &key.roster);
+        if self.current.as_ref().is_some_and(|e| e.tag == tag) {
+            self.apply_epoch_key(now, rng, from, &key);
+            if self.current.as_ref().is_some_and(|e| e.attested) {
+                self.on_attested(now, rng);
+            }
+            return Ok(());
+        }
+        if self.old.iter().any(|e| e.tag == tag) {
+            return Ok(());
+        }
+        let unexcluded = self
+            .current
+            .as_ref()
+            .is_some_and(|e| !e.roster.iter().any(|r| r.address == from));
+        // Another key for a member we know: the server shows different keys to different
+        // people.
+        let mut splits = Vec::new();
+        for e in &key.roster {
+            if let Some(m) = self.members.get(&e.address) {
+                if m.identity_key.is_some_and(|k| k != e.identity_key) {
+                    splits.push(e.address.clone());
+                }
+            }
+        }
+        for member in splits {
+            self.alarm(Alarm::RosterSplit {
+                member,
+                reported_by: from.to_owned(),
+            });
+        }
+        let current_counter = self.current.as_ref().map_or(0, |e| e.counter);
+        let adopt = key.counter > current_counter
+            && self.stable()
+            && Self::same_members(&key.roster, &self.view());
+        if let Some(m) = self.members.get_mut(from) {
+            if m.proposal.as_ref().is_none_or(|p| p.counter <= key.counter) {
+                m.proposal = Some(key.clone());
+            }
+        }
+        if adopt {
+            self.enter_epoch(now, rng, key.counter, self.view());
+        } else if unexcluded {
+            self.reconsider(now, rng);
+        }
+        Ok(())
+    }
+
+    fn apply_epoch_key(
+        &mut self,
+        now: Timestamp,
+        _rng: &mut impl CryptoRngCore,
+        from: &str,
+        key: &EpochKey,
+    ) {
+        let Some(epoch) = self.current.as_mut() else {
+            return;
+        };
+        let Some(pos) = epoch.roster.iter().position(|e| e.address == from) else {
+            return;
+        };
+        let mut mismatches = Vec::new();
+        for (mine, theirs) in epoch.roster.iter().zip(&key.roster) {
+            if mine.nickname_hash != theirs.nickname_hash {
+                mismatches.push(mine.address.clone());
+            }
+        }
+        let their_hash = key
+            .roster
+            .get(pos)
+            .map(|e| e.nickname_hash)
+            .unwrap_or_default();
+        epoch.set_peer_keys(pos, &key.chain_key, &key.mac_key, their_hash);
+        let _ = now;
+        for member in mismatches {
+            self.alarm(Alarm::NicknameMismatch {
+                member,
+                reported_by: from.to_owned(),
+            });
+        }
+    }
+
+    fn on_attested(&mut self, now: Timestamp, rng: &mut impl CryptoRngCore) {
+        let Some(epoch) = self.current.as_ref() else {
+            return;
+        };
+        let (counter, members) = (epoch.counter, epoch.roster.len());
+        if epoch.attest_reported {
+            return;
+        }
+        if let Some(e) = self.current.as_mut() {
+            e.attest_reported = true;
+        }
+        self.events
+            .push_back(RoomEvent::EpochReady { counter, members });
+        self.flush_queued(now);
+        self.retry_buffered(now, rng);
+    }
+
+    // ---- group messages -------------------------------------------------------------
+
+    /// Sends a text to the room. Returns a local id; [`RoomEvent::Sent`] gives its
+    /// message id once it is out (at once if the epoch is ready, else when it is).
+    pub fn send_text(&mut self, now: Timestamp, text: &str) -> Result<u64, RoomError> {
+        if self.left {
+            return Err(RoomError::Left);
+        }
+        if text.len() > MAX_TEXT_BYTES {
+            return Err(RoomError::TextTooLong {
+                len: text.len(),
+                max: MAX_TEXT_BYTES,
+            });
+        }
+        let local_id = self.next_local_id;
+        self.next_local_id += 1;
+        self.queued.push_back((local_id, text.to_owned()));
+        self.flush_queued(now);
+        Ok(local_id)
+    }
+
+    /// Sends queued texts once the room is settled: the epoch attested and no handshake
+    /// with a present member still under way (so a text typed after someone appeared
+    /// reaches them too).
+    fn flush_queued(&mut self, now: Timestamp) {
+        let ready = self.stable() && self.current.as_ref().is_some_and(|e| e.attested);
+        if !ready {
+            return;
+        }
+        while let Some((local_id, text)) = self.queued.pop_front() {
+            self.send_now(now, local_id, text);
+        }
+    }
+
+    fn send_now(&mut self, now: Timestamp, local_id: u64, text: String) {
+        let Some(epoch) = self.current.as_mut() else {
+            return;
+        };
+        let acks = epoch.acks(false);
+        let msg = epoch.seal(
+            &GroupBody {
+                acks,
+                kind: BodyKind::Text(text),
+            },
+            now,
+        );
+        let id = MessageId {
+            epoch: msg.epoch,
+            sender: msg.sender,
+            index: msg.index,
+        };
+        let of = epoch.others();
+        if of > 0 {
+            self.outbox.push_back(Transmit {
+                to: Destination::Room,
+                payload: msg.encode(),
+            });
+        }
+        self.events.push_back(RoomEvent::Sent { local_id, id });
+        self.events.push_back(RoomEvent::Confirmation {
+            id,
+            confirmed: 0,
+            of,
+        });
+    }
+
+    fn send_body(&mut self, now: Timestamp, kind: BodyKind, all_acks: bool) {
+        let Some(epoch) = self.current.as_mut() else {
+            return;
+        };
+        let acks = epoch.acks(all_acks);
+        let msg = epoch.seal(&GroupBody { acks, kind }, now);
+        self.outbox.push_back(Transmit {
+            to: Destination::Room,
+            payload: msg.encode(),
+        });
+    }
+
+    /// A group payload from `from` (an encoded [`GroupMessage`]).
+    pub fn handle_group(
+        &mut self,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+        from: &str,
+        payload: &[u8],
+    ) -> Result<(), IncomingError> {
+        if self.left {
+            return Err(IncomingError::UnknownSender);
+        }
+        if from == self.me {
+            return Ok(()); // The server's echo of our own message.
+        }
+        let msg = GroupMessage::decode(payload)?;
+        self.receive_group(now, rng, from, msg)
+    }
+
+    fn receive_group(
+        &mut self,
+        now: Timestamp,
+        rng: &mut impl CryptoRngCore,
+        from: &str,
+        msg: GroupMessage,
+    ) -> Result<(), IncomingError> {
+        let epoch = if self.current.as_ref().is_some_and(|e| e.tag == msg.epoch) {
+            self.current.as_mut()
+        } else {
+            self.old.iter_mut().find(|e| e.tag == msg.epoch)
+        };
+        let Some(epoch) = epoch else {
+            self.buffer(from, msg, now);
+            return Ok(());
+        };
+        let is_current = epoch.retire_at.is_none();
+        let roster: Vec<String> = epoch.roster.iter().map(|e| e.address.clone()).collect();
+        if roster.get(usize::from(msg.sender)).map(String::as_str) != Some(from) {
+            return Err(IncomingError::SenderMismatch);
+        }
+        let epoch_tag = epoch.tag;
+        let (body, _hash, mut findings) = match epoch.open(&msg, now) {
+            Ok(v) => v,
+            Err(GroupReceiveError::NoKeyYet(_)) => {
+                self.buffer(from, msg, now);
+                return Ok(());
+            }
+            Err(GroupReceiveError::BadMac(_)) => {
+                self.alarm(Alarm::ForgedOrigin {
+                    claimed_sender: from.to_owned(),
+                });
+                return Err(GroupReceiveError::BadMac(msg.sender).into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        findings.extend(epoch.take_acks(msg.sender, &body.acks, now));
+        let total = epoch.total_messages;
+        let of = epoch.others();
+        self.report(&roster, epoch_tag, of, findings);
+        match body.kind {
+            BodyKind::Text(text) => {
+                let nickname = self
+                    .members
+                    .get(from)
+                    .and_then(|m| m.nickname.clone())
+                    .unwrap_or_default();
+                self.events.push_back(RoomEvent::Message {
+                    id: MessageId {
+                        epoch: msg.epoch,
+                        sender: msg.sender,
+                        index: msg.index,
+                    },
+                    from: from.to_owned(),
+                    nickname,
+                    text,
+                });
+            }
+            BodyKind::Heartbeat | BodyKind::Leave => {}
+        }
+        if is_current && total >= self.config.rekey_after_messages {
+            self.rekey(now, rng);
+        }
+        Ok(())
+    }
+
+    fn report(&mut self, roster: &[String], tag: EpochTag, of: usize, findings: Vec<Finding>) {
+        let name = |i: u16| roster.get(usize::from(i)).cloned().unwrap_or_default();
+        let me = roster
+            .iter()
+            .position(|a| *a == self.me)
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(0);
+        for f in findings {
+            let event = match f {
+                Finding::Equivocation {
+                    sender,
+                    index,
+                    reported_by,
+                } => RoomEvent::Alarm(Alarm::Equivocation {
+                    sender: name(sender),
+                    index,
+                    reported_by: name(reported_by),
+                }),
+                Finding::ChainBroken { sender, index } => RoomEvent::Alarm(Alarm::ChainBroken {
+                    sender: name(sender),
+                    index,
+                }),
+                Finding::BadAckOfOurs { reported_by, .. } => {
+                    RoomEvent::Alarm(Alarm::FalseAcknowledgement {
+                        reported_by: name(reported_by),
+                    })
+                }
+                Finding::Confirmed { index, confirmed } => RoomEvent::Confirmation {
+                    id: MessageId {
+                        epoch: tag,
+                        sender: me,
+                        index,
+                    },
+                    confirmed,
+                    of,
+                },
+            };
+            self.events.push_back(event);
+        }
+    }
+
+    fn take_acks_in(&mut self, now: Timestamp, tag: &EpochTag, from: &str, acks: &[Ack]) {
+        let epoch = if self.current.as_ref().is_some_and(|e| e.tag == *tag) {
+            self.current.as_mut()
+        } else {
+            self.old.iter_mut().find(|e| e.tag == *tag)
+        };
+        let Some(epoch) = epoch else { return };
+        let roster: Vec<String> = epoch.roster.iter().map(|e| e.address.clone()).collect();
+        let Some(reporter) = roster
+            .iter()
+            .position(|a| a == from)
+            .and_then(|p| u16::try_from(p).ok())
+        else {
+            return;
+        };
+        let findings = epoch.take_acks(reporter, acks, now);
+        let (t, of) = (epoch.tag, epoch.others());
+        self.report(&roster, t, of, findings);
+    }
+
+    fn buffer(&mut self, from: &str, msg: GroupMessage, now: Timestamp) {
+        if self.buffered.len() >= MAX_BUFFERED {
+            self.buffered.pop_front();
+        }
+        self.buffered.push_back((from.to_owned(), msg, now));
+    }
+
+    fn retry_buffered(&mut self, now: Timestamp, rng: &mut impl CryptoRngCore) {
+        let pending: Vec<_> = self.buffered.drain(..).collect();
+        for (from, msg, at) in pending {
+            let known = self.current.as_ref().is_some_and(|e| e.tag == msg.epoch)
+                || self.old.iter().any(|e| e.tag == msg.epoch);
+            if known {
+                let _ = self.receive_group(now, rng, &from, msg);
+            } else if now.0.saturating_sub(at.0) < self.config.old_epoch_grace_ms {
+                self.buffered.push_back((from, msg, at));
+            }
+        }
+    }
+
+    fn rekey(&mut self, now: Timestamp, rng: &mut impl CryptoRngCore) {
+        if !self.stable() || !self.current.as_ref().is_some_and(|e| e.attested) {
+            return;
+        }
+        let view = self.view();
+        let counter = self.max_counter.saturating_add(1);
+        self.enter_epoch(now, rng, counter, view);
+    }
+
+    // ---- private chat and verification ----------------------------------------------
+
+    /// Sends a private (one-to-one) message to a member.
+    pub fn send_private_text(
+        &mut self,
+        rng: &mut impl CryptoRngCore,
+        to: &str,
+        text: &str,
+    ) -> Result<(), RoomError> {
+        if text.len() > MAX_TEXT_BYTES {
+            return Err(RoomError::TextTooLong {
+                len: text.len(),
+                max: MAX_TEXT_BYTES,
+            });
+        }
+        let session = self
+            .members
+            .get_mut(to)
+            .and_then(|m| m.session.as_mut())
+            .ok_or(RoomError::NoSession)?;
+        let msg = session
+            .send_text(rng, text)
+            .map_err(|e| RoomError::Verify(VerifyError::Encrypt(e)))?;
+        self.send_private(to, &Message::Data(msg));
+        Ok(())
+    }
+
+    /// Asks a member a secret question.
+    pub fn start_verification(
+        &mut self,
+        rng: &mut impl CryptoRngCore,
+        member: &str,
+        question: Option<&str>,
+        answer: &str,
+    ) -> Result<(), RoomError> {
+        let session = self
+            .members
+            .get_mut(member)
+            .and_then(|m| m.session.as_mut())
+            .ok_or(RoomError::NoSession)?;
+        let msg = session.start_verification(rng, question, answer)?;
+        self.send_private(member, &Message::Data(msg));
+        Ok(())
+    }
+
+    /// Answers a member's secret question.
+    pub fn answer_verification(
+        &mut self,
+        rng: &mut impl CryptoRngCore,
+        member: &str,
+        answer: &str,
+    ) -> Result<(), RoomError> {
+        let session = self
+            .members
+            .get_mut(member)
+            .and_then(|m| m.session.as_mut())
+            .ok_or(RoomError::NoSession)?;
+        let msg = session.answer_verification(rng, answer)?;
+        self.send_private(member, &Message::Data(msg));
+        Ok(())
+    }
+
+    /// Leaves: sends our final view of the transcript (acknowledgements of every sender)
+    /// and deletes every key.
+    pub fn leave(&mut self, now: Timestamp) -> Result<(), RoomError> {
+        if self.left {
+            return Err(RoomError::Left);
+        }
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|e| e.attested && e.others() > 0)
+        {
+            self.send_body(now, BodyKind::Leave, true);
+        }
+        self.left = true;
+        if let Some(mut e) = self.current.take() {
+            e.forget_keys();
+        }
+        for mut e in self.old.drain(..) {
+            e.forget_keys();
+        }
+        self.members.clear();
+        self.queued.clear();
+        self.buffered.clear();
+        Ok(())
+    }
+
+    // ---- time -----------------------------------------------------------------------
+
+    /// When [`Room::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let mut next: Option<Timestamp> = None;
+        let floor = self.timers_ran;
+        let mut consider = |t: Timestamp| {
+            if t > floor {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        if self.left {
+            return None;
+        }
+        for m in self.members.values() {
+            if let (Exclusion::Retrying, Some(t)) = (m.excluded, m.retry_at) {
+                consider(t);
+            }
+            if m.pending() {
+                if !m.initiated_fallback {
+                    consider(m.since.plus_millis(self.config.handshake_timeout_ms / 2));
+                }
+                consider(m.since.plus_millis(self.config.handshake_timeout_ms));
+            }
+        }
+        if let Some(e) = &self.current {
+            if !e.attested && !e.attest_reported {
+                consider(e.attest_deadline);
+            }
+            if let (Some(t), true) = (e.first_unacked, e.attested) {
+                consider(t.plus_millis(self.config.heartbeat_ms));
+            }
+            if e.attested {
+                consider(e.started.plus_millis(self.config.rekey_after_ms));
+            }
+        }
+        for e in self.current.iter().chain(self.old.iter()) {
+            for s in e.sent.iter().filter(|s| s.is_text && !s.flagged) {
+                consider(s.at.plus_millis(self.config.confirm_timeout_ms));
+            }
+            for p in e.peers.iter().flatten() {
+                if let (Some(t), false) = (p.gap_since, p.gap_reported) {
+                    consider(t.plus_millis(self.config.confirm_timeout_ms));
+                }
+            }
+            if let Some(t) = e.retire_at {
+                consider(t);
+            }
+        }
+        next
+    }
+
+    /// Runs every timer that is due.
+    pub fn handle_timeout(&mut self, now: Timestamp, rng: &mut impl CryptoRngCore) {
+        if self.left {
+            return;
+        }
+        self.timers_ran = self.timers_ran.max(now);
+        // Handshakes: the other side should have started; start ourselves half-way, give
+        // up at the deadline.
+        let mut fallback = Vec::new();
+        let mut expired = Vec::new();
+        for (a, m) in &self.members {
+            if !m.pending() {
+                continue;
+            }
+            let age = now.0.saturating_sub(m.since.0);
+            if age >= self.config.handshake_timeout_ms {
+                expired.push(a.clone());
+            } else if age >= self.config.handshake_timeout_ms / 2
+                && !m.initiated_fallback
+                && matches!(m.handshake, Handshake::Idle)
+                && m.session.is_none()
+            {
+                fallback.push(a.clone());
+            }
+        }
+        for a in fallback {
+            if let Some(m) = self.members.get_mut(&a) {
+                m.initiated_fallback = true;
+            }
+            self.initiate(rng, &a);
+        }
+        for a in expired {
+            let mut report = false;
+            if let Some(m) = self.members.get_mut(&a) {
+                m.excluded = Exclusion::Retrying;
+                m.retry_backoff_ms = (m.retry_backoff_ms * 2)
+                    .clamp(self.config.handshake_timeout_ms, 10 * 60 * 1000);
+                m.retry_at = Some(now.plus_millis(m.retry_backoff_ms));
+                report = !m.timeout_reported;
+                m.timeout_reported = true;
+            }
+            if report {
+                self.alarm(Alarm::HandshakeTimeout { member: a });
+            }
+        }
+        // Retry handshakes with members left out after a timeout.
+        let retry: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, m)| {
+                m.present
+                    && m.excluded == Exclusion::Retrying
+                    && m.retry_at.is_some_and(|t| now >= t)
+            })
+            .map(|(a, _)| a.clone())
+            .collect();
+        for a in retry {
+            if let Some(m) = self.members.get_mut(&a) {
+                m.handshake = Handshake::Idle;
+                m.answered = None;
+                m.since = now;
+                m.retry_at = Some(now.plus_millis(m.retry_backoff_ms));
+            }
+            if self.me < a {
+                self.initiate(rng, &a);
+            }
+        }
+        // Attestation.
+        let mut missing_members = Vec::new();
+        if let Some(e) = self.current.as_mut() {
+            if !e.attested && !e.attest_reported && now >= e.attest_deadline {
+                e.attest_reported = true;
+                missing_members = e
+                    .missing_keys()
+                    .iter()
+                    .filter_map(|&i| e.roster.get(i).map(|r| r.address.clone()))
+                    .collect();
+            }
+        }
+        if !missing_members.is_empty() {
+            for a in &missing_members {
+                if let Some(m) = self.members.get_mut(a) {
+                    m.excluded = Exclusion::UntilHeard;
+                }
+            }
+            self.alarm(Alarm::AttestationTimeout {
+                missing: missing_members,
+            });
+        }
+        // Heartbeat.
+        let heartbeat = self.current.as_ref().is_some_and(|e| {
+            e.attested
+                && e.owes_acks()
+                && e.first_unacked
+                    .is_some_and(|t| now >= t.plus_millis(self.config.heartbeat_ms))
+        });
+        if heartbeat {
+            self.send_body(now, BodyKind::Heartbeat, false);
+        }
+        // Confirmations and gaps.
+        let confirm = self.config.confirm_timeout_ms;
+        let mut alarms = Vec::new();
+        for e in self.current.iter_mut().chain(self.old.iter_mut()) {
+            let roster: Vec<String> = e.roster.iter().map(|r| r.address.clone()).collect();
+            let flagged: Vec<u32> = e
+                .sent
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.is_text && !s.flagged && now >= s.at.plus_millis(confirm))
+                .filter_map(|(i, _)| u32::try_from(i).ok())
+                .collect();
+            for index in flagged {
+                if let Some(s) = e.sent.get_mut(index as usize) {
+                    s.flagged = true;
+                }
+                let missing: Vec<String> = e
+                    .unconfirmed_by(index)
+                    .iter()
+                    .filter_map(|&i| roster.get(i).cloned())
+                    .collect();
+                if !missing.is_empty() {
+                    alarms.push(Alarm::Unconfirmed {
+                        id: MessageId {
+                            epoch: e.tag,
+                            sender: e.me,
+                            index,
+                        },
+                        missing,
+                    });
+                }
+            }
+            for (i, p) in e.peers.iter_mut().enumerate() {
+                let Some(p) = p else { continue };
+                if let (Some(t), false) = (p.gap_since, p.gap_reported) {
+                    if now >= t.plus_millis(confirm) && p.expected > p.contiguous {
+                        p.gap_reported = true;
+                        alarms.push(Alarm::Missing {
+                            sender: roster.get(i).cloned().unwrap_or_default(),
+                            index: p.contiguous,
+                        });
+                    }
+                }
+            }
+        }
+        for a in alarms {
+            self.alarm(a);
+        }
+        // Old epochs: delete their keys.
+        let mut i = 0;
+        while i < self.old.len() {
+            if self
+                .old
+                .get(i)
+                .and_then(|e| e.retire_at)
+                .is_some_and(|t| now >= t)
+            {
+                let mut e = self.old.remove(i);
+                e.forget_keys();
+            } else {
+                i += 1;
+            }
+        }
+        self.retry_buffered(now, rng);
+        // Periodic rekey, and any change of view (exclusions above).
+        let due = self.current.as_ref().is_some_and(|e| {
+            e.attested && now >= e.started.plus_millis(self.config.rekey_after_ms)
+        });
+        if due {
+            self.rekey(now, rng);
+        } else {
+            self.reconsider(now, rng);
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn current_chain_key(&self) -> Option<[u8; 32]> {
+        self.current.as_ref().map(|e| e.my_chain_key_bytes())
+    }
+}

@@ -1,0 +1,495 @@
+//! The group protocol in simulated rooms: convergence, confirmations, join and leave
+//! secrecy, and every attack of a malicious server or insider detected and named.
+
+use cryptocat_protocol::group::wire::GroupMessage;
+use cryptocat_protocol::group::{Alarm, RoomEvent};
+use proptest::prelude::*;
+
+use crate::room_sim::{Channel, Envelope, Sim, Verdict};
+use crate::sim::Faults;
+
+const CLEAN: Faults = Faults {
+    drop_per_mille: 0,
+    duplicate_per_mille: 0,
+    max_delay: 0,
+};
+
+fn ready_counters(sim: &Sim) -> Vec<Option<(u64, bool)>> {
+    sim.members.iter().map(|m| m.room.epoch()).collect()
+}
+
+fn room_of(n: usize, seed: u64, faults: Faults) -> Sim {
+    let mut sim = Sim::new(seed, faults);
+    for i in 0..n {
+        sim.join(seed * 100 + i as u64, &format!("nick{i}"));
+    }
+    sim.run(10_000);
+    sim
+}
+
+fn confirmations(sim: &Sim, i: usize) -> Vec<(String, usize, usize)> {
+    sim.members[i]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            RoomEvent::Confirmation { id, confirmed, of } => {
+                Some((id.to_string(), *confirmed, *of))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn final_confirmation(sim: &Sim, i: usize, local_id: u64) -> (usize, usize) {
+    let id = sim.members[i]
+        .events
+        .iter()
+        .find_map(|e| match e {
+            RoomEvent::Sent { local_id: l, id } if *l == local_id => Some(id.to_string()),
+            _ => None,
+        })
+        .expect("message was sent");
+    confirmations(sim, i)
+        .into_iter()
+        .filter(|(cid, _, _)| *cid == id)
+        .map(|(_, c, of)| (c, of))
+        .max()
+        .expect("a confirmation event")
+}
+
+#[test]
+fn three_members_agree_chat_and_confirm() {
+    let mut sim = room_of(3, 1, CLEAN);
+    let epochs = ready_counters(&sim);
+    assert!(
+        epochs.iter().all(|e| e.is_some_and(|(_, ready)| ready)),
+        "{epochs:?}"
+    );
+    assert!(
+        epochs.windows(2).all(|w| w[0] == w[1]),
+        "members disagree on the epoch: {epochs:?}"
+    );
+    // Everyone saw the others join with the right nicknames.
+    for i in 0..3 {
+        let joined: Vec<String> = sim.members[i]
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                RoomEvent::MemberJoined { nickname, .. } => Some(nickname.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(joined.len(), 2, "member {i}: {joined:?}");
+        assert!(!joined.contains(&format!("nick{i}")));
+    }
+    let ids: Vec<u64> = (0..3)
+        .map(|i| sim.send(i, &format!("hello from {i}")))
+        .collect();
+    sim.run(10_000);
+    for i in 0..3 {
+        let got = sim.texts(i);
+        assert_eq!(got.len(), 2, "member {i} got {got:?}");
+        for (nick, text) in got {
+            assert_eq!(text, format!("hello from {}", &nick[4..]));
+        }
+        assert_eq!(final_confirmation(&sim, i, ids[i]), (2, 2), "member {i}");
+        assert!(sim.alarms(i).is_empty(), "member {i}: {:?}", sim.alarms(i));
+    }
+}
+
+#[test]
+fn private_messages_reach_only_their_recipient() {
+    let mut sim = room_of(3, 2, CLEAN);
+    let to = sim.address(1);
+    let now = sim.now;
+    let m = &mut sim.members[0];
+    m.room
+        .send_private_text(&mut m.rng, &to, "just for you")
+        .unwrap();
+    let _ = now;
+    sim.run(5_000);
+    let private = |i: usize| {
+        sim.members[i]
+            .events
+            .iter()
+            .filter(
+                |e| matches!(e, RoomEvent::PrivateMessage { text, .. } if text == "just for you"),
+            )
+            .count()
+    };
+    assert_eq!(private(1), 1);
+    assert_eq!(private(2), 0);
+    assert_eq!(private(0), 0);
+}
+
+#[test]
+fn newcomer_cannot_read_earlier_messages_and_leaver_cannot_read_later_ones() {
+    let mut sim = room_of(3, 3, CLEAN);
+    sim.send(0, "before the join");
+    sim.run(5_000);
+    let before: Vec<Vec<u8>> = sim.captured.clone();
+    // Dave joins; everyone rekeys.
+    let dave = sim.join(399, "dave");
+    sim.run(10_000);
+    let epochs = ready_counters(&sim);
+    assert!(epochs.windows(2).all(|w| w[0] == w[1]), "{epochs:?}");
+    assert_eq!(
+        sim.members[0].room.epoch().map(|e| e.0),
+        sim.members[dave].room.epoch().map(|e| e.0)
+    );
+    // Replay every earlier group payload to Dave: nothing decrypts.
+    let from = sim.address(0);
+    for p in before.iter().filter(|p| GroupMessage::decode(p).is_ok()) {
+        sim.inject(Envelope {
+            from: from.clone(),
+            to: sim.address(dave),
+            channel: Channel::Room,
+            payload: p.clone(),
+            from_twin: false,
+        });
+    }
+    sim.run(60_000);
+    assert!(
+        sim.texts(dave).iter().all(|(_, t)| t != "before the join"),
+        "{:?}",
+        sim.texts(dave)
+    );
+    // Member 2 is removed by the server; the rest rekey and talk.
+    let gone = sim.remove(2);
+    sim.run(10_000);
+    let later_start = sim.captured.len();
+    sim.send(0, "after the leave");
+    sim.run(10_000);
+    assert!(sim.texts(1).iter().any(|(_, t)| t == "after the leave"));
+    // The leaver's state, fed everything sent after it left, reads nothing.
+    let mut leaver = gone;
+    let mut read = 0;
+    for p in &sim.captured[later_start..] {
+        if let Ok(()) = leaver
+            .room
+            .handle_group(sim.now, &mut leaver.rng, &sim.address(0), p)
+        {
+            while let Some(e) = leaver.room.poll_event() {
+                if matches!(e, RoomEvent::Message { .. }) {
+                    read += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(read, 0);
+}
+
+#[test]
+fn faulty_network_converges_and_delivers_each_message_once() {
+    for seed in 10..13 {
+        let faults = Faults {
+            drop_per_mille: 0,
+            duplicate_per_mille: 150,
+            max_delay: 40,
+        };
+        let mut sim = room_of(4, seed, faults);
+        for round in 0..5 {
+            for i in 0..4 {
+                sim.send(i, &format!("{i}:{round}"));
+            }
+            sim.run(500);
+        }
+        sim.run(30_000);
+        let epochs = ready_counters(&sim);
+        assert!(
+            epochs.windows(2).all(|w| w[0] == w[1]),
+            "seed {seed}: {epochs:?}"
+        );
+        for i in 0..4 {
+            let mut got: Vec<String> = sim.texts(i).into_iter().map(|(_, t)| t).collect();
+            let n = got.len();
+            got.sort();
+            got.dedup();
+            assert_eq!(got.len(), n, "seed {seed}: member {i} saw a message twice");
+            assert_eq!(n, 15, "seed {seed}: member {i} got {n} of 15");
+        }
+    }
+}
+
+#[test]
+fn equivocating_insider_is_named_by_every_honest_member() {
+    let mut sim = Sim::new(20, CLEAN);
+    let a = sim.join(2001, "alice");
+    let b = sim.join(2002, "bob");
+    let c = sim.join(2003, "carol");
+    let b_addr = sim.address(b);
+    // Mallory has a twin: what the twin sends goes to Bob only.
+    let m = sim.join_twinned(2004, "mallory", "mallory", vec![b_addr]);
+    sim.run(10_000);
+    let m_addr = sim.address(m);
+    // Same index, different texts.
+    let now = sim.now;
+    sim.members[m]
+        .room
+        .send_text(now, "the meeting is at noon")
+        .unwrap();
+    sim.members[m]
+        .twin
+        .as_mut()
+        .unwrap()
+        .0
+        .send_text(now, "the meeting is at five")
+        .unwrap();
+    sim.collect();
+    sim.run(20_000);
+    for i in [a, b, c] {
+        let alarms = sim.alarms(i);
+        assert!(
+            alarms
+                .iter()
+                .any(|al| matches!(al, Alarm::Equivocation { sender, .. } if *sender == m_addr)),
+            "member {i} did not name Mallory: {alarms:?}"
+        );
+    }
+}
+
+#[test]
+fn insider_telling_different_nicknames_is_named() {
+    let mut sim = Sim::new(21, CLEAN);
+    let a = sim.join(2101, "alice");
+    let b = sim.join(2102, "bob");
+    let b_addr = sim.address(b);
+    let m = sim.join_twinned(2103, "mallory", "eve", vec![b_addr]);
+    sim.run(15_000);
+    let m_addr = sim.address(m);
+    for i in [a, b] {
+        let alarms = sim.alarms(i);
+        assert!(
+            alarms.iter().any(
+                |al| matches!(al, Alarm::NicknameMismatch { member, .. } if *member == m_addr)
+            ),
+            "member {i}: {alarms:?}"
+        );
+    }
+}
+
+#[test]
+fn withheld_message_is_flagged_on_both_sides() {
+    let mut sim = room_of(3, 22, CLEAN);
+    let (a, c) = (sim.address(0), sim.address(2));
+    let target = c.clone();
+    let sender = a.clone();
+    // The server withholds Alice's room messages from Carol, and nothing else.
+    sim.hook = Some(Box::new(move |env: &Envelope| {
+        if env.channel == Channel::Room && env.from == sender && env.to == target {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    }));
+    let id = sim.send(0, "carol must not see this");
+    sim.send(1, "bob acknowledges it");
+    sim.run(40_000);
+    assert!(sim
+        .texts(2)
+        .iter()
+        .all(|(_, t)| t != "carol must not see this"));
+    assert!(
+        final_confirmation(&sim, 0, id).0 < 2,
+        "a withheld message reached full confirmation"
+    );
+    assert!(
+        sim.alarms(0)
+            .iter()
+            .any(|al| matches!(al, Alarm::Unconfirmed { missing, .. } if missing.contains(&c))),
+        "Alice: {:?}",
+        sim.alarms(0)
+    );
+    assert!(
+        sim.alarms(2)
+            .iter()
+            .any(|al| matches!(al, Alarm::Missing { sender, .. } if *sender == a)),
+        "Carol: {:?}",
+        sim.alarms(2)
+    );
+}
+
+#[test]
+fn tampered_origin_mac_is_named_and_the_gap_reported() {
+    let mut sim = room_of(3, 23, CLEAN);
+    let (a, c) = (sim.address(0), sim.address(2));
+    let (sender, target) = (a.clone(), c.clone());
+    sim.hook = Some(Box::new(move |env: &Envelope| {
+        if env.channel == Channel::Room && env.from == sender && env.to == target {
+            let mut p = env.payload.clone();
+            let n = p.len();
+            p[n - 1] ^= 0x55; // Inside the last origin MAC.
+            Verdict::Replace(p)
+        } else {
+            Verdict::Deliver
+        }
+    }));
+    sim.send(0, "tampered for carol");
+    sim.send(1, "bob speaks");
+    sim.run(40_000);
+    let alarms = sim.alarms(2);
+    assert!(
+        alarms
+            .iter()
+            .any(|al| matches!(al, Alarm::ForgedOrigin { claimed_sender } if *claimed_sender == a)),
+        "{alarms:?}"
+    );
+    assert!(
+        alarms
+            .iter()
+            .any(|al| matches!(al, Alarm::Missing { sender, .. } if *sender == a)),
+        "{alarms:?}"
+    );
+    assert!(sim.texts(1).iter().any(|(_, t)| t == "tampered for carol"));
+}
+
+#[test]
+fn injected_and_replayed_payloads_change_nothing() {
+    let mut sim = room_of(3, 24, CLEAN);
+    sim.send(0, "one");
+    sim.run(5_000);
+    let captured = sim.captured.clone();
+    let (a, b) = (sim.address(0), sim.address(1));
+    for p in &captured {
+        sim.inject(Envelope {
+            from: a.clone(),
+            to: b.clone(),
+            channel: Channel::Room,
+            payload: p.clone(),
+            from_twin: false,
+        });
+        sim.inject(Envelope {
+            from: a.clone(),
+            to: b.clone(),
+            channel: Channel::Private,
+            payload: p.clone(),
+            from_twin: false,
+        });
+    }
+    for junk in [vec![], vec![1u8; 3], vec![1, 0x20, 0, 0], vec![0xff; 500]] {
+        sim.inject(Envelope {
+            from: a.clone(),
+            to: b.clone(),
+            channel: Channel::Room,
+            payload: junk.clone(),
+            from_twin: false,
+        });
+        sim.inject(Envelope {
+            from: a.clone(),
+            to: b.clone(),
+            channel: Channel::Private,
+            payload: junk,
+            from_twin: false,
+        });
+    }
+    sim.run(5_000);
+    assert_eq!(sim.texts(1).iter().filter(|(_, t)| t == "one").count(), 1);
+    assert!(sim.members[1].errors > 0);
+    let epochs = ready_counters(&sim);
+    assert!(epochs.windows(2).all(|w| w[0] == w[1]), "{epochs:?}");
+    sim.send(1, "still fine");
+    sim.run(5_000);
+    assert!(sim.texts(0).iter().any(|(_, t)| t == "still fine"));
+}
+
+#[test]
+fn silent_member_is_reported_and_left_out() {
+    let mut sim = room_of(3, 25, CLEAN);
+    let c = sim.address(2);
+    let target = c.clone();
+    // From now on Carol's private messages (her epoch keys) never arrive.
+    sim.hook = Some(Box::new(move |env: &Envelope| {
+        if env.channel == Channel::Private && env.from == target {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    }));
+    sim.join(2599, "dave");
+    sim.run(120_000);
+    assert!(
+        sim.alarms(0).iter().any(
+            |al| matches!(al, Alarm::AttestationTimeout { missing } if missing.contains(&c))
+                || matches!(al, Alarm::HandshakeTimeout { .. })
+        ),
+        "{:?}",
+        sim.alarms(0)
+    );
+    // Alice, Bob and Dave still reach a common, usable epoch without her.
+    let ready: Vec<_> = [0usize, 1, 3]
+        .iter()
+        .map(|&i| sim.members[i].room.epoch())
+        .collect();
+    assert!(
+        ready.windows(2).all(|w| w[0] == w[1]) && ready[0].is_some_and(|e| e.1),
+        "{ready:?}"
+    );
+}
+
+#[test]
+fn nicknames_and_texts_never_cross_the_server() {
+    let mut sim = room_of(5, 26, CLEAN);
+    for i in 0..5 {
+        sim.send(i, &format!("secret-text-{i}"));
+    }
+    let b = sim.address(1);
+    let m = &mut sim.members[0];
+    m.room
+        .send_private_text(&mut m.rng, &b, "secret-private")
+        .unwrap();
+    sim.run(10_000);
+    assert_eq!(sim.texts(1).len(), 4, "the messages were delivered");
+    let needles: Vec<String> = (0..5)
+        .map(|i| format!("nick{i}"))
+        .chain((0..5).map(|i| format!("secret-text-{i}")))
+        .chain(["secret-private".to_string()])
+        .collect();
+    assert!(!sim.captured.is_empty());
+    for p in &sim.captured {
+        let b64 = cryptocat_protocol::wire::encode_base64(p);
+        for n in &needles {
+            assert!(!contains(p, n.as_bytes()), "{n} in a relayed payload");
+            assert!(!b64.contains(n.as_str()));
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn periodic_rekey_after_a_hundred_messages() {
+    let mut sim = room_of(2, 27, CLEAN);
+    let start = sim.members[0].room.epoch().unwrap().0;
+    for i in 0..120 {
+        sim.send(i % 2, &format!("m{i}"));
+        sim.run(10);
+    }
+    sim.run(10_000);
+    let e0 = sim.members[0].room.epoch().unwrap();
+    assert!(e0.0 > start, "no rekey: still epoch {}", e0.0);
+    assert_eq!(Some(e0), sim.members[1].room.epoch());
+    assert_eq!(sim.texts(0).len() + sim.texts(1).len(), 120);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, .. ProptestConfig::default() })]
+
+    /// Under any delivery order (delays and duplicates from the seed), honest members
+    /// converge to the same epoch and every message is confirmed by everyone.
+    #[test]
+    fn any_delivery_order_converges(seed in 1000u64..1_000_000, n in 2usize..5) {
+        let faults = Faults { drop_per_mille: 0, duplicate_per_mille: 100, max_delay: 60 };
+        let mut sim = room_of(n, seed, faults);
+        let ids: Vec<u64> = (0..n).map(|i| sim.send(i, &format!("from {i}"))).collect();
+        sim.run(30_000);
+        let epochs = ready_counters(&sim);
+        prop_assert!(epochs.windows(2).all(|w| w[0] == w[1]), "{:?}", epochs);
+        for i in 0..n {
+            prop_assert_eq!(sim.texts(i).len(), n - 1);
+            prop_assert_eq!(final_confirmation(&sim, i, ids[i]), (n - 1, n - 1));
+            prop_assert!(sim.alarms(i).is_empty(), "{:?}", sim.alarms(i));
+        }
+    }
+}
