@@ -119,18 +119,25 @@ impl Identity {
         &self.profile
     }
 
-    /// The secret of the forging key `F`. Honest parties never use it: it exists so that
-    /// anyone holding it can forge handshakes (see [`crate::dake::forge_transcript`]), and
-    /// publishing it after a session only strengthens deniability.
+    /// The secret of the forging key `F`. Honest parties never use it; it exists so that
+    /// deniability can be demonstrated ([`crate::dake::forge_transcript`]).
+    ///
+    /// Dangerous: whoever holds it can complete handshakes *towards this identity* while
+    /// posing as anyone, with session keys of their choosing. Never publish it for an
+    /// identity that will be used again (a sealed identity keeps its forging key).
     pub fn export_forging_secret(&self) -> Zeroizing<[u8; 32]> {
         Zeroizing::new(self.forging_secret.0.to_bytes())
     }
 
     /// Signs `message` under a domain label. Used for the server key challenge; never for
     /// message content (that would make conversations undeniable).
+    ///
+    /// The signed bytes are `bytes16("cryptocat/v1/external") || bytes16(domain) ||
+    /// message`, so no choice of `domain` can produce a profile signature (whose first
+    /// field is the profile label).
     pub fn sign_with_label(&self, domain: &[u8], message: &[u8]) -> Signature {
         let mut w = Writer::new();
-        w.bytes16(domain).raw(message);
+        w.bytes16(label::EXTERNAL_SIG).bytes16(domain).raw(message);
         self.signing.sign(w.as_slice())
     }
 
@@ -302,6 +309,18 @@ mod tests {
         assert!(!text.to_lowercase().contains(&seed_hex[..16]), "{text}");
         assert!(!text.to_lowercase().contains(&h_hex[..16]), "{text}");
         assert!(text.contains("fingerprint"));
+    }
+
+    #[test]
+    fn labelled_signatures_cannot_pose_as_profile_signatures() {
+        let mut rng = rng();
+        let id = Identity::generate(&mut rng, Timestamp(0));
+        let p = id.profile();
+        let signed = ClientProfile::signed_bytes(p.instance_tag, &p.identity_key, &p.dake_key, &p.forging_key, p.expires);
+        // Whatever the caller passes as domain, the signature is over other bytes.
+        let body = signed.get(2 + label::PROFILE_SIG.len()..).unwrap().to_vec();
+        let sig = id.sign_with_label(label::PROFILE_SIG, &body);
+        assert!(id.verifying_key().verify_strict(&signed, &sig).is_err());
     }
 
     #[test]

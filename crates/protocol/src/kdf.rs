@@ -21,6 +21,7 @@ pub(crate) mod label {
     pub(crate) const RATCHET_ROOT: &[u8] = b"cryptocat/v1/ratchet-root";
     pub(crate) const MESSAGE_KEY: &[u8] = b"cryptocat/v1/message-key";
     pub(crate) const IDENTITY_SEAL: &[u8] = b"cryptocat/v1/identity-seal";
+    pub(crate) const EXTERNAL_SIG: &[u8] = b"cryptocat/v1/external";
     pub(crate) const EPOCH_TAG: &[u8] = b"cryptocat/v1/group/epoch";
     pub(crate) const GROUP_MESSAGE: &[u8] = b"cryptocat/v1/group/message";
     pub(crate) const NICKNAME: &[u8] = b"cryptocat/v1/group/nickname";
@@ -108,6 +109,15 @@ impl core::fmt::Debug for HmacKey {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("HmacKey(<redacted>)")
     }
+}
+
+/// 32 fresh secret bytes, every bit straight from `rng` (the group protocol's chain and
+/// MAC keys). Cryptocat's 2013 bug drew group keys from decimal digits; tests check that
+/// every bit here varies.
+pub(crate) fn fresh_secret(rng: &mut impl rand_core::CryptoRngCore) -> Secret32 {
+    let mut k = [0u8; 32];
+    rng.fill_bytes(&mut k);
+    Secret32(k)
 }
 
 /// HKDF-SHA256 filling `out`. The output lengths used here (at most 255 * 32) never fail.

@@ -61,7 +61,9 @@ pub enum EncryptError {
     Ratchet(#[from] RatchetError),
 }
 
-/// Why a received message was not accepted. The session state is unchanged.
+/// Why a received message was not accepted. After `WrongInstance` and `Ratchet` errors the
+/// session state is unchanged. A `Content` error comes after the message authenticated:
+/// its key is spent and the ratchet has moved on (the peer sent authenticated garbage).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReceiveError {
     /// The message is for another instance or from another peer instance.

@@ -675,6 +675,24 @@ impl Epoch {
         self.my_chain_key = Secret32([0u8; 32]);
     }
 
+    /// What an insider can do with another member's chain key: a message in its name,
+    /// with origin MACs it has to guess.
+    #[cfg(test)]
+    pub(crate) fn forge_as(&self, sender: u16, text: &str, rng: &mut impl rand_core::RngCore) -> GroupMessage {
+        let peer = self.peers[usize::from(sender)].as_ref().unwrap();
+        let mut chain = peer.chain.as_ref().unwrap().duplicate();
+        let index = chain.index;
+        let key = chain.step();
+        let prev = index.checked_sub(1).and_then(|i| peer.received.get(&i)).map_or([0u8; 32], |r| r.hash);
+        let mut msg = GroupMessage { epoch: self.tag, sender, index, prev_hash: prev, ciphertext: Vec::new(), macs: Vec::new() };
+        let body = GroupBody { acks: vec![], kind: super::wire::BodyKind::Text(text.into()) };
+        let (cipher, nonce) = aes(&key);
+        let aad = msg.header_bytes();
+        msg.ciphertext = cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: &content::pad(body.encode()), aad: &aad }).unwrap();
+        msg.macs = (0..self.others()).map(|_| { let mut m = [0u8; MAC_BYTES]; rng.fill_bytes(&mut m); m }).collect();
+        msg
+    }
+
     #[cfg(test)]
     pub(crate) fn my_chain_key_bytes(&self) -> [u8; 32] {
         *self.my_chain_key.as_bytes()

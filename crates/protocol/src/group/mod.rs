@@ -1043,13 +1043,8 @@ impl Room {
             return;
         };
         let Ok(me) = u16::try_from(me) else { return };
-        let mut random = || {
-            let mut k = [0u8; 32];
-            rng.fill_bytes(&mut k);
-            Secret32(k)
-        };
-        let chain_key = random();
-        let mac_keys: Vec<Secret32> = (0..roster.len()).map(|_| random()).collect();
+        let chain_key = kdf::fresh_secret(rng);
+        let mac_keys: Vec<Secret32> = (0..roster.len()).map(|_| kdf::fresh_secret(rng)).collect();
         // Our view of the epoch we leave, for those who shared it.
         let mut previous: Option<(EpochTag, Vec<Ack>, Vec<String>)> = None;
         if let Some(mut old) = self.current.take() {
@@ -1832,5 +1827,170 @@ impl Room {
     #[cfg(test)]
     pub(crate) fn current_chain_key(&self) -> Option<[u8; 32]> {
         self.current.as_ref().map(|e| e.my_chain_key_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::{RngCore, SeedableRng};
+
+    const NOW: Timestamp = Timestamp(1_000_000);
+
+    struct Party {
+        room: Room,
+        rng: ChaCha20Rng,
+        events: Vec<RoomEvent>,
+    }
+
+    fn party(seed: u64, nick: &str) -> Party {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let id = Identity::generate(&mut rng, NOW);
+        let addr = format!("r@c/{}", occupant_name(&id.verifying_key()));
+        let room = Room::new(id, RoomConfig::default(), "r@c", &addr, nick, NOW, &mut rng).unwrap();
+        Party { room, rng, events: Vec::new() }
+    }
+
+    /// Delivers everything until quiet (no faults, no timers).
+    fn settle(parties: &mut [Party]) {
+        for _ in 0..100 {
+            let mut out = Vec::new();
+            for (i, p) in parties.iter_mut().enumerate() {
+                while let Some(t) = p.room.poll_transmit() {
+                    out.push((i, t));
+                }
+                while let Some(e) = p.room.poll_event() {
+                    p.events.push(e);
+                }
+            }
+            if out.is_empty() {
+                return;
+            }
+            for (from, t) in out {
+                let from_addr = parties[from].room.address().to_owned();
+                for (j, p) in parties.iter_mut().enumerate() {
+                    if j == from {
+                        continue;
+                    }
+                    match &t.to {
+                        Destination::Room => {
+                            let _ = p.room.handle_group(NOW, &mut p.rng, &from_addr, &t.payload);
+                        }
+                        Destination::Member(a) if a == p.room.address() => {
+                            let _ = p.room.handle_private(NOW, &mut p.rng, &from_addr, &t.payload);
+                        }
+                        Destination::Member(_) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn room_of_three() -> Vec<Party> {
+        let mut ps = vec![party(1, "alice"), party(2, "bob"), party(3, "mallory")];
+        let addrs: Vec<String> = ps.iter().map(|p| p.room.address().to_owned()).collect();
+        for p in ps.iter_mut() {
+            for a in &addrs {
+                p.room.member_present(NOW, &mut p.rng, a);
+            }
+        }
+        settle(&mut ps);
+        ps
+    }
+
+    /// An insider holds every member's chain key, but not the pairwise MAC keys between
+    /// two others: a message it forges in Alice's name is refused by Bob and named.
+    #[test]
+    fn insider_cannot_forge_another_members_origin() {
+        let mut ps = room_of_three();
+        assert!(ps.iter().all(|p| p.room.epoch().is_some_and(|e| e.1)));
+        let alice = ps[0].room.address().to_owned();
+        let epoch = ps[2].room.current.as_ref().unwrap();
+        let alice_pos = epoch.roster.iter().position(|e| e.address == alice).unwrap() as u16;
+        let forged = epoch.forge_as(alice_pos, "send the money to mallory", &mut ps[2].rng.clone());
+        let bob = &mut ps[1];
+        let result = bob.room.handle_group(NOW, &mut bob.rng, &alice, &forged.encode());
+        assert_eq!(result, Err(IncomingError::Group(GroupReceiveError::BadMac(alice_pos))));
+        while let Some(e) = bob.room.poll_event() {
+            bob.events.push(e);
+        }
+        assert!(bob.events.iter().any(|e| matches!(e, RoomEvent::Alarm(Alarm::ForgedOrigin { claimed_sender }) if *claimed_sender == alice)));
+        assert!(!bob.events.iter().any(|e| matches!(e, RoomEvent::Message { text, .. } if text.contains("money"))));
+        // The same forgery with the right MAC would have been accepted: the check is what
+        // stops it (Alice's real messages go through).
+        let now = NOW;
+        ps[0].room.send_text(now, "real").unwrap();
+        settle(&mut ps);
+        assert!(ps[1].events.iter().any(|e| matches!(e, RoomEvent::Message { text, .. } if text == "real")));
+    }
+
+    /// Records every byte an RNG hands out.
+    struct Recording {
+        inner: ChaCha20Rng,
+        log: Vec<u8>,
+    }
+
+    impl RngCore for Recording {
+        fn next_u32(&mut self) -> u32 {
+            let v = self.inner.next_u32();
+            self.log.extend_from_slice(&v.to_le_bytes());
+            v
+        }
+        fn next_u64(&mut self) -> u64 {
+            let v = self.inner.next_u64();
+            self.log.extend_from_slice(&v.to_le_bytes());
+            v
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            self.inner.fill_bytes(dest);
+            self.log.extend_from_slice(dest);
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+            self.fill_bytes(dest);
+            Ok(())
+        }
+    }
+
+    impl rand_core::CryptoRng for Recording {}
+
+    #[test]
+    fn every_key_bit_comes_from_the_rng() {
+        let mut rng = Recording { inner: ChaCha20Rng::seed_from_u64(9), log: Vec::new() };
+        let id = Identity::generate(&mut rng, NOW);
+        // The identity key is the ed25519 key of 32 bytes the RNG produced.
+        let seed_window = rng.log.windows(32).any(|w| {
+            let w: [u8; 32] = w.try_into().unwrap();
+            ed25519_dalek::SigningKey::from_bytes(&w).verifying_key() == id.verifying_key()
+        });
+        assert!(seed_window, "identity key not made from RNG output");
+        let addr = format!("r@c/{}", occupant_name(&id.verifying_key()));
+        let room = Room::new(id, RoomConfig::default(), "r@c", &addr, "n", NOW, &mut rng).unwrap();
+        let chain_key = room.current_chain_key().unwrap();
+        assert!(rng.log.windows(32).any(|w| w == chain_key), "chain key not RNG output");
+        // And a different RNG stream gives a different key.
+        let mut other = Recording { inner: ChaCha20Rng::seed_from_u64(10), log: Vec::new() };
+        let id2 = Identity::generate(&mut other, NOW);
+        assert_ne!(id2.fingerprint(), room.identity().fingerprint());
+    }
+
+    #[test]
+    fn a_hundred_thousand_keys_are_distinct_and_every_bit_varies() {
+        let mut rng = rand_core::OsRng;
+        let mut seen = std::collections::HashSet::with_capacity(100_000);
+        let mut ones = [0u32; 256];
+        for _ in 0..100_000 {
+            let k = kdf::fresh_secret(&mut rng);
+            for (bit, count) in ones.iter_mut().enumerate() {
+                if k.as_bytes()[bit / 8] >> (bit % 8) & 1 == 1 {
+                    *count += 1;
+                }
+            }
+            assert!(seen.insert(*k.as_bytes()), "duplicate key");
+        }
+        // Each bit is set in about half the keys (a digit-string key would fail this).
+        for (bit, &count) in ones.iter().enumerate() {
+            assert!((48_000..52_000).contains(&count), "bit {bit} set {count} times in 100,000");
+        }
     }
 }

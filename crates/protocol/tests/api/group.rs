@@ -2,7 +2,8 @@
 //! secrecy, and every attack of a malicious server or insider detected and named.
 
 use cryptocat_protocol::group::wire::GroupMessage;
-use cryptocat_protocol::group::{Alarm, RoomEvent};
+use cryptocat_protocol::group::{Alarm, Room, RoomConfig, RoomError, RoomEvent};
+use cryptocat_protocol::identity::Identity;
 use proptest::prelude::*;
 
 use crate::room_sim::{Channel, Envelope, Sim, Verdict};
@@ -492,4 +493,70 @@ proptest! {
             prop_assert!(sim.alarms(i).is_empty(), "{:?}", sim.alarms(i));
         }
     }
+}
+
+#[test]
+fn occupant_name_not_bound_to_the_key_is_refused() {
+    let mut sim = Sim::new(28, CLEAN);
+    let a = sim.join(2801, "alice");
+    let b = sim.join(2802, "bob");
+    // The server (or a rogue client) puts a key under a name not derived from it.
+    sim.config.require_bound_names = false;
+    let rogue = sim.join_at(2803, "rogue", &format!("{}/chosen-by-server", crate::room_sim::ROOM));
+    sim.run(60_000);
+    let rogue_addr = sim.address(rogue);
+    for i in [a, b] {
+        assert!(
+            sim.alarms(i).iter().any(|al| matches!(al, Alarm::UnboundOccupantName { member } if *member == rogue_addr)),
+            "{:?}",
+            sim.alarms(i)
+        );
+        assert!(sim.members[i].room.members().iter().any(|m| m.address == rogue_addr && !m.in_epoch));
+    }
+    let ready: Vec<_> = [a, b].iter().map(|&i| sim.members[i].room.epoch()).collect();
+    assert!(ready[0] == ready[1] && ready[0].is_some_and(|e| e.1), "{ready:?}");
+}
+
+#[test]
+fn server_showing_two_keys_for_one_member_is_named() {
+    let mut sim = Sim::new(29, CLEAN);
+    sim.config.require_bound_names = false;
+    let a = sim.join_at(2901, "alice", &format!("{}/a", crate::room_sim::ROOM));
+    let b = sim.join_at(2902, "bob", &format!("{}/b", crate::room_sim::ROOM));
+    let b_addr = sim.address(b);
+    // Carol's address shows Bob a different identity than Alice sees.
+    let c = sim.join_split(2903, 2999, "carol", &format!("{}/c", crate::room_sim::ROOM), vec![b_addr]);
+    sim.run(60_000);
+    let c_addr = sim.address(c);
+    let named = |i: usize| sim.alarms(i).iter().any(|al| matches!(al, Alarm::RosterSplit { member, .. } if *member == c_addr));
+    assert!(named(a) || named(b), "alice {:?} / bob {:?}", sim.alarms(a), sim.alarms(b));
+    assert!(named(a) && named(b), "both must see it: alice {:?} / bob {:?}", sim.alarms(a), sim.alarms(b));
+}
+
+#[test]
+fn limits_give_clear_errors() {
+    let mut rng = crate::common::rng(30);
+    let now = crate::common::NOW;
+    let id = Identity::generate(&mut rng, now);
+    let name = cryptocat_protocol::group::occupant_name(&id.verifying_key());
+    let addr = format!("r@c/{name}");
+    let long_nick = "n".repeat(65);
+    let err = Room::new(id, RoomConfig::default(), "r@c", &addr, &long_nick, now, &mut rng).err();
+    assert_eq!(err, Some(RoomError::BadNickname));
+    let id = Identity::generate(&mut rng, now);
+    assert_eq!(
+        Room::new(id, RoomConfig::default(), "r@c", "r@c/not-my-key", "nick", now, &mut rng).err(),
+        Some(RoomError::UnboundOwnAddress)
+    );
+    let id = Identity::generate(&mut rng, now);
+    let name = cryptocat_protocol::group::occupant_name(&id.verifying_key());
+    let mut room = Room::new(id, RoomConfig::default(), "r@c", &format!("r@c/{name}"), "nick", now, &mut rng).unwrap();
+    let big = "x".repeat(cryptocat_protocol::content::MAX_TEXT_BYTES + 1);
+    assert!(matches!(room.send_text(now, &big), Err(RoomError::TextTooLong { .. })));
+    // At most MAX_MEMBERS occupants are tracked.
+    for i in 0..(cryptocat_protocol::group::wire::MAX_MEMBERS + 10) {
+        room.member_present(now, &mut rng, &format!("r@c/occupant{i:04}"));
+    }
+    assert!(room.members().len() < cryptocat_protocol::group::wire::MAX_MEMBERS);
+    assert!(room.members().len() >= 250);
 }

@@ -84,9 +84,16 @@ impl Sim {
     }
 
     fn make(&self, seed: u64, nickname: &str) -> (Room, ChaCha20Rng, String) {
+        self.make_at(seed, nickname, None)
+    }
+
+    fn make_at(&self, seed: u64, nickname: &str, address: Option<&str>) -> (Room, ChaCha20Rng, String) {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let identity = Identity::generate(&mut rng, self.now);
-        let address = format!("{ROOM}/{}", occupant_name(&identity.verifying_key()));
+        let address = match address {
+            Some(a) => a.to_owned(),
+            None => format!("{ROOM}/{}", occupant_name(&identity.verifying_key())),
+        };
         let room = Room::new(
             identity,
             self.config.clone(),
@@ -132,6 +139,28 @@ impl Sim {
             events: Vec::new(),
             errors: 0,
             twin: Some((twin, twin_rng, twin_targets)),
+        })
+    }
+
+    /// A member at an address of the test's choosing (not derived from its key).
+    pub fn join_at(&mut self, seed: u64, nickname: &str, address: &str) -> usize {
+        let (room, rng, address) = self.make_at(seed, nickname, Some(address));
+        self.add(Member { address, nickname: nickname.into(), room, rng, events: Vec::new(), errors: 0, twin: None })
+    }
+
+    /// The server plays a second identity (`fake_seed`) under the same address, shown only
+    /// to `fake_targets`.
+    pub fn join_split(&mut self, seed: u64, fake_seed: u64, nickname: &str, address: &str, fake_targets: Vec<String>) -> usize {
+        let (room, rng, address) = self.make_at(seed, nickname, Some(address));
+        let (fake, fake_rng, _) = self.make_at(fake_seed, nickname, Some(&address));
+        self.add(Member {
+            address,
+            nickname: nickname.into(),
+            room,
+            rng,
+            events: Vec::new(),
+            errors: 0,
+            twin: Some((fake, fake_rng, fake_targets)),
         })
     }
 
