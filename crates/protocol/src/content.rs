@@ -1,8 +1,8 @@
 //! What travels inside an encrypted one-to-one message, and its padding.
 //!
-//! A decrypted payload is one [`Content`] item, padded to a size bucket so that the
-//! ciphertext length says little about the text: `content || 0x80 || 0x00*`, to the next
-//! power of two from 64 bytes up to 16 KiB, then to the next multiple of 16 KiB.
+//! A decrypted payload is one [`Content`] item, padded so that the ciphertext length says
+//! little about the text: `content || 0x80 || 0x00*`, to the size [`bucket`] gives
+//! (Padmé over a 64-byte minimum).
 
 use crate::group::wire::{EpochKey, GroupProfile};
 use crate::smp::SmpMessage;
@@ -11,8 +11,9 @@ use crate::wire::{DecodeError, Reader, Writer};
 /// Largest text message, in UTF-8 bytes.
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 
-/// Largest padded plaintext.
-pub const MAX_PADDED_BYTES: usize = 80 * 1024;
+/// Largest padded plaintext (an `EpochKey` for a full room with the longest addresses
+/// needs about 92 KiB).
+pub const MAX_PADDED_BYTES: usize = 128 * 1024;
 
 const TAG_TEXT: u8 = 0x01;
 const TAG_GROUP_PROFILE: u8 = 0x21;
@@ -92,15 +93,17 @@ impl Content {
     }
 }
 
-/// The padded size for `len` content bytes (plus the 0x80 marker).
+/// The padded size for `len` content bytes plus the 0x80 marker: Padmé (Nikitin et al.,
+/// PETS 2019) over a 64-byte minimum. A length `L` is rounded up so that only its top
+/// `floor(log2(floor(log2 L))) + 1` bits remain free: at most 12% overhead, and the
+/// padded size reveals O(log log L) bits of the length.
 pub(crate) fn bucket(len: usize) -> usize {
-    const STEP: usize = 16 * 1024;
-    let needed = len + 1;
-    if needed <= STEP {
-        needed.next_power_of_two().max(64)
-    } else {
-        needed.div_ceil(STEP) * STEP
-    }
+    let l = (len + 1).max(64);
+    let e = usize::BITS - 1 - l.leading_zeros(); // floor(log2 L)
+    let s = u32::BITS - e.leading_zeros(); // floor(log2 E) + 1
+    let low_bits = e.saturating_sub(s);
+    let mask = (1usize << low_bits) - 1;
+    (l + mask) & !mask
 }
 
 pub(crate) fn pad(mut bytes: Vec<u8>) -> Vec<u8> {
@@ -142,10 +145,18 @@ mod tests {
     fn buckets_hide_exact_length() {
         assert_eq!(bucket(0), 64);
         assert_eq!(bucket(63), 64);
-        assert_eq!(bucket(64), 128);
+        assert_eq!(bucket(64), 72);
+        assert_eq!(bucket(1031), 1088);
         assert_eq!(bucket(16 * 1024 - 1), 16 * 1024);
-        assert_eq!(bucket(16 * 1024), 32 * 1024);
-        assert_eq!(bucket(40 * 1024), 48 * 1024);
+        // Padmé: never more than 12% overhead, and few distinct sizes.
+        let mut sizes = std::collections::BTreeSet::new();
+        for len in 0..70_000usize {
+            let b = bucket(len);
+            assert!(b > len);
+            assert!(b <= (len + 1).max(64) * 112 / 100 + 1, "{len} -> {b}");
+            sizes.insert(b);
+        }
+        assert!(sizes.len() < 400, "{} distinct sizes", sizes.len());
         let a = Content::Text("hi".into()).to_padded_bytes().unwrap();
         let b = Content::Text("hello there".into())
             .to_padded_bytes()

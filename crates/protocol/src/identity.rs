@@ -316,7 +316,13 @@ mod tests {
         let mut rng = rng();
         let id = Identity::generate(&mut rng, Timestamp(0));
         let p = id.profile();
-        let signed = ClientProfile::signed_bytes(p.instance_tag, &p.identity_key, &p.dake_key, &p.forging_key, p.expires);
+        let signed = ClientProfile::signed_bytes(
+            p.instance_tag,
+            &p.identity_key,
+            &p.dake_key,
+            &p.forging_key,
+            p.expires,
+        );
         // Whatever the caller passes as domain, the signature is over other bytes.
         let body = signed.get(2 + label::PROFILE_SIG.len()..).unwrap().to_vec();
         let sig = id.sign_with_label(label::PROFILE_SIG, &body);

@@ -5,6 +5,7 @@
 
 use curve25519_dalek::scalar::Scalar;
 use hkdf::Hkdf;
+#[cfg(test)]
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256, Sha512};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -26,6 +27,7 @@ pub(crate) mod label {
     pub(crate) const GROUP_MESSAGE: &[u8] = b"cryptocat/v1/group/message";
     pub(crate) const NICKNAME: &[u8] = b"cryptocat/v1/group/nickname";
     pub(crate) const OCCUPANT: &[u8] = b"cryptocat/v1/group/occupant";
+    pub(crate) const HANDSHAKE_DIGEST: &[u8] = b"cryptocat/v1/group/handshake-digest";
 }
 
 /// 32 secret bytes that zeroize on drop. Not `Clone`, `Copy` or `Debug`-printable.
@@ -87,14 +89,71 @@ impl HmacKey {
         block[..32].copy_from_slice(msg);
         block[32] = 0x80;
         block[56..].copy_from_slice(&((64u64 + 32) * 8).to_be_bytes());
+        self.finish(block)
+    }
+
+    /// HMAC-SHA256(key, [byte]) for a one-byte message (the chain step).
+    pub(crate) fn mac_byte(&self, byte: u8) -> [u8; 32] {
+        let mut block = [0u8; 64];
+        block[0] = byte;
+        block[1] = 0x80;
+        block[56..].copy_from_slice(&((64u64 + 1) * 8).to_be_bytes());
+        self.finish(block)
+    }
+
+    /// HMAC-SHA256(key, parts concatenated) for a short message (at most 119 bytes: two
+    /// blocks with the padding). Longer messages go through [`hmac`].
+    pub(crate) fn mac_short(&self, parts: &[&[u8]]) -> Option<[u8; 32]> {
+        let mut buf = [0u8; 128];
+        let mut len = 0usize;
+        for p in parts {
+            buf.get_mut(len..len + p.len())?.copy_from_slice(p);
+            len += p.len();
+        }
+        if len > 128 - 9 {
+            return None;
+        }
+        *buf.get_mut(len)? = 0x80;
+        let blocks = if len + 9 <= 64 { 1 } else { 2 };
+        let end = blocks * 64;
+        buf.get_mut(end - 8..end)?
+            .copy_from_slice(&(((64 + len) as u64) * 8).to_be_bytes());
+        let mut state = self.inner;
+        for chunk in buf.get(..end)?.chunks_exact(64) {
+            let mut block = [0u8; 64];
+            block.copy_from_slice(chunk);
+            sha2::compress256(&mut state, &[block.into()]);
+        }
+        buf.zeroize();
+        let mut inner_digest = [0u8; 32];
+        for (chunk, word) in inner_digest.chunks_exact_mut(4).zip(state.iter()) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+        let mut block = [0u8; 64];
+        block[..32].copy_from_slice(&inner_digest);
+        block[32] = 0x80;
+        block[56..].copy_from_slice(&((64u64 + 32) * 8).to_be_bytes());
+        let mut state = self.outer;
+        sha2::compress256(&mut state, &[block.into()]);
+        let mut out = [0u8; 32];
+        for (chunk, word) in out.chunks_exact_mut(4).zip(state.iter()) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+        Some(out)
+    }
+
+    fn finish(&self, mut block: [u8; 64]) -> [u8; 32] {
         let mut state = self.inner;
         sha2::compress256(&mut state, &[block.into()]);
         let mut inner_digest = [0u8; 32];
         for (chunk, word) in inner_digest.chunks_exact_mut(4).zip(state.iter()) {
             chunk.copy_from_slice(&word.to_be_bytes());
         }
-        // Outer: one block = inner digest || 0x80 || zeros || bit length.
+        // Outer: one block = inner digest || 0x80 || zeros || bit length of (64 + 32).
+        block = [0u8; 64];
         block[..32].copy_from_slice(&inner_digest);
+        block[32] = 0x80;
+        block[56..].copy_from_slice(&((64u64 + 32) * 8).to_be_bytes());
         let mut state = self.outer;
         sha2::compress256(&mut state, &[block.into()]);
         let mut out = [0u8; 32];
@@ -120,6 +179,29 @@ pub(crate) fn fresh_secret(rng: &mut impl rand_core::CryptoRngCore) -> Secret32 
     Secret32(k)
 }
 
+/// `HKDF-SHA256(salt = empty, ikm, info)` to 44 bytes, with the extract key schedule done
+/// once per process (an empty salt is the all-zero HMAC key). Same bytes as [`hkdf`]
+/// (a test checks); used for every message key, where it is a third of the cost.
+pub(crate) fn hkdf44_unsalted(ikm: &[u8; 32], info: &[u8]) -> zeroize::Zeroizing<[u8; 44]> {
+    static ZERO_KEY: std::sync::OnceLock<HmacKey> = std::sync::OnceLock::new();
+    let mut out = zeroize::Zeroizing::new([0u8; 44]);
+    let extract = ZERO_KEY.get_or_init(|| HmacKey::new(&[0u8; 32]));
+    let prk = zeroize::Zeroizing::new(extract.mac32(ikm));
+    let expand = HmacKey::new(&prk);
+    let t1 = expand.mac_short(&[info, &[1]]);
+    let t2 = t1.and_then(|t1| expand.mac_short(&[&t1, info, &[2]]));
+    match (t1, t2) {
+        (Some(t1), Some(t2)) => {
+            let (head, tail) = out.split_at_mut(32);
+            head.copy_from_slice(&t1);
+            tail.copy_from_slice(t2.get(..12).unwrap_or(&[0u8; 12]));
+        }
+        // `info` too long for the short path: the general one.
+        _ => hkdf(&[], ikm, info, out.as_mut()),
+    }
+    out
+}
+
 /// HKDF-SHA256 filling `out`. The output lengths used here (at most 255 * 32) never fail.
 pub(crate) fn hkdf(salt: &[u8], ikm: &[u8], info: &[u8], out: &mut [u8]) {
     let hk = Hkdf::<Sha256>::new(Some(salt), ikm);
@@ -129,7 +211,9 @@ pub(crate) fn hkdf(salt: &[u8], ikm: &[u8], info: &[u8], out: &mut [u8]) {
     }
 }
 
-/// HMAC-SHA256 of `data` under a 32-byte key.
+/// HMAC-SHA256 of `data` under a 32-byte key (the reference the fast paths are tested
+/// against).
+#[cfg(test)]
 pub(crate) fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
         .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
@@ -143,6 +227,20 @@ pub(crate) fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
 pub(crate) fn hash(label: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     let mut h = Sha256::new();
     absorb(&mut h, label, parts);
+    h.finalize().into()
+}
+
+/// `hash(label, [a || b || …])` without building the concatenation: one length prefix
+/// for the whole, then the pieces.
+pub(crate) fn hash_concat(label: &[u8], pieces: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update((label.len() as u64).to_be_bytes());
+    h.update(label);
+    let total: usize = pieces.iter().map(|p| p.len()).sum();
+    h.update((total as u64).to_be_bytes());
+    for p in pieces {
+        h.update(p);
+    }
     h.finalize().into()
 }
 
@@ -179,7 +277,40 @@ mod tests {
             let key = [seed.wrapping_mul(31); 32];
             let msg = [seed.wrapping_add(7); 32];
             assert_eq!(HmacKey::new(&key).mac32(&msg), hmac(&key, &[&msg]));
+            assert_eq!(HmacKey::new(&key).mac_byte(seed), hmac(&key, &[&[seed]]));
         }
+    }
+
+    #[test]
+    fn fast_message_key_expansion_matches_hkdf() {
+        for seed in 0u8..30 {
+            let ikm = [seed; 32];
+            let mut want = [0u8; 44];
+            hkdf(&[], &ikm, label::MESSAGE_KEY, &mut want);
+            assert_eq!(*hkdf44_unsalted(&ikm, label::MESSAGE_KEY), want);
+            let long_info = vec![seed; 90];
+            hkdf(&[], &ikm, &long_info, &mut want);
+            assert_eq!(*hkdf44_unsalted(&ikm, &long_info), want);
+        }
+        let key = HmacKey::new(&[3u8; 32]);
+        for len in 0..=119usize {
+            let msg = vec![7u8; len];
+            assert_eq!(
+                key.mac_short(&[&msg]),
+                Some(hmac(&[3u8; 32], &[&msg])),
+                "len {len}"
+            );
+        }
+        assert_eq!(key.mac_short(&[&[0u8; 120]]), None);
+    }
+
+    #[test]
+    fn streamed_hash_equals_hash_of_the_concatenation() {
+        let whole = [b"abc".as_slice(), b"defgh", b""].concat();
+        assert_eq!(
+            hash_concat(b"l", &[b"abc", b"defgh", b""]),
+            hash(b"l", &[&whole])
+        );
     }
 
     #[test]

@@ -93,6 +93,31 @@ pub struct DataMessage {
 }
 
 impl DataMessage {
+    /// Length of [`DataMessage::header_array`].
+    pub(crate) const HEADER_BYTES: usize = 1 + 1 + 4 + 4 + 32 + 4 + 4;
+
+    /// The header bytes without allocating.
+    pub(crate) fn header_array(&self) -> [u8; Self::HEADER_BYTES] {
+        let mut out = [0u8; Self::HEADER_BYTES];
+        let parts: [&[u8]; 7] = [
+            &[PROTOCOL_VERSION, kind::DATA],
+            &self.sender.0.to_be_bytes(),
+            &self.receiver.0.to_be_bytes(),
+            &self.header.ratchet_key,
+            &self.header.previous_chain_length.to_be_bytes(),
+            &self.header.index.to_be_bytes(),
+            &[],
+        ];
+        let mut at = 0;
+        for p in parts {
+            if let Some(dst) = out.get_mut(at..at + p.len()) {
+                dst.copy_from_slice(p);
+            }
+            at += p.len();
+        }
+        out
+    }
+
     /// The bytes authenticated as associated data: everything before the ciphertext.
     pub(crate) fn header_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();

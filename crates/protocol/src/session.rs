@@ -227,9 +227,11 @@ impl Session {
         self.encrypt(rng, &Content::Text(text.to_owned()))
     }
 
-    fn aad(&self, msg: &DataMessage) -> Vec<u8> {
-        let mut aad = self.session_id.to_vec();
-        aad.extend_from_slice(&msg.header_bytes());
+    fn aad(&self, msg: &DataMessage) -> [u8; 32 + DataMessage::HEADER_BYTES] {
+        let mut aad = [0u8; 32 + DataMessage::HEADER_BYTES];
+        let (id, header) = aad.split_at_mut(32);
+        id.copy_from_slice(&self.session_id);
+        header.copy_from_slice(&msg.header_array());
         aad
     }
 

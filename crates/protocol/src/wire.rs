@@ -15,7 +15,7 @@ use curve25519_dalek::traits::IsIdentity;
 pub const PROTOCOL_VERSION: u8 = 1;
 
 /// The largest encoded message this crate decodes (before base64), in bytes.
-pub const MAX_MESSAGE_BYTES: usize = 96 * 1024;
+pub const MAX_MESSAGE_BYTES: usize = 160 * 1024;
 
 /// Why bytes from the network could not be read as a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -150,8 +150,11 @@ pub(crate) struct Epoch {
     my_chain: Chain,
     my_last_hash: [u8; 32],
     pub(crate) sent: Vec<Sent>,
-    /// Our chain key as handed to others (kept only until every member has it).
+    /// Our chain key as handed to others; deleted once the `EpochKey`s are made
+    /// ([`Epoch::keys_handed_out`]), so a later theft cannot read our earlier messages.
     my_chain_key: Secret32,
+    #[cfg(test)]
+    initial_chain_key: [u8; 32],
     /// Our MAC keys to each member, by roster position (ours is `None`).
     mac_to: Vec<Option<(Secret32, HmacKey)>>,
     pub(crate) peers: Vec<Option<Peer>>,
@@ -162,6 +165,7 @@ pub(crate) struct Epoch {
     pub(crate) attested: bool,
     pub(crate) attest_deadline: Timestamp,
     pub(crate) attest_reported: bool,
+    pub(crate) ready_reported: bool,
     pub(crate) last_send: Timestamp,
     pub(crate) first_unacked: Option<Timestamp>,
     pub(crate) retire_at: Option<Timestamp>,
@@ -183,7 +187,12 @@ pub(crate) fn epoch_tag(room: &str, counter: u64, roster: &[RosterEntry]) -> Epo
 
 /// The hash a message is known by (chains, acknowledgements, MACs).
 pub(crate) fn message_hash(msg: &GroupMessage) -> [u8; 32] {
-    kdf::hash(label::GROUP_MESSAGE, &[&msg.signed_part()])
+    // `H(label, [header || len32(ciphertext) || ciphertext])`, streamed: no copy.
+    let header = msg.header_bytes();
+    let len = u32::try_from(msg.ciphertext.len())
+        .unwrap_or(u32::MAX)
+        .to_be_bytes();
+    kdf::hash_concat(label::GROUP_MESSAGE, &[&header, &len, &msg.ciphertext])
 }
 
 fn truncated(mac: [u8; 32]) -> [u8; MAC_BYTES] {
@@ -250,6 +259,8 @@ impl Epoch {
             },
             my_last_hash: [0u8; 32],
             sent: Vec::new(),
+            #[cfg(test)]
+            initial_chain_key: *chain_key.as_bytes(),
             my_chain_key: chain_key,
             mac_to,
             peers,
@@ -259,6 +270,7 @@ impl Epoch {
             attested,
             attest_deadline: now,
             attest_reported: false,
+            ready_reported: false,
             last_send: now,
             first_unacked: None,
             retire_at: None,
@@ -273,6 +285,14 @@ impl Epoch {
     pub(crate) fn keys_for(&self, position: usize) -> Option<(Secret32, Secret32)> {
         let (mac, _) = self.mac_to.get(position)?.as_ref()?;
         Some((self.my_chain_key.duplicate(), mac.duplicate()))
+    }
+
+    /// Deletes what only the `EpochKey`s needed: our initial chain key and the raw MAC keys.
+    pub(crate) fn keys_handed_out(&mut self) {
+        self.my_chain_key = Secret32([0u8; 32]);
+        for (raw, _) in self.mac_to.iter_mut().flatten() {
+            *raw = Secret32([0u8; 32]);
+        }
     }
 
     /// Stores a member's keys from its `EpochKey`. Returns false if already held.
@@ -501,7 +521,9 @@ impl Epoch {
             &mut findings,
         );
         self.total_messages = self.total_messages.saturating_add(1);
-        if self.first_unacked.is_none() {
+        // Only texts (and a leave) call for a prompt acknowledgement; heartbeats are
+        // acknowledged by whatever we send next, so two idle members fall quiet.
+        if !matches!(body.kind, super::wire::BodyKind::Heartbeat) && self.first_unacked.is_none() {
             self.first_unacked = Some(now);
         }
         Ok((body, hash, findings))
@@ -599,10 +621,8 @@ impl Epoch {
                 }
                 continue;
             }
-            if ack.sender == reporter {
-                // A member's statement about its own chain (from an EpochKey): the same
-                // check as any claim.
-            }
+            // A member's statement about its own chain (in an `EpochKey`) is checked like
+            // any other claim.
             let pending = self.pending_claims;
             let Some(Some(peer)) = self.peers.get_mut(usize::from(ack.sender)) else {
                 continue;
@@ -678,24 +698,56 @@ impl Epoch {
     /// What an insider can do with another member's chain key: a message in its name,
     /// with origin MACs it has to guess.
     #[cfg(test)]
-    pub(crate) fn forge_as(&self, sender: u16, text: &str, rng: &mut impl rand_core::RngCore) -> GroupMessage {
+    pub(crate) fn forge_as(
+        &self,
+        sender: u16,
+        text: &str,
+        rng: &mut impl rand_core::RngCore,
+    ) -> GroupMessage {
         let peer = self.peers[usize::from(sender)].as_ref().unwrap();
         let mut chain = peer.chain.as_ref().unwrap().duplicate();
         let index = chain.index;
         let key = chain.step();
-        let prev = index.checked_sub(1).and_then(|i| peer.received.get(&i)).map_or([0u8; 32], |r| r.hash);
-        let mut msg = GroupMessage { epoch: self.tag, sender, index, prev_hash: prev, ciphertext: Vec::new(), macs: Vec::new() };
-        let body = GroupBody { acks: vec![], kind: super::wire::BodyKind::Text(text.into()) };
+        let prev = index
+            .checked_sub(1)
+            .and_then(|i| peer.received.get(&i))
+            .map_or([0u8; 32], |r| r.hash);
+        let mut msg = GroupMessage {
+            epoch: self.tag,
+            sender,
+            index,
+            prev_hash: prev,
+            ciphertext: Vec::new(),
+            macs: Vec::new(),
+        };
+        let body = GroupBody {
+            acks: vec![],
+            kind: super::wire::BodyKind::Text(text.into()),
+        };
         let (cipher, nonce) = aes(&key);
         let aad = msg.header_bytes();
-        msg.ciphertext = cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: &content::pad(body.encode()), aad: &aad }).unwrap();
-        msg.macs = (0..self.others()).map(|_| { let mut m = [0u8; MAC_BYTES]; rng.fill_bytes(&mut m); m }).collect();
+        msg.ciphertext = cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &content::pad(body.encode()),
+                    aad: &aad,
+                },
+            )
+            .unwrap();
+        msg.macs = (0..self.others())
+            .map(|_| {
+                let mut m = [0u8; MAC_BYTES];
+                rng.fill_bytes(&mut m);
+                m
+            })
+            .collect();
         msg
     }
 
     #[cfg(test)]
     pub(crate) fn my_chain_key_bytes(&self) -> [u8; 32] {
-        *self.my_chain_key.as_bytes()
+        self.initial_chain_key
     }
 }
 

@@ -224,6 +224,20 @@ pub enum Alarm {
         /// Who is missing.
         missing: Vec<String>,
     },
+    /// `reported_by` sees `member` in the room, but the server does not show it to us (or
+    /// shows it to us under no key): the server presents different rosters.
+    HiddenMember {
+        /// The member we do not see.
+        member: String,
+        /// Who sees it.
+        reported_by: String,
+    },
+    /// A message from `sender` passed its origin MAC (only the sender could make it) but
+    /// did not decrypt or parse: the sender's client is broken or hostile.
+    Garbled {
+        /// The sender.
+        sender: String,
+    },
     /// A handshake with this member did not finish in time; it is left out.
     HandshakeTimeout {
         /// Who.
@@ -365,9 +379,6 @@ pub enum RoomError {
     /// No established session with that member.
     #[error("no established session with that member")]
     NoSession,
-    /// The room is full.
-    #[error("room is full ({MAX_MEMBERS} members)")]
-    RoomFull,
     /// We already left.
     #[error("already left the room")]
     Left,
@@ -385,7 +396,8 @@ pub enum IncomingError {
     /// From an occupant we do not know (or ourselves).
     #[error("payload from an unknown occupant")]
     UnknownSender,
-    /// A pairwise message sent to the room, or a group message sent privately.
+    /// A group message sent privately (a pairwise message sent to the room fails to
+    /// decode as a group message instead).
     #[error("payload arrived on the wrong channel")]
     WrongChannel,
     /// A handshake message that does not fit the handshake state.
@@ -409,9 +421,6 @@ pub enum IncomingError {
     /// A pairwise content that makes no sense here (e.g. a profile for another room).
     #[error("unexpected content on a pairwise session")]
     UnexpectedContent,
-    /// The room is full.
-    #[error("room is full")]
-    RoomFull,
 }
 
 enum Handshake {
@@ -443,6 +452,9 @@ struct Member {
     answered: Option<[u8; 32]>,
     /// Data messages that overtook the end of the handshake.
     early: Vec<Vec<u8>>,
+    /// When `proposal` arrived, and whether its unknown members were reported.
+    proposal_at: Timestamp,
+    hidden_reported: bool,
     since: Timestamp,
     handshake: Handshake,
     initiated_fallback: bool,
@@ -463,6 +475,8 @@ impl Member {
             timeout_reported: false,
             answered: None,
             early: Vec::new(),
+            proposal_at: now,
+            hidden_reported: false,
             since: now,
             handshake: Handshake::Idle,
             initiated_fallback: false,
@@ -488,6 +502,14 @@ impl Member {
 
 /// Most group messages held back while their epoch keys are on the way.
 const MAX_BUFFERED: usize = 1_024;
+/// Longest wait between two handshake retries with an unresponsive member.
+const MAX_RETRY_BACKOFF_MS: u64 = 10 * 60 * 1000;
+/// How far a proposed epoch counter may run ahead of the highest we know.
+const MAX_COUNTER_JUMP: u64 = 1 << 20;
+/// Most buffered group messages per sender.
+const MAX_BUFFERED_PER_SENDER: usize = 128;
+/// Most remembered nicknames of members who left (for messages still in flight).
+const MAX_FORMER: usize = 256;
 /// Most data messages kept per member while its handshake finishes.
 const MAX_EARLY: usize = 32;
 /// Most old epochs kept for messages in flight.
@@ -501,6 +523,8 @@ pub struct Room {
     me: String,
     nickname: String,
     members: BTreeMap<String, Member>,
+    /// Nicknames of members who left, for their messages still in flight.
+    former: BTreeMap<String, String>,
     current: Option<Epoch>,
     old: Vec<Epoch>,
     max_counter: u64,
@@ -565,7 +589,7 @@ impl Room {
             }
         }
         if config.require_bound_names
-            && !our_address.ends_with(&format!("/{}", occupant_name(&identity.verifying_key())))
+            && our_address != format!("{room}/{}", occupant_name(&identity.verifying_key()))
         {
             return Err(RoomError::UnboundOwnAddress);
         }
@@ -576,6 +600,7 @@ impl Room {
             me: our_address.to_owned(),
             nickname: nickname.to_owned(),
             members: BTreeMap::new(),
+            former: BTreeMap::new(),
             current: None,
             old: Vec::new(),
             max_counter: 0,
@@ -705,6 +730,12 @@ impl Room {
     /// An occupant left the room.
     pub fn member_absent(&mut self, now: Timestamp, rng: &mut impl CryptoRngCore, address: &str) {
         if let Some(m) = self.members.remove(address) {
+            if let Some(nick) = &m.nickname {
+                if self.former.len() >= MAX_FORMER {
+                    self.former.pop_first();
+                }
+                self.former.insert(address.to_owned(), nick.clone());
+            }
             if m.announced {
                 self.events.push_back(RoomEvent::MemberLeft {
                     address: address.to_owned(),
@@ -734,7 +765,7 @@ impl Room {
         let msg = Message::decode(payload)?;
         match msg {
             Message::Identity(m) => {
-                let digest = kdf::hash(label::GROUP_MESSAGE, &[payload]);
+                let digest = kdf::hash(label::HANDSHAKE_DIGEST, &[payload]);
                 let we_lead = self.me.as_str() < from;
                 let member = self.members.get(from).ok_or(IncomingError::UnknownSender)?;
                 if member.answered == Some(digest) {
@@ -758,6 +789,9 @@ impl Room {
                     .members
                     .get_mut(from)
                     .ok_or(IncomingError::UnknownSender)?;
+                if !matches!(member.handshake, Handshake::Initiated(_)) {
+                    return Err(IncomingError::UnexpectedHandshake);
+                }
                 let Handshake::Initiated(state) =
                     std::mem::replace(&mut member.handshake, Handshake::Idle)
                 else {
@@ -783,6 +817,9 @@ impl Room {
                     .members
                     .get_mut(from)
                     .ok_or(IncomingError::UnknownSender)?;
+                if !matches!(member.handshake, Handshake::Responded(_)) {
+                    return Err(IncomingError::UnexpectedHandshake);
+                }
                 let Handshake::Responded(state) =
                     std::mem::replace(&mut member.handshake, Handshake::Idle)
                 else {
@@ -864,7 +901,7 @@ impl Room {
     ) {
         let key = *session.their_profile().identity_key();
         let bound = !self.config.require_bound_names
-            || from.ends_with(&format!("/{}", occupant_name(&key)));
+            || from == format!("{}/{}", self.room, occupant_name(&key));
         let Some(member) = self.members.get_mut(from) else {
             return;
         };
@@ -883,6 +920,7 @@ impl Room {
             member.excluded = Exclusion::No;
             member.retry_at = None;
         }
+        member.retry_backoff_ms = 0;
         member.timeout_reported = false;
         if changed {
             member.nickname = None;
@@ -1006,6 +1044,12 @@ impl Room {
 
     /// Enters the epoch that matches our view of the room, if it changed.
     fn reconsider(&mut self, now: Timestamp, rng: &mut impl CryptoRngCore) {
+        self.reconsider_epoch(now, rng);
+        // A settled room may have texts waiting (e.g. after a handshake gave up).
+        self.flush_queued(now);
+    }
+
+    fn reconsider_epoch(&mut self, now: Timestamp, rng: &mut impl CryptoRngCore) {
         if self.left || !self.stable() {
             return;
         }
@@ -1088,6 +1132,7 @@ impl Room {
                 self.send_private(&entry.address, &Message::Data(msg));
             }
         }
+        epoch.keys_handed_out();
         self.current = Some(epoch);
         // Keys that arrived before we entered.
         let early: Vec<(String, EpochKey)> = self
@@ -1149,11 +1194,21 @@ impl Room {
             });
             return Err(IncomingError::BadEpochKey);
         }
+        if key.counter > self.max_counter.saturating_add(MAX_COUNTER_JUMP) {
+            // No honest member runs this far ahead; it would also let an insider exhaust the
+            // counter and freeze rekeying.
+            return Err(IncomingError::BadEpochKey);
+        }
         self.max_counter = self.max_counter.max(key.counter);
+        let mut readmitted = false;
         if let Some(m) = self.members.get_mut(from) {
             if m.excluded == Exclusion::UntilHeard {
                 m.excluded = Exclusion::No;
+                readmitted = true;
             }
+        }
+        if readmitted {
+            self.reconsider(now, rng);
         }
         // Its view of the previous epoch, checked against ours.
         if let Some((prev_tag, acks)) = &key.previous {
@@ -1161,6 +1216,10 @@ impl Room {
         }
         let tag = epoch_tag(&self.room, key.counter, &key.roster);
         if self.current.as_ref().is_some_and(|e| e.tag == tag) {
+            // It agrees with us: whatever it proposed before is moot.
+            if let Some(m) = self.members.get_mut(from) {
+                m.proposal = None;
+            }
             self.apply_epoch_key(now, rng, from, &key);
             if self.current.as_ref().is_some_and(|e| e.attested) {
                 self.on_attested(now, rng);
@@ -1197,6 +1256,8 @@ impl Room {
         if let Some(m) = self.members.get_mut(from) {
             if m.proposal.as_ref().is_none_or(|p| p.counter <= key.counter) {
                 m.proposal = Some(key.clone());
+                m.proposal_at = now;
+                m.hidden_reported = false;
             }
         }
         if adopt {
@@ -1246,11 +1307,11 @@ impl Room {
             return;
         };
         let (counter, members) = (epoch.counter, epoch.roster.len());
-        if epoch.attest_reported {
+        if epoch.ready_reported {
             return;
         }
         if let Some(e) = self.current.as_mut() {
-            e.attest_reported = true;
+            e.ready_reported = true;
         }
         self.events
             .push_back(RoomEvent::EpochReady { counter, members });
@@ -1371,8 +1432,12 @@ impl Room {
             return Ok(());
         };
         let is_current = epoch.retire_at.is_none();
-        let roster: Vec<String> = epoch.roster.iter().map(|e| e.address.clone()).collect();
-        if roster.get(usize::from(msg.sender)).map(String::as_str) != Some(from) {
+        if epoch
+            .roster
+            .get(usize::from(msg.sender))
+            .map(|e| e.address.as_str())
+            != Some(from)
+        {
             return Err(IncomingError::SenderMismatch);
         }
         let epoch_tag = epoch.tag;
@@ -1388,18 +1453,29 @@ impl Room {
                 });
                 return Err(GroupReceiveError::BadMac(msg.sender).into());
             }
+            Err(e @ (GroupReceiveError::AuthenticationFailed(_) | GroupReceiveError::Body(_))) => {
+                self.alarm(Alarm::Garbled {
+                    sender: from.to_owned(),
+                });
+                return Err(e.into());
+            }
             Err(e) => return Err(e.into()),
         };
         findings.extend(epoch.take_acks(msg.sender, &body.acks, now));
         let total = epoch.total_messages;
         let of = epoch.others();
-        self.report(&roster, epoch_tag, of, findings);
+        if !findings.is_empty() {
+            // Names are needed only to report something: not on the common path.
+            let roster: Vec<String> = epoch.roster.iter().map(|e| e.address.clone()).collect();
+            self.report(&roster, epoch_tag, of, findings);
+        }
         match body.kind {
             BodyKind::Text(text) => {
                 let nickname = self
                     .members
                     .get(from)
                     .and_then(|m| m.nickname.clone())
+                    .or_else(|| self.former.get(from).cloned())
                     .unwrap_or_default();
                 self.events.push_back(RoomEvent::Message {
                     id: MessageId {
@@ -1482,7 +1558,14 @@ impl Room {
     }
 
     fn buffer(&mut self, from: &str, msg: GroupMessage, now: Timestamp) {
-        if self.buffered.len() >= MAX_BUFFERED {
+        // Per sender and in all, oldest first out: a flood claiming one sender cannot
+        // push out what the others sent.
+        let from_sender = self.buffered.iter().filter(|(f, _, _)| f == from).count();
+        if from_sender >= MAX_BUFFERED_PER_SENDER {
+            if let Some(i) = self.buffered.iter().position(|(f, _, _)| f == from) {
+                self.buffered.remove(i);
+            }
+        } else if self.buffered.len() >= MAX_BUFFERED {
             self.buffered.pop_front();
         }
         self.buffered.push_back((from.to_owned(), msg, now));
@@ -1616,6 +1699,9 @@ impl Room {
             if let (Exclusion::Retrying, Some(t)) = (m.excluded, m.retry_at) {
                 consider(t);
             }
+            if m.proposal.is_some() && !m.hidden_reported {
+                consider(m.proposal_at.plus_millis(self.config.attest_timeout_ms));
+            }
             if m.pending() {
                 if !m.initiated_fallback {
                     consider(m.since.plus_millis(self.config.handshake_timeout_ms / 2));
@@ -1626,9 +1712,6 @@ impl Room {
         if let Some(e) = &self.current {
             if !e.attested && !e.attest_reported {
                 consider(e.attest_deadline);
-            }
-            if let (Some(t), true) = (e.first_unacked, e.attested) {
-                consider(t.plus_millis(self.config.heartbeat_ms));
             }
             if e.attested {
                 consider(e.started.plus_millis(self.config.rekey_after_ms));
@@ -1642,6 +1725,9 @@ impl Room {
                 if let (Some(t), false) = (p.gap_since, p.gap_reported) {
                     consider(t.plus_millis(self.config.confirm_timeout_ms));
                 }
+            }
+            if let (Some(t), true) = (e.first_unacked, e.attested) {
+                consider(t.plus_millis(self.config.heartbeat_ms));
             }
             if let Some(t) = e.retire_at {
                 consider(t);
@@ -1669,15 +1755,16 @@ impl Room {
                 expired.push(a.clone());
             } else if age >= self.config.handshake_timeout_ms / 2
                 && !m.initiated_fallback
-                && matches!(m.handshake, Handshake::Idle)
-                && m.session.is_none()
+                && self.me.as_str() < a.as_str()
             {
+                // Something of ours or theirs was lost: the side that leads starts over.
                 fallback.push(a.clone());
             }
         }
         for a in fallback {
             if let Some(m) = self.members.get_mut(&a) {
                 m.initiated_fallback = true;
+                m.handshake = Handshake::Idle;
             }
             self.initiate(rng, &a);
         }
@@ -1685,8 +1772,9 @@ impl Room {
             let mut report = false;
             if let Some(m) = self.members.get_mut(&a) {
                 m.excluded = Exclusion::Retrying;
-                m.retry_backoff_ms = (m.retry_backoff_ms * 2)
-                    .clamp(self.config.handshake_timeout_ms, 10 * 60 * 1000);
+                m.retry_backoff_ms = m
+                    .retry_backoff_ms
+                    .clamp(self.config.handshake_timeout_ms, MAX_RETRY_BACKOFF_MS);
                 m.retry_at = Some(now.plus_millis(m.retry_backoff_ms));
                 report = !m.timeout_reported;
                 m.timeout_reported = true;
@@ -1711,6 +1799,7 @@ impl Room {
                 m.handshake = Handshake::Idle;
                 m.answered = None;
                 m.since = now;
+                m.retry_backoff_ms = (m.retry_backoff_ms * 2).min(MAX_RETRY_BACKOFF_MS);
                 m.retry_at = Some(now.plus_millis(m.retry_backoff_ms));
             }
             if self.me < a {
@@ -1739,15 +1828,52 @@ impl Room {
                 missing: missing_members,
             });
         }
-        // Heartbeat.
-        let heartbeat = self.current.as_ref().is_some_and(|e| {
-            e.attested
+        // Heartbeats, in the current epoch and in old ones still in their grace period (a
+        // text that arrived there after we moved on is acknowledged there).
+        let heartbeat_ms = self.config.heartbeat_ms;
+        for e in self.current.iter_mut().chain(self.old.iter_mut()) {
+            let due = e.attested
                 && e.owes_acks()
                 && e.first_unacked
-                    .is_some_and(|t| now >= t.plus_millis(self.config.heartbeat_ms))
-        });
-        if heartbeat {
-            self.send_body(now, BodyKind::Heartbeat, false);
+                    .is_some_and(|t| now >= t.plus_millis(heartbeat_ms));
+            if due && e.others() > 0 {
+                let acks = e.acks(false);
+                let msg = e.seal(
+                    &GroupBody {
+                        acks,
+                        kind: BodyKind::Heartbeat,
+                    },
+                    now,
+                );
+                self.outbox.push_back(Transmit {
+                    to: Destination::Room,
+                    payload: msg.encode(),
+                });
+            }
+        }
+        // Members someone else sees but the server does not show us.
+        let hidden_after = self.config.attest_timeout_ms;
+        let mut hidden = Vec::new();
+        let present: Vec<String> = self.members.keys().cloned().collect();
+        for (from, m) in self.members.iter_mut() {
+            let Some(p) = &m.proposal else { continue };
+            // Its latest proposal, still standing after the attestation timeout.
+            if m.hidden_reported || now < m.proposal_at.plus_millis(hidden_after) {
+                continue;
+            }
+            for e in &p.roster {
+                let known = e.address == self.me || present.contains(&e.address);
+                if !known {
+                    hidden.push(Alarm::HiddenMember {
+                        member: e.address.clone(),
+                        reported_by: from.clone(),
+                    });
+                }
+            }
+            m.hidden_reported = true;
+        }
+        for a in hidden {
+            self.alarm(a);
         }
         // Confirmations and gaps.
         let confirm = self.config.confirm_timeout_ms;
@@ -1849,7 +1975,11 @@ mod tests {
         let id = Identity::generate(&mut rng, NOW);
         let addr = format!("r@c/{}", occupant_name(&id.verifying_key()));
         let room = Room::new(id, RoomConfig::default(), "r@c", &addr, nick, NOW, &mut rng).unwrap();
-        Party { room, rng, events: Vec::new() }
+        Party {
+            room,
+            rng,
+            events: Vec::new(),
+        }
     }
 
     /// Delivers everything until quiet (no faults, no timers).
@@ -1878,7 +2008,9 @@ mod tests {
                             let _ = p.room.handle_group(NOW, &mut p.rng, &from_addr, &t.payload);
                         }
                         Destination::Member(a) if a == p.room.address() => {
-                            let _ = p.room.handle_private(NOW, &mut p.rng, &from_addr, &t.payload);
+                            let _ = p
+                                .room
+                                .handle_private(NOW, &mut p.rng, &from_addr, &t.payload);
                         }
                         Destination::Member(_) => {}
                     }
@@ -1907,22 +2039,42 @@ mod tests {
         assert!(ps.iter().all(|p| p.room.epoch().is_some_and(|e| e.1)));
         let alice = ps[0].room.address().to_owned();
         let epoch = ps[2].room.current.as_ref().unwrap();
-        let alice_pos = epoch.roster.iter().position(|e| e.address == alice).unwrap() as u16;
-        let forged = epoch.forge_as(alice_pos, "send the money to mallory", &mut ps[2].rng.clone());
+        let alice_pos = epoch
+            .roster
+            .iter()
+            .position(|e| e.address == alice)
+            .map(|p| u16::try_from(p).unwrap())
+            .unwrap();
+        let forged = epoch.forge_as(
+            alice_pos,
+            "send the money to mallory",
+            &mut ps[2].rng.clone(),
+        );
         let bob = &mut ps[1];
-        let result = bob.room.handle_group(NOW, &mut bob.rng, &alice, &forged.encode());
-        assert_eq!(result, Err(IncomingError::Group(GroupReceiveError::BadMac(alice_pos))));
+        let result = bob
+            .room
+            .handle_group(NOW, &mut bob.rng, &alice, &forged.encode());
+        assert_eq!(
+            result,
+            Err(IncomingError::Group(GroupReceiveError::BadMac(alice_pos)))
+        );
         while let Some(e) = bob.room.poll_event() {
             bob.events.push(e);
         }
         assert!(bob.events.iter().any(|e| matches!(e, RoomEvent::Alarm(Alarm::ForgedOrigin { claimed_sender }) if *claimed_sender == alice)));
-        assert!(!bob.events.iter().any(|e| matches!(e, RoomEvent::Message { text, .. } if text.contains("money"))));
+        assert!(!bob
+            .events
+            .iter()
+            .any(|e| matches!(e, RoomEvent::Message { text, .. } if text.contains("money"))));
         // The same forgery with the right MAC would have been accepted: the check is what
         // stops it (Alice's real messages go through).
         let now = NOW;
         ps[0].room.send_text(now, "real").unwrap();
         settle(&mut ps);
-        assert!(ps[1].events.iter().any(|e| matches!(e, RoomEvent::Message { text, .. } if text == "real")));
+        assert!(ps[1]
+            .events
+            .iter()
+            .any(|e| matches!(e, RoomEvent::Message { text, .. } if text == "real")));
     }
 
     /// Records every byte an RNG hands out.
@@ -1956,7 +2108,10 @@ mod tests {
 
     #[test]
     fn every_key_bit_comes_from_the_rng() {
-        let mut rng = Recording { inner: ChaCha20Rng::seed_from_u64(9), log: Vec::new() };
+        let mut rng = Recording {
+            inner: ChaCha20Rng::seed_from_u64(9),
+            log: Vec::new(),
+        };
         let id = Identity::generate(&mut rng, NOW);
         // The identity key is the ed25519 key of 32 bytes the RNG produced.
         let seed_window = rng.log.windows(32).any(|w| {
@@ -1967,9 +2122,15 @@ mod tests {
         let addr = format!("r@c/{}", occupant_name(&id.verifying_key()));
         let room = Room::new(id, RoomConfig::default(), "r@c", &addr, "n", NOW, &mut rng).unwrap();
         let chain_key = room.current_chain_key().unwrap();
-        assert!(rng.log.windows(32).any(|w| w == chain_key), "chain key not RNG output");
+        assert!(
+            rng.log.windows(32).any(|w| w == chain_key),
+            "chain key not RNG output"
+        );
         // And a different RNG stream gives a different key.
-        let mut other = Recording { inner: ChaCha20Rng::seed_from_u64(10), log: Vec::new() };
+        let mut other = Recording {
+            inner: ChaCha20Rng::seed_from_u64(10),
+            log: Vec::new(),
+        };
         let id2 = Identity::generate(&mut other, NOW);
         assert_ne!(id2.fingerprint(), room.identity().fingerprint());
     }
@@ -1990,7 +2151,10 @@ mod tests {
         }
         // Each bit is set in about half the keys (a digit-string key would fail this).
         for (bit, &count) in ones.iter().enumerate() {
-            assert!((48_000..52_000).contains(&count), "bit {bit} set {count} times in 100,000");
+            assert!(
+                (48_000..52_000).contains(&count),
+                "bit {bit} set {count} times in 100,000"
+            );
         }
     }
 }

@@ -18,8 +18,9 @@ pub const MAX_MEMBERS: usize = 256;
 /// Longest nickname, in UTF-8 bytes.
 pub const MAX_NICKNAME_BYTES: usize = 64;
 
-/// Longest room name or member address, in bytes.
-pub const MAX_ADDRESS_BYTES: usize = 1024;
+/// Longest room name or member address, in bytes. With [`MAX_MEMBERS`] members at this
+/// length an [`EpochKey`] still fits the content limit (a test checks it).
+pub const MAX_ADDRESS_BYTES: usize = 256;
 
 /// Length of an epoch tag.
 pub const EPOCH_TAG_BYTES: usize = 16;
@@ -442,7 +443,7 @@ mod tests {
         assert_eq!(GroupMessage::decode(&bytes).unwrap(), m);
         assert_eq!(GroupMessage::from_base64(&m.to_base64()).unwrap(), m);
         let mut too_many = bytes[..bytes.len() - 4 * 16 - 2].to_vec();
-        too_many.extend_from_slice(&(MAX_MEMBERS as u16).to_be_bytes());
+        too_many.extend_from_slice(&u16::try_from(MAX_MEMBERS).unwrap().to_be_bytes());
         assert!(matches!(
             GroupMessage::decode(&too_many),
             Err(DecodeError::FieldTooLong { .. })

@@ -502,19 +502,35 @@ fn occupant_name_not_bound_to_the_key_is_refused() {
     let b = sim.join(2802, "bob");
     // The server (or a rogue client) puts a key under a name not derived from it.
     sim.config.require_bound_names = false;
-    let rogue = sim.join_at(2803, "rogue", &format!("{}/chosen-by-server", crate::room_sim::ROOM));
+    let rogue = sim.join_at(
+        2803,
+        "rogue",
+        &format!("{}/chosen-by-server", crate::room_sim::ROOM),
+    );
     sim.run(60_000);
     let rogue_addr = sim.address(rogue);
     for i in [a, b] {
         assert!(
-            sim.alarms(i).iter().any(|al| matches!(al, Alarm::UnboundOccupantName { member } if *member == rogue_addr)),
+            sim.alarms(i).iter().any(
+                |al| matches!(al, Alarm::UnboundOccupantName { member } if *member == rogue_addr)
+            ),
             "{:?}",
             sim.alarms(i)
         );
-        assert!(sim.members[i].room.members().iter().any(|m| m.address == rogue_addr && !m.in_epoch));
+        assert!(sim.members[i]
+            .room
+            .members()
+            .iter()
+            .any(|m| m.address == rogue_addr && !m.in_epoch));
     }
-    let ready: Vec<_> = [a, b].iter().map(|&i| sim.members[i].room.epoch()).collect();
-    assert!(ready[0] == ready[1] && ready[0].is_some_and(|e| e.1), "{ready:?}");
+    let ready: Vec<_> = [a, b]
+        .iter()
+        .map(|&i| sim.members[i].room.epoch())
+        .collect();
+    assert!(
+        ready[0] == ready[1] && ready[0].is_some_and(|e| e.1),
+        "{ready:?}"
+    );
 }
 
 #[test]
@@ -525,12 +541,32 @@ fn server_showing_two_keys_for_one_member_is_named() {
     let b = sim.join_at(2902, "bob", &format!("{}/b", crate::room_sim::ROOM));
     let b_addr = sim.address(b);
     // Carol's address shows Bob a different identity than Alice sees.
-    let c = sim.join_split(2903, 2999, "carol", &format!("{}/c", crate::room_sim::ROOM), vec![b_addr]);
+    let c = sim.join_split(
+        2903,
+        2999,
+        "carol",
+        &format!("{}/c", crate::room_sim::ROOM),
+        vec![b_addr],
+    );
     sim.run(60_000);
     let c_addr = sim.address(c);
-    let named = |i: usize| sim.alarms(i).iter().any(|al| matches!(al, Alarm::RosterSplit { member, .. } if *member == c_addr));
-    assert!(named(a) || named(b), "alice {:?} / bob {:?}", sim.alarms(a), sim.alarms(b));
-    assert!(named(a) && named(b), "both must see it: alice {:?} / bob {:?}", sim.alarms(a), sim.alarms(b));
+    let named = |i: usize| {
+        sim.alarms(i)
+            .iter()
+            .any(|al| matches!(al, Alarm::RosterSplit { member, .. } if *member == c_addr))
+    };
+    assert!(
+        named(a) || named(b),
+        "alice {:?} / bob {:?}",
+        sim.alarms(a),
+        sim.alarms(b)
+    );
+    assert!(
+        named(a) && named(b),
+        "both must see it: alice {:?} / bob {:?}",
+        sim.alarms(a),
+        sim.alarms(b)
+    );
 }
 
 #[test]
@@ -541,22 +577,141 @@ fn limits_give_clear_errors() {
     let name = cryptocat_protocol::group::occupant_name(&id.verifying_key());
     let addr = format!("r@c/{name}");
     let long_nick = "n".repeat(65);
-    let err = Room::new(id, RoomConfig::default(), "r@c", &addr, &long_nick, now, &mut rng).err();
+    let err = Room::new(
+        id,
+        RoomConfig::default(),
+        "r@c",
+        &addr,
+        &long_nick,
+        now,
+        &mut rng,
+    )
+    .err();
     assert_eq!(err, Some(RoomError::BadNickname));
     let id = Identity::generate(&mut rng, now);
     assert_eq!(
-        Room::new(id, RoomConfig::default(), "r@c", "r@c/not-my-key", "nick", now, &mut rng).err(),
+        Room::new(
+            id,
+            RoomConfig::default(),
+            "r@c",
+            "r@c/not-my-key",
+            "nick",
+            now,
+            &mut rng
+        )
+        .err(),
         Some(RoomError::UnboundOwnAddress)
     );
     let id = Identity::generate(&mut rng, now);
     let name = cryptocat_protocol::group::occupant_name(&id.verifying_key());
-    let mut room = Room::new(id, RoomConfig::default(), "r@c", &format!("r@c/{name}"), "nick", now, &mut rng).unwrap();
+    let mut room = Room::new(
+        id,
+        RoomConfig::default(),
+        "r@c",
+        &format!("r@c/{name}"),
+        "nick",
+        now,
+        &mut rng,
+    )
+    .unwrap();
     let big = "x".repeat(cryptocat_protocol::content::MAX_TEXT_BYTES + 1);
-    assert!(matches!(room.send_text(now, &big), Err(RoomError::TextTooLong { .. })));
+    assert!(matches!(
+        room.send_text(now, &big),
+        Err(RoomError::TextTooLong { .. })
+    ));
     // At most MAX_MEMBERS occupants are tracked.
     for i in 0..(cryptocat_protocol::group::wire::MAX_MEMBERS + 10) {
         room.member_present(now, &mut rng, &format!("r@c/occupant{i:04}"));
     }
     assert!(room.members().len() < cryptocat_protocol::group::wire::MAX_MEMBERS);
     assert!(room.members().len() >= 250);
+}
+
+#[test]
+fn idle_members_fall_quiet_after_confirming() {
+    let mut sim = room_of(3, 31, CLEAN);
+    let before = sim.room_payloads();
+    let id = sim.send(0, "one message");
+    sim.run(120_000);
+    let sent = sim.room_payloads() - before;
+    // The text and one heartbeat from each of the two others, give or take one: no
+    // heartbeat answers a heartbeat.
+    assert!(
+        sent <= 4,
+        "{sent} room messages for one text over two minutes"
+    );
+    assert!(sent >= 3, "the others must acknowledge: {sent}");
+    assert_eq!(final_confirmation(&sim, 0, id), (2, 2));
+    for i in 0..3 {
+        assert!(sim.alarms(i).is_empty(), "{:?}", sim.alarms(i));
+    }
+}
+
+#[test]
+fn text_waiting_for_a_failed_handshake_still_goes_out() {
+    let mut sim = room_of(3, 32, CLEAN);
+    // A newcomer whose private messages never arrive: its handshakes cannot finish.
+    let dave = sim.join(3299, "dave");
+    let d = sim.address(dave);
+    sim.hook = Some(Box::new(move |env: &Envelope| {
+        if env.channel == Channel::Private && (env.from == d || env.to == d) {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    }));
+    sim.send(0, "typed while dave was joining");
+    sim.run(120_000);
+    for i in [1, 2] {
+        assert!(
+            sim.texts(i)
+                .iter()
+                .any(|(_, t)| t == "typed while dave was joining"),
+            "member {i}: {:?}",
+            sim.texts(i)
+        );
+    }
+    assert!(sim
+        .alarms(0)
+        .iter()
+        .any(|a| matches!(a, Alarm::HandshakeTimeout { .. })));
+}
+
+#[test]
+fn member_hidden_from_some_is_named() {
+    let mut sim = Sim::new(33, CLEAN);
+    let a = sim.join(3301, "alice");
+    let b = sim.join(3302, "bob");
+    // The server shows Xavier to Bob but hides him from Alice.
+    let x = sim.join_hidden(3303, "xavier", &[a]);
+    sim.run(120_000);
+    let x_addr = sim.address(x);
+    assert!(
+        sim.alarms(a)
+            .iter()
+            .any(|al| matches!(al, Alarm::HiddenMember { member, .. } if *member == x_addr)),
+        "alice: {:?}",
+        sim.alarms(a)
+    );
+    assert!(
+        !sim.alarms(b).is_empty(),
+        "bob must notice too: {:?}",
+        sim.alarms(b)
+    );
+}
+
+#[test]
+fn many_messages_across_rekeys_raise_no_false_alarm() {
+    let mut sim = room_of(3, 34, CLEAN);
+    for i in 0..300 {
+        sim.send(i % 3, &format!("m{i}"));
+        sim.run(37);
+    }
+    sim.run(60_000);
+    let epochs = ready_counters(&sim);
+    assert!(epochs[0].unwrap().0 >= 3, "expected rekeys: {epochs:?}");
+    for i in 0..3 {
+        assert_eq!(sim.texts(i).len(), 200, "member {i}");
+        assert!(sim.alarms(i).is_empty(), "member {i}: {:?}", sim.alarms(i));
+    }
 }

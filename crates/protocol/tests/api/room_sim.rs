@@ -87,7 +87,12 @@ impl Sim {
         self.make_at(seed, nickname, None)
     }
 
-    fn make_at(&self, seed: u64, nickname: &str, address: Option<&str>) -> (Room, ChaCha20Rng, String) {
+    fn make_at(
+        &self,
+        seed: u64,
+        nickname: &str,
+        address: Option<&str>,
+    ) -> (Room, ChaCha20Rng, String) {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let identity = Identity::generate(&mut rng, self.now);
         let address = match address {
@@ -145,12 +150,27 @@ impl Sim {
     /// A member at an address of the test's choosing (not derived from its key).
     pub fn join_at(&mut self, seed: u64, nickname: &str, address: &str) -> usize {
         let (room, rng, address) = self.make_at(seed, nickname, Some(address));
-        self.add(Member { address, nickname: nickname.into(), room, rng, events: Vec::new(), errors: 0, twin: None })
+        self.add(Member {
+            address,
+            nickname: nickname.into(),
+            room,
+            rng,
+            events: Vec::new(),
+            errors: 0,
+            twin: None,
+        })
     }
 
     /// The server plays a second identity (`fake_seed`) under the same address, shown only
     /// to `fake_targets`.
-    pub fn join_split(&mut self, seed: u64, fake_seed: u64, nickname: &str, address: &str, fake_targets: Vec<String>) -> usize {
+    pub fn join_split(
+        &mut self,
+        seed: u64,
+        fake_seed: u64,
+        nickname: &str,
+        address: &str,
+        fake_targets: Vec<String>,
+    ) -> usize {
         let (room, rng, address) = self.make_at(seed, nickname, Some(address));
         let (fake, fake_rng, _) = self.make_at(fake_seed, nickname, Some(&address));
         self.add(Member {
@@ -164,9 +184,31 @@ impl Sim {
         })
     }
 
-    fn add(&mut self, mut m: Member) -> usize {
+    /// A member whose presence the server hides from the members at `hidden_from`.
+    pub fn join_hidden(&mut self, seed: u64, nickname: &str, hidden_from: &[usize]) -> usize {
+        let (room, rng, address) = self.make(seed, nickname);
+        let m = Member {
+            address,
+            nickname: nickname.into(),
+            room,
+            rng,
+            events: Vec::new(),
+            errors: 0,
+            twin: None,
+        };
+        self.add_hidden(m, hidden_from)
+    }
+
+    fn add(&mut self, m: Member) -> usize {
+        self.add_hidden(m, &[])
+    }
+
+    fn add_hidden(&mut self, mut m: Member, hidden_from: &[usize]) -> usize {
         let now = self.now;
-        for other in &mut self.members {
+        for (i, other) in self.members.iter_mut().enumerate() {
+            if hidden_from.contains(&i) {
+                continue;
+            }
             other.room.member_present(now, &mut other.rng, &m.address);
             if let Some((t, r, _)) = other.twin.as_mut() {
                 t.member_present(now, r, &m.address);
@@ -191,6 +233,18 @@ impl Sim {
         }
         self.collect();
         gone
+    }
+
+    /// Payloads relayed to the room so far.
+    pub fn room_payloads(&self) -> usize {
+        let mut distinct: Vec<&Vec<u8>> = self
+            .captured
+            .iter()
+            .filter(|p| p.get(1) == Some(&0x20))
+            .collect();
+        distinct.sort();
+        distinct.dedup();
+        distinct.len()
     }
 
     pub fn address(&self, i: usize) -> String {

@@ -1,0 +1,81 @@
+//! `cryptocat-bench`: measures Cryptocat against peer implementations in the same process.
+//!
+//! ```text
+//! cargo run --release -p cryptocat-bench -- pairwise [--json]
+//! ```
+//!
+//! Each subcommand is one suite in its own module; [`measure`] holds the shared timing
+//! (calibrated batches, warm-up, median) and output (a table, or one JSON object per line).
+
+#![allow(clippy::print_stdout)] // printing results is this binary's job
+
+use clap::{Parser, Subcommand};
+
+mod group;
+mod measure;
+mod pairwise;
+
+/// Benchmarks of Cryptocat against peers, measured in the same run.
+#[derive(Debug, Parser)]
+#[command(name = "cryptocat-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    suite: Suite,
+}
+
+#[derive(Debug, Subcommand)]
+enum Suite {
+    /// One-to-one protocol (handshake and double ratchet) against vodozemac's Olm.
+    Pairwise(pairwise::Args),
+    /// Group protocol (send, receive, join at N members) against vodozemac's Megolm and a
+    /// Cryptocat-2-style per-recipient reference.
+    Group(group::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match &cli.suite {
+        Suite::Pairwise(args) => pairwise::run(args),
+        Suite::Group(args) => group::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_parses_group_with_member_counts() {
+        let cli =
+            Cli::try_parse_from(["cryptocat-bench", "group", "--members", "50", "--json"]).unwrap();
+        let Suite::Group(args) = cli.suite else {
+            panic!("group expected")
+        };
+        assert_eq!(args.members, vec![50]);
+        assert!(args.measure.json);
+        let cli = Cli::try_parse_from(["cryptocat-bench", "group"]).unwrap();
+        let Suite::Group(args) = cli.suite else {
+            panic!("group expected")
+        };
+        assert_eq!(args.members, vec![2, 10, 50, 200]);
+    }
+
+    #[test]
+    fn cli_is_well_formed_and_parses_pairwise() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["cryptocat-bench", "pairwise", "--json"]).unwrap();
+        let Suite::Pairwise(args) = cli.suite else {
+            panic!("pairwise expected")
+        };
+        assert!(args.measure.json);
+        assert_eq!(args.measure.batches, 5);
+        assert_eq!(args.measure.batch_ms, 50);
+        let cli = Cli::try_parse_from(["cryptocat-bench", "pairwise", "--op", "encrypt_dh_step"])
+            .unwrap();
+        let Suite::Pairwise(args) = cli.suite else {
+            panic!("pairwise expected")
+        };
+        assert_eq!(args.ops, vec![pairwise::Op::EncryptDhStep]);
+    }
+}

@@ -1,0 +1,141 @@
+//! Settings: from the command line or a TOML file (same names, `--c2s` is `c2s = "..."`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Every limit the server enforces. Defaults suit a small public relay.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest stanza in input bytes; above it the stream is closed with
+    /// `<policy-violation/>`.
+    pub max_stanza_bytes: usize,
+    /// Deepest element nesting below the stream root.
+    pub max_depth: usize,
+    /// Sustained stanzas per second per connection; above it the server stops reading
+    /// from the connection until the budget refills (back-pressure, nothing is dropped).
+    pub stanzas_per_second: u32,
+    /// Burst allowance for `stanzas_per_second`.
+    pub stanza_burst: u32,
+    /// Open connections allowed per IP address.
+    pub connections_per_ip: usize,
+    /// In-band registrations allowed per IP address in `registration_window_secs`.
+    pub registrations_per_ip: u32,
+    /// The registration rate window.
+    pub registration_window_secs: u64,
+    /// Failed authentications on one connection before it is closed.
+    pub auth_failures_per_connection: u32,
+    /// Base delay before answering a failed authentication; doubles with each recent
+    /// failure from the same IP address, up to 32 times the base.
+    pub auth_failure_delay_ms: u64,
+    /// An authenticated connection that sends nothing for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// A connection must authenticate and bind within this time.
+    pub negotiation_timeout_secs: u64,
+    /// Rooms one session may be in at once.
+    pub rooms_per_session: usize,
+    /// Occupants in one room.
+    pub occupants_per_room: usize,
+    /// Stanzas queued for one slow reader before further ones to it are dropped.
+    pub outbox_stanzas: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_stanza_bytes: 256 * 1024,
+            max_depth: 16,
+            stanzas_per_second: 100,
+            stanza_burst: 400,
+            connections_per_ip: 64,
+            registrations_per_ip: 20,
+            registration_window_secs: 600,
+            auth_failures_per_connection: 3,
+            auth_failure_delay_ms: 250,
+            idle_timeout_secs: 600,
+            negotiation_timeout_secs: 60,
+            rooms_per_session: 32,
+            occupants_per_room: cryptocat_protocol::group::wire::MAX_MEMBERS,
+            outbox_stanzas: 4096,
+        }
+    }
+}
+
+impl Limits {
+    /// [`Self::idle_timeout_secs`] as a duration.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    /// [`Self::negotiation_timeout_secs`] as a duration.
+    pub fn negotiation_timeout(&self) -> Duration {
+        Duration::from_secs(self.negotiation_timeout_secs)
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The XMPP domain; rooms live at `conference.<domain>`.
+    pub domain: String,
+    /// Client-to-server listener (STARTTLS required).
+    pub c2s: SocketAddr,
+    /// HTTP listener (BOSH and WebSocket in later slices).
+    #[serde(default)]
+    pub http: Option<SocketAddr>,
+    /// PEM certificate chain; without it a self-signed one is generated.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Where a generated certificate is written (default: a temporary directory).
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// Limits.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+impl Config {
+    /// A configuration for `domain` with default limits, listening on `c2s`.
+    pub fn new(domain: impl Into<String>, c2s: SocketAddr) -> Self {
+        Self {
+            domain: domain.into(),
+            c2s,
+            http: None,
+            tls_cert: None,
+            tls_key: None,
+            state_dir: None,
+            limits: Limits::default(),
+        }
+    }
+
+    /// The MUC service's domain.
+    pub fn muc_domain(&self) -> String {
+        format!("conference.{}", self.domain)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_round() {
+        let c: Config = toml::from_str(
+            "domain = \"example.org\"\nc2s = \"127.0.0.1:5222\"\n[limits]\nmax_stanza_bytes = 1000\n",
+        )
+        .unwrap();
+        assert_eq!(c.domain, "example.org");
+        assert_eq!(c.limits.max_stanza_bytes, 1000);
+        assert_eq!(c.limits.max_depth, 16);
+        assert!(
+            toml::from_str::<Config>("domain = \"x\"\nc2s = \"127.0.0.1:1\"\nbogus = 1\n").is_err()
+        );
+    }
+}

@@ -1,0 +1,852 @@
+//! The shared, sans-IO server state: accounts, bound sessions, rooms, per-address
+//! counters, and the routing of stanzas between sessions.
+//!
+//! Every method takes the current time as an argument and returns what should be written
+//! where as [`Delivery`] values; nothing here touches a socket or a clock. The tokio shell
+//! keeps one `Hub` behind a mutex.
+//!
+//! Invariants: nothing about message content is kept; a relayed message is rebuilt from
+//! its checked payload; rooms exist only while they have occupants and keep no history;
+//! occupants' real JIDs are never shown to other occupants (semi-anonymous rooms).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use jid::{BareJid, FullJid, Jid};
+
+use crate::config::Limits;
+use crate::scram::Credentials;
+use crate::stanza::{
+    IqKind, IqStanza, MessageKind, MessageStanza, PresenceKind, PresenceStanza, NS_PAYLOAD,
+    NS_STANZAS,
+};
+use crate::xml::Out;
+
+/// MUC namespaces.
+pub const NS_MUC: &str = "http://jabber.org/protocol/muc";
+/// MUC user namespace.
+pub const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
+/// MUC owner namespace.
+pub const NS_MUC_OWNER: &str = "http://jabber.org/protocol/muc#owner";
+/// Service discovery.
+pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
+/// Service discovery items.
+pub const NS_DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
+
+/// How long failed authentications from an address count towards its back-off.
+const AUTH_FAILURE_MEMORY: Duration = Duration::from_secs(300);
+
+/// Identifies one connection's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+/// Serialised stanza for one session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Recipient.
+    pub to: SessionId,
+    /// The stanza.
+    pub xml: String,
+}
+
+/// Why a registration was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    /// The username is taken (`conflict`).
+    #[error("username taken")]
+    Conflict,
+    /// Too many registrations from this address (`resource-constraint`).
+    #[error("registration rate limit")]
+    RateLimited,
+    /// Username or password unacceptable (`not-acceptable`).
+    #[error("username or password not acceptable")]
+    NotAcceptable,
+}
+
+#[derive(Debug, Default)]
+struct AddressState {
+    connections: usize,
+    registrations: VecDeque<Instant>,
+    recent_auth_failures: u32,
+    last_auth_failure: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Session {
+    jid: FullJid,
+    /// Room localpart to nickname.
+    rooms: BTreeMap<String, String>,
+}
+
+#[derive(Debug)]
+struct Occupant {
+    session: SessionId,
+    jid: FullJid,
+    owner: bool,
+}
+
+#[derive(Debug, Default)]
+struct Room {
+    /// Nickname to occupant.
+    occupants: BTreeMap<String, Occupant>,
+}
+
+/// A stanza error reply: who it is from, and its condition.
+pub(crate) struct ErrorReply<'a> {
+    pub(crate) stanza: &'static str,
+    pub(crate) from: &'a str,
+    pub(crate) to: &'a str,
+    pub(crate) id: Option<&'a str>,
+    pub(crate) kind: &'static str,
+    pub(crate) condition: &'static str,
+    pub(crate) text: Option<&'a str>,
+}
+
+impl ErrorReply<'_> {
+    pub(crate) fn to_xml(&self) -> String {
+        let mut err = Out::new("error")
+            .attr("type", self.kind)
+            .child(Out::ns(self.condition, NS_STANZAS));
+        if let Some(t) = self.text {
+            err = err.child(Out::ns("text", NS_STANZAS).text(t));
+        }
+        let mut el = Out::new(self.stanza)
+            .attr("type", "error")
+            .attr("from", self.from)
+            .attr("to", self.to)
+            .attr_opt("id", self.id)
+            .child(err);
+        if self.stanza == "presence" {
+            el = el.child(Out::ns("x", NS_MUC));
+        }
+        el.to_xml()
+    }
+}
+
+/// Locks shared state. A panic while the lock was held cannot leave the hub half-updated
+/// in a way that matters more than refusing every later connection would, so a poisoned
+/// lock is taken over rather than propagated.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Normalises an account username with the JID localpart rules; `None` if unusable.
+pub fn normalize_username(domain: &str, raw: &str) -> Option<String> {
+    if raw.is_empty() || raw.len() > 256 || raw.contains(['@', '/']) {
+        return None;
+    }
+    let bare = BareJid::new(&format!("{raw}@{domain}")).ok()?;
+    bare.node().map(|n| n.as_str().to_owned())
+}
+
+/// The state shared by all connections.
+#[derive(Debug)]
+pub struct Hub {
+    domain: String,
+    muc_domain: String,
+    limits: Limits,
+    accounts: HashMap<String, Credentials>,
+    sessions: HashMap<SessionId, Session>,
+    /// Bound full JID (as text) to session.
+    by_jid: HashMap<String, SessionId>,
+    rooms: HashMap<String, Room>,
+    addresses: HashMap<IpAddr, AddressState>,
+    next_session: u64,
+}
+
+impl Hub {
+    /// An empty hub for `domain`.
+    pub fn new(domain: &str, limits: Limits) -> Self {
+        Self {
+            domain: domain.to_owned(),
+            muc_domain: format!("conference.{domain}"),
+            limits,
+            accounts: HashMap::new(),
+            sessions: HashMap::new(),
+            by_jid: HashMap::new(),
+            rooms: HashMap::new(),
+            addresses: HashMap::new(),
+            next_session: 1,
+        }
+    }
+
+    /// The server's domain.
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// The MUC service's domain.
+    pub fn muc_domain(&self) -> &str {
+        &self.muc_domain
+    }
+
+    /// Number of rooms that exist (for tests and metrics; no names).
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Whether a room exists.
+    pub fn room_exists(&self, room: &str) -> bool {
+        self.rooms.contains_key(room)
+    }
+
+    /// Admits a new connection from `ip`, or refuses it when the address has too many.
+    pub fn connect(&mut self, ip: IpAddr, now: Instant) -> Option<SessionId> {
+        if self.next_session % 256 == 0 {
+            self.prune(now);
+        }
+        let state = self.addresses.entry(ip).or_default();
+        if state.connections >= self.limits.connections_per_ip {
+            return None;
+        }
+        state.connections += 1;
+        let id = SessionId(self.next_session);
+        self.next_session += 1;
+        Some(id)
+    }
+
+    /// Forgets per-address counters that no longer limit anything, so the table does not
+    /// grow with every address ever seen.
+    pub fn prune(&mut self, now: Instant) {
+        let window = Duration::from_secs(self.limits.registration_window_secs);
+        self.addresses.retain(|_, s| {
+            s.registrations
+                .retain(|t| now.saturating_duration_since(*t) < window);
+            let failing = s
+                .last_auth_failure
+                .is_some_and(|t| now.saturating_duration_since(t) < AUTH_FAILURE_MEMORY);
+            s.connections > 0 || !s.registrations.is_empty() || failing
+        });
+    }
+
+    /// Number of addresses with counters (for tests).
+    pub fn tracked_addresses(&self) -> usize {
+        self.addresses.len()
+    }
+
+    /// A connection ended: leaves its rooms and unbinds it. Returns the presences to send.
+    pub fn disconnect(&mut self, ip: IpAddr, id: SessionId) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        if let Some(session) = self.sessions.remove(&id) {
+            self.by_jid.remove(session.jid.as_str());
+            for room in session.rooms.keys() {
+                self.leave_room(id, &session.jid, room, false, &mut out);
+            }
+        }
+        if let Some(state) = self.addresses.get_mut(&ip) {
+            state.connections = state.connections.saturating_sub(1);
+            if state.connections == 0
+                && state.registrations.is_empty()
+                && state.recent_auth_failures == 0
+            {
+                self.addresses.remove(&ip);
+            }
+        }
+        out
+    }
+
+    /// Whether a registration from `ip` is allowed now; records it if so.
+    pub fn admit_registration(&mut self, ip: IpAddr, now: Instant) -> bool {
+        let window = Duration::from_secs(self.limits.registration_window_secs);
+        let max = self.limits.registrations_per_ip as usize;
+        let state = self.addresses.entry(ip).or_default();
+        while let Some(first) = state.registrations.front() {
+            if now.saturating_duration_since(*first) >= window {
+                state.registrations.pop_front();
+            } else {
+                break;
+            }
+        }
+        if state.registrations.len() >= max {
+            return false;
+        }
+        state.registrations.push_back(now);
+        true
+    }
+
+    /// Whether a username is free.
+    pub fn username_free(&self, username: &str) -> bool {
+        !self.accounts.contains_key(username)
+    }
+
+    /// Adds an account (the credentials were derived outside the lock).
+    pub fn add_account(
+        &mut self,
+        username: String,
+        credentials: Credentials,
+    ) -> Result<(), RegisterError> {
+        if self.accounts.contains_key(&username) {
+            return Err(RegisterError::Conflict);
+        }
+        self.accounts.insert(username, credentials);
+        Ok(())
+    }
+
+    /// The stored credentials of an account.
+    pub fn credentials(&self, username: &str) -> Option<Credentials> {
+        self.accounts.get(username).cloned()
+    }
+
+    /// Records a failed authentication and returns how long to wait before answering.
+    pub fn auth_failed(&mut self, ip: IpAddr, now: Instant) -> Duration {
+        let base = self.limits.auth_failure_delay_ms;
+        let state = self.addresses.entry(ip).or_default();
+        if let Some(last) = state.last_auth_failure {
+            if now.saturating_duration_since(last) > AUTH_FAILURE_MEMORY {
+                state.recent_auth_failures = 0;
+            }
+        }
+        state.recent_auth_failures = state.recent_auth_failures.saturating_add(1);
+        state.last_auth_failure = Some(now);
+        let factor = 1u64 << state.recent_auth_failures.saturating_sub(1).min(5);
+        Duration::from_millis(base.saturating_mul(factor))
+    }
+
+    /// Binds an authenticated session to a resource (the requested one if free, else a
+    /// fresh one) and returns its full JID.
+    pub fn bind(
+        &mut self,
+        id: SessionId,
+        username: &str,
+        requested: Option<&str>,
+        fresh: &str,
+    ) -> Option<FullJid> {
+        let bare = BareJid::new(&format!("{username}@{}", self.domain)).ok()?;
+        let jid = requested
+            .and_then(|r| bare.with_resource_str(r).ok())
+            .filter(|j| !self.by_jid.contains_key(j.as_str()))
+            .or_else(|| bare.with_resource_str(fresh).ok())?;
+        if self.by_jid.contains_key(jid.as_str()) {
+            return None;
+        }
+        self.by_jid.insert(jid.as_str().to_owned(), id);
+        self.sessions.insert(
+            id,
+            Session {
+                jid: jid.clone(),
+                rooms: BTreeMap::new(),
+            },
+        );
+        Some(jid)
+    }
+
+    fn room_jid(&self, room: &str, nick: Option<&str>) -> String {
+        match nick {
+            Some(n) => format!("{room}@{}/{n}", self.muc_domain),
+            None => format!("{room}@{}", self.muc_domain),
+        }
+    }
+
+    /// Splits a JID addressed to the MUC service into room and nickname.
+    fn muc_target<'a>(&self, to: &'a Jid) -> Option<(Option<&'a str>, Option<&'a str>)> {
+        if to.domain().as_str() != self.muc_domain {
+            return None;
+        }
+        Some((
+            to.node().map(|n| n.as_str()),
+            to.resource().map(|r| r.as_str()),
+        ))
+    }
+
+    /// Handles presence from a bound session.
+    pub fn presence(&mut self, id: SessionId, p: &PresenceStanza) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        let Some(from) = self.sessions.get(&id).map(|s| s.jid.clone()) else {
+            return out;
+        };
+        let Some(to) = &p.to else {
+            return out; // broadcast presence: there are no rosters.
+        };
+        let Some((room, nick)) = self.muc_target(to) else {
+            return out; // directed presence to users is not relayed.
+        };
+        let Some(room) = room else {
+            return out;
+        };
+        match p.kind {
+            PresenceKind::Available => match nick {
+                Some(nick) => self.join(id, &from, room, nick, p.id.as_deref(), &mut out),
+                None => out.push(Delivery {
+                    to: id,
+                    xml: ErrorReply {
+                        stanza: "presence",
+                        from: &self.room_jid(room, None),
+                        to: from.as_str(),
+                        id: p.id.as_deref(),
+                        kind: "modify",
+                        condition: "jid-malformed",
+                        text: Some("a nickname is required"),
+                    }
+                    .to_xml(),
+                }),
+            },
+            PresenceKind::Unavailable => {
+                let in_room = self
+                    .sessions
+                    .get_mut(&id)
+                    .and_then(|s| s.rooms.remove(room))
+                    .is_some();
+                if in_room {
+                    self.leave_room(id, &from, room, true, &mut out);
+                }
+            }
+            PresenceKind::Error | PresenceKind::Other => {}
+        }
+        out
+    }
+
+    fn occupant_presence(
+        &self,
+        room: &str,
+        nick: &str,
+        to: &FullJid,
+        owner: bool,
+        statuses: &[&'static str],
+        unavailable: bool,
+    ) -> String {
+        let (affiliation, role) = match (unavailable, owner) {
+            (true, true) => ("owner", "none"),
+            (true, false) => ("none", "none"),
+            (false, true) => ("owner", "moderator"),
+            (false, false) => ("none", "participant"),
+        };
+        let mut x = Out::ns("x", NS_MUC_USER).child(
+            Out::new("item")
+                .attr("affiliation", affiliation)
+                .attr("role", role),
+        );
+        for code in statuses {
+            x = x.child(Out::new("status").attr("code", *code));
+        }
+        let mut p = Out::new("presence")
+            .attr("from", self.room_jid(room, Some(nick)))
+            .attr("to", to.as_str());
+        if unavailable {
+            p = p.attr("type", "unavailable");
+        }
+        p.child(x).to_xml()
+    }
+
+    fn join(
+        &mut self,
+        id: SessionId,
+        from: &FullJid,
+        room: &str,
+        nick: &str,
+        stanza_id: Option<&str>,
+        out: &mut Vec<Delivery>,
+    ) {
+        let reply_error = |hub: &Self, kind, condition, text| {
+            ErrorReply {
+                stanza: "presence",
+                from: &hub.room_jid(room, Some(nick)),
+                to: from.as_str(),
+                id: stanza_id,
+                kind,
+                condition,
+                text: Some(text),
+            }
+            .to_xml()
+        };
+        let current = self
+            .sessions
+            .get(&id)
+            .and_then(|s| s.rooms.get(room))
+            .cloned();
+        if let Some(current) = current {
+            if current != nick {
+                out.push(Delivery {
+                    to: id,
+                    xml: reply_error(
+                        self,
+                        "modify",
+                        "not-acceptable",
+                        "nickname changes are not supported",
+                    ),
+                });
+            }
+            return; // presence update in a room: nothing to tell.
+        }
+        let room_count = self.sessions.get(&id).map_or(0, |s| s.rooms.len());
+        if room_count >= self.limits.rooms_per_session {
+            out.push(Delivery {
+                to: id,
+                xml: reply_error(self, "wait", "resource-constraint", "too many rooms"),
+            });
+            return;
+        }
+        let created = !self.rooms.contains_key(room);
+        if let Some(r) = self.rooms.get(room) {
+            if r.occupants.contains_key(nick) {
+                out.push(Delivery {
+                    to: id,
+                    xml: reply_error(self, "cancel", "conflict", "nickname in use"),
+                });
+                return;
+            }
+            if r.occupants.len() >= self.limits.occupants_per_room {
+                out.push(Delivery {
+                    to: id,
+                    xml: reply_error(self, "wait", "service-unavailable", "room is full"),
+                });
+                return;
+            }
+        }
+        let mut room_state = self.rooms.remove(room).unwrap_or_default();
+        // Existing occupants to the newcomer, then the newcomer to them.
+        for (other_nick, occ) in &room_state.occupants {
+            out.push(Delivery {
+                to: id,
+                xml: self.occupant_presence(room, other_nick, from, occ.owner, &[], false),
+            });
+            out.push(Delivery {
+                to: occ.session,
+                xml: self.occupant_presence(room, nick, &occ.jid, created, &[], false),
+            });
+        }
+        let statuses: &[&'static str] = if created { &["110", "201"] } else { &["110"] };
+        out.push(Delivery {
+            to: id,
+            xml: self.occupant_presence(room, nick, from, created, statuses, false),
+        });
+        // No history; an empty subject ends the join as XEP-0045 clients expect.
+        out.push(Delivery {
+            to: id,
+            xml: Out::new("message")
+                .attr("from", self.room_jid(room, None))
+                .attr("to", from.as_str())
+                .attr("type", "groupchat")
+                .child(Out::new("subject"))
+                .to_xml(),
+        });
+        room_state.occupants.insert(
+            nick.to_owned(),
+            Occupant {
+                session: id,
+                jid: from.clone(),
+                owner: created,
+            },
+        );
+        self.rooms.insert(room.to_owned(), room_state);
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.rooms.insert(room.to_owned(), nick.to_owned());
+        }
+        tracing::debug!(session = id.0, created, "joined a room");
+    }
+
+    fn leave_room(
+        &mut self,
+        id: SessionId,
+        from: &FullJid,
+        room: &str,
+        tell_self: bool,
+        out: &mut Vec<Delivery>,
+    ) {
+        let Some(mut state) = self.rooms.remove(room) else {
+            return;
+        };
+        let Some(nick) = state
+            .occupants
+            .iter()
+            .find(|(_, o)| o.session == id)
+            .map(|(n, _)| n.clone())
+        else {
+            self.rooms.insert(room.to_owned(), state);
+            return;
+        };
+        let owner = state.occupants.remove(&nick).is_some_and(|o| o.owner);
+        for occ in state.occupants.values() {
+            out.push(Delivery {
+                to: occ.session,
+                xml: self.occupant_presence(room, &nick, &occ.jid, owner, &[], true),
+            });
+        }
+        if tell_self {
+            out.push(Delivery {
+                to: id,
+                xml: self.occupant_presence(room, &nick, from, owner, &["110"], true),
+            });
+        }
+        if state.occupants.is_empty() {
+            tracing::debug!(session = id.0, "room vanished");
+        } else {
+            self.rooms.insert(room.to_owned(), state);
+        }
+    }
+
+    /// Handles a message from a bound session; the policy was checked while parsing.
+    pub fn message(&mut self, id: SessionId, m: &MessageStanza) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        let Some(from) = self.sessions.get(&id).map(|s| s.jid.clone()) else {
+            return out;
+        };
+        if m.kind == MessageKind::Error {
+            return out; // never answer or relay an error
+        }
+        let to_text =
+            m.to.as_ref()
+                .map_or_else(|| from.to_bare().to_string(), |j| j.to_string());
+        let error = |kind, condition, text: &str| Delivery {
+            to: id,
+            xml: ErrorReply {
+                stanza: "message",
+                from: &to_text,
+                to: from.as_str(),
+                id: m.id.as_deref(),
+                kind,
+                condition,
+                text: Some(text),
+            }
+            .to_xml(),
+        };
+        let payload = match &m.payload {
+            Ok(p) => p,
+            Err(v) => {
+                tracing::debug!(session = id.0, reason = %v, "message refused by policy");
+                out.push(error("modify", "policy-violation", &v.to_string()));
+                return out;
+            }
+        };
+        let Some(to) = &m.to else {
+            out.push(error("modify", "bad-request", "a recipient is required"));
+            return out;
+        };
+        let relay = |from_jid: &str, to_jid: &str, kind: &'static str, muc: bool| {
+            let mut msg = Out::new("message")
+                .attr("from", from_jid)
+                .attr("to", to_jid)
+                .attr("type", kind)
+                .attr_opt("id", m.id.as_deref())
+                .child(Out::ns("payload", NS_PAYLOAD).text(payload.as_str()));
+            if muc {
+                msg = msg.child(Out::ns("x", NS_MUC_USER));
+            }
+            msg.to_xml()
+        };
+        if let Some((room, nick)) = self.muc_target(to) {
+            let Some(room) = room else {
+                out.push(error("cancel", "service-unavailable", "not a room"));
+                return out;
+            };
+            let sender_nick = self
+                .sessions
+                .get(&id)
+                .and_then(|s| s.rooms.get(room))
+                .cloned();
+            let (Some(sender_nick), Some(state)) = (sender_nick, self.rooms.get(room)) else {
+                out.push(error(
+                    "cancel",
+                    "not-acceptable",
+                    "not an occupant of this room",
+                ));
+                return out;
+            };
+            let sender_room_jid = self.room_jid(room, Some(&sender_nick));
+            match (m.kind, nick) {
+                (MessageKind::Groupchat, None) => {
+                    for occ in state.occupants.values() {
+                        out.push(Delivery {
+                            to: occ.session,
+                            xml: relay(&sender_room_jid, occ.jid.as_str(), "groupchat", false),
+                        });
+                    }
+                }
+                (MessageKind::Chat, Some(nick)) => match state.occupants.get(nick) {
+                    Some(occ) => out.push(Delivery {
+                        to: occ.session,
+                        xml: relay(&sender_room_jid, occ.jid.as_str(), "chat", true),
+                    }),
+                    None => out.push(error("cancel", "item-not-found", "no such occupant")),
+                },
+                _ => out.push(error(
+                    "modify",
+                    "bad-request",
+                    "groupchat goes to the room, chat to an occupant",
+                )),
+            }
+            return out;
+        }
+        if m.kind != MessageKind::Chat {
+            out.push(error("modify", "bad-request", "groupchat goes to a room"));
+            return out;
+        }
+        if to.domain().as_str() != self.domain || to.node().is_none() {
+            out.push(error("cancel", "service-unavailable", "no such recipient"));
+            return out;
+        }
+        let targets: Vec<(SessionId, String)> = match to.resource() {
+            Some(_) => self
+                .by_jid
+                .get(to.as_str())
+                .map(|s| (*s, to.to_string()))
+                .into_iter()
+                .collect(),
+            None => self
+                .sessions
+                .iter()
+                .filter(|(_, s)| s.jid.to_bare() == to.to_bare())
+                .map(|(sid, s)| (*sid, s.jid.to_string()))
+                .collect(),
+        };
+        if targets.is_empty() {
+            out.push(error(
+                "cancel",
+                "service-unavailable",
+                "recipient not online",
+            ));
+        }
+        for (sid, jid) in targets {
+            out.push(Delivery {
+                to: sid,
+                xml: relay(from.as_str(), &jid, "chat", false),
+            });
+        }
+        out
+    }
+
+    /// Handles an iq addressed to the MUC service or a room. Returns the reply.
+    pub fn muc_iq(&self, from: &FullJid, iq: &IqStanza) -> Option<String> {
+        let to = iq.to.as_ref()?;
+        let (room, nick) = self.muc_target(to)?;
+        if matches!(iq.kind, IqKind::Result | IqKind::Error) {
+            return Some(String::new());
+        }
+        let child = iq.child.as_ref();
+        let ns = child.map(|c| c.ns()).unwrap_or_default();
+        let result = |query: Out| {
+            Out::new("iq")
+                .attr("type", "result")
+                .attr("from", to.as_str())
+                .attr("to", from.as_str())
+                .attr("id", iq.id.as_str())
+                .child(query)
+                .to_xml()
+        };
+        let error = |kind, condition| {
+            ErrorReply {
+                stanza: "iq",
+                from: to.as_str(),
+                to: from.as_str(),
+                id: Some(&iq.id),
+                kind,
+                condition,
+                text: None,
+            }
+            .to_xml()
+        };
+        let reply = match (room, nick, iq.kind, ns.as_str()) {
+            (None, None, IqKind::Get, NS_DISCO_INFO) => result(
+                Out::ns("query", NS_DISCO_INFO)
+                    .child(
+                        Out::new("identity")
+                            .attr("category", "conference")
+                            .attr("type", "text")
+                            .attr("name", "Cryptocat rooms"),
+                    )
+                    .child(Out::new("feature").attr("var", NS_DISCO_INFO))
+                    .child(Out::new("feature").attr("var", NS_MUC)),
+            ),
+            (None, None, IqKind::Get, NS_DISCO_ITEMS) => result(Out::ns("query", NS_DISCO_ITEMS)),
+            (Some(room), None, IqKind::Get, NS_DISCO_INFO) if self.rooms.contains_key(room) => {
+                let mut q = Out::ns("query", NS_DISCO_INFO).child(
+                    Out::new("identity")
+                        .attr("category", "conference")
+                        .attr("type", "text"),
+                );
+                for f in [
+                    NS_MUC,
+                    "muc_temporary",
+                    "muc_open",
+                    "muc_semianonymous",
+                    "muc_unmoderated",
+                ] {
+                    q = q.child(Out::new("feature").attr("var", f));
+                }
+                result(q)
+            }
+            (Some(room), None, IqKind::Get, NS_DISCO_INFO | NS_DISCO_ITEMS)
+                if !self.rooms.contains_key(room) =>
+            {
+                error("cancel", "item-not-found")
+            }
+            (Some(_), None, IqKind::Get, NS_DISCO_ITEMS) => {
+                result(Out::ns("query", NS_DISCO_ITEMS))
+            }
+            // Accept the instant-room request of clients that configure new rooms.
+            (Some(room), None, IqKind::Set, NS_MUC_OWNER) if self.rooms.contains_key(room) => {
+                Out::new("iq")
+                    .attr("type", "result")
+                    .attr("from", to.as_str())
+                    .attr("to", from.as_str())
+                    .attr("id", iq.id.as_str())
+                    .to_xml()
+            }
+            _ => error("cancel", "service-unavailable"),
+        };
+        Some(reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_counters_are_pruned_when_idle() {
+        let limits = Limits {
+            registration_window_secs: 10,
+            ..Limits::default()
+        };
+        let mut hub = Hub::new("localhost", limits);
+        let t0 = Instant::now();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let c: IpAddr = "192.0.2.3".parse().unwrap();
+        let id = hub.connect(a, t0).unwrap();
+        assert!(hub.admit_registration(b, t0));
+        hub.auth_failed(c, t0);
+        hub.prune(t0);
+        assert_eq!(hub.tracked_addresses(), 3);
+        hub.prune(t0 + Duration::from_secs(11));
+        assert_eq!(hub.tracked_addresses(), 2, "b's registration expired");
+        hub.prune(t0 + AUTH_FAILURE_MEMORY + Duration::from_secs(1));
+        assert_eq!(
+            hub.tracked_addresses(),
+            1,
+            "only a's open connection remains"
+        );
+        hub.disconnect(a, id);
+        assert_eq!(hub.tracked_addresses(), 0);
+    }
+
+    #[test]
+    fn auth_failure_delay_doubles_and_is_capped() {
+        let limits = Limits {
+            auth_failure_delay_ms: 100,
+            ..Limits::default()
+        };
+        let mut hub = Hub::new("localhost", limits);
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let t = Instant::now();
+        let delays: Vec<u64> = (0..8)
+            .map(|_| u64::try_from(hub.auth_failed(ip, t).as_millis()).unwrap())
+            .collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 3200, 3200]);
+        // Forgotten after a quiet period.
+        let later = t + AUTH_FAILURE_MEMORY + Duration::from_secs(1);
+        assert_eq!(hub.auth_failed(ip, later), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn usernames_are_normalized_and_validated() {
+        assert_eq!(
+            normalize_username("localhost", "Alice").as_deref(),
+            Some("alice")
+        );
+        assert_eq!(normalize_username("localhost", "a@b"), None);
+        assert_eq!(normalize_username("localhost", "a/b"), None);
+        assert_eq!(normalize_username("localhost", ""), None);
+    }
+}

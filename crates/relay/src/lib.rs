@@ -1,0 +1,44 @@
+//! `cryptocat-server`: a small, hardened XMPP relay that carries only Cryptocat ciphertext.
+//!
+//! # Structure
+//!
+//! The protocol logic is sans-IO; a thin tokio shell moves bytes.
+//!
+//! - [`xml`]: incremental XML stream parser with limits (stanza size, depth), and the
+//!   writer for server output.
+//! - [`stanza`]: stanzas parsed once into typed shapes; the plaintext policy.
+//! - [`scram`]: SCRAM-SHA-256 server side; accounts keep only salted keys.
+//! - [`stream`]: one client stream as a state machine (`handle_bytes` →
+//!   `poll_output`): STARTTLS, registration, SASL, bind, then routing. BOSH and WebSocket
+//!   (later slices) will feed the same machine.
+//! - [`hub`]: shared state (accounts, sessions, rooms, per-address counters) and routing,
+//!   returning deliveries instead of writing.
+//! - [`tls`], [`server`], [`config`]: certificates, the tokio shell, settings.
+//!
+//! # Invariants
+//!
+//! - Architecture invariant: nothing about message content is stored or logged. Rooms
+//!   keep no history and vanish when empty; accounts live in memory only, as SCRAM salted
+//!   keys (never the password).
+//! - A `chat` or `groupchat` message is relayed only if its sole content is one
+//!   `<payload xmlns="urn:xmpp:cryptocat:1">` whose base64 decodes to a well-formed
+//!   envelope; the relayed stanza is rebuilt from that payload. Anything else gets a
+//!   `policy-violation` error and reaches nobody.
+//! - Network input never panics the process: parse errors close the stream with an RFC
+//!   6120 stream error. Limits: stanza size, nesting depth, stanza rate (back-pressure),
+//!   connections per address, registrations per address, authentication failures (delay
+//!   doubling per address, connection closed after a few), idle and negotiation timeouts.
+//! - `tracing` output carries session numbers and event names only: no JID localparts,
+//!   nicknames, room names, passwords or content.
+
+pub mod config;
+pub mod hub;
+pub mod scram;
+pub mod server;
+pub mod stanza;
+pub mod stream;
+pub mod tls;
+pub mod xml;
+
+pub use config::{Config, Limits};
+pub use server::{Running, Server, StartError};

@@ -1,0 +1,439 @@
+//! The XML edge: an incremental, limited stream parser for what clients send, and a tiny
+//! writer for what the server sends.
+//!
+//! [`StreamParser`] is fed raw bytes as they arrive and yields [`XmlEvent`]s: the stream
+//! header, each complete top-level stanza as a [`minidom::Element`], and the end of the
+//! stream. It is built on `rxml`'s sans-IO `RawParser` (the lexer tokio-xmpp uses; it refuses
+//! DTDs, processing instructions and entity declarations) plus `minidom`'s tree builder.
+//!
+//! Limits, checked before anything grows: a stanza may span at most
+//! [`ParserLimits::max_stanza_bytes`] bytes of input and nest at most
+//! [`ParserLimits::max_depth`] elements below the stream root; a single token (name,
+//! attribute value, text chunk) is at most 8 KiB in the lexer, so the lexer's own buffer is
+//! bounded too. Whitespace between stanzas (keep-alives) is dropped, never accumulated.
+
+use std::fmt::Write as _;
+
+use minidom::tree_builder::TreeBuilder;
+use minidom::Element;
+use rxml::error::EndOrError;
+use rxml::{Parse as _, RawEvent, RawParser};
+
+/// The stream namespace (RFC 6120).
+pub const NS_STREAM: &str = "http://etherx.jabber.org/streams";
+/// The client namespace.
+pub const NS_CLIENT: &str = "jabber:client";
+
+/// Limits applied while parsing.
+#[derive(Debug, Clone, Copy)]
+pub struct ParserLimits {
+    /// Largest stanza, counted in input bytes from its `<` to its end tag.
+    pub max_stanza_bytes: usize,
+    /// Deepest nesting below the stream root (a stanza is depth 1).
+    pub max_depth: usize,
+}
+
+/// What the parser recognised.
+#[derive(Debug)]
+pub enum XmlEvent {
+    /// The stream header `<stream:stream ...>` with its attributes.
+    StreamOpen(StreamHeader),
+    /// A complete top-level element.
+    Stanza(Element),
+    /// `</stream:stream>`.
+    StreamClose,
+}
+
+/// The attributes of a stream header that the server looks at.
+#[derive(Debug, Clone, Default)]
+pub struct StreamHeader {
+    /// `to`: the domain the client wants.
+    pub to: Option<String>,
+    /// `version`.
+    pub version: Option<String>,
+    /// Whether the element was `stream` in the stream namespace.
+    pub is_stream: bool,
+}
+
+/// Why the input could not be parsed: each maps to an RFC 6120 stream error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XmlError {
+    /// The bytes are not well-formed (restricted) XML.
+    #[error("not well-formed XML")]
+    NotWellFormed,
+    /// A stanza grew past the size limit.
+    #[error("stanza larger than {max} bytes")]
+    StanzaTooLarge {
+        /// The limit.
+        max: usize,
+    },
+    /// Elements nested deeper than the limit.
+    #[error("elements nested deeper than {max}")]
+    TooDeep {
+        /// The limit.
+        max: usize,
+    },
+    /// Character data directly inside the stream root.
+    #[error("text outside of stanzas")]
+    TextAtTopLevel,
+}
+
+/// An incremental parser for one XML stream (one per stream restart).
+pub struct StreamParser {
+    raw: RawParser,
+    tree: TreeBuilder,
+    limits: ParserLimits,
+    /// Input bytes of the stanza being read, if one has started.
+    stanza_bytes: usize,
+    opened: bool,
+    closed: bool,
+}
+
+impl std::fmt::Debug for StreamParser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamParser")
+            .field("depth", &self.tree.depth())
+            .field("stanza_bytes", &self.stanza_bytes)
+            .field("opened", &self.opened)
+            .finish()
+    }
+}
+
+impl StreamParser {
+    /// A parser waiting for a stream header.
+    pub fn new(limits: ParserLimits) -> Self {
+        Self {
+            raw: RawParser::new(),
+            tree: TreeBuilder::new(),
+            limits,
+            stanza_bytes: 0,
+            opened: false,
+            closed: false,
+        }
+    }
+
+    /// Feeds bytes and returns every event they complete. After an error the parser must
+    /// not be fed again.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Result<Vec<XmlEvent>, XmlError> {
+        let mut events = Vec::new();
+        while !self.closed {
+            match self.raw.parse(&mut bytes, false) {
+                Ok(Some(ev)) => self.handle(ev, &mut events)?,
+                Ok(None) => break,
+                Err(EndOrError::NeedMoreData) => {
+                    if bytes.is_empty() {
+                        break;
+                    }
+                }
+                Err(EndOrError::Error(_)) => return Err(XmlError::NotWellFormed),
+            }
+        }
+        Ok(events)
+    }
+
+    fn handle(&mut self, ev: RawEvent, events: &mut Vec<XmlEvent>) -> Result<(), XmlError> {
+        let len = ev.metrics().len();
+        let depth = self.tree.depth();
+        match &ev {
+            RawEvent::XmlDeclaration(..) => return Ok(()),
+            RawEvent::Text(_, text) if depth <= 1 => {
+                if text.as_str().chars().all(|c| c.is_ascii_whitespace()) {
+                    return Ok(());
+                }
+                return Err(XmlError::TextAtTopLevel);
+            }
+            RawEvent::ElementHeadOpen(..) => {
+                if depth > self.limits.max_depth {
+                    return Err(XmlError::TooDeep {
+                        max: self.limits.max_depth,
+                    });
+                }
+                if depth == 1 {
+                    self.stanza_bytes = 0;
+                }
+            }
+            _ => {}
+        }
+        if depth >= 1 {
+            self.stanza_bytes = self.stanza_bytes.saturating_add(len);
+            if self.stanza_bytes > self.limits.max_stanza_bytes {
+                return Err(XmlError::StanzaTooLarge {
+                    max: self.limits.max_stanza_bytes,
+                });
+            }
+        }
+        let is_head_close = matches!(ev, RawEvent::ElementHeadClose(_));
+        let is_foot = matches!(ev, RawEvent::ElementFoot(_));
+        self.tree
+            .process_event(ev)
+            .map_err(|_| XmlError::NotWellFormed)?;
+        let new_depth = self.tree.depth();
+        if is_head_close && new_depth == 1 && !self.opened {
+            self.opened = true;
+            let header = match self.tree.top() {
+                Some(root) => StreamHeader {
+                    to: root.attr("to").map(str::to_owned),
+                    version: root.attr("version").map(str::to_owned),
+                    is_stream: root.is("stream", NS_STREAM),
+                },
+                None => return Err(XmlError::NotWellFormed),
+            };
+            events.push(XmlEvent::StreamOpen(header));
+        } else if is_foot && new_depth == 1 {
+            self.stanza_bytes = 0;
+            if let Some(stanza) = self.tree.unshift_child() {
+                events.push(XmlEvent::Stanza(stanza));
+            }
+        } else if is_foot && new_depth == 0 {
+            self.closed = true;
+            events.push(XmlEvent::StreamClose);
+        }
+        Ok(())
+    }
+}
+
+/// Escapes text for use in XML character data or a quoted attribute value.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' => out.push_str("&apos;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An element the server writes. Attribute values and text are escaped on output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Out {
+    name: &'static str,
+    xmlns: Option<&'static str>,
+    attrs: Vec<(&'static str, String)>,
+    children: Vec<Out>,
+    text: Option<String>,
+}
+
+impl Out {
+    /// An element without namespace declaration (inherits `jabber:client`).
+    pub fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            xmlns: None,
+            attrs: Vec::new(),
+            children: Vec::new(),
+            text: None,
+        }
+    }
+
+    /// An element that declares its namespace.
+    pub fn ns(name: &'static str, xmlns: &'static str) -> Self {
+        let mut out = Self::new(name);
+        out.xmlns = Some(xmlns);
+        out
+    }
+
+    /// Adds an attribute.
+    #[must_use]
+    pub fn attr(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.attrs.push((name, value.into()));
+        self
+    }
+
+    /// Adds an attribute if the value is present.
+    #[must_use]
+    pub fn attr_opt(self, name: &'static str, value: Option<impl Into<String>>) -> Self {
+        match value {
+            Some(v) => self.attr(name, v),
+            None => self,
+        }
+    }
+
+    /// Adds a child element.
+    #[must_use]
+    pub fn child(mut self, child: Out) -> Self {
+        self.children.push(child);
+        self
+    }
+
+    /// Sets the text content.
+    #[must_use]
+    pub fn text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+
+    /// Serialises the element.
+    pub fn to_xml(&self) -> String {
+        let mut s = String::new();
+        self.write(&mut s);
+        s
+    }
+
+    fn write(&self, s: &mut String) {
+        s.push('<');
+        s.push_str(self.name);
+        if let Some(ns) = self.xmlns {
+            let _ = write!(s, " xmlns='{}'", escape(ns));
+        }
+        for (k, v) in &self.attrs {
+            let _ = write!(s, " {k}='{}'", escape(v));
+        }
+        if self.children.is_empty() && self.text.is_none() {
+            s.push_str("/>");
+            return;
+        }
+        s.push('>');
+        if let Some(t) = &self.text {
+            s.push_str(&escape(t));
+        }
+        for c in &self.children {
+            c.write(s);
+        }
+        s.push_str("</");
+        s.push_str(self.name);
+        s.push('>');
+    }
+}
+
+/// The server's stream header.
+pub fn stream_header(domain: &str, id: &str) -> String {
+    format!(
+        "<?xml version='1.0'?><stream:stream xmlns='{NS_CLIENT}' \
+         xmlns:stream='{NS_STREAM}' id='{}' from='{}' version='1.0' xml:lang='en'>",
+        escape(id),
+        escape(domain)
+    )
+}
+
+/// A stream error followed by the closing tag. `condition` is an RFC 6120 stream error
+/// condition name; `text` is a fixed explanation, never user content.
+pub fn stream_error(condition: &'static str, text: &str) -> String {
+    const NS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
+    let err = Out::new("stream:error")
+        .child(Out::ns(condition, NS))
+        .child(Out::ns("text", NS).text(text));
+    format!("{}</stream:stream>", err.to_xml())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: ParserLimits = ParserLimits {
+        max_stanza_bytes: 1024,
+        max_depth: 4,
+    };
+    const HEADER: &str = "<?xml version='1.0'?><stream:stream to='localhost' \
+        xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
+
+    #[test]
+    fn parses_header_and_stanzas_fed_byte_by_byte() {
+        let input = format!("{HEADER}  <iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq> \n<presence/></stream:stream>");
+        let mut p = StreamParser::new(LIMITS);
+        let mut events = Vec::new();
+        for b in input.as_bytes() {
+            events.extend(p.feed(std::slice::from_ref(b)).unwrap());
+        }
+        assert_eq!(events.len(), 4, "{events:?}");
+        match &events[0] {
+            XmlEvent::StreamOpen(h) => {
+                assert!(h.is_stream);
+                assert_eq!(h.to.as_deref(), Some("localhost"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match &events[1] {
+            XmlEvent::Stanza(e) => {
+                assert!(e.is("iq", NS_CLIENT));
+                assert!(e.get_child("ping", "urn:xmpp:ping").is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(&events[2], XmlEvent::Stanza(e) if e.name() == "presence"));
+        assert!(matches!(events[3], XmlEvent::StreamClose));
+    }
+
+    #[test]
+    fn rejects_oversized_stanza_even_when_split_in_text_chunks() {
+        let mut p = StreamParser::new(LIMITS);
+        p.feed(HEADER.as_bytes()).unwrap();
+        let big = format!("<message><body>{}</body></message>", "a".repeat(4000));
+        assert_eq!(
+            p.feed(big.as_bytes()).unwrap_err(),
+            XmlError::StanzaTooLarge { max: 1024 }
+        );
+    }
+
+    #[test]
+    fn many_small_stanzas_do_not_add_up() {
+        let mut p = StreamParser::new(LIMITS);
+        p.feed(HEADER.as_bytes()).unwrap();
+        for _ in 0..100 {
+            let ev = p
+                .feed(b"<presence><status>hello there</status></presence>")
+                .unwrap();
+            assert_eq!(ev.len(), 1);
+        }
+    }
+
+    #[test]
+    fn rejects_deep_nesting_and_dtd_and_top_level_text() {
+        let mut p = StreamParser::new(LIMITS);
+        p.feed(HEADER.as_bytes()).unwrap();
+        assert_eq!(
+            p.feed(b"<a><b><c><d><e><f>").unwrap_err(),
+            XmlError::TooDeep { max: 4 }
+        );
+        let mut p = StreamParser::new(LIMITS);
+        assert_eq!(
+            p.feed(b"<!DOCTYPE foo [<!ENTITY x 'y'>]><stream:stream>")
+                .unwrap_err(),
+            XmlError::NotWellFormed
+        );
+        let mut p = StreamParser::new(LIMITS);
+        p.feed(HEADER.as_bytes()).unwrap();
+        assert_eq!(
+            p.feed(b"hello<presence/>").unwrap_err(),
+            XmlError::TextAtTopLevel
+        );
+        let mut p = StreamParser::new(LIMITS);
+        p.feed(HEADER.as_bytes()).unwrap();
+        assert_eq!(p.feed(b"<a></b>").unwrap_err(), XmlError::NotWellFormed);
+    }
+
+    #[test]
+    fn out_escapes() {
+        let x = Out::new("message")
+            .attr("to", "a'b<")
+            .child(Out::ns("x", "urn:x").text("&<>"))
+            .to_xml();
+        assert_eq!(
+            x,
+            "<message to='a&apos;b&lt;'><x xmlns='urn:x'>&amp;&lt;&gt;</x></message>"
+        );
+    }
+}
+#[cfg(test)]
+mod server_output_tests {
+    use super::*;
+
+    #[test]
+    fn server_output_parses() {
+        let mut p = StreamParser::new(ParserLimits {
+            max_stanza_bytes: 1 << 20,
+            max_depth: 10,
+        });
+        let s = format!(
+            "{}{}",
+            stream_header("localhost", "abc"),
+            stream_error("policy-violation", "x")
+        );
+        let r = p.feed(s.as_bytes());
+        assert!(r.is_ok(), "{r:?} {s}");
+    }
+}
