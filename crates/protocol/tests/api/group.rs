@@ -715,3 +715,122 @@ fn many_messages_across_rekeys_raise_no_false_alarm() {
         assert!(sim.alarms(i).is_empty(), "member {i}: {:?}", sim.alarms(i));
     }
 }
+
+#[test]
+fn concurrent_joins_and_a_leave_converge() {
+    for seed in 40..43 {
+        let faults = Faults {
+            drop_per_mille: 0,
+            duplicate_per_mille: 100,
+            max_delay: 50,
+        };
+        let mut sim = room_of(4, seed, faults);
+        // Two newcomers and one departure at the same moment.
+        sim.join(seed * 1000 + 1, "erin");
+        sim.join(seed * 1000 + 2, "frank");
+        let _gone = sim.remove(1);
+        sim.run(60_000);
+        let epochs = ready_counters(&sim);
+        assert_eq!(sim.members.len(), 5);
+        assert!(
+            epochs.windows(2).all(|w| w[0] == w[1]),
+            "seed {seed}: {epochs:?}"
+        );
+        assert!(epochs[0].is_some_and(|e| e.1), "seed {seed}: {epochs:?}");
+        let id = sim.send(0, "after the churn");
+        sim.run(20_000);
+        assert_eq!(final_confirmation(&sim, 0, id), (4, 4), "seed {seed}");
+        for i in 0..5 {
+            assert!(
+                sim.alarms(i).is_empty(),
+                "seed {seed} member {i}: {:?}",
+                sim.alarms(i)
+            );
+        }
+    }
+}
+
+#[test]
+fn leaving_sends_a_final_view_and_forgets_every_key() {
+    let mut sim = room_of(3, 44, CLEAN);
+    sim.send(0, "one");
+    sim.send(1, "two");
+    sim.run(10_000);
+    let before = sim.room_payloads();
+    let now = sim.now;
+    sim.members[2].room.leave(now).unwrap();
+    sim.collect();
+    assert_eq!(
+        sim.room_payloads(),
+        before + 1,
+        "a Leave message with the final acks"
+    );
+    assert_eq!(sim.members[2].room.epoch(), None, "keys kept after leaving");
+    assert_eq!(
+        sim.members[2].room.send_text(now, "x"),
+        Err(RoomError::Left)
+    );
+    sim.run(5_000);
+    let _gone = sim.remove(2);
+    sim.run(20_000);
+    for i in 0..2 {
+        assert!(sim.alarms(i).is_empty(), "member {i}: {:?}", sim.alarms(i));
+    }
+    let epochs = ready_counters(&sim);
+    assert!(epochs[0] == epochs[1] && epochs[0].is_some_and(|e| e.1));
+}
+
+#[test]
+fn message_keys_are_deleted_after_use_and_old_epochs_after_their_grace() {
+    let mut sim = room_of(2, 45, CLEAN);
+    let start = sim.captured.len();
+    sim.send(0, "first");
+    sim.run(1_000);
+    let first: Vec<Vec<u8>> = sim.captured[start..]
+        .iter()
+        .filter(|p| p.get(1) == Some(&0x20))
+        .cloned()
+        .collect();
+    assert_eq!(first.len(), 1);
+    let from = sim.address(0);
+    // A replay of a message already read: its key is gone.
+    let now = sim.now;
+    let m = &mut sim.members[1];
+    assert!(m
+        .room
+        .handle_group(now, &mut m.rng, &from, &first[0])
+        .is_err());
+    // An unread message of the old epoch: withheld from Bob now, delivered later.
+    let bob = sim.address(1);
+    let target = bob.clone();
+    sim.hook = Some(Box::new(move |env: &Envelope| {
+        if env.channel == Channel::Room && env.to == target {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    }));
+    let start = sim.captured.len();
+    sim.send(0, "second");
+    sim.run(1_000);
+    sim.hook = None;
+    let second: Vec<Vec<u8>> = sim.captured[start..]
+        .iter()
+        .filter(|p| p.get(1) == Some(&0x20))
+        .cloned()
+        .collect();
+    // A new member forces a new epoch; after the grace period the old epoch's keys are
+    // deleted, so even the unread message no longer decrypts.
+    sim.join(4599, "carol");
+    sim.run(60_000);
+    let now = sim.now;
+    let m = &mut sim.members[1];
+    let events_before = m.events.len();
+    let _ = m.room.handle_group(now, &mut m.rng, &from, &second[0]);
+    while let Some(e) = m.room.poll_event() {
+        m.events.push(e);
+    }
+    assert!(!m.events[events_before..]
+        .iter()
+        .any(|e| matches!(e, RoomEvent::Message { .. })));
+}
