@@ -487,3 +487,55 @@ impl MatrixJoin {
         Ok(total / n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every op runs and every line has the contract's keys, with `members`.
+    #[test]
+    fn smoke_run_prints_both_peers_with_members() {
+        let args = Args {
+            measure: MeasureArgs {
+                json: true,
+                batches: 1,
+                batch_ms: 1,
+            },
+            members: vec![3],
+            no_join: false,
+            seed: 3,
+        };
+        let reports = measure(&args, 3).unwrap();
+        assert_eq!(reports.len(), 2);
+        let mut ops = Vec::new();
+        for report in &reports {
+            for line in report.json_lines().unwrap() {
+                let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+                for key in [
+                    "suite", "op", "ours_ns", "peer", "peer_ns", "ratio", "members",
+                ] {
+                    assert!(v.get(key).is_some(), "{key} missing in {line}");
+                }
+                assert_eq!(v["suite"], "group");
+                assert_eq!(v["members"], 3);
+                assert!(v["ours_ns"].as_u64().unwrap() > 0);
+                ops.push((
+                    v["peer"].as_str().unwrap().to_owned(),
+                    v["op"].as_str().unwrap().to_owned(),
+                ));
+            }
+        }
+        for op in ["send", "receive", "join"] {
+            assert!(
+                ops.contains(&(PEER.into(), op.into())),
+                "{op} vs megolm missing: {ops:?}"
+            );
+        }
+        for op in ["send", "receive"] {
+            assert!(
+                ops.contains(&(REFERENCE.into(), op.into())),
+                "{op} vs reference missing"
+            );
+        }
+    }
+}

@@ -12,7 +12,7 @@ use crate::wire::{DecodeError, Reader, Writer};
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 
 /// Largest padded plaintext (an `EpochKey` for a full room with the longest addresses
-/// needs about 92 KiB).
+/// and a full view of the previous epoch is about 90 KiB; a test checks it fits).
 pub const MAX_PADDED_BYTES: usize = 128 * 1024;
 
 const TAG_TEXT: u8 = 0x01;

@@ -75,7 +75,8 @@ impl DakeContext {
     }
 }
 
-/// Why a handshake step failed. After any error the handshake state is gone; start over.
+/// Why a handshake step failed. The `try_` methods hand the state back with the error (so
+/// a forged or stray message cannot abort a handshake); the others consume it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DakeError {
     /// The peer's profile is not acceptable.
@@ -432,11 +433,12 @@ impl AwaitingAuthI {
         }
         let ratchet_public = PublicKey::from(msg.ratchet_key);
         // The contributory check happens before the state is consumed.
-        let shared = self.ratchet_secret.diffie_hellman(&ratchet_public);
-        if !shared.was_contributory() {
-            return Err(Box::new((self, DakeError::NonContributory)));
-        }
-        let shared = Zeroizing::new(shared.to_bytes());
+        // The same DH as every later ratchet step (so a twist point is refused here too,
+        // not only at the first send).
+        let shared = match crate::ratchet::dh(&self.ratchet_secret, &ratchet_public) {
+            Ok(s) => s,
+            Err(_) => return Err(Box::new((self, DakeError::NonContributory))),
+        };
         let ratchet =
             Ratchet::receiver_from_shared(&self.root, self.ratchet_secret, ratchet_public, &shared);
         Ok(Session::new(SessionKeys {

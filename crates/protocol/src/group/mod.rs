@@ -524,7 +524,7 @@ pub struct Room {
     nickname: String,
     members: BTreeMap<String, Member>,
     /// Nicknames of members who left, for their messages still in flight.
-    former: BTreeMap<String, String>,
+    former: VecDeque<(String, String)>,
     current: Option<Epoch>,
     old: Vec<Epoch>,
     max_counter: u64,
@@ -600,7 +600,7 @@ impl Room {
             me: our_address.to_owned(),
             nickname: nickname.to_owned(),
             members: BTreeMap::new(),
-            former: BTreeMap::new(),
+            former: VecDeque::new(),
             current: None,
             old: Vec::new(),
             max_counter: 0,
@@ -732,9 +732,9 @@ impl Room {
         if let Some(m) = self.members.remove(address) {
             if let Some(nick) = &m.nickname {
                 if self.former.len() >= MAX_FORMER {
-                    self.former.pop_first();
+                    self.former.pop_front(); // the oldest departure
                 }
-                self.former.insert(address.to_owned(), nick.clone());
+                self.former.push_back((address.to_owned(), nick.clone()));
             }
             if m.announced {
                 self.events.push_back(RoomEvent::MemberLeft {
@@ -1281,18 +1281,20 @@ impl Room {
         let Some(pos) = epoch.roster.iter().position(|e| e.address == from) else {
             return;
         };
+        let their_hash = key
+            .roster
+            .get(pos)
+            .map(|e| e.nickname_hash)
+            .unwrap_or_default();
+        if !epoch.set_peer_keys(pos, &key.chain_key, &key.mac_key, their_hash) {
+            return; // Already held: a duplicate, already checked.
+        }
         let mut mismatches = Vec::new();
         for (mine, theirs) in epoch.roster.iter().zip(&key.roster) {
             if mine.nickname_hash != theirs.nickname_hash {
                 mismatches.push(mine.address.clone());
             }
         }
-        let their_hash = key
-            .roster
-            .get(pos)
-            .map(|e| e.nickname_hash)
-            .unwrap_or_default();
-        epoch.set_peer_keys(pos, &key.chain_key, &key.mac_key, their_hash);
         let _ = now;
         for member in mismatches {
             self.alarm(Alarm::NicknameMismatch {
@@ -1428,7 +1430,10 @@ impl Room {
             self.old.iter_mut().find(|e| e.tag == msg.epoch)
         };
         let Some(epoch) = epoch else {
-            self.buffer(from, msg, now);
+            // Only from someone present: a server inventing senders cannot fill the buffer.
+            if self.members.contains_key(from) {
+                self.buffer(from, msg, now);
+            }
             return Ok(());
         };
         let is_current = epoch.retire_at.is_none();
@@ -1475,7 +1480,13 @@ impl Room {
                     .members
                     .get(from)
                     .and_then(|m| m.nickname.clone())
-                    .or_else(|| self.former.get(from).cloned())
+                    .or_else(|| {
+                        self.former
+                            .iter()
+                            .rev()
+                            .find(|(a, _)| a == from)
+                            .map(|(_, n)| n.clone())
+                    })
                     .unwrap_or_default();
                 self.events.push_back(RoomEvent::Message {
                     id: MessageId {
@@ -1832,10 +1843,15 @@ impl Room {
         // text that arrived there after we moved on is acknowledged there).
         let heartbeat_ms = self.config.heartbeat_ms;
         for e in self.current.iter_mut().chain(self.old.iter_mut()) {
-            let due = e.attested
-                && e.owes_acks()
-                && e.first_unacked
-                    .is_some_and(|t| now >= t.plus_millis(heartbeat_ms));
+            let clock_ran_out = e
+                .first_unacked
+                .is_some_and(|t| now >= t.plus_millis(heartbeat_ms));
+            if clock_ran_out && !e.owes_acks() {
+                // Started by a message that left a gap: nothing to acknowledge yet. The
+                // next message in order starts a fresh clock.
+                e.first_unacked = None;
+            }
+            let due = e.attested && e.owes_acks() && clock_ran_out;
             if due && e.others() > 0 {
                 let acks = e.acks(false);
                 let msg = e.seal(

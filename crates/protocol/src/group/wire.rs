@@ -453,6 +453,48 @@ mod tests {
         assert!(GroupMessage::decode(&truncated).is_err());
     }
 
+    /// The largest `EpochKey` (a full roster of the longest addresses, a full previous
+    /// view) fits the content and message limits once padded and encrypted.
+    #[test]
+    fn largest_epoch_key_fits_the_limits() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]).verifying_key();
+        let roster: Vec<RosterEntry> = (0..MAX_MEMBERS)
+            .map(|i| RosterEntry {
+                address: format!("{i:0>width$}", width = MAX_ADDRESS_BYTES),
+                identity_key: key,
+                nickname_hash: [1; 32],
+            })
+            .collect();
+        let acks = (0..MAX_MEMBERS)
+            .map(|i| Ack {
+                sender: u16::try_from(i).unwrap(),
+                index: u32::MAX,
+                hash: [2; 32],
+            })
+            .collect();
+        let ek = EpochKey {
+            counter: u64::MAX,
+            roster,
+            chain_key: crate::kdf::Secret32([3; 32]),
+            mac_key: crate::kdf::Secret32([4; 32]),
+            previous: Some(([5; 16], acks)),
+        };
+        let padded = crate::content::Content::EpochKey(ek)
+            .to_padded_bytes()
+            .unwrap();
+        assert!(
+            padded.len() <= crate::content::MAX_PADDED_BYTES,
+            "{}",
+            padded.len()
+        );
+        // Data message overhead: prefix, header, length, GCM tag.
+        assert!(padded.len() + 50 + 4 + 16 <= crate::wire::MAX_MESSAGE_BYTES);
+        let back = crate::content::Content::from_padded_bytes(&padded).unwrap();
+        assert!(
+            matches!(back, crate::content::Content::EpochKey(k) if k.roster().len() == MAX_MEMBERS)
+        );
+    }
+
     #[test]
     fn body_round_trip() {
         let b = GroupBody {
