@@ -98,7 +98,12 @@ pub struct Fingerprint([u8; 32]);
 impl Fingerprint {
     /// The fingerprint of `key`.
     pub fn of(key: &VerifyingKey) -> Self {
-        Self(kdf::hash(FINGERPRINT_LABEL, &[key.as_bytes()]))
+        Self::of_key_bytes(key.as_bytes())
+    }
+
+    /// The fingerprint of an encoded ed25519 public key (no decoding needed).
+    pub fn of_key_bytes(key: &[u8; 32]) -> Self {
+        Self(kdf::hash(FINGERPRINT_LABEL, &[key]))
     }
 
     /// The 32 hash bytes.

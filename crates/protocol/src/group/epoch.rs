@@ -176,7 +176,7 @@ pub(crate) fn epoch_tag(room: &str, counter: u64, roster: &[RosterEntry]) -> Epo
     let mut parts: Vec<Vec<u8>> = vec![room.as_bytes().to_vec(), counter.to_be_bytes().to_vec()];
     for e in roster {
         parts.push(e.address.as_bytes().to_vec());
-        parts.push(e.identity_key.as_bytes().to_vec());
+        parts.push(e.identity_key.to_vec());
     }
     let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
     let full = kdf::hash(label::EPOCH_TAG, &refs);

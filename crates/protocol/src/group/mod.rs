@@ -1014,7 +1014,7 @@ impl Room {
     fn view(&self) -> Vec<RosterEntry> {
         let mut roster = vec![RosterEntry {
             address: self.me.clone(),
-            identity_key: self.identity.verifying_key(),
+            identity_key: self.identity.verifying_key().to_bytes(),
             nickname_hash: nickname_hash(&self.nickname),
         }];
         for (address, m) in &self.members {
@@ -1022,7 +1022,7 @@ impl Room {
             {
                 roster.push(RosterEntry {
                     address: address.clone(),
-                    identity_key: key,
+                    identity_key: key.to_bytes(),
                     nickname_hash: nickname_hash(nick),
                 });
             }
@@ -1177,7 +1177,7 @@ impl Room {
         let lists_sender = key
             .roster
             .iter()
-            .any(|e| e.address == from && e.identity_key == sender_key);
+            .any(|e| e.address == from && e.identity_key == sender_key.to_bytes());
         let me_entry = key.roster.iter().find(|e| e.address == self.me);
         if key.roster.len() < 2
             || key.roster.len() > MAX_MEMBERS
@@ -1187,7 +1187,7 @@ impl Room {
         {
             return Err(IncomingError::BadEpochKey);
         }
-        if me_entry.is_some_and(|e| e.identity_key != self.identity.verifying_key()) {
+        if me_entry.is_some_and(|e| e.identity_key != self.identity.verifying_key().to_bytes()) {
             self.alarm(Alarm::RosterSplit {
                 member: self.me.clone(),
                 reported_by: from.to_owned(),
@@ -1238,7 +1238,9 @@ impl Room {
         let mut splits = Vec::new();
         for e in &key.roster {
             if let Some(m) = self.members.get(&e.address) {
-                if m.identity_key.is_some_and(|k| k != e.identity_key) {
+                if m.identity_key
+                    .is_some_and(|k| k.to_bytes() != e.identity_key)
+                {
                     splits.push(e.address.clone());
                 }
             }

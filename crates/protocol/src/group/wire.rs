@@ -4,8 +4,6 @@
 //! `0x20`), and group content carried inside the pairwise sessions of part 1
 //! ([`GroupProfile`] and [`EpochKey`]). Layouts are in `docs/protocol.md`.
 
-use ed25519_dalek::VerifyingKey;
-
 use crate::content::MAX_PADDED_BYTES;
 use crate::wire::{self, DecodeError, Reader, Writer, MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
 
@@ -273,8 +271,9 @@ impl GroupProfile {
 pub struct RosterEntry {
     /// The member's occupant address.
     pub address: String,
-    /// The member's identity key.
-    pub identity_key: VerifyingKey,
+    /// The member's identity key, as encoded (compared as bytes; decoding every roster
+    /// key of every `EpochKey` would cost O(N²) point decompressions per join).
+    pub identity_key: [u8; 32],
     /// Hash of the nickname the member told the attesting party.
     pub nickname_hash: [u8; 32],
 }
@@ -284,7 +283,7 @@ impl core::fmt::Debug for RosterEntry {
         f.debug_struct("RosterEntry")
             .field(
                 "fingerprint",
-                &crate::fingerprint::Fingerprint::of(&self.identity_key),
+                &crate::fingerprint::Fingerprint::of_key_bytes(&self.identity_key),
             )
             .finish_non_exhaustive()
     }
@@ -358,7 +357,7 @@ impl EpochKey {
         w.u16(count);
         for e in self.roster.iter().take(usize::from(count)) {
             w.bytes16(e.address.as_bytes())
-                .raw(e.identity_key.as_bytes())
+                .raw(&e.identity_key)
                 .raw(&e.nickname_hash);
         }
         w.raw(self.chain_key.as_bytes())
@@ -387,12 +386,8 @@ impl EpochKey {
         let mut roster = Vec::with_capacity(count);
         for _ in 0..count {
             let address = r.string16("epoch.roster.address", MAX_ADDRESS_BYTES)?;
-            let key = r.array::<32>("epoch.roster.identity_key")?;
-            let identity_key =
-                VerifyingKey::from_bytes(&key).map_err(|_| DecodeError::Invalid {
-                    field: "epoch.roster.identity_key",
-                    what: "ed25519 public key",
-                })?;
+            // Kept as bytes: only ever compared with keys we hold, never used to verify.
+            let identity_key = r.array::<32>("epoch.roster.identity_key")?;
             let nickname_hash = r.array::<32>("epoch.roster.nickname_hash")?;
             roster.push(RosterEntry {
                 address,
@@ -457,7 +452,9 @@ mod tests {
     /// view) fits the content and message limits once padded and encrypted.
     #[test]
     fn largest_epoch_key_fits_the_limits() {
-        let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]).verifying_key();
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32])
+            .verifying_key()
+            .to_bytes();
         let roster: Vec<RosterEntry> = (0..MAX_MEMBERS)
             .map(|i| RosterEntry {
                 address: format!("{i:0>width$}", width = MAX_ADDRESS_BYTES),
