@@ -41,3 +41,20 @@ ensure_rust() {
   fi
   ensure_apt build-essential pkg-config
 }
+
+# ensure_node: Node.js and npm (for third-party JavaScript XMPP clients in tests).
+ensure_node() {
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    ensure_apt nodejs npm
+  fi
+}
+
+# ensure_npm_packages DIR: the packages pinned in DIR/package-lock.json.
+ensure_npm_packages() {
+  local dir=$1
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+    log "Installing npm packages in $dir"
+    (cd "$dir" && npm install --ignore-scripts --no-audit --no-fund --loglevel=error)
+    touch "$dir/node_modules"
+  fi
+}

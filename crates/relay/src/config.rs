@@ -1,6 +1,6 @@
 //! Settings: from the command line or a TOML file (same names, `--c2s` is `c2s = "..."`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -41,6 +41,22 @@ pub struct Limits {
     pub occupants_per_room: usize,
     /// Stanzas queued for one slow reader before further ones to it are dropped.
     pub outbox_stanzas: usize,
+    /// BOSH sessions open at once on the whole server; above it session creation gets
+    /// `<body type='terminate' condition='policy-violation'/>`.
+    pub bosh_sessions: usize,
+    /// BOSH sessions open at once per client address.
+    pub bosh_sessions_per_ip: usize,
+    /// Longest `wait` (seconds) a BOSH request may be held; a client asking more gets this.
+    pub bosh_max_wait_secs: u64,
+    /// A BOSH session with no request held and none received for this long is ended.
+    pub bosh_inactivity_secs: u64,
+    /// Largest BOSH request body in bytes; above it: HTTP 413 and nothing is processed.
+    pub bosh_max_body_bytes: usize,
+    /// Sustained HTTP requests per second per BOSH session; above the burst the session is
+    /// terminated with `policy-violation`.
+    pub bosh_requests_per_second: u32,
+    /// Burst allowance for `bosh_requests_per_second`.
+    pub bosh_request_burst: u32,
 }
 
 impl Default for Limits {
@@ -60,6 +76,13 @@ impl Default for Limits {
             rooms_per_session: 32,
             occupants_per_room: cryptocat_protocol::group::wire::MAX_MEMBERS,
             outbox_stanzas: 4096,
+            bosh_sessions: 10_000,
+            bosh_sessions_per_ip: 32,
+            bosh_max_wait_secs: 60,
+            bosh_inactivity_secs: 60,
+            bosh_max_body_bytes: 256 * 1024 + 4096,
+            bosh_requests_per_second: 10,
+            bosh_request_burst: 40,
         }
     }
 }
@@ -84,9 +107,18 @@ pub struct Config {
     pub domain: String,
     /// Client-to-server listener (STARTTLS required).
     pub c2s: SocketAddr,
-    /// HTTP listener (BOSH and WebSocket in later slices).
+    /// HTTP listener: BOSH at `/http-bind`, WebSocket at `/xmpp-websocket`.
     #[serde(default)]
     pub http: Option<SocketAddr>,
+    /// Whether the HTTP listener speaks HTTPS. Unset: HTTPS exactly when `tls_cert` and
+    /// `tls_key` are given; `true` also serves HTTPS with the generated certificate;
+    /// `false` serves plain HTTP even with a certificate (for a reverse proxy).
+    #[serde(default)]
+    pub http_tls: Option<bool>,
+    /// Reverse proxies (besides loopback) whose plain-HTTP requests count as secure and
+    /// whose `X-Forwarded-For` names the client address for the per-address limits.
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpAddr>,
     /// PEM certificate chain; without it a self-signed one is generated.
     #[serde(default)]
     pub tls_cert: Option<PathBuf>,
@@ -108,11 +140,18 @@ impl Config {
             domain: domain.into(),
             c2s,
             http: None,
+            http_tls: None,
+            trusted_proxies: Vec::new(),
             tls_cert: None,
             tls_key: None,
             state_dir: None,
             limits: Limits::default(),
         }
+    }
+
+    /// Whether the HTTP listener serves HTTPS (see [`Self::http_tls`]).
+    pub fn http_is_tls(&self) -> bool {
+        self.http_tls.unwrap_or(self.tls_cert.is_some())
     }
 
     /// The MUC service's domain.

@@ -9,8 +9,11 @@
 //! - [`stanza`]: stanzas parsed once into typed shapes; the plaintext policy.
 //! - [`scram`]: SCRAM-SHA-256 server side; accounts keep only salted keys.
 //! - [`stream`]: one client stream as a state machine (`handle_bytes` →
-//!   `poll_output`): STARTTLS, registration, SASL, bind, then routing. BOSH and WebSocket
-//!   (later slices) will feed the same machine.
+//!   `poll_output`): STARTTLS, registration, SASL, bind, then routing. WebSocket and BOSH
+//!   feed the same machine ([`stream::C2s::with_framing`]).
+//! - [`framing`]: sans-IO helpers for the HTTP transports (standalone elements, `<open/>`).
+//! - [`http`]: the HTTP listener (hyper 1): `/`, WebSocket (RFC 7395) at
+//!   `/xmpp-websocket`, BOSH (XEP-0124/0206) at `/http-bind`, and the channel security rule.
 //! - [`hub`]: shared state (accounts, sessions, rooms, per-address counters) and routing,
 //!   returning deliveries instead of writing.
 //! - [`tls`], [`server`], [`config`]: certificates, the tokio shell, settings.
@@ -32,6 +35,8 @@
 //!   nicknames, room names, passwords or content.
 
 pub mod config;
+pub mod framing;
+pub mod http;
 pub mod hub;
 pub mod scram;
 pub mod server;

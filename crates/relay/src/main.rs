@@ -20,9 +20,14 @@ struct Args {
     /// Client-to-server listener address.
     #[arg(long)]
     c2s: Option<SocketAddr>,
-    /// HTTP listener address (BOSH and WebSocket come in a later version).
+    /// HTTP listener address: BOSH at /http-bind, WebSocket at /xmpp-websocket.
     #[arg(long)]
     http: Option<SocketAddr>,
+    /// HTTPS on the HTTP listener: `true` also with the generated certificate, `false`
+    /// plain HTTP even with --tls-cert (behind a reverse proxy). Default: HTTPS exactly
+    /// when --tls-cert/--tls-key are given.
+    #[arg(long)]
+    http_tls: Option<bool>,
     /// PEM certificate chain.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -57,6 +62,9 @@ fn config(args: Args) -> anyhow::Result<Config> {
     if args.http.is_some() {
         config.http = args.http;
     }
+    if args.http_tls.is_some() {
+        config.http_tls = args.http_tls;
+    }
     if args.tls_cert.is_some() {
         config.tls_cert = args.tls_cert;
         config.tls_key = args.tls_key;
@@ -76,7 +84,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
         running.c2s_addr
     );
     if let Some(http) = running.http_addr {
-        println!("cryptocat-server: http on {http} (BOSH and WebSocket not yet served)");
+        let (scheme, ws) = if running.http_tls {
+            ("https", "wss")
+        } else {
+            ("http", "ws")
+        };
+        println!("cryptocat-server: BOSH at {scheme}://{http}/http-bind");
+        println!("cryptocat-server: WebSocket at {ws}://{http}/xmpp-websocket (subprotocol xmpp)");
     }
     let origin = if running.tls.generated {
         "generated self-signed"

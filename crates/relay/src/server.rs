@@ -37,12 +37,13 @@ pub enum StartError {
     Domain(String),
 }
 
-struct Shared {
-    hub: Mutex<Hub>,
-    outboxes: Mutex<HashMap<SessionId, mpsc::Sender<String>>>,
-    config: Config,
-    secret: [u8; 32],
-    tls: TlsIdentity,
+pub(crate) struct Shared {
+    pub(crate) hub: Mutex<Hub>,
+    pub(crate) outboxes: Mutex<HashMap<SessionId, mpsc::Sender<String>>>,
+    pub(crate) config: Config,
+    pub(crate) secret: [u8; 32],
+    pub(crate) tls: TlsIdentity,
+    pub(crate) bosh: crate::http::Bosh,
 }
 
 impl std::fmt::Debug for Shared {
@@ -52,7 +53,7 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    fn dispatch(&self, deliveries: Vec<Delivery>) {
+    pub(crate) fn dispatch(&self, deliveries: Vec<Delivery>) {
         let outboxes = lock(&self.outboxes);
         for d in deliveries {
             if let Some(tx) = outboxes.get(&d.to) {
@@ -88,6 +89,8 @@ pub struct Running {
     pub http_addr: Option<SocketAddr>,
     /// The TLS identity.
     pub tls: TlsIdentity,
+    /// Whether the HTTP listener speaks HTTPS.
+    pub http_tls: bool,
     shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -96,6 +99,11 @@ impl Running {
     /// Whether a room exists (for tests; no names are logged or listed).
     pub fn room_exists(&self, room: &str) -> bool {
         lock(&self.shared.hub).room_exists(room)
+    }
+
+    /// Number of open BOSH sessions.
+    pub fn bosh_session_count(&self) -> usize {
+        self.shared.bosh.count()
     }
 
     /// Number of rooms.
@@ -153,6 +161,7 @@ impl Server {
             config,
             secret,
             tls,
+            bosh: crate::http::Bosh::default(),
         });
         Ok(Self { shared, c2s, http })
     }
@@ -165,12 +174,13 @@ impl Server {
         let shared = Arc::clone(&self.shared);
         tasks.push(tokio::spawn(accept_c2s(self.c2s, Arc::clone(&shared))));
         if let Some(http) = self.http {
-            tasks.push(tokio::spawn(accept_http(http)));
+            tasks.push(tokio::spawn(crate::http::accept(http, Arc::clone(&shared))));
         }
         Running {
             c2s_addr,
             http_addr,
             tls: shared.tls.clone(),
+            http_tls: shared.config.http_is_tls(),
             shared,
             tasks,
         }
@@ -243,10 +253,10 @@ async fn connection(mut tcp: TcpStream, ip: IpAddr, shared: Arc<Shared>) {
     }
 }
 
-struct SessionGuard {
-    shared: Arc<Shared>,
-    ip: IpAddr,
-    id: SessionId,
+pub(crate) struct SessionGuard {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) ip: IpAddr,
+    pub(crate) id: SessionId,
 }
 
 impl Drop for SessionGuard {
@@ -326,47 +336,5 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
         }
-    }
-}
-
-/// A minimal HTTP endpoint: BOSH and WebSocket arrive in a later slice.
-async fn accept_http(listener: TcpListener) {
-    loop {
-        let Ok((mut tcp, _)) = listener.accept().await else {
-            continue;
-        };
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 8192];
-            let mut len = 0;
-            let read_head = async {
-                while len < buf.len() {
-                    match tcp.read(buf.get_mut(len..).unwrap_or_default()).await {
-                        Ok(0) | Err(_) => return false,
-                        Ok(n) => len += n,
-                    }
-                    if buf
-                        .get(..len)
-                        .is_some_and(|b| b.windows(4).any(|w| w == b"\r\n\r\n"))
-                    {
-                        return true;
-                    }
-                }
-                false
-            };
-            let complete = tokio::time::timeout(std::time::Duration::from_secs(10), read_head)
-                .await
-                .unwrap_or(false);
-            let (status, body) = if complete {
-                ("200 OK", "Cryptocat relay. BOSH (/http-bind) and WebSocket (/xmpp-websocket) are not served yet.\n")
-            } else {
-                ("400 Bad Request", "bad request\n")
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = tcp.write_all(response.as_bytes()).await;
-            let _ = tcp.shutdown().await;
-        });
     }
 }

@@ -61,6 +61,22 @@ pub enum Output {
     Close,
 }
 
+/// How the stream's XML is framed on the wire, which decides how stream headers, the
+/// stream end and stream errors are written. Stanzas are written the same way for all;
+/// the WebSocket and BOSH shells make each one standalone ([`crate::framing::standalone`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// RFC 6120 over TCP: `<stream:stream>` headers, STARTTLS.
+    Tcp,
+    /// RFC 7395: `<open/>` and `<close/>` in the framing namespace.
+    WebSocket,
+    /// XEP-0124/0206: headers live in the `<body/>` wrapper, written by the BOSH shell.
+    Bosh,
+}
+
+/// The RFC 7395 framing namespace.
+pub const NS_FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
+
 /// Randomness the machine needs (nonces, stream ids, resources), injected so tests can
 /// fix it.
 pub trait Entropy: Send {
@@ -121,6 +137,7 @@ pub struct C2s {
     parser: StreamParser,
     header_seen: bool,
     tls: bool,
+    framing: Framing,
     auth: Auth,
     auth_failures: u32,
     bucket: Bucket,
@@ -177,6 +194,7 @@ impl C2s {
             entropy,
             header_seen: false,
             tls: false,
+            framing: Framing::Tcp,
             auth: Auth::None,
             auth_failures: 0,
             bucket,
@@ -185,6 +203,23 @@ impl C2s {
             discard_rest: false,
             closed: false,
         }
+    }
+
+    /// Puts the machine behind WebSocket or BOSH framing. There TLS belongs to the HTTP
+    /// layer: STARTTLS is never offered, and `secure` says whether the channel counts as
+    /// confidential (HTTPS, loopback, or a trusted TLS-terminating proxy). On an insecure
+    /// channel no authentication or registration is accepted: `<auth>` gets
+    /// `<encryption-required/>` and every element a `policy-violation` stream error.
+    #[must_use]
+    pub fn with_framing(mut self, framing: Framing, secure: bool) -> Self {
+        self.framing = framing;
+        self.tls = secure;
+        self
+    }
+
+    /// The framing of this stream.
+    pub fn framing(&self) -> Framing {
+        self.framing
     }
 
     /// This connection's session id.
@@ -226,11 +261,17 @@ impl C2s {
             return;
         }
         if !self.header_seen {
-            let id = self.random_id();
-            self.send(xml::stream_header(&self.domain, &id));
+            self.send_header();
         }
         tracing::debug!(session = self.id.0, condition, "stream error");
-        self.send(xml::stream_error(condition, text));
+        match self.framing {
+            Framing::Tcp => self.send(xml::stream_error(condition, text)),
+            Framing::WebSocket => {
+                self.send(xml::stream_error_element(condition, text));
+                self.send(Out::ns("close", NS_FRAMING).to_xml());
+            }
+            Framing::Bosh => self.send(xml::stream_error_element(condition, text)),
+        }
         self.out.push_back(Output::Close);
         self.closed = true;
     }
@@ -251,6 +292,22 @@ impl C2s {
         self.parser = StreamParser::new(parser_limits(&self.limits));
         self.header_seen = false;
         self.discard_rest = true;
+    }
+
+    fn send_header(&mut self) {
+        let id = self.random_id();
+        match self.framing {
+            Framing::Tcp => self.send(xml::stream_header(&self.domain, &id)),
+            Framing::WebSocket => self.send(
+                Out::ns("open", NS_FRAMING)
+                    .attr("id", id)
+                    .attr("from", self.domain.clone())
+                    .attr("version", "1.0")
+                    .attr("xml:lang", "en")
+                    .to_xml(),
+            ),
+            Framing::Bosh => {}
+        }
     }
 
     fn random_id(&mut self) -> String {
@@ -286,7 +343,11 @@ impl C2s {
             match event {
                 XmlEvent::StreamOpen(header) => self.stream_open(header),
                 XmlEvent::StreamClose => {
-                    self.send("</stream:stream>");
+                    match self.framing {
+                        Framing::Tcp => self.send("</stream:stream>"),
+                        Framing::WebSocket => self.send(Out::ns("close", NS_FRAMING).to_xml()),
+                        Framing::Bosh => {}
+                    }
                     self.out.push_back(Output::Close);
                     self.closed = true;
                 }
@@ -302,8 +363,7 @@ impl C2s {
 
     fn stream_open(&mut self, header: xml::StreamHeader) {
         self.header_seen = true;
-        let id = self.random_id();
-        self.send(xml::stream_header(&self.domain, &id));
+        self.send_header();
         if !header.is_stream {
             return self.fail("invalid-namespace", "expected a stream header");
         }
@@ -314,6 +374,7 @@ impl C2s {
             return self.fail("unsupported-version", "version 1.0 is required");
         }
         let features = match &self.auth {
+            _ if !self.tls && self.framing != Framing::Tcp => Out::new("stream:features"),
             _ if !self.tls => Out::new("stream:features")
                 .child(Out::ns("starttls", NS_TLS).child(Out::new("required"))),
             Auth::None | Auth::Scram(_) => Out::new("stream:features")
@@ -330,6 +391,19 @@ impl C2s {
     }
 
     fn element(&mut self, now: Instant, el: &Element, hub: &Mutex<Hub>) {
+        if !self.tls && self.framing != Framing::Tcp {
+            if el.is("auth", NS_SASL) {
+                self.send(
+                    Out::ns("failure", NS_SASL)
+                        .child(Out::new("encryption-required"))
+                        .to_xml(),
+                );
+            }
+            return self.fail(
+                "policy-violation",
+                "this HTTP channel is not secure: use HTTPS",
+            );
+        }
         if !self.tls {
             if el.is("starttls", NS_TLS) {
                 self.send(Out::ns("proceed", NS_TLS).to_xml());
@@ -845,6 +919,53 @@ mod tests {
         assert!(
             pauses[1] >= Duration::from_millis(999) && pauses[1] <= Duration::from_millis(1001)
         );
+    }
+
+    #[test]
+    fn framed_streams_skip_starttls_only_on_a_secure_channel() {
+        let open = "<stream:stream to='localhost' version='1.0' xmlns='jabber:client' \
+            xmlns:stream='http://etherx.jabber.org/streams'>";
+        // Secure (HTTPS, loopback or trusted proxy): SASL and registration straight away.
+        let (m, hub, now) = machine(Limits::default());
+        let mut m = m.with_framing(Framing::WebSocket, true);
+        m.handle_bytes(now, open.as_bytes(), &hub);
+        let text = sent(&drain(&mut m));
+        assert!(text.starts_with("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing'"));
+        assert!(text.contains("SCRAM-SHA-256") && !text.contains("starttls"));
+        // Not secure (plain HTTP from elsewhere): no mechanisms, auth refused, stream ended.
+        let (m, hub, now) = machine(Limits::default());
+        let mut m = m.with_framing(Framing::Bosh, false);
+        m.handle_bytes(now, open.as_bytes(), &hub);
+        let text = sent(&drain(&mut m));
+        assert_eq!(text, "<stream:features/>");
+        m.handle_bytes(
+            now,
+            b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>biwsbj1hLHI9eA==</auth>",
+            &hub,
+        );
+        let out = drain(&mut m);
+        let text = sent(&out);
+        assert!(text.contains("<encryption-required/>"), "{text}");
+        assert!(text.contains("<policy-violation"), "{text}");
+        assert!(
+            text.contains("xmlns:stream="),
+            "standalone stream error: {text}"
+        );
+        assert_eq!(out.last(), Some(&Output::Close));
+        let (m, hub, now) = machine(Limits::default());
+        let mut m = m.with_framing(Framing::WebSocket, false);
+        m.handle_bytes(now, open.as_bytes(), &hub);
+        drain(&mut m);
+        m.handle_bytes(
+            now,
+            b"<iq type='set' id='r'><query xmlns='jabber:iq:register'><username>u</username>\
+              <password>p</password></query></iq>",
+            &hub,
+        );
+        let text = sent(&drain(&mut m));
+        assert!(text.contains("<policy-violation"), "{text}");
+        assert!(text.ends_with("<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>"));
+        assert!(hub.lock().unwrap().username_free("u"));
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct StreamHeader {
     pub version: Option<String>,
     /// Whether the element was `stream` in the stream namespace.
     pub is_stream: bool,
+    /// The root element itself, without children (BOSH reads its attributes).
+    pub root: Option<Element>,
 }
 
 /// Why the input could not be parsed: each maps to an RFC 6120 stream error.
@@ -175,6 +177,7 @@ impl StreamParser {
                     to: root.attr("to").map(str::to_owned),
                     version: root.attr("version").map(str::to_owned),
                     is_stream: root.is("stream", NS_STREAM),
+                    root: Some(root.clone()),
                 },
                 None => return Err(XmlError::NotWellFormed),
             };
@@ -313,11 +316,24 @@ pub fn stream_header(domain: &str, id: &str) -> String {
 /// A stream error followed by the closing tag. `condition` is an RFC 6120 stream error
 /// condition name; `text` is a fixed explanation, never user content.
 pub fn stream_error(condition: &'static str, text: &str) -> String {
+    format!(
+        "{}</stream:stream>",
+        stream_error_out(condition, text).to_xml()
+    )
+}
+
+/// A standalone stream error element (WebSocket and BOSH framing), declaring its prefix.
+pub fn stream_error_element(condition: &'static str, text: &str) -> String {
+    stream_error_out(condition, text)
+        .attr("xmlns:stream", NS_STREAM)
+        .to_xml()
+}
+
+fn stream_error_out(condition: &'static str, text: &str) -> Out {
     const NS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
-    let err = Out::new("stream:error")
+    Out::new("stream:error")
         .child(Out::ns(condition, NS))
-        .child(Out::ns("text", NS).text(text));
-    format!("{}</stream:stream>", err.to_xml())
+        .child(Out::ns("text", NS).text(text))
 }
 
 #[cfg(test)]

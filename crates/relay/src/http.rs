@@ -1,0 +1,956 @@
+//! The HTTP listener: a small page at `/`, XMPP over WebSocket (RFC 7395) at
+//! `/xmpp-websocket` and BOSH (XEP-0124 with XEP-0206) at `/http-bind`, on hyper 1.
+//!
+//! Both transports drive the same [`C2s`] machine as TCP, started with
+//! [`C2s::with_framing`]: TLS is the HTTP layer's business, so STARTTLS is never offered.
+//!
+//! Security rule for the channel (decided per request, see [`client_of`]):
+//! - HTTPS: secure.
+//! - Plain HTTP from a loopback address or from an address in `trusted_proxies`: secure
+//!   (a local client, or a reverse proxy that terminated TLS), unless the request carries
+//!   `X-Forwarded-Proto: http` (or `ws`): the proxy says the client came in the clear.
+//!   From these peers the last `X-Forwarded-For` address is the client address used for
+//!   the per-address limits.
+//! - Plain HTTP from any other address: not secure. The stream is served but refuses
+//!   registration and authentication (`<encryption-required/>`, then a `policy-violation`
+//!   stream error).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{SinkExt as _, StreamExt as _};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Notify};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::framing::{classify_ws_frame, standalone, synthetic_header, WsFrame};
+use crate::hub::lock;
+use crate::server::{SessionGuard, Shared};
+use crate::stream::{C2s, Framing, OsEntropy, Output};
+use crate::xml::{escape, ParserLimits, StreamParser, XmlEvent, NS_STREAM};
+
+/// BOSH namespace.
+pub const NS_HTTPBIND: &str = "http://jabber.org/protocol/httpbind";
+/// XEP-0206 namespace.
+pub const NS_XBOSH: &str = "urn:xmpp:xbosh";
+/// BOSH `hold`: at most one request is kept waiting.
+pub const BOSH_HOLD: u64 = 1;
+/// BOSH `requests`: at most two requests in flight, and the rid window.
+pub const BOSH_REQUESTS: u64 = 2;
+/// BOSH `polling`: the shortest interval (seconds) between empty requests.
+pub const BOSH_POLLING_SECS: u64 = 2;
+
+type Body = Full<Bytes>;
+
+/// Accepts HTTP connections until the task is aborted.
+pub(crate) async fn accept(listener: TcpListener, shared: Arc<Shared>) {
+    let tls = shared
+        .config
+        .http_is_tls()
+        .then(|| shared.tls.acceptor.clone());
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "http accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let limit = shared.config.limits.negotiation_timeout();
+            match tls {
+                Some(acceptor) => {
+                    if let Ok(Ok(stream)) = tokio::time::timeout(limit, acceptor.accept(tcp)).await
+                    {
+                        serve(TokioIo::new(stream), peer, true, shared).await;
+                    }
+                }
+                None => serve(TokioIo::new(tcp), peer, false, shared).await,
+            }
+        });
+    }
+}
+
+async fn serve<I>(io: I, peer: SocketAddr, https: bool, shared: Arc<Shared>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let shared = Arc::clone(&shared);
+        async move { Ok::<_, std::convert::Infallible>(route(req, peer.ip(), https, shared).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .max_buf_size(64 * 1024)
+        .serve_connection(io, service)
+        .with_upgrades();
+    let _ = conn.await;
+}
+
+/// The client address and whether the channel counts as secure (module documentation).
+pub fn client_of(
+    peer: IpAddr,
+    https: bool,
+    headers: &HeaderMap,
+    trusted_proxies: &[IpAddr],
+) -> (IpAddr, bool) {
+    let proxied = peer.is_loopback() || trusted_proxies.contains(&peer);
+    if !proxied {
+        return (peer, https);
+    }
+    let client = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .next_back()
+        .unwrap_or(peer);
+    let clear = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| {
+            let p = p.trim();
+            p.eq_ignore_ascii_case("http") || p.eq_ignore_ascii_case("ws")
+        });
+    (client, https || !clear)
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+async fn route(
+    req: Request<Incoming>,
+    peer: IpAddr,
+    https: bool,
+    shared: Arc<Shared>,
+) -> Response<Body> {
+    let (ip, secure) = client_of(peer, https, req.headers(), &shared.config.trusted_proxies);
+    match req.uri().path() {
+        "/" => text(
+            StatusCode::OK,
+            "Cryptocat relay. BOSH at /http-bind, WebSocket (subprotocol xmpp) at /xmpp-websocket.\n",
+        ),
+        "/xmpp-websocket" => websocket_upgrade(req, ip, secure, shared),
+        "/http-bind" | "/http-bind/" => match *req.method() {
+            Method::POST => bosh_request(req, ip, secure, shared).await,
+            Method::OPTIONS => with_cors(text(StatusCode::OK, "")),
+            Method::GET => text(
+                StatusCode::OK,
+                "Cryptocat relay BOSH endpoint: POST XEP-0124 bodies here.\n",
+            ),
+            _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+        },
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn with_cors(mut r: Response<Body>) -> Response<Body> {
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Content-Type"),
+    );
+    r
+}
+
+// ---------------------------------------------------------------------------------------
+// WebSocket (RFC 7395)
+
+fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+fn websocket_upgrade(
+    mut req: Request<Incoming>,
+    ip: IpAddr,
+    secure: bool,
+    shared: Arc<Shared>,
+) -> Response<Body> {
+    let headers = req.headers();
+    let is_upgrade = req.method() == Method::GET
+        && header_has_token(headers, header::CONNECTION, "upgrade")
+        && header_has_token(headers, header::UPGRADE, "websocket")
+        && headers
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .is_some_and(|v| v.as_bytes() == b"13");
+    let Some(key) = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|_| is_upgrade)
+    else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "XMPP over WebSocket (RFC 7395): a WebSocket upgrade with subprotocol xmpp is required\n",
+        );
+    };
+    if !header_has_token(headers, header::SEC_WEBSOCKET_PROTOCOL, "xmpp") {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "the WebSocket subprotocol xmpp is required\n",
+        );
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let limits = &shared.config.limits;
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(limits.max_stanza_bytes.saturating_add(1024)))
+            .max_frame_size(Some(limits.max_stanza_bytes.saturating_add(1024)));
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        websocket(ws, ip, secure, shared).await;
+    });
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_static("xmpp"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    r
+}
+
+type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+async fn ws_send(ws: &mut Ws, xml: &str, limit: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(limit, ws.send(Message::text(standalone(xml)))).await,
+        Ok(Ok(()))
+    )
+}
+
+async fn websocket(mut ws: Ws, ip: IpAddr, secure: bool, shared: Arc<Shared>) {
+    let admitted = lock(&shared.hub).connect(ip, Instant::now());
+    let Some(id) = admitted else {
+        tracing::info!("websocket refused: too many connections from one address");
+        let domain = shared.config.domain.clone();
+        let open = format!(
+            "<open xmlns='{}' from='{}' id='refused' version='1.0'/>",
+            crate::stream::NS_FRAMING,
+            escape(&domain)
+        );
+        let _ = ws.send(Message::text(open)).await;
+        let err = crate::xml::stream_error_element(
+            "policy-violation",
+            "too many connections from your address",
+        );
+        let _ = ws.send(Message::text(err)).await;
+        let _ = ws.close(None).await;
+        return;
+    };
+    let (tx, mut rx) = mpsc::channel(shared.config.limits.outbox_stanzas.max(1));
+    lock(&shared.outboxes).insert(id, tx);
+    let _guard = SessionGuard {
+        shared: Arc::clone(&shared),
+        ip,
+        id,
+    };
+    let mut c2s = C2s::new(
+        id,
+        ip,
+        &shared.config.domain,
+        shared.config.limits.clone(),
+        shared.secret,
+        Box::new(OsEntropy),
+        Instant::now(),
+    )
+    .with_framing(Framing::WebSocket, secure);
+    tracing::debug!(session = id.0, secure, "websocket connected");
+    loop {
+        while let Some(out) = c2s.poll_output() {
+            match out {
+                Output::Send(xml) => {
+                    if !ws_send(&mut ws, &xml, c2s.idle_timeout()).await {
+                        return;
+                    }
+                }
+                Output::Pause(d) => tokio::time::sleep(d).await,
+                Output::Deliver(d) => shared.dispatch(d),
+                Output::StartTls => {}
+                Output::Close => {
+                    let _ = ws.close(None).await;
+                    return;
+                }
+            }
+        }
+        let timeout = c2s.idle_timeout();
+        tokio::select! {
+            msg = tokio::time::timeout(timeout, ws.next()) => match msg {
+                Err(_) => c2s.handle_timeout(),
+                Ok(None | Some(Err(_))) => return,
+                Ok(Some(Ok(msg))) => {
+                    let now = Instant::now();
+                    match msg {
+                        Message::Text(t) => match classify_ws_frame(t.as_str()) {
+                            WsFrame::Open { to, version } => {
+                                let header = synthetic_header(to.as_deref(), version.as_deref());
+                                c2s.handle_bytes(now, header.as_bytes(), &shared.hub);
+                            }
+                            WsFrame::Close => {
+                                c2s.handle_bytes(now, b"</stream:stream>", &shared.hub);
+                            }
+                            WsFrame::Element => {
+                                c2s.handle_bytes(now, t.as_bytes(), &shared.hub);
+                            }
+                            WsFrame::Invalid => {
+                                c2s.fail("bad-format", "one XMPP element per WebSocket message");
+                            }
+                        },
+                        Message::Binary(_) => {
+                            c2s.fail("bad-format", "binary WebSocket messages are not XMPP");
+                        }
+                        Message::Close(_) => return,
+                        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                    }
+                }
+            },
+            Some(xml) = rx.recv() => {
+                if !ws_send(&mut ws, &xml, c2s.idle_timeout()).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// BOSH (XEP-0124, XEP-0206)
+
+/// The registry of BOSH sessions, with the caps.
+#[derive(Debug, Default)]
+pub struct Bosh {
+    sessions: Mutex<BoshSessions>,
+}
+
+#[derive(Debug, Default)]
+struct BoshSessions {
+    by_sid: HashMap<String, Arc<BoshSession>>,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+impl Bosh {
+    /// Open sessions.
+    pub fn count(&self) -> usize {
+        lock(&self.sessions).by_sid.len()
+    }
+
+    fn get(&self, sid: &str) -> Option<Arc<BoshSession>> {
+        lock(&self.sessions).by_sid.get(sid).cloned()
+    }
+
+    fn remove(&self, sid: &str, ip: IpAddr) {
+        let mut s = lock(&self.sessions);
+        if s.by_sid.remove(sid).is_some() {
+            if let Some(n) = s.per_ip.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    s.per_ip.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+struct BoshSession {
+    sid: String,
+    ip: IpAddr,
+    wait: Duration,
+    /// 1, or 0 when the client asked for no holding (every request answered at once).
+    hold: u64,
+    state: Mutex<BoshState>,
+    notify: Notify,
+}
+
+impl std::fmt::Debug for BoshSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoshSession").finish_non_exhaustive()
+    }
+}
+
+struct BoshState {
+    c2s: C2s,
+    /// The rid expected next.
+    next_rid: u64,
+    /// Elements waiting for a response to carry them.
+    pending: Vec<String>,
+    /// Recent responses by rid, replayed for a repeated rid.
+    replies: VecDeque<(u64, String)>,
+    /// Rids of requests currently held, oldest first.
+    held: VecDeque<u64>,
+    /// Requests waiting for an earlier rid to arrive (at most one).
+    waiting_turn: usize,
+    /// Set when the session ended: the terminate condition (empty: normal end).
+    terminated: Option<&'static str>,
+    last_activity: Instant,
+    last_input: Instant,
+    tokens: f64,
+    last_request: Instant,
+}
+
+fn body_open(extra: &str) -> String {
+    format!("<body xmlns='{NS_HTTPBIND}' xmlns:stream='{NS_STREAM}'{extra}>")
+}
+
+fn render(elements: &[String], terminated: Option<&'static str>) -> String {
+    let extra = match terminated {
+        None => String::new(),
+        Some("") => " type='terminate'".to_owned(),
+        Some(c) => format!(" type='terminate' condition='{c}'"),
+    };
+    let mut s = body_open(&extra);
+    for e in elements {
+        s.push_str(e);
+    }
+    s.push_str("</body>");
+    s
+}
+
+fn bosh_response(body: String) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/xml; charset=utf-8"),
+    );
+    with_cors(r)
+}
+
+fn terminate(condition: &'static str) -> Response<Body> {
+    bosh_response(render(&[], Some(condition)))
+}
+
+/// One parsed BOSH request body.
+struct BoshBody {
+    root: minidom::Element,
+    payload: Vec<u8>,
+}
+
+fn parse_body(bytes: &[u8], limits: &crate::config::Limits) -> Option<BoshBody> {
+    let mut parser = StreamParser::new(ParserLimits {
+        max_stanza_bytes: limits.max_stanza_bytes,
+        max_depth: limits.max_depth,
+    });
+    let events = parser.feed(bytes).ok()?;
+    let mut root = None;
+    let mut payload = Vec::new();
+    let mut closed = false;
+    for e in events {
+        match e {
+            XmlEvent::StreamOpen(h) => root = h.root,
+            XmlEvent::Stanza(el) => {
+                el.write_to(&mut payload).ok()?;
+            }
+            XmlEvent::StreamClose => closed = true,
+        }
+    }
+    let root = root.filter(|r| r.is("body", NS_HTTPBIND))?;
+    closed.then_some(BoshBody { root, payload })
+}
+
+async fn bosh_request(
+    req: Request<Incoming>,
+    ip: IpAddr,
+    secure: bool,
+    shared: Arc<Shared>,
+) -> Response<Body> {
+    let max = shared.config.limits.bosh_max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return with_cors(text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"));
+    }
+    let bytes = match Limited::new(req.into_body(), max).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => return with_cors(text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n")),
+    };
+    let Some(body) = parse_body(&bytes, &shared.config.limits) else {
+        return terminate("bad-request");
+    };
+    let Some(rid) = body.root.attr("rid").and_then(|r| r.parse::<u64>().ok()) else {
+        return terminate("bad-request");
+    };
+    match body.root.attr("sid") {
+        None => create_session(&body, rid, ip, secure, &shared),
+        Some(sid) => match shared.bosh.get(sid) {
+            None => terminate("item-not-found"),
+            Some(session) => continue_session(session, body, rid, &shared).await,
+        },
+    }
+}
+
+fn random_hex(n: usize) -> String {
+    use rand_core::RngCore as _;
+    let mut b = vec![0u8; n];
+    rand_core::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+fn create_session(
+    body: &BoshBody,
+    rid: u64,
+    ip: IpAddr,
+    secure: bool,
+    shared: &Arc<Shared>,
+) -> Response<Body> {
+    let limits = &shared.config.limits;
+    let to = body.root.attr("to");
+    if to != Some(shared.config.domain.as_str()) {
+        return terminate("host-unknown");
+    }
+    let wait = body
+        .root
+        .attr("wait")
+        .and_then(|w| w.parse::<u64>().ok())
+        .unwrap_or(limits.bosh_max_wait_secs)
+        .clamp(1, limits.bosh_max_wait_secs.max(1));
+    let hold = body
+        .root
+        .attr("hold")
+        .and_then(|h| h.parse::<u64>().ok())
+        .unwrap_or(BOSH_HOLD)
+        .min(BOSH_HOLD);
+    let version = body
+        .root
+        .attr_ns(NS_XBOSH, "version")
+        .map(str::to_owned)
+        .unwrap_or_else(|| "1.0".to_owned());
+    let sid = random_hex(16);
+    let now = Instant::now();
+    // Caps first, then the per-address connection limit shared with TCP and WebSocket.
+    {
+        let mut s = lock(&shared.bosh.sessions);
+        let from_ip = s.per_ip.get(&ip).copied().unwrap_or(0);
+        if s.by_sid.len() >= limits.bosh_sessions || from_ip >= limits.bosh_sessions_per_ip {
+            tracing::info!("bosh session refused: cap reached");
+            return terminate("policy-violation");
+        }
+        let Some(id) = lock(&shared.hub).connect(ip, now) else {
+            tracing::info!("bosh session refused: too many connections from one address");
+            return terminate("policy-violation");
+        };
+        let mut c2s = C2s::new(
+            id,
+            ip,
+            &shared.config.domain,
+            limits.clone(),
+            shared.secret,
+            Box::new(OsEntropy),
+            now,
+        )
+        .with_framing(Framing::Bosh, secure);
+        c2s.handle_bytes(
+            now,
+            synthetic_header(to, Some(&version)).as_bytes(),
+            &shared.hub,
+        );
+        let session = Arc::new(BoshSession {
+            sid: sid.clone(),
+            ip,
+            wait: Duration::from_secs(wait),
+            hold,
+            state: Mutex::new(BoshState {
+                c2s,
+                next_rid: rid.saturating_add(1),
+                pending: Vec::new(),
+                replies: VecDeque::new(),
+                held: VecDeque::new(),
+                waiting_turn: 0,
+                terminated: None,
+                last_activity: now,
+                last_input: now,
+                tokens: f64::from(limits.bosh_request_burst.max(1)),
+                last_request: now,
+            }),
+            notify: Notify::new(),
+        });
+        s.by_sid.insert(sid.clone(), Arc::clone(&session));
+        *s.per_ip.entry(ip).or_insert(0) += 1;
+        let (tx, rx) = mpsc::channel(limits.outbox_stanzas.max(1));
+        lock(&shared.outboxes).insert(id, tx);
+        let guard = SessionGuard {
+            shared: Arc::clone(shared),
+            ip,
+            id,
+        };
+        tokio::spawn(session_task(Arc::clone(&session), rx, guard));
+        // The features (or a stream error) go in the creation response.
+        let mut st = lock(&session.state);
+        let _pause = drain(&mut st, shared);
+        let elements = std::mem::take(&mut st.pending);
+        let terminated = st.terminated;
+        drop(st);
+        tracing::debug!(session = id.0, secure, "bosh session created");
+        let extra = format!(
+            " sid='{sid}' wait='{wait}' hold='{hold}' requests='{BOSH_REQUESTS}' \
+             inactivity='{}' polling='{BOSH_POLLING_SECS}' maxpause='0' ver='1.11' \
+             from='{}' authid='{sid}' secure='{secure}' xmpp:version='1.0' \
+             xmlns:xmpp='{NS_XBOSH}'{}",
+            limits.bosh_inactivity_secs,
+            escape(&shared.config.domain),
+            match terminated {
+                Some(c) if !c.is_empty() => format!(" type='terminate' condition='{c}'"),
+                Some(_) => " type='terminate'".to_owned(),
+                None => String::new(),
+            }
+        );
+        let mut out = body_open(&extra);
+        for e in &elements {
+            out.push_str(e);
+        }
+        out.push_str("</body>");
+        let mut st = lock(&session.state);
+        st.replies.push_back((rid, out.clone()));
+        drop(st);
+        bosh_response(out)
+    }
+}
+
+/// Moves the machine's output into the session; returns the total pause asked for.
+fn drain(st: &mut BoshState, shared: &Shared) -> Duration {
+    let mut pause = Duration::ZERO;
+    while let Some(out) = st.c2s.poll_output() {
+        match out {
+            Output::Send(xml) => st.pending.push(standalone(&xml)),
+            Output::Pause(d) => pause = pause.saturating_add(d),
+            Output::Deliver(d) => shared.dispatch(d),
+            Output::StartTls => {}
+            Output::Close => {
+                let errored = st.pending.iter().any(|e| e.starts_with("<stream:error"));
+                st.terminated = Some(if errored { "remote-stream-error" } else { "" });
+            }
+        }
+    }
+    pause
+}
+
+enum Step {
+    Reply(String),
+    Terminate(&'static str),
+    Process,
+    WaitTurn,
+}
+
+async fn continue_session(
+    session: Arc<BoshSession>,
+    body: BoshBody,
+    rid: u64,
+    shared: &Arc<Shared>,
+) -> Response<Body> {
+    let limits = &shared.config.limits;
+    // Wait (bounded) for this rid's turn if earlier requests are still on their way.
+    let deadline = tokio::time::Instant::now() + session.wait;
+    loop {
+        let notified = session.notify.notified();
+        let mut notified = pin!(notified);
+        notified.as_mut().enable();
+        let step = {
+            let mut st = lock(&session.state);
+            let now = Instant::now();
+            st.last_activity = now;
+            if let Some(c) = st.terminated {
+                Step::Terminate(if c.is_empty() { "item-not-found" } else { c })
+            } else if rid < st.next_rid {
+                match st.replies.iter().find(|(r, _)| *r == rid) {
+                    Some((_, reply)) => Step::Reply(reply.clone()),
+                    None if rid.saturating_add(BOSH_REQUESTS) >= st.next_rid => {
+                        Step::Reply(render(&[], None))
+                    }
+                    None => Step::Terminate("item-not-found"),
+                }
+            } else if rid >= st.next_rid.saturating_add(BOSH_REQUESTS) {
+                Step::Terminate("item-not-found")
+            } else if rid > st.next_rid {
+                if st.waiting_turn >= 1 {
+                    // More simultaneous requests than `requests` allows.
+                    Step::Terminate("policy-violation")
+                } else {
+                    st.waiting_turn += 1;
+                    Step::WaitTurn
+                }
+            } else {
+                // Request rate.
+                let elapsed = now.saturating_duration_since(st.last_request).as_secs_f64();
+                st.last_request = now;
+                let rate = f64::from(limits.bosh_requests_per_second.max(1));
+                let burst = f64::from(limits.bosh_request_burst.max(1));
+                st.tokens = (st.tokens + elapsed * rate).min(burst) - 1.0;
+                if st.tokens < 0.0 {
+                    Step::Terminate("policy-violation")
+                } else {
+                    Step::Process
+                }
+            }
+        };
+        match step {
+            Step::Reply(r) => return bosh_response(r),
+            Step::Terminate(c) => {
+                end_session(&session, c, shared);
+                return terminate(c);
+            }
+            Step::Process => break,
+            Step::WaitTurn => {
+                // Counted down however this future ends (the client may hang up).
+                let turn = Waiting {
+                    session: &session,
+                    rid: None,
+                };
+                let woke = tokio::time::timeout_at(deadline, notified).await;
+                drop(turn);
+                if woke.is_err() {
+                    end_session(&session, "item-not-found", shared);
+                    return terminate("item-not-found");
+                }
+            }
+        }
+    }
+    // Process the request (rid == next_rid).
+    let pause = {
+        let mut st = lock(&session.state);
+        st.next_rid = rid.saturating_add(1);
+        let now = Instant::now();
+        if body.root.attr("type") == Some("terminate") {
+            st.c2s.handle_bytes(now, &body.payload, &shared.hub);
+            let _ = drain(&mut st, shared);
+            st.terminated = Some("");
+        } else {
+            if body.root.attr_ns(NS_XBOSH, "restart") == Some("true") {
+                let to = body.root.attr("to").map(str::to_owned);
+                let header = synthetic_header(to.as_deref(), Some("1.0"));
+                st.c2s.handle_bytes(now, header.as_bytes(), &shared.hub);
+            }
+            if !body.payload.is_empty() {
+                st.last_input = now;
+                st.c2s.handle_bytes(now, &body.payload, &shared.hub);
+            }
+        }
+        let pause = drain(&mut st, shared);
+        st.held.push_back(rid);
+        pause
+    };
+    // Released however this future ends (the client may hang up while it is held).
+    let _held = Waiting {
+        session: &session,
+        rid: Some(rid),
+    };
+    session.notify.notify_waiters();
+    if !pause.is_zero() {
+        tokio::time::sleep(pause).await;
+    }
+    // Hold until there is something to say, a newer request needs this one's slot, or
+    // `wait` runs out.
+    let deadline = tokio::time::Instant::now() + session.wait;
+    let reply = loop {
+        let notified = session.notify.notified();
+        let mut notified = pin!(notified);
+        notified.as_mut().enable();
+        {
+            let mut st = lock(&session.state);
+            let must_release = st.held.len() as u64 > session.hold && st.held.front() == Some(&rid);
+            if !st.pending.is_empty()
+                || st.terminated.is_some()
+                || must_release
+                || tokio::time::Instant::now() >= deadline
+            {
+                let elements = std::mem::take(&mut st.pending);
+                let reply = render(&elements, st.terminated);
+                st.held.retain(|r| *r != rid);
+                st.last_activity = Instant::now();
+                st.replies.push_back((rid, reply.clone()));
+                while st.replies.len() as u64 > BOSH_REQUESTS {
+                    st.replies.pop_front();
+                }
+                let ended = st.terminated.is_some();
+                drop(st);
+                if ended {
+                    shared.bosh.remove(&session.sid, session.ip);
+                }
+                break reply;
+            }
+        }
+        let _ = tokio::time::timeout_at(deadline, notified).await;
+    };
+    session.notify.notify_waiters();
+    bosh_response(reply)
+}
+
+/// A request waiting for its turn (`rid: None`) or held (`rid: Some`); undone on drop.
+struct Waiting<'a> {
+    session: &'a BoshSession,
+    rid: Option<u64>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut st = lock(&self.session.state);
+        match self.rid {
+            None => st.waiting_turn = st.waiting_turn.saturating_sub(1),
+            Some(rid) => {
+                if st.held.contains(&rid) {
+                    st.held.retain(|r| *r != rid);
+                    st.last_activity = Instant::now();
+                }
+            }
+        }
+    }
+}
+
+fn end_session(session: &BoshSession, condition: &'static str, shared: &Shared) {
+    {
+        let mut st = lock(&session.state);
+        if st.terminated.is_none() {
+            st.terminated = Some(condition);
+        }
+    }
+    shared.bosh.remove(&session.sid, session.ip);
+    session.notify.notify_waiters();
+}
+
+/// Per-session task: carries stanzas from other sessions into the pending queue, and ends
+/// the session after inactivity. Owns the hub registration through `guard`.
+async fn session_task(
+    session: Arc<BoshSession>,
+    mut rx: mpsc::Receiver<String>,
+    guard: SessionGuard,
+) {
+    let shared = Arc::clone(&guard.shared);
+    let inactivity = Duration::from_secs(shared.config.limits.bosh_inactivity_secs);
+    loop {
+        let notified = session.notify.notified();
+        let mut notified = pin!(notified);
+        notified.as_mut().enable();
+        let sleep_for = {
+            let mut st = lock(&session.state);
+            if st.terminated.is_some() {
+                break;
+            }
+            let now = Instant::now();
+            if st.held.is_empty() && now.saturating_duration_since(st.last_activity) >= inactivity {
+                tracing::debug!(session = guard.id.0, "bosh session inactive");
+                st.terminated = Some("");
+                break;
+            }
+            let idle = st.c2s.idle_timeout();
+            if now.saturating_duration_since(st.last_input) >= idle {
+                st.c2s.handle_timeout();
+                let _ = drain(&mut st, &shared);
+                drop(st);
+                session.notify.notify_waiters();
+                continue;
+            }
+            let a = inactivity.saturating_sub(now.saturating_duration_since(st.last_activity));
+            let b = idle.saturating_sub(now.saturating_duration_since(st.last_input));
+            a.min(b).max(Duration::from_millis(50))
+        };
+        tokio::select! {
+            Some(xml) = rx.recv() => {
+                lock(&session.state).pending.push(standalone(&xml));
+                session.notify.notify_waiters();
+            }
+            () = &mut notified => {}
+            () = tokio::time::sleep(sleep_for) => {}
+        }
+    }
+    shared.bosh.remove(&session.sid, session.ip);
+    session.notify.notify_waiters();
+    drop(guard);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_security_rule() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let far: IpAddr = "203.0.113.5".parse().unwrap();
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let none = HeaderMap::new();
+        assert_eq!(client_of(lo, false, &none, &[]), (lo, true));
+        assert_eq!(client_of(far, false, &none, &[]), (far, false));
+        assert_eq!(client_of(far, true, &none, &[]), (far, true));
+        let mut fwd = HeaderMap::new();
+        fwd.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("198.51.100.1, 203.0.113.5"),
+        );
+        fwd.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        // A trusted proxy names the client; an untrusted peer's headers are ignored.
+        assert_eq!(client_of(proxy, false, &fwd, &[proxy]), (far, true));
+        assert_eq!(client_of(far, false, &fwd, &[proxy]), (far, false));
+        assert_eq!(client_of(lo, false, &fwd, &[]), (far, true));
+        fwd.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        assert_eq!(client_of(proxy, false, &fwd, &[proxy]), (far, false));
+        assert_eq!(client_of(lo, false, &fwd, &[]), (far, false));
+    }
+
+    #[test]
+    fn bosh_bodies_are_parsed_with_limits() {
+        let limits = crate::config::Limits::default();
+        let b = parse_body(
+            b"<body xmlns='http://jabber.org/protocol/httpbind' rid='5' sid='s'>\
+              <iq xmlns='jabber:client' type='get' id='1'/></body>",
+            &limits,
+        )
+        .unwrap();
+        assert_eq!(b.root.attr("rid"), Some("5"));
+        assert!(String::from_utf8(b.payload).unwrap().starts_with("<iq"));
+        assert!(parse_body(
+            b"<body xmlns='http://jabber.org/protocol/httpbind'>",
+            &limits
+        )
+        .is_none());
+        assert!(parse_body(b"<bogus xmlns='x'/>", &limits).is_none());
+        let deep = format!(
+            "<body xmlns='http://jabber.org/protocol/httpbind' rid='1'>{}{}</body>",
+            "<a>".repeat(100),
+            "</a>".repeat(100)
+        );
+        assert!(parse_body(deep.as_bytes(), &limits).is_none());
+    }
+}

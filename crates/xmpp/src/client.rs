@@ -1,0 +1,1032 @@
+//! The client: a tokio task that owns the connection, takes commands from a
+//! [`ClientHandle`] and reports [`Event`]s; it reconnects with back-off, logs in again and
+//! re-joins its rooms.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use minidom::Element;
+use rand_core::{OsRng, RngCore as _};
+use tokio::sync::mpsc;
+
+use crate::session::{self, stanza_error_condition, Credentials, SessionError};
+use crate::tls::{TlsConfigError, TrustConfig};
+use crate::transport::{connect_tcp, ElementStream, TransportError};
+use crate::url::{ServerUrl, Transport};
+use crate::xml::{escape, ParserLimits};
+
+/// The Cryptocat payload namespace.
+pub const NS_PAYLOAD: &str = "urn:xmpp:cryptocat:1";
+/// MUC namespace.
+pub const NS_MUC: &str = "http://jabber.org/protocol/muc";
+/// MUC user namespace.
+pub const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
+
+/// Reconnection policy: exponential back-off between `initial` and `max`, with jitter.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    /// First delay.
+    pub initial: Duration,
+    /// Largest delay.
+    pub max: Duration,
+    /// Give up after this many failed attempts in a row (`None`: never).
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+            max_attempts: None,
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before attempt `n` (1-based): `initial * 2^(n-1)`, capped, plus up to 25%
+    /// jitter.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(16);
+        let base = self.initial.saturating_mul(1u32 << exp).min(self.max);
+        let jitter_ms = u64::try_from(base.as_millis() / 4).unwrap_or(0);
+        let extra = if jitter_ms == 0 {
+            0
+        } else {
+            OsRng.next_u64() % jitter_ms
+        };
+        base.saturating_add(Duration::from_millis(extra))
+    }
+}
+
+/// What [`Client::connect`] needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the server is.
+    pub server: ServerUrl,
+    /// The XMPP domain (also the TLS name); defaults to the URL's host.
+    pub domain: String,
+    /// The MUC service; defaults to `conference.<domain>`.
+    pub muc_domain: String,
+    /// Which certificates to trust.
+    pub trust: TrustConfig,
+    /// An existing account; `None` registers a random one in-band.
+    pub credentials: Option<Credentials>,
+    /// Bound on connecting, TLS and login together.
+    pub connect_timeout: Duration,
+    /// Reconnection after a dropped connection; `None` ends the client instead.
+    pub reconnect: Option<Backoff>,
+    /// Parser limits for what the server sends.
+    pub limits: ParserLimits,
+}
+
+impl Config {
+    /// Defaults for `server`: domain from the URL's host, system roots, random account,
+    /// 10 s connect timeout, reconnection with the default back-off.
+    pub fn new(server: ServerUrl) -> Self {
+        let domain = server.host.clone();
+        Self {
+            muc_domain: format!("conference.{domain}"),
+            domain,
+            server,
+            trust: TrustConfig::system(),
+            credentials: None,
+            connect_timeout: Duration::from_secs(10),
+            reconnect: Some(Backoff::default()),
+            limits: ParserLimits::default(),
+        }
+    }
+
+    /// Sets the XMPP domain (and the MUC service to `conference.<domain>`).
+    pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = domain.into();
+        self.muc_domain = format!("conference.{}", self.domain);
+        self
+    }
+}
+
+/// Why [`Client::connect`] (or a reconnection) failed. No JIDs, passwords or payloads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    /// The trust configuration could not be built.
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    /// The URL names a transport this build cannot use yet.
+    #[error("the {0} transport is not implemented yet")]
+    UnsupportedTransport(&'static str),
+    /// The domain is not a valid XMPP domain.
+    #[error("invalid XMPP domain")]
+    InvalidDomain,
+    /// Connecting, TLS, registration, login or binding failed.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The whole attempt took longer than the connect timeout.
+    #[error("timed out connecting to the server")]
+    Timeout,
+}
+
+impl From<TlsConfigError> for ConnectError {
+    fn from(e: TlsConfigError) -> Self {
+        Self::Tls(e.to_string())
+    }
+}
+
+impl From<TransportError> for ConnectError {
+    fn from(e: TransportError) -> Self {
+        Self::Session(SessionError::Transport(e))
+    }
+}
+
+/// Misuse of the handle, or a client that has stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The client task has ended (disconnected or gave up).
+    #[error("the client is no longer running")]
+    Closed,
+    /// The room name cannot be a JID localpart.
+    #[error("invalid room name")]
+    InvalidRoom,
+    /// The nickname cannot be a JID resource.
+    #[error("invalid nickname")]
+    InvalidNick,
+    /// The room has not been joined.
+    #[error("not in that room")]
+    NotInRoom,
+    /// The payload is empty or too large.
+    #[error("payload of {0} bytes refused")]
+    PayloadSize(usize),
+}
+
+/// Why the connection went away.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DisconnectReason {
+    /// [`ClientHandle::disconnect`] was called (or every handle was dropped).
+    #[error("disconnected on request")]
+    Requested,
+    /// The connection failed or the server closed it.
+    #[error("connection lost: {0}")]
+    ConnectionLost(TransportError),
+    /// Reconnection gave up after its last attempt failed with this.
+    #[error("gave up reconnecting: {0}")]
+    GaveUp(ConnectError),
+}
+
+/// Identifies a message we sent (the stanza `id`), to match a later [`Event::StanzaError`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MessageId(pub String);
+
+/// What the client reports. Events carry user data (nicknames, payloads): they are for the
+/// engine, never for logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Logged in and bound (first connection, and again after each reconnection).
+    Connected {
+        /// Our full JID.
+        jid: String,
+    },
+    /// We are in the room; `occupants` are the others present (not us).
+    Joined {
+        /// Room name (localpart).
+        room: String,
+        /// Other occupants' nicknames.
+        occupants: Vec<String>,
+    },
+    /// Joining failed (`conflict` for a nickname in use, `service-unavailable` when full).
+    JoinFailed {
+        /// Room name.
+        room: String,
+        /// Stanza error condition.
+        condition: String,
+    },
+    /// We left the room (our unavailable presence was acknowledged).
+    Left {
+        /// Room name.
+        room: String,
+    },
+    /// Someone entered a room we are in.
+    OccupantJoined {
+        /// Room name.
+        room: String,
+        /// Their nickname.
+        nick: String,
+    },
+    /// Someone left a room we are in.
+    OccupantLeft {
+        /// Room name.
+        room: String,
+        /// Their nickname.
+        nick: String,
+    },
+    /// A room payload. The server echoes our own: `from_nick` is then our nickname, which
+    /// tells the engine the server accepted it.
+    GroupPayload {
+        /// Room name.
+        room: String,
+        /// Sender's nickname.
+        from_nick: String,
+        /// The decoded payload (a `GroupMessage` envelope, not yet checked).
+        bytes: Vec<u8>,
+    },
+    /// A private payload from an occupant.
+    PrivatePayload {
+        /// Room name.
+        room: String,
+        /// Sender's nickname.
+        from_nick: String,
+        /// The decoded payload (a pairwise `Message`, not yet checked).
+        bytes: Vec<u8>,
+    },
+    /// A payload that was not valid base64 or too large: dropped.
+    InvalidPayload {
+        /// Sender's address as given by the server.
+        from: String,
+    },
+    /// A message with a plain `<body>` and no payload: dropped, never shown.
+    PlaintextDropped {
+        /// Sender's address as given by the server.
+        from: String,
+    },
+    /// The server refused a stanza of ours.
+    StanzaError {
+        /// The refused message's id, when it had one.
+        id: Option<MessageId>,
+        /// The defined condition (`policy-violation`, `not-acceptable`, ...).
+        condition: String,
+    },
+    /// A message could not be sent because the connection was down.
+    NotSent {
+        /// Its id.
+        id: MessageId,
+    },
+    /// The connection went away. With `will_reconnect`, [`Event::Reconnecting`] follows.
+    Disconnected {
+        /// Why.
+        reason: DisconnectReason,
+        /// Whether the client will try again.
+        will_reconnect: bool,
+    },
+    /// Waiting `delay` before reconnection attempt `attempt`.
+    Reconnecting {
+        /// 1-based attempt number.
+        attempt: u32,
+        /// Delay before it.
+        delay: Duration,
+    },
+}
+
+enum Command {
+    Join { room: String, nick: String },
+    Leave { room: String },
+    Send { xml: String, id: MessageId },
+    Disconnect,
+}
+
+/// Cheap to clone; commands go to the client task.
+#[derive(Debug, Clone)]
+pub struct ClientHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    muc_domain: Arc<str>,
+    next_id: Arc<AtomicU64>,
+    id_prefix: Arc<str>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::Join { .. } => "Join",
+            Command::Leave { .. } => "Leave",
+            Command::Send { .. } => "Send",
+            Command::Disconnect => "Disconnect",
+        })
+    }
+}
+
+/// The receiving end of the client's events. `None` after the final
+/// [`Event::Disconnected`].
+pub type Events = mpsc::Receiver<Event>;
+
+/// Largest payload accepted for sending (the protocol's message limit).
+pub const MAX_PAYLOAD_BYTES: usize = cryptocat_protocol::wire::MAX_MESSAGE_BYTES;
+
+/// A room name as the server knows it: validated and lower-cased (XMPP localparts are
+/// case-insensitive; events report this form).
+fn room_name(room: &str) -> Result<String, ClientError> {
+    if valid_room(room) {
+        Ok(room.to_lowercase())
+    } else {
+        Err(ClientError::InvalidRoom)
+    }
+}
+
+fn valid_room(room: &str) -> bool {
+    !room.is_empty()
+        && room.len() <= 1023
+        && !room
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "\"&'/:<>@".contains(c))
+}
+
+fn valid_nick(nick: &str) -> bool {
+    !nick.is_empty()
+        && nick.len() <= 1023
+        && nick.trim() == nick
+        && !nick.chars().any(char::is_control)
+}
+
+impl ClientHandle {
+    fn command(&self, c: Command) -> Result<(), ClientError> {
+        self.commands.send(c).map_err(|_| ClientError::Closed)
+    }
+
+    fn new_id(&self) -> MessageId {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        MessageId(format!("{}-{n}", self.id_prefix))
+    }
+
+    /// Joins `room` (a localpart at the MUC service, lower-cased) as `nick`. [`Event::Joined`] or
+    /// [`Event::JoinFailed`] follows; after a reconnection the room is joined again.
+    pub fn join(&self, room: &str, nick: &str) -> Result<(), ClientError> {
+        let room = &room_name(room)?;
+        if !valid_nick(nick) {
+            return Err(ClientError::InvalidNick);
+        }
+        self.command(Command::Join {
+            room: room.to_owned(),
+            nick: nick.to_owned(),
+        })
+    }
+
+    /// Leaves `room`; [`Event::Left`] follows.
+    pub fn leave(&self, room: &str) -> Result<(), ClientError> {
+        let room = &room_name(room)?;
+        self.command(Command::Leave {
+            room: room.to_owned(),
+        })
+    }
+
+    fn check_payload(payload: &[u8]) -> Result<String, ClientError> {
+        if payload.is_empty() || payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(ClientError::PayloadSize(payload.len()));
+        }
+        Ok(STANDARD.encode(payload))
+    }
+
+    /// Sends a room payload (a `GroupMessage` envelope) as base64 in the payload element.
+    pub fn send_groupchat(&self, room: &str, payload: &[u8]) -> Result<MessageId, ClientError> {
+        let room = &room_name(room)?;
+        let b64 = Self::check_payload(payload)?;
+        let id = self.new_id();
+        let xml = format!(
+            "<message type='groupchat' id='{}' to='{}@{}'><payload xmlns='{NS_PAYLOAD}'>{b64}</payload></message>",
+            escape(&id.0),
+            escape(room),
+            escape(&self.muc_domain)
+        );
+        self.command(Command::Send {
+            xml,
+            id: id.clone(),
+        })?;
+        Ok(id)
+    }
+
+    /// Sends a private payload (a pairwise `Message`) to `occupant_nick` through `room`.
+    pub fn send_private(
+        &self,
+        room: &str,
+        occupant_nick: &str,
+        payload: &[u8],
+    ) -> Result<MessageId, ClientError> {
+        let room = &room_name(room)?;
+        if !valid_nick(occupant_nick) {
+            return Err(ClientError::InvalidNick);
+        }
+        let b64 = Self::check_payload(payload)?;
+        let id = self.new_id();
+        let xml = format!(
+            "<message type='chat' id='{}' to='{}@{}/{}'><payload xmlns='{NS_PAYLOAD}'>{b64}</payload></message>",
+            escape(&id.0),
+            escape(room),
+            escape(&self.muc_domain),
+            escape(occupant_nick)
+        );
+        self.command(Command::Send {
+            xml,
+            id: id.clone(),
+        })?;
+        Ok(id)
+    }
+
+    /// Closes the stream; a final [`Event::Disconnected`] with
+    /// [`DisconnectReason::Requested`] follows.
+    pub fn disconnect(&self) -> Result<(), ClientError> {
+        self.command(Command::Disconnect)
+    }
+}
+
+/// Entry point.
+#[derive(Debug)]
+pub struct Client;
+
+struct RoomState {
+    nick: String,
+    joined: bool,
+    occupants: BTreeSet<String>,
+    /// Automatic re-join attempts after a reconnection (0: a join the engine asked for).
+    rejoin_tries: u32,
+    /// A re-join refused with `conflict` waits for [`Task::rejoin_due`].
+    awaiting_retry: bool,
+}
+
+impl RoomState {
+    fn new(nick: String) -> Self {
+        Self {
+            nick,
+            joined: false,
+            occupants: BTreeSet::new(),
+            rejoin_tries: 0,
+            awaiting_retry: false,
+        }
+    }
+}
+
+/// How often a re-join refused with `conflict` (the server still holds our old occupant,
+/// e.g. over a half-open connection) is retried before [`Event::JoinFailed`].
+pub const MAX_REJOIN_TRIES: u32 = 8;
+
+/// What one connection attempt needs, kept for reconnections.
+struct Connector {
+    config: Config,
+    tls: Arc<rustls::ClientConfig>,
+    credentials: Credentials,
+    /// We made the account: if the server forgot it (a restart), register a new one.
+    generated: bool,
+    registered: bool,
+}
+
+impl Connector {
+    async fn attempt(&mut self) -> Result<(Box<dyn ElementStream>, String), ConnectError> {
+        let timeout = self.config.connect_timeout;
+        tokio::time::timeout(timeout, self.attempt_inner())
+            .await
+            .map_err(|_| ConnectError::Timeout)?
+    }
+
+    async fn open(&self) -> Result<Box<dyn ElementStream>, ConnectError> {
+        let c = &self.config;
+        match c.server.transport {
+            Transport::Tcp => Ok(Box::new(
+                connect_tcp(
+                    &c.server.host,
+                    c.server.port,
+                    &c.domain,
+                    Arc::clone(&self.tls),
+                    c.limits,
+                    c.connect_timeout,
+                )
+                .await?,
+            )),
+            Transport::WebSocket { .. } => Ok(Box::new(
+                crate::websocket::connect_websocket(
+                    &c.server,
+                    &c.domain,
+                    Arc::clone(&self.tls),
+                    c.limits,
+                    c.connect_timeout,
+                )
+                .await?,
+            )),
+            Transport::Bosh { .. } => Err(ConnectError::UnsupportedTransport("BOSH")),
+        }
+    }
+
+    async fn attempt_inner(&mut self) -> Result<(Box<dyn ElementStream>, String), ConnectError> {
+        let mut stream = self.open().await?;
+        let register = self.generated && !self.registered;
+        match session::establish(stream.as_mut(), &self.credentials, register).await {
+            Ok(jid) => {
+                self.registered = true;
+                return Ok((stream, jid));
+            }
+            Err(SessionError::Auth(session::AuthError::Refused { .. }))
+                if self.generated && self.registered =>
+            {
+                tracing::info!("account unknown to the server; registering a new one");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        stream.close().await;
+        self.credentials = Credentials::random();
+        self.registered = false;
+        let mut stream = self.open().await?;
+        let jid = session::establish(stream.as_mut(), &self.credentials, true).await?;
+        self.registered = true;
+        Ok((stream, jid))
+    }
+}
+
+impl Client {
+    /// Connects, registers (unless credentials are given), logs in and binds. Returns
+    /// once the session is up; [`Event::Connected`] is the first event.
+    pub async fn connect(config: Config) -> Result<(ClientHandle, Events), ConnectError> {
+        if jid::BareJid::new(&config.domain)
+            .ok()
+            .filter(|j| j.node().is_none())
+            .is_none()
+        {
+            return Err(ConnectError::InvalidDomain);
+        }
+        let tls = match config.server.transport {
+            Transport::WebSocket { secure: false } | Transport::Bosh { secure: false } => {
+                config.trust.client_config_allow_empty()?
+            }
+            _ => config.trust.client_config()?,
+        };
+        let (credentials, generated) = match &config.credentials {
+            Some(c) => (c.clone(), false),
+            None => (Credentials::random(), true),
+        };
+        let mut connector = Connector {
+            tls,
+            credentials,
+            generated,
+            registered: false,
+            config,
+        };
+        let (stream, jid) = connector.attempt().await?;
+        tracing::info!("connected and bound");
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::channel(1024);
+        let _ = ev_tx.try_send(Event::Connected { jid });
+        let mut prefix = [0u8; 4];
+        OsRng.fill_bytes(&mut prefix);
+        let handle = ClientHandle {
+            commands: cmd_tx,
+            muc_domain: Arc::from(connector.config.muc_domain.as_str()),
+            next_id: Arc::new(AtomicU64::new(1)),
+            id_prefix: Arc::from(format!("cc{}", hex::encode(prefix)).as_str()),
+        };
+        let task = Task {
+            connector,
+            commands: cmd_rx,
+            events: ev_tx,
+            rooms: HashMap::new(),
+            rejoin_due: None,
+        };
+        tokio::spawn(task.run(stream));
+        Ok((handle, ev_rx))
+    }
+}
+
+struct Task {
+    connector: Connector,
+    commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::Sender<Event>,
+    rooms: HashMap<String, RoomState>,
+    /// When to retry re-joins refused with `conflict`.
+    rejoin_due: Option<tokio::time::Instant>,
+}
+
+/// How one connected period ended.
+enum Ended {
+    Requested,
+    Lost(TransportError),
+    /// The event receiver was dropped: nobody listens.
+    Abandoned,
+}
+
+impl Task {
+    async fn emit(&self, ev: Event) -> bool {
+        self.events.send(ev).await.is_ok()
+    }
+
+    fn muc(&self) -> &str {
+        &self.connector.config.muc_domain
+    }
+
+    fn join_xml(&self, room: &str, nick: &str) -> String {
+        format!(
+            "<presence to='{}@{}/{}'><x xmlns='{NS_MUC}'><history maxstanzas='0'/></x></presence>",
+            escape(room),
+            escape(self.muc()),
+            escape(nick)
+        )
+    }
+
+    fn leave_xml(&self, room: &str, nick: &str) -> String {
+        format!(
+            "<presence type='unavailable' to='{}@{}/{}'/>",
+            escape(room),
+            escape(self.muc()),
+            escape(nick)
+        )
+    }
+
+    async fn run(mut self, mut stream: Box<dyn ElementStream>) {
+        loop {
+            let ended = self.connected(stream.as_mut()).await;
+            let reason = match ended {
+                Ended::Requested => {
+                    stream.close().await;
+                    let _ = self
+                        .emit(Event::Disconnected {
+                            reason: DisconnectReason::Requested,
+                            will_reconnect: false,
+                        })
+                        .await;
+                    return;
+                }
+                Ended::Abandoned => {
+                    stream.close().await;
+                    return;
+                }
+                Ended::Lost(e) => e,
+            };
+            tracing::info!(error = %reason, "connection lost");
+            let Some(backoff) = self.connector.config.reconnect.clone() else {
+                let _ = self
+                    .emit(Event::Disconnected {
+                        reason: DisconnectReason::ConnectionLost(reason),
+                        will_reconnect: false,
+                    })
+                    .await;
+                return;
+            };
+            if !self
+                .emit(Event::Disconnected {
+                    reason: DisconnectReason::ConnectionLost(reason),
+                    will_reconnect: true,
+                })
+                .await
+            {
+                return;
+            }
+            match self.reconnect(&backoff).await {
+                Some(s) => stream = s,
+                None => return,
+            }
+        }
+    }
+
+    /// Back-off loop; `None` when the client should end (gave up, disconnect requested,
+    /// nobody listening).
+    async fn reconnect(&mut self, backoff: &Backoff) -> Option<Box<dyn ElementStream>> {
+        self.rejoin_due = None;
+        for room in self.rooms.values_mut() {
+            room.joined = false;
+            room.occupants.clear();
+            room.rejoin_tries = 1;
+            room.awaiting_retry = false;
+        }
+        let mut attempt = 0u32;
+        loop {
+            attempt = attempt.saturating_add(1);
+            let delay = backoff.delay(attempt);
+            if !self.emit(Event::Reconnecting { attempt, delay }).await {
+                return None;
+            }
+            let sleep = tokio::time::sleep(delay);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    () = &mut sleep => break,
+                    cmd = self.commands.recv() => match cmd {
+                        None | Some(Command::Disconnect) => {
+                            let _ = self.emit(Event::Disconnected {
+                                reason: DisconnectReason::Requested,
+                                will_reconnect: false,
+                            }).await;
+                            return None;
+                        }
+                        Some(c) => {
+                            if !self.offline_command(c).await {
+                                return None;
+                            }
+                        }
+                    }
+                }
+            }
+            match self.connector.attempt().await {
+                Ok((mut stream, jid)) => {
+                    tracing::info!(attempt, "reconnected");
+                    if !self.emit(Event::Connected { jid }).await {
+                        return None;
+                    }
+                    let joins: Vec<String> = self
+                        .rooms
+                        .iter()
+                        .map(|(room, st)| self.join_xml(room, &st.nick))
+                        .collect();
+                    let mut ok = true;
+                    for xml in joins {
+                        if stream.send(xml).await.is_err() {
+                            ok = false;
+                            break;
+                        }
+                    }
+                    if ok {
+                        return Some(stream);
+                    }
+                }
+                Err(e) => {
+                    tracing::info!(attempt, error = %e, "reconnection failed");
+                    if backoff.max_attempts.is_some_and(|m| attempt >= m) {
+                        let _ = self
+                            .emit(Event::Disconnected {
+                                reason: DisconnectReason::GaveUp(e),
+                                will_reconnect: false,
+                            })
+                            .await;
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A command while offline: room bookkeeping only; sends are reported as not sent.
+    async fn offline_command(&mut self, c: Command) -> bool {
+        match c {
+            Command::Join { room, nick } => {
+                self.rooms.insert(room, RoomState::new(nick));
+                true
+            }
+            Command::Leave { room } => {
+                if self.rooms.remove(&room).is_some() {
+                    self.emit(Event::Left { room }).await
+                } else {
+                    true
+                }
+            }
+            Command::Send { id, .. } => self.emit(Event::NotSent { id }).await,
+            Command::Disconnect => true,
+        }
+    }
+
+    async fn connected(&mut self, stream: &mut dyn ElementStream) -> Ended {
+        loop {
+            let due = self.rejoin_due;
+            tokio::select! {
+                () = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+                    self.rejoin_due = None;
+                    let joins: Vec<String> = self
+                        .rooms
+                        .iter_mut()
+                        .filter(|(_, st)| st.awaiting_retry)
+                        .map(|(room, st)| {
+                            st.awaiting_retry = false;
+                            (room.clone(), st.nick.clone())
+                        })
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .map(|(room, nick)| self.join_xml(&room, &nick))
+                        .collect();
+                    for xml in joins {
+                        if let Err(e) = stream.send(xml).await {
+                            return Ended::Lost(e);
+                        }
+                    }
+                }
+                cmd = self.commands.recv() => {
+                    let Some(cmd) = cmd else { return Ended::Requested };
+                    match self.command(stream, cmd).await {
+                        Ok(true) => {}
+                        Ok(false) => return Ended::Requested,
+                        Err(e) => return Ended::Lost(e),
+                    }
+                }
+                el = stream.next() => match el {
+                    Ok(el) => match self.incoming(stream, el).await {
+                        Ok(true) => {}
+                        Ok(false) => return Ended::Abandoned,
+                        Err(e) => return Ended::Lost(e),
+                    },
+                    Err(e) => return Ended::Lost(e),
+                }
+            }
+        }
+    }
+
+    /// `Ok(false)`: disconnect requested.
+    async fn command(
+        &mut self,
+        stream: &mut dyn ElementStream,
+        cmd: Command,
+    ) -> Result<bool, TransportError> {
+        match cmd {
+            Command::Disconnect => return Ok(false),
+            Command::Join { room, nick } => {
+                let xml = self.join_xml(&room, &nick);
+                self.rooms.insert(room, RoomState::new(nick));
+                stream.send(xml).await?;
+            }
+            Command::Leave { room } => {
+                if let Some(st) = self.rooms.get(&room) {
+                    let xml = self.leave_xml(&room, &st.nick);
+                    stream.send(xml).await?;
+                }
+            }
+            Command::Send { xml, id } => {
+                if let Err(e) = stream.send(xml).await {
+                    let _ = self.emit(Event::NotSent { id }).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Splits `room@muc/nick` for a room we know; `None` otherwise.
+    fn occupant<'a>(&self, from: &'a str) -> Option<(&'a str, &'a str)> {
+        let (bare, nick) = from.split_once('/')?;
+        let (room, domain) = bare.split_once('@')?;
+        (domain.eq_ignore_ascii_case(self.muc()) && self.rooms.contains_key(room))
+            .then_some((room, nick))
+    }
+
+    /// `Ok(false)`: nobody listens any more.
+    async fn incoming(
+        &mut self,
+        stream: &mut dyn ElementStream,
+        el: Element,
+    ) -> Result<bool, TransportError> {
+        match el.name() {
+            "message" => Ok(self.message(&el).await),
+            "presence" => Ok(self.presence(&el).await),
+            "iq" => {
+                self.iq(stream, &el).await?;
+                Ok(true)
+            }
+            _ => {
+                tracing::debug!("unknown top-level element ignored");
+                Ok(true)
+            }
+        }
+    }
+
+    async fn iq(
+        &mut self,
+        stream: &mut dyn ElementStream,
+        el: &Element,
+    ) -> Result<(), TransportError> {
+        let kind = el.attr("type").unwrap_or_default();
+        if kind != "get" && kind != "set" {
+            return Ok(());
+        }
+        let id = escape(el.attr("id").unwrap_or_default());
+        let to = el
+            .attr("from")
+            .map(|f| format!(" to='{}'", escape(f)))
+            .unwrap_or_default();
+        let is_ping = kind == "get" && el.get_child("ping", "urn:xmpp:ping").is_some();
+        let reply = if is_ping {
+            format!("<iq type='result' id='{id}'{to}/>")
+        } else {
+            format!(
+                "<iq type='error' id='{id}'{to}><error type='cancel'>\
+                 <service-unavailable xmlns='{}'/></error></iq>",
+                session::NS_STANZAS
+            )
+        };
+        stream.send(reply).await
+    }
+
+    async fn message(&mut self, el: &Element) -> bool {
+        let from = el.attr("from").unwrap_or_default();
+        let kind = el.attr("type").unwrap_or("normal");
+        if kind == "error" {
+            let condition = stanza_error_condition(el);
+            tracing::debug!(condition = %condition, "stanza error");
+            return self
+                .emit(Event::StanzaError {
+                    id: el.attr("id").map(|i| MessageId(i.to_owned())),
+                    condition,
+                })
+                .await;
+        }
+        if let Some(payload) = el.get_child("payload", NS_PAYLOAD) {
+            let Some((room, nick)) = self.occupant(from) else {
+                tracing::debug!("payload from outside our rooms dropped");
+                return true;
+            };
+            let (room, from_nick) = (room.to_owned(), nick.to_owned());
+            let bytes = match cryptocat_protocol::wire::decode_base64(&payload.text()) {
+                Ok(b) if !b.is_empty() => b,
+                _ => {
+                    tracing::debug!("undecodable payload dropped");
+                    return self
+                        .emit(Event::InvalidPayload {
+                            from: from.to_owned(),
+                        })
+                        .await;
+                }
+            };
+            return match kind {
+                "groupchat" => {
+                    self.emit(Event::GroupPayload {
+                        room,
+                        from_nick,
+                        bytes,
+                    })
+                    .await
+                }
+                "chat" => {
+                    self.emit(Event::PrivatePayload {
+                        room,
+                        from_nick,
+                        bytes,
+                    })
+                    .await
+                }
+                _ => true,
+            };
+        }
+        if el.children().any(|c| c.name() == "body") {
+            tracing::info!("plaintext message dropped");
+            return self
+                .emit(Event::PlaintextDropped {
+                    from: from.to_owned(),
+                })
+                .await;
+        }
+        // Room subjects and anything else carry nothing for us.
+        true
+    }
+
+    async fn presence(&mut self, el: &Element) -> bool {
+        let from = el.attr("from").unwrap_or_default();
+        let Some((room, nick)) = self.occupant(from) else {
+            return true;
+        };
+        let (room, nick) = (room.to_owned(), nick.to_owned());
+        let statuses: Vec<String> = el
+            .get_child("x", NS_MUC_USER)
+            .map(|x| {
+                x.children()
+                    .filter(|c| c.name() == "status")
+                    .filter_map(|c| c.attr("code").map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(state) = self.rooms.get_mut(&room) else {
+            return true;
+        };
+        let is_self = statuses.iter().any(|s| s == "110") || nick == state.nick;
+        match el.attr("type") {
+            Some("error") => {
+                if state.joined {
+                    return true;
+                }
+                let condition = stanza_error_condition(el);
+                if condition == "conflict"
+                    && state.rejoin_tries > 0
+                    && state.rejoin_tries < MAX_REJOIN_TRIES
+                {
+                    // Our previous occupant may still be there: try again shortly.
+                    let delay = Duration::from_millis(250).saturating_mul(state.rejoin_tries);
+                    state.rejoin_tries = state.rejoin_tries.saturating_add(1);
+                    state.awaiting_retry = true;
+                    tracing::debug!(
+                        tries = state.rejoin_tries,
+                        "re-join refused as conflict; retrying"
+                    );
+                    let at = tokio::time::Instant::now() + delay;
+                    self.rejoin_due = Some(self.rejoin_due.map_or(at, |d| d.min(at)));
+                    return true;
+                }
+                self.rooms.remove(&room);
+                self.emit(Event::JoinFailed { room, condition }).await
+            }
+            Some("unavailable") => {
+                if is_self {
+                    self.rooms.remove(&room);
+                    self.emit(Event::Left { room }).await
+                } else if state.occupants.remove(&nick) && state.joined {
+                    self.emit(Event::OccupantLeft { room, nick }).await
+                } else {
+                    true
+                }
+            }
+            None => {
+                if is_self {
+                    if state.joined {
+                        return true;
+                    }
+                    state.joined = true;
+                    state.rejoin_tries = 0;
+                    let occupants = state.occupants.iter().cloned().collect();
+                    self.emit(Event::Joined { room, occupants }).await
+                } else if state.occupants.insert(nick.clone()) && state.joined {
+                    self.emit(Event::OccupantJoined { room, nick }).await
+                } else {
+                    true
+                }
+            }
+            Some(_) => true,
+        }
+    }
+}

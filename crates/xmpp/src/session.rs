@@ -1,0 +1,375 @@
+//! Getting from a protected [`ElementStream`] to a bound session: XEP-0077 in-band
+//! registration, SASL SCRAM-SHA-256 (RFC 5802/7677, server signature verified in constant
+//! time), resource binding. Works on any framing.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use minidom::Element;
+use rand_core::{OsRng, RngCore as _};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+use zeroize::Zeroizing;
+
+use crate::transport::{ElementStream, TransportError};
+use crate::xml::escape;
+
+/// SASL namespace.
+pub const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+/// Bind namespace.
+pub const NS_BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
+/// In-band registration namespace.
+pub const NS_REGISTER: &str = "jabber:iq:register";
+/// Stanza error namespace.
+pub const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+
+/// Smallest SCRAM iteration count we accept (RFC 7677 recommends at least 4096).
+pub const MIN_ITERATIONS: u32 = 4096;
+/// Largest iteration count we compute (a hostile server could ask for billions).
+pub const MAX_ITERATIONS: u32 = 1_000_000;
+
+/// An account: username (the JID localpart) and password. Debug shows neither.
+pub struct Credentials {
+    /// The localpart.
+    pub username: String,
+    /// The password (zeroized on drop).
+    pub password: Zeroizing<String>,
+}
+
+impl Credentials {
+    /// Given credentials.
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Self {
+            username: username.into(),
+            password: Zeroizing::new(password.into()),
+        }
+    }
+
+    /// A random account as Cryptocat made them: a 16-byte hex username and a 32-byte
+    /// random password (base64), both from the OS RNG.
+    pub fn random() -> Self {
+        let mut name = [0u8; 16];
+        OsRng.fill_bytes(&mut name);
+        let mut pw = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(pw.as_mut());
+        Self {
+            username: hex::encode(name),
+            password: Zeroizing::new(STANDARD.encode(pw.as_ref())),
+        }
+    }
+
+    fn duplicate(&self) -> Self {
+        Self {
+            username: self.username.clone(),
+            password: self.password.clone(),
+        }
+    }
+}
+
+impl Clone for Credentials {
+    fn clone(&self) -> Self {
+        self.duplicate()
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credentials(..)")
+    }
+}
+
+/// Why SCRAM login failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// The server does not offer SCRAM-SHA-256 (we use nothing weaker).
+    #[error("the server does not offer SCRAM-SHA-256")]
+    MechanismUnavailable,
+    /// The server refused the credentials (`not-authorized`, ...).
+    #[error("the server refused the login: {condition}")]
+    Refused {
+        /// The SASL failure condition.
+        condition: String,
+    },
+    /// The server's nonce does not extend ours.
+    #[error("the server's SCRAM nonce is invalid")]
+    BadNonce,
+    /// The iteration count is outside [`MIN_ITERATIONS`]..=[`MAX_ITERATIONS`].
+    #[error("the server asked for {0} SCRAM iterations, outside the accepted range")]
+    BadIterations(u32),
+    /// The server's signature is wrong: it does not know our password (an impostor).
+    #[error("the server's SCRAM signature is wrong")]
+    BadServerSignature,
+    /// A SCRAM message could not be parsed.
+    #[error("the server sent a malformed SCRAM message")]
+    Malformed,
+}
+
+/// Why getting a session failed (after the transport was up).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The element stream failed.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// In-band registration was refused (`conflict`, `resource-constraint`, ...).
+    #[error("registration refused: {condition}")]
+    Registration {
+        /// The stanza error condition.
+        condition: String,
+    },
+    /// The server does not offer in-band registration.
+    #[error("the server does not offer in-band registration")]
+    RegistrationUnavailable,
+    /// Login failed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// Resource binding failed.
+    #[error("resource binding failed: {condition}")]
+    Bind {
+        /// The stanza error condition.
+        condition: String,
+    },
+}
+
+/// The defined condition of a stanza error reply (`<error><condition/></error>`).
+pub fn stanza_error_condition(el: &Element) -> String {
+    el.children()
+        .find(|c| c.name() == "error")
+        .and_then(|e| {
+            e.children()
+                .find(|c| c.ns() == NS_STANZAS && c.name() != "text")
+        })
+        .map(|c| c.name().to_owned())
+        .unwrap_or_else(|| "undefined-condition".to_owned())
+}
+
+fn random_id(prefix: &str) -> String {
+    let mut b = [0u8; 6];
+    OsRng.fill_bytes(&mut b);
+    format!("{prefix}-{}", hex::encode(b))
+}
+
+/// Waits for the iq reply with `id`, skipping anything else.
+async fn iq_reply(stream: &mut dyn ElementStream, id: &str) -> Result<Element, TransportError> {
+    loop {
+        let el = stream.next().await?;
+        if el.name() == "iq" && el.attr("id") == Some(id) {
+            return Ok(el);
+        }
+    }
+}
+
+/// XEP-0077: registers `creds` on the stream whose `features` were just received.
+pub async fn register(
+    stream: &mut dyn ElementStream,
+    features: &Element,
+    creds: &Credentials,
+) -> Result<(), SessionError> {
+    if features
+        .get_child("register", "http://jabber.org/features/iq-register")
+        .is_none()
+    {
+        return Err(SessionError::RegistrationUnavailable);
+    }
+    let id = random_id("reg");
+    stream
+        .send(format!(
+            "<iq type='set' id='{id}'><query xmlns='{NS_REGISTER}'><username>{}</username>\
+             <password>{}</password></query></iq>",
+            escape(&creds.username),
+            escape(&creds.password)
+        ))
+        .await?;
+    let reply = iq_reply(stream, &id).await?;
+    match reply.attr("type") {
+        Some("result") => Ok(()),
+        _ => Err(SessionError::Registration {
+            condition: stanza_error_condition(&reply),
+        }),
+    }
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn hmac(key: &[u8], data: &[u8]) -> Result<[u8; 32], AuthError> {
+    let mut m = HmacSha256::new_from_slice(key).map_err(|_| AuthError::Malformed)?;
+    m.update(data);
+    Ok(m.finalize().into_bytes().into())
+}
+
+fn sasl_failure(el: &Element) -> AuthError {
+    AuthError::Refused {
+        condition: el
+            .children()
+            .find(|c| c.ns() == NS_SASL && c.name() != "text")
+            .map(|c| c.name().to_owned())
+            .unwrap_or_else(|| "undefined-condition".to_owned()),
+    }
+}
+
+/// SASL SCRAM-SHA-256 without channel binding (`n,,`; SCRAM-SHA-256-PLUS with
+/// `tls-exporter` is a later slice). Verifies the server signature.
+pub async fn login_scram(
+    stream: &mut dyn ElementStream,
+    features: &Element,
+    creds: &Credentials,
+) -> Result<(), SessionError> {
+    let offered = features
+        .get_child("mechanisms", NS_SASL)
+        .is_some_and(|m| m.children().any(|c| c.text() == "SCRAM-SHA-256"));
+    if !offered {
+        return Err(AuthError::MechanismUnavailable.into());
+    }
+    let mut nonce_bytes = [0u8; 18];
+    OsRng.fill_bytes(&mut nonce_bytes);
+    let cnonce = STANDARD.encode(nonce_bytes);
+    // SASLprep is not applied: our usernames are hex; '=' and ',' are escaped per RFC 5802.
+    let user = creds.username.replace('=', "=3D").replace(',', "=2C");
+    let first_bare = format!("n={user},r={cnonce}");
+    stream
+        .send(format!(
+            "<auth xmlns='{NS_SASL}' mechanism='SCRAM-SHA-256'>{}</auth>",
+            STANDARD.encode(format!("n,,{first_bare}"))
+        ))
+        .await?;
+    let challenge = stream.next().await?;
+    if challenge.is("failure", NS_SASL) {
+        return Err(sasl_failure(&challenge).into());
+    }
+    if !challenge.is("challenge", NS_SASL) {
+        return Err(AuthError::Malformed.into());
+    }
+    let server_first = STANDARD
+        .decode(challenge.text().trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or(AuthError::Malformed)?;
+    let (mut nonce, mut salt, mut iterations) = (None, None, None);
+    for part in server_first.split(',') {
+        if let Some(v) = part.strip_prefix("r=") {
+            nonce = Some(v);
+        } else if let Some(v) = part.strip_prefix("s=") {
+            salt = STANDARD.decode(v).ok();
+        } else if let Some(v) = part.strip_prefix("i=") {
+            iterations = v.parse::<u32>().ok();
+        } else if part.starts_with("m=") {
+            return Err(AuthError::Malformed.into());
+        }
+    }
+    let (nonce, salt, iterations) = match (nonce, salt, iterations) {
+        (Some(n), Some(s), Some(i)) => (n, s, i),
+        _ => return Err(AuthError::Malformed.into()),
+    };
+    if !nonce.starts_with(&cnonce) || nonce.len() <= cnonce.len() {
+        return Err(AuthError::BadNonce.into());
+    }
+    if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
+        return Err(AuthError::BadIterations(iterations).into());
+    }
+    let mut salted = Zeroizing::new([0u8; 32]);
+    pbkdf2::pbkdf2_hmac::<Sha256>(
+        creds.password.as_bytes(),
+        &salt,
+        iterations,
+        salted.as_mut(),
+    );
+    let client_key = Zeroizing::new(hmac(salted.as_ref(), b"Client Key")?);
+    let stored_key: [u8; 32] = Sha256::digest(client_key.as_ref()).into();
+    let without_proof = format!("c=biws,r={nonce}");
+    let auth_message = format!("{first_bare},{server_first},{without_proof}");
+    let signature = hmac(&stored_key, auth_message.as_bytes())?;
+    let proof: Vec<u8> = client_key
+        .iter()
+        .zip(signature.iter())
+        .map(|(a, b)| a ^ b)
+        .collect();
+    stream
+        .send(format!(
+            "<response xmlns='{NS_SASL}'>{}</response>",
+            STANDARD.encode(format!("{without_proof},p={}", STANDARD.encode(proof)))
+        ))
+        .await?;
+    let outcome = stream.next().await?;
+    if outcome.is("failure", NS_SASL) {
+        return Err(sasl_failure(&outcome).into());
+    }
+    if !outcome.is("success", NS_SASL) {
+        return Err(AuthError::Malformed.into());
+    }
+    let server_key = hmac(salted.as_ref(), b"Server Key")?;
+    let expected = hmac(&server_key, auth_message.as_bytes())?;
+    let server_final = STANDARD
+        .decode(outcome.text().trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or(AuthError::Malformed)?;
+    let verifier = server_final
+        .split(',')
+        .find_map(|p| p.strip_prefix("v="))
+        .and_then(|v| STANDARD.decode(v).ok())
+        .ok_or(AuthError::BadServerSignature)?;
+    if verifier.len() != expected.len() || !bool::from(verifier.ct_eq(&expected)) {
+        return Err(AuthError::BadServerSignature.into());
+    }
+    Ok(())
+}
+
+/// Restarts the stream after SASL, binds a resource, and returns the full JID.
+pub async fn bind(stream: &mut dyn ElementStream) -> Result<String, SessionError> {
+    let features = stream.open().await?;
+    if features.get_child("bind", NS_BIND).is_none() {
+        return Err(TransportError::Protocol("no resource binding offered").into());
+    }
+    let mut r = [0u8; 4];
+    OsRng.fill_bytes(&mut r);
+    let id = random_id("bind");
+    stream
+        .send(format!(
+            "<iq type='set' id='{id}'><bind xmlns='{NS_BIND}'><resource>cryptocat-{}</resource></bind></iq>",
+            hex::encode(r)
+        ))
+        .await?;
+    let reply = iq_reply(stream, &id).await?;
+    if reply.attr("type") != Some("result") {
+        return Err(SessionError::Bind {
+            condition: stanza_error_condition(&reply),
+        });
+    }
+    let jid = reply
+        .get_child("bind", NS_BIND)
+        .and_then(|b| b.get_child("jid", NS_BIND))
+        .map(Element::text)
+        .ok_or(TransportError::Protocol("bind result without a JID"))?;
+    // RFC 3921 session establishment, where a server still requires it.
+    if let Some(session) = features.get_child("session", "urn:ietf:params:xml:ns:xmpp-session") {
+        if session.children().all(|c| c.name() != "optional") {
+            let id = random_id("sess");
+            stream
+                .send(format!(
+                    "<iq type='set' id='{id}'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>"
+                ))
+                .await?;
+            let reply = iq_reply(stream, &id).await?;
+            if reply.attr("type") != Some("result") {
+                return Err(SessionError::Bind {
+                    condition: stanza_error_condition(&reply),
+                });
+            }
+        }
+    }
+    Ok(jid)
+}
+
+/// Registers (when `register` is set), logs in and binds on a freshly connected stream.
+/// Returns the bound JID.
+pub async fn establish(
+    stream: &mut dyn ElementStream,
+    creds: &Credentials,
+    register_first: bool,
+) -> Result<String, SessionError> {
+    let features = stream.open().await?;
+    if register_first {
+        register(stream, &features, creds).await?;
+    }
+    login_scram(stream, &features, creds).await?;
+    bind(stream).await
+}
