@@ -10,6 +10,7 @@
 )]
 
 mod client;
+mod fuzz_corpus;
 mod js;
 mod third_party;
 mod web;

@@ -1,0 +1,29 @@
+//! Replays the relay's fuzz corpora (`fuzz/corpus/relay_*`) through the same checks as the
+//! fuzz targets (`fuzz/relay_checks.rs`), on stable Rust, so CI exercises them.
+
+#[path = "../../../../fuzz/relay_checks.rs"]
+mod relay_checks;
+
+use std::path::Path;
+
+#[test]
+fn relay_fuzz_corpora_pass_their_checks() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    let mut total = 0;
+    for (target, check) in relay_checks::RELAY_TARGETS {
+        let dir = root.join(target);
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("corpus {} missing: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "corpus {target} is empty");
+        for f in &files {
+            check(&std::fs::read(f).unwrap());
+        }
+        eprintln!("fuzz corpus {target}: replayed {} inputs", files.len());
+        total += files.len();
+    }
+    assert!(total > 0);
+}
