@@ -6,8 +6,11 @@
 use cryptocat_relay::stanza::{check_payload, MessageKind, Stanza};
 use cryptocat_relay::xml::{ParserLimits, StreamParser, XmlEvent};
 
+/// A check: runs one input and panics if a property fails.
+pub type Check = fn(&[u8]);
+
 /// Every relay target, by name.
-pub const RELAY_TARGETS: &[(&str, fn(&[u8]))] = &[("relay_xml_stream", relay_xml_stream)];
+pub const RELAY_TARGETS: &[(&str, Check)] = &[("relay_xml_stream", relay_xml_stream)];
 
 fn summary(events: &[XmlEvent]) -> Vec<String> {
     events
