@@ -62,7 +62,8 @@ fn every_corpus_input_passes_its_target_checks() {
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_owned();
-        if path.is_dir() {
+        // `relay_*` targets check the relay; crates/relay's tests replay them.
+        if path.is_dir() && !name.starts_with("relay_") {
             assert!(
                 checks::TARGETS.iter().any(|(target, _)| *target == name),
                 "fuzz/corpus/{name} matches no target in fuzz/checks.rs"
@@ -78,6 +79,9 @@ fn every_corpus_input_passes_its_target_checks() {
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_owned();
+        if name.starts_with("relay_") {
+            continue;
+        }
         assert!(
             checks::TARGETS.iter().any(|(target, _)| *target == name),
             "fuzz target {name} is missing from checks::TARGETS"

@@ -26,4 +26,21 @@ fn relay_fuzz_corpora_pass_their_checks() {
         total += files.len();
     }
     assert!(total > 0);
+    // Every relay fuzz target has a check here.
+    let targets = root.join("../fuzz_targets");
+    for entry in std::fs::read_dir(&targets).unwrap() {
+        let name = entry
+            .unwrap()
+            .path()
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if name.starts_with("relay_") {
+            assert!(
+                relay_checks::RELAY_TARGETS.iter().any(|(t, _)| *t == name),
+                "fuzz target {name} is missing from relay_checks::RELAY_TARGETS"
+            );
+        }
+    }
 }
