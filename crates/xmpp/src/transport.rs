@@ -268,7 +268,7 @@ impl TcpTransport {
     async fn next_inner(&mut self) -> Result<Element, TransportError> {
         loop {
             match self.queue.pop_front() {
-                Some(XmlEvent::StreamOpen) => continue,
+                Some(XmlEvent::StreamOpen(_)) => continue,
                 Some(XmlEvent::StreamClose) => {
                     self.ended = true;
                     return Err(TransportError::Closed);

@@ -49,7 +49,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             assert!(n > 0, "client closed");
             for ev in self.parser.feed(&buf[..n]).unwrap() {
                 match ev {
-                    XmlEvent::StreamOpen => opened = true,
+                    XmlEvent::StreamOpen(_) => opened = true,
                     XmlEvent::Stanza(e) => self.queue.push_back(e),
                     XmlEvent::StreamClose => panic!("closed"),
                 }
