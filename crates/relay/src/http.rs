@@ -37,7 +37,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::framing::{classify_ws_frame, standalone, synthetic_header, WsFrame};
 use crate::hub::lock;
-use crate::server::{SessionGuard, Shared};
+use crate::server::{open_session, SessionGuard, Shared};
 use crate::stream::{C2s, Framing, OsEntropy, Output};
 use crate::xml::{escape, ParserLimits, StreamParser, XmlEvent, NS_STREAM};
 
@@ -282,23 +282,8 @@ async fn websocket(mut ws: Ws, ip: IpAddr, secure: bool, shared: Arc<Shared>) {
         let _ = ws.close(None).await;
         return;
     };
-    let (tx, mut rx) = mpsc::channel(shared.config.limits.outbox_stanzas.max(1));
-    lock(&shared.outboxes).insert(id, tx);
-    let _guard = SessionGuard {
-        shared: Arc::clone(&shared),
-        ip,
-        id,
-    };
-    let mut c2s = C2s::new(
-        id,
-        ip,
-        &shared.config.domain,
-        shared.config.limits.clone(),
-        shared.secret,
-        Box::new(OsEntropy),
-        Instant::now(),
-    )
-    .with_framing(Framing::WebSocket, secure);
+    let (mut rx, _guard, c2s) = open_session(&shared, id, ip, Instant::now());
+    let mut c2s = c2s.with_framing(Framing::WebSocket, secure);
     tracing::debug!(session = id.0, secure, "websocket connected");
     loop {
         while let Some(out) = c2s.poll_output() {

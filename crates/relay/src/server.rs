@@ -220,23 +220,7 @@ async fn connection(mut tcp: TcpStream, ip: IpAddr, shared: Arc<Shared>) {
         let _ = tcp.shutdown().await;
         return;
     };
-    let (tx, mut rx) = mpsc::channel(shared.config.limits.outbox_stanzas.max(1));
-    lock(&shared.outboxes).insert(id, tx);
-    // Leaves rooms and frees the address slot however the task ends (even by a panic).
-    let _guard = SessionGuard {
-        shared: Arc::clone(&shared),
-        ip,
-        id,
-    };
-    let mut c2s = C2s::new(
-        id,
-        ip,
-        &shared.config.domain,
-        shared.config.limits.clone(),
-        shared.secret,
-        Box::new(OsEntropy),
-        Instant::now(),
-    );
+    let (mut rx, _guard, mut c2s) = open_session(&shared, id, ip, Instant::now());
     tracing::debug!(session = id.0, "connected");
     if let End::StartTls = drive(&mut tcp, &mut c2s, &mut rx, &shared).await {
         let handshake = tokio::time::timeout(
@@ -251,6 +235,34 @@ async fn connection(mut tcp: TcpStream, ip: IpAddr, shared: Arc<Shared>) {
             tracing::debug!(session = id.0, "TLS handshake failed");
         }
     }
+}
+
+/// What an admitted stream starts with, whatever its transport: its outbox in the routing
+/// table, the guard that leaves rooms and frees the address slot however the task ends
+/// (even by a panic), and its state machine.
+pub(crate) fn open_session(
+    shared: &Arc<Shared>,
+    id: SessionId,
+    ip: IpAddr,
+    now: Instant,
+) -> (mpsc::Receiver<String>, SessionGuard, C2s) {
+    let (tx, rx) = mpsc::channel(shared.config.limits.outbox_stanzas.max(1));
+    lock(&shared.outboxes).insert(id, tx);
+    let guard = SessionGuard {
+        shared: Arc::clone(shared),
+        ip,
+        id,
+    };
+    let c2s = C2s::new(
+        id,
+        ip,
+        &shared.config.domain,
+        shared.config.limits.clone(),
+        shared.secret,
+        Box::new(OsEntropy),
+        now,
+    );
+    (rx, guard, c2s)
 }
 
 pub(crate) struct SessionGuard {
