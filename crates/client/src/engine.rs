@@ -1,0 +1,1157 @@
+//! The engine: one tokio task per room that owns the [`Room`] state machine and the
+//! transport, and the [`EngineHandle`] that talks to it.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cryptocat_protocol::content::MAX_TEXT_BYTES;
+use cryptocat_protocol::fingerprint::Fingerprint;
+use cryptocat_protocol::group::{occupant_name, Alarm, Destination, Room, RoomEvent, Transmit};
+use cryptocat_protocol::identity::Identity;
+use cryptocat_protocol::smp::SmpEvent;
+use cryptocat_protocol::Timestamp;
+use cryptocat_xmpp::{Client, ClientHandle, Config, Event, Events, MessageId};
+use rand_core::OsRng;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use zeroize::Zeroizing;
+
+use crate::config::{check_nickname, check_room_name, EngineConfig, VerifiedContact};
+use crate::error::{EngineError, StartError};
+use crate::event::{ConnectionState, EngineEvent, MemberView, WarningCode};
+
+/// Most group payloads kept until the server accepts them.
+pub const MAX_OUTBOX: usize = 1_024;
+/// Most texts held while offline.
+pub const MAX_HELD: usize = 1_024;
+/// Events waiting for the application; a slower application slows the engine down.
+const EVENT_QUEUE: usize = 1_024;
+
+/// The receiving end of an engine's events.
+pub type EngineEvents = mpsc::Receiver<EngineEvent>;
+
+/// Entry point.
+#[derive(Debug)]
+pub struct Engine;
+
+enum Command {
+    Send {
+        local_id: u64,
+        text: Zeroizing<String>,
+    },
+    SendPrivate {
+        nick: String,
+        text: Zeroizing<String>,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
+    Ask {
+        nick: String,
+        question: Option<String>,
+        answer: Zeroizing<String>,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
+    Answer {
+        nick: String,
+        answer: Zeroizing<String>,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
+    MarkVerified {
+        nick: String,
+        verified: bool,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
+    Members {
+        reply: oneshot::Sender<Vec<MemberView>>,
+    },
+    Verified {
+        reply: oneshot::Sender<Vec<VerifiedContact>>,
+    },
+    Pending {
+        reply: oneshot::Sender<usize>,
+    },
+    Leave {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// Cheap to clone; every call goes to the engine's task.
+#[derive(Debug, Clone)]
+pub struct EngineHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    next_local: Arc<AtomicU64>,
+    fingerprint: Arc<str>,
+    nick: Arc<str>,
+    room: Arc<str>,
+}
+
+impl EngineHandle {
+    fn command(&self, c: Command) -> Result<(), EngineError> {
+        self.commands.send(c).map_err(|_| EngineError::Closed)
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.command(make(tx))?;
+        rx.await.map_err(|_| EngineError::Closed)
+    }
+
+    /// Our readable fingerprint.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Our nickname.
+    pub fn nick(&self) -> &str {
+        &self.nick
+    }
+
+    /// The room name.
+    pub fn room(&self) -> &str {
+        &self.room
+    }
+
+    /// Sends a text to the room. Returns a local id; [`EngineEvent::Sent`] names the
+    /// message once it is encrypted for the current members, and
+    /// [`EngineEvent::Confirmation`]s follow. While offline the text waits and goes out
+    /// after the reconnection; it is never sent twice.
+    pub fn send(&self, text: &str) -> Result<u64, EngineError> {
+        check_text(text)?;
+        let local_id = self.next_local.fetch_add(1, Ordering::Relaxed);
+        self.command(Command::Send {
+            local_id,
+            text: Zeroizing::new(text.to_owned()),
+        })?;
+        Ok(local_id)
+    }
+
+    /// Sends a private text to the member with this nickname.
+    pub async fn send_private(&self, nick: &str, text: &str) -> Result<(), EngineError> {
+        check_text(text)?;
+        self.ask(|reply| Command::SendPrivate {
+            nick: nick.to_owned(),
+            text: Zeroizing::new(text.to_owned()),
+            reply,
+        })
+        .await?
+    }
+
+    /// Asks a member a secret question; [`EngineEvent::Verification`] gives the result.
+    pub async fn ask_question(
+        &self,
+        nick: &str,
+        question: Option<&str>,
+        answer: &str,
+    ) -> Result<(), EngineError> {
+        self.ask(|reply| Command::Ask {
+            nick: nick.to_owned(),
+            question: question.map(str::to_owned),
+            answer: Zeroizing::new(answer.to_owned()),
+            reply,
+        })
+        .await?
+    }
+
+    /// Answers a member's secret question.
+    pub async fn answer(&self, nick: &str, answer: &str) -> Result<(), EngineError> {
+        self.ask(|reply| Command::Answer {
+            nick: nick.to_owned(),
+            answer: Zeroizing::new(answer.to_owned()),
+            reply,
+        })
+        .await?
+    }
+
+    /// Marks a member verified (the person compared fingerprints or safety numbers) or
+    /// takes the mark away.
+    pub async fn mark_verified(&self, nick: &str, verified: bool) -> Result<(), EngineError> {
+        self.ask(|reply| Command::MarkVerified {
+            nick: nick.to_owned(),
+            verified,
+            reply,
+        })
+        .await?
+    }
+
+    /// The members who finished their key exchange with us.
+    pub async fn members(&self) -> Result<Vec<MemberView>, EngineError> {
+        self.ask(|reply| Command::Members { reply }).await
+    }
+
+    /// Every fingerprint verified so far (given at start, plus this session's).
+    pub async fn verified_contacts(&self) -> Result<Vec<VerifiedContact>, EngineError> {
+        self.ask(|reply| Command::Verified { reply }).await
+    }
+
+    /// How many of our messages wait: texts held while offline plus payloads the server
+    /// has not accepted yet.
+    pub async fn pending(&self) -> Result<usize, EngineError> {
+        self.ask(|reply| Command::Pending { reply }).await
+    }
+
+    /// Leaves the room: sends our final view of the transcript, deletes every key and
+    /// disconnects. [`EngineEvent::Left`] follows.
+    pub async fn leave(&self) -> Result<(), EngineError> {
+        self.ask(|reply| Command::Leave { reply }).await
+    }
+}
+
+fn check_text(text: &str) -> Result<(), EngineError> {
+    if text.trim().is_empty() {
+        return Err(EngineError::EmptyText);
+    }
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(EngineError::Room(
+            cryptocat_protocol::group::RoomError::TextTooLong {
+                len: text.len(),
+                max: MAX_TEXT_BYTES,
+            },
+        ));
+    }
+    Ok(())
+}
+
+fn now() -> Timestamp {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    Timestamp(ms)
+}
+
+impl Engine {
+    /// The seed flow: checks the room name and nickname, creates fresh keys (unless
+    /// given), connects (registering a random account, or the key challenge where the
+    /// server offers it), joins the room under the occupant name derived from our key,
+    /// and starts the key exchanges with everyone present. Returns once we are in the
+    /// room; members and messages arrive as events.
+    pub async fn start(config: EngineConfig) -> Result<(EngineHandle, EngineEvents), StartError> {
+        let room_name = check_room_name(&config.room)?;
+        let nick = check_nickname(&config.nickname)?;
+        let mut rng = OsRng;
+        let identity = match config.identity {
+            Some(identity) => identity,
+            None => Identity::generate(&mut rng, now()),
+        };
+        let fingerprint = identity.fingerprint().to_readable();
+        let occupant = occupant_name(&identity.verifying_key());
+
+        let mut xconfig = Config::new(config.server.clone());
+        if let Some(domain) = &config.domain {
+            xconfig = xconfig.with_domain(domain.clone());
+        }
+        xconfig.trust = config.trust.clone();
+        xconfig.connect_timeout = config.connect_timeout;
+        xconfig.reconnect = config.reconnect;
+        let room_jid = format!("{room_name}@{}", xconfig.muc_domain);
+        let our_address = format!("{room_jid}/{occupant}");
+        let mut room = Room::new(
+            identity,
+            config.room_config.clone(),
+            &room_jid,
+            &our_address,
+            &nick,
+            now(),
+            &mut rng,
+        )?;
+
+        let (xmpp, mut xevents) = Client::connect(xconfig).await?;
+        if let Err(e) = xmpp.join(&room_name, &occupant) {
+            tracing::debug!(error = %e, "join refused locally");
+            return Err(StartError::InvalidRoom);
+        }
+        let occupants = match tokio::time::timeout(
+            config.join_timeout,
+            wait_joined(&mut xevents, &room_name),
+        )
+        .await
+        {
+            Ok(Ok(occupants)) => occupants,
+            Ok(Err(e)) => {
+                let _ = xmpp.disconnect();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = xmpp.disconnect();
+                return Err(StartError::JoinTimeout);
+            }
+        };
+
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let present: BTreeSet<String> = occupants.into_iter().collect();
+        for other in &present {
+            room.member_present(now(), &mut rng, &format!("{room_jid}/{other}"));
+        }
+        let seen_keys = config
+            .verified
+            .iter()
+            .map(|c| (c.nickname.clone(), c.fingerprint))
+            .collect();
+        let handle = EngineHandle {
+            commands: commands_tx,
+            next_local: Arc::new(AtomicU64::new(1)),
+            fingerprint: fingerprint.clone().into(),
+            nick: nick.clone().into(),
+            room: room_name.clone().into(),
+        };
+        let task = Task {
+            room,
+            room_name: room_name.clone(),
+            prefix: format!("{room_jid}/"),
+            occupant,
+            xmpp,
+            events: events_tx,
+            online: true,
+            present,
+            before_disconnect: BTreeSet::new(),
+            outbox: VecDeque::new(),
+            held: VecDeque::new(),
+            gate: None,
+            rejoin_wait: config.rejoin_wait,
+            local_ids: HashMap::new(),
+            verified: config.verified,
+            seen_keys,
+            private_counter: 0,
+            finished: false,
+        };
+        task.emit(EngineEvent::Connection(ConnectionState::Connected))
+            .await;
+        task.emit(EngineEvent::Joined {
+            room: room_name,
+            nick,
+            fingerprint,
+        })
+        .await;
+        tokio::spawn(task.run(xevents, commands_rx));
+        Ok((handle, events_rx))
+    }
+}
+
+async fn wait_joined(events: &mut Events, room: &str) -> Result<Vec<String>, StartError> {
+    while let Some(event) = events.recv().await {
+        match event {
+            Event::Joined { room: r, occupants } if r == room => return Ok(occupants),
+            Event::JoinFailed { room: r, condition } if r == room => {
+                return Err(StartError::JoinFailed { condition })
+            }
+            Event::Disconnected { .. } => {
+                return Err(StartError::JoinFailed {
+                    condition: "connection-lost".into(),
+                })
+            }
+            _ => {}
+        }
+    }
+    Err(StartError::JoinFailed {
+        condition: "connection-lost".into(),
+    })
+}
+
+/// A group payload on its way: kept until the server echoes it back (accepted).
+struct Pending {
+    bytes: Vec<u8>,
+    /// The transport's id while it is out; `None` when it must be sent (again).
+    id: Option<MessageId>,
+}
+
+/// After a re-join: texts and unaccepted payloads wait for the members who were there.
+struct Gate {
+    awaiting: BTreeSet<String>,
+    deadline: Instant,
+}
+
+struct Task {
+    room: Room,
+    room_name: String,
+    /// `room@muc/`: occupant addresses are this plus the occupant name.
+    prefix: String,
+    occupant: String,
+    xmpp: ClientHandle,
+    events: mpsc::Sender<EngineEvent>,
+    online: bool,
+    /// Occupant names present according to the server.
+    present: BTreeSet<String>,
+    before_disconnect: BTreeSet<String>,
+    outbox: VecDeque<Pending>,
+    held: VecDeque<(u64, Zeroizing<String>)>,
+    gate: Option<Gate>,
+    rejoin_wait: Duration,
+    /// Room-local id -> our local id.
+    local_ids: HashMap<u64, u64>,
+    verified: Vec<VerifiedContact>,
+    /// Nickname -> the fingerprint it had (this session, or when verified).
+    seen_keys: HashMap<String, [u8; 32]>,
+    private_counter: u64,
+    finished: bool,
+}
+
+impl Task {
+    async fn run(mut self, mut xevents: Events, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut rng = OsRng;
+        while !self.finished {
+            let timer = self.next_deadline();
+            tokio::select! {
+                event = xevents.recv() => match event {
+                    Some(event) => self.on_transport(event, &mut rng).await,
+                    None => {
+                        self.go_offline("the connection ended").await;
+                    }
+                },
+                command = commands.recv() => match command {
+                    Some(command) => self.on_command(command, &mut rng).await,
+                    None => {
+                        // Every handle is gone: leave quietly.
+                        let _ = self.room.leave(now());
+                        self.flush().await;
+                        let _ = self.xmpp.leave(&self.room_name);
+                        let _ = self.xmpp.disconnect();
+                        self.finished = true;
+                    }
+                },
+                () = sleep_until(timer) => {
+                    self.room.handle_timeout(now(), &mut rng);
+                    self.check_gate(&mut rng).await;
+                }
+            }
+            self.flush().await;
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let room = self.room.poll_timeout().map(|t| {
+            let wait = t.as_millis().saturating_sub(now().as_millis());
+            Instant::now() + Duration::from_millis(wait)
+        });
+        let gate = self.gate.as_ref().map(|g| g.deadline);
+        match (room, gate) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn address(&self, occupant: &str) -> String {
+        format!("{}{occupant}", self.prefix)
+    }
+
+    async fn emit(&self, event: EngineEvent) {
+        // A closed receiver means nobody listens any more; the handle's drop ends us.
+        let _ = self.events.send(event).await;
+    }
+
+    async fn warn(&self, code: WarningCode, message: String, id: Option<String>) {
+        self.emit(EngineEvent::Warning { code, message, id }).await;
+    }
+
+    // ---- transport ----------------------------------------------------------------
+
+    async fn on_transport(&mut self, event: Event, rng: &mut OsRng) {
+        match event {
+            Event::Joined { room, occupants } if room == self.room_name => {
+                self.rejoined(occupants, rng).await;
+            }
+            Event::JoinFailed { room, condition } if room == self.room_name => {
+                self.emit(EngineEvent::Error {
+                    code: "rejoin_failed",
+                    message: format!("could not re-join the room after reconnecting ({condition})"),
+                })
+                .await;
+                let _ = self.xmpp.disconnect();
+                self.go_offline("").await;
+            }
+            Event::OccupantJoined { room, nick } if room == self.room_name => {
+                if self.present.insert(nick.clone()) {
+                    let address = self.address(&nick);
+                    self.room.member_present(now(), rng, &address);
+                }
+                self.check_gate(rng).await;
+            }
+            Event::OccupantLeft { room, nick } if room == self.room_name => {
+                self.present.remove(&nick);
+                let address = self.address(&nick);
+                self.room.member_absent(now(), rng, &address);
+            }
+            Event::GroupPayload {
+                room,
+                from_nick,
+                bytes,
+            } if room == self.room_name => {
+                if from_nick == self.occupant {
+                    // The server's echo: accepted.
+                    if let Some(pos) = self.outbox.iter().position(|p| p.bytes == bytes) {
+                        self.outbox.remove(pos);
+                    }
+                } else {
+                    let address = self.address(&from_nick);
+                    if let Err(e) = self.room.handle_group(now(), rng, &address, &bytes) {
+                        tracing::debug!(error = %e, "group payload dropped");
+                    }
+                }
+            }
+            Event::PrivatePayload {
+                room,
+                from_nick,
+                bytes,
+            } if room == self.room_name => {
+                let address = self.address(&from_nick);
+                if let Err(e) = self.room.handle_private(now(), rng, &address, &bytes) {
+                    tracing::debug!(error = %e, "private payload dropped");
+                }
+            }
+            Event::InvalidPayload { .. } => {
+                self.warn(
+                    WarningCode::InvalidPayload,
+                    "A message that was not a valid Cryptocat payload was dropped.".into(),
+                    None,
+                )
+                .await;
+            }
+            Event::PlaintextDropped { .. } => {
+                self.warn(
+                    WarningCode::PlaintextDropped,
+                    "A message without encryption arrived and was dropped unread.".into(),
+                    None,
+                )
+                .await;
+            }
+            Event::StanzaError { id, condition } => {
+                let pos = id
+                    .as_ref()
+                    .and_then(|id| self.outbox.iter().position(|p| p.id.as_ref() == Some(id)));
+                if let Some(pos) = pos {
+                    self.outbox.remove(pos);
+                    self.warn(
+                        WarningCode::MessageRefused,
+                        format!("The server refused one of our messages ({condition})."),
+                        None,
+                    )
+                    .await;
+                } else {
+                    tracing::debug!(%condition, "stanza error");
+                }
+            }
+            Event::NotSent { id } => {
+                for p in &mut self.outbox {
+                    if p.id.as_ref() == Some(&id) {
+                        p.id = None;
+                    }
+                }
+            }
+            Event::Disconnected { will_reconnect, .. } => {
+                if self.online {
+                    self.before_disconnect = self.present.clone();
+                }
+                self.online = false;
+                // Unknown whether the server took them: send again after re-joining.
+                // Receivers refuse what they already have, so nothing shows twice.
+                for p in &mut self.outbox {
+                    p.id = None;
+                }
+                if !will_reconnect {
+                    self.go_offline("the connection was lost and not re-established")
+                        .await;
+                }
+            }
+            Event::Reconnecting { attempt, delay } => {
+                self.emit(EngineEvent::Connection(ConnectionState::Reconnecting {
+                    attempt,
+                    delay,
+                }))
+                .await;
+            }
+            Event::Left { room } if room == self.room_name => {
+                self.finished = true;
+            }
+            _ => {}
+        }
+    }
+
+    /// Back in the room after a reconnection. Everyone saw us leave and come back, so
+    /// every pairwise session restarts: forget them all and meet everyone again.
+    async fn rejoined(&mut self, occupants: Vec<String>, rng: &mut OsRng) {
+        let t = now();
+        for member in self.room.members() {
+            self.room.member_absent(t, rng, &member.address);
+        }
+        self.present = occupants.into_iter().collect();
+        for other in self.present.clone() {
+            let address = self.address(&other);
+            self.room.member_present(t, rng, &address);
+        }
+        self.online = true;
+        let awaiting: BTreeSet<String> = std::mem::take(&mut self.before_disconnect);
+        self.gate = Some(Gate {
+            awaiting,
+            deadline: Instant::now() + self.rejoin_wait,
+        });
+        self.emit(EngineEvent::Connection(ConnectionState::Connected))
+            .await;
+        self.check_gate(rng).await;
+    }
+
+    async fn check_gate(&mut self, rng: &mut OsRng) {
+        let Some(gate) = &self.gate else { return };
+        if !self.online {
+            return;
+        }
+        let missing = gate.awaiting.difference(&self.present).count();
+        let expired = Instant::now() >= gate.deadline;
+        if missing > 0 && !expired {
+            return;
+        }
+        self.gate = None;
+        if missing > 0 && (!self.held.is_empty() || !self.outbox.is_empty()) {
+            self.warn(
+                WarningCode::RejoinIncomplete,
+                format!(
+                    "{missing} member(s) did not come back after the reconnection; waiting messages went to those present."
+                ),
+                None,
+            )
+            .await;
+        }
+        self.resend();
+        while let Some((local_id, text)) = self.held.pop_front() {
+            self.send_now(local_id, &text);
+        }
+        let _ = rng;
+    }
+
+    fn resend(&mut self) {
+        for i in 0..self.outbox.len() {
+            let Some(p) = self.outbox.get(i) else { break };
+            if p.id.is_some() {
+                continue;
+            }
+            let sent = self.xmpp.send_groupchat(&self.room_name, &p.bytes).ok();
+            if let Some(p) = self.outbox.get_mut(i) {
+                p.id = sent;
+            }
+        }
+    }
+
+    fn send_now(&mut self, local_id: u64, text: &str) {
+        match self.room.send_text(now(), text) {
+            Ok(room_local) => {
+                self.local_ids.insert(room_local, local_id);
+            }
+            Err(e) => tracing::debug!(error = %e, "text refused"),
+        }
+    }
+
+    async fn go_offline(&mut self, why: &str) {
+        if self.finished {
+            return;
+        }
+        if !why.is_empty() {
+            self.emit(EngineEvent::Error {
+                code: "offline",
+                message: why.to_owned(),
+            })
+            .await;
+        }
+        self.emit(EngineEvent::Connection(ConnectionState::Offline))
+            .await;
+        self.finished = true;
+    }
+
+    // ---- commands -----------------------------------------------------------------
+
+    fn resolve(&self, nick: &str) -> Result<String, EngineError> {
+        let mut found = self
+            .room
+            .members()
+            .into_iter()
+            .filter(|m| m.nickname.as_deref() == Some(nick));
+        let first = found.next().ok_or(EngineError::UnknownNickname)?;
+        if found.next().is_some() {
+            return Err(EngineError::AmbiguousNickname);
+        }
+        Ok(first.address)
+    }
+
+    async fn on_command(&mut self, command: Command, rng: &mut OsRng) {
+        match command {
+            Command::Send { local_id, text } => {
+                if !self.online || self.gate.is_some() {
+                    if self.held.len() >= MAX_HELD {
+                        self.warn(
+                            WarningCode::MessageRefused,
+                            "Too many messages waiting for the connection; this one was not sent."
+                                .into(),
+                            None,
+                        )
+                        .await;
+                    } else {
+                        self.held.push_back((local_id, text));
+                    }
+                } else {
+                    self.send_now(local_id, &text);
+                }
+            }
+            Command::SendPrivate { nick, text, reply } => {
+                let result = if self.online {
+                    self.resolve(&nick).and_then(|address| {
+                        self.room
+                            .send_private_text(rng, &address, &text)
+                            .map_err(EngineError::from)
+                    })
+                } else {
+                    Err(EngineError::Offline)
+                };
+                if result.is_ok() {
+                    self.emit(EngineEvent::PrivateSent { to: nick }).await;
+                }
+                let _ = reply.send(result);
+            }
+            Command::Ask {
+                nick,
+                question,
+                answer,
+                reply,
+            } => {
+                let result = self.resolve(&nick).and_then(|address| {
+                    self.room
+                        .start_verification(rng, &address, question.as_deref(), &answer)
+                        .map_err(EngineError::from)
+                });
+                let _ = reply.send(result);
+            }
+            Command::Answer {
+                nick,
+                answer,
+                reply,
+            } => {
+                let result = self.resolve(&nick).and_then(|address| {
+                    self.room
+                        .answer_verification(rng, &address, &answer)
+                        .map_err(EngineError::from)
+                });
+                let _ = reply.send(result);
+            }
+            Command::MarkVerified {
+                nick,
+                verified,
+                reply,
+            } => {
+                let result = self.resolve(&nick).and_then(|address| {
+                    self.view(&address).ok_or(EngineError::UnknownNickname)
+                });
+                match result {
+                    Ok(view) => {
+                        self.set_verified(&view.nick, view.fingerprint_bytes, verified);
+                        let _ = reply.send(Ok(()));
+                        self.emit(EngineEvent::Verification {
+                            nick,
+                            verified,
+                            manual: true,
+                        })
+                        .await;
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Command::Members { reply } => {
+                let views = self
+                    .room
+                    .members()
+                    .iter()
+                    .filter_map(|m| self.view(&m.address))
+                    .collect();
+                let _ = reply.send(views);
+            }
+            Command::Verified { reply } => {
+                let _ = reply.send(self.verified.clone());
+            }
+            Command::Pending { reply } => {
+                let _ = reply.send(self.held.len() + self.outbox.len());
+            }
+            Command::Leave { reply } => {
+                let _ = self.room.leave(now());
+                self.flush().await;
+                let _ = self.xmpp.leave(&self.room_name);
+                let _ = self.xmpp.disconnect();
+                self.held.clear();
+                self.outbox.clear();
+                self.emit(EngineEvent::Left).await;
+                self.emit(EngineEvent::Connection(ConnectionState::Offline))
+                    .await;
+                self.finished = true;
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn is_verified(&self, fingerprint: &[u8; 32]) -> bool {
+        self.verified.iter().any(|c| {
+            bool::from(subtle_eq(&c.fingerprint, fingerprint))
+        })
+    }
+
+    fn set_verified(&mut self, nick: &str, fingerprint: [u8; 32], verified: bool) {
+        self.verified.retain(|c| c.fingerprint != fingerprint);
+        if verified {
+            self.verified.push(VerifiedContact {
+                nickname: nick.to_owned(),
+                fingerprint,
+            });
+        }
+    }
+
+    fn view(&self, address: &str) -> Option<MemberView> {
+        let info = self.room.members().into_iter().find(|m| m.address == address)?;
+        let nick = info.nickname?;
+        let fingerprint = info.fingerprint?;
+        let safety = self.room.safety_number(address)?;
+        let bytes = *fingerprint.as_bytes();
+        Some(MemberView {
+            nick,
+            fingerprint: fingerprint.to_readable(),
+            fingerprint_bytes: bytes,
+            verified: self.is_verified(&bytes),
+            safety_number: safety.to_readable(),
+            safety_qr: safety.qr_payload(),
+            in_epoch: info.in_epoch,
+        })
+    }
+
+    fn nick_of(&self, address: &str) -> String {
+        self.room
+            .members()
+            .into_iter()
+            .find(|m| m.address == address)
+            .and_then(|m| m.nickname)
+            .unwrap_or_else(|| "a member".to_owned())
+    }
+
+    // ---- output -------------------------------------------------------------------
+
+    /// Sends what the room wants sent and reports what happened.
+    async fn flush(&mut self) {
+        while let Some(t) = self.room.poll_transmit() {
+            self.transmit(t).await;
+        }
+        while let Some(event) = self.room.poll_event() {
+            self.on_room_event(event).await;
+        }
+    }
+
+    async fn transmit(&mut self, t: Transmit) {
+        match t.to {
+            Destination::Room => {
+                if self.outbox.len() >= MAX_OUTBOX {
+                    self.outbox.pop_front();
+                    self.warn(
+                        WarningCode::MessageRefused,
+                        "Too many messages waiting for the server; the oldest was dropped."
+                            .into(),
+                        None,
+                    )
+                    .await;
+                }
+                let id = if self.online && self.gate.is_none() {
+                    self.xmpp.send_groupchat(&self.room_name, &t.payload).ok()
+                } else {
+                    None
+                };
+                self.outbox.push_back(Pending {
+                    bytes: t.payload,
+                    id,
+                });
+            }
+            Destination::Member(address) => {
+                // Pairwise traffic is not kept: after a reconnection every session
+                // starts again.
+                if !self.online {
+                    return;
+                }
+                if let Some(occupant) = address.strip_prefix(&self.prefix) {
+                    if let Err(e) = self.xmpp.send_private(&self.room_name, occupant, &t.payload) {
+                        tracing::debug!(error = %e, "private payload not sent");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_room_event(&mut self, event: RoomEvent) {
+        match event {
+            RoomEvent::MemberJoined {
+                address,
+                nickname,
+                fingerprint,
+            } => {
+                self.check_key(&nickname, &fingerprint).await;
+                if let Some(member) = self.view(&address) {
+                    self.emit(EngineEvent::MemberJoined { member }).await;
+                }
+            }
+            RoomEvent::MemberLeft { nickname, .. } => {
+                if let Some(nick) = nickname {
+                    self.emit(EngineEvent::MemberLeft { nick }).await;
+                }
+            }
+            RoomEvent::EpochReady { counter, members } => {
+                self.emit(EngineEvent::Rekeyed {
+                    epoch: counter,
+                    members,
+                })
+                .await;
+            }
+            RoomEvent::Sent { local_id, id } => {
+                if let Some(local_id) = self.local_ids.remove(&local_id) {
+                    self.emit(EngineEvent::Sent {
+                        local_id,
+                        id: id.to_string(),
+                    })
+                    .await;
+                }
+            }
+            RoomEvent::Message {
+                id, nickname, text, ..
+            } => {
+                self.emit(EngineEvent::Message {
+                    id: id.to_string(),
+                    nick: nickname,
+                    text,
+                    private: false,
+                })
+                .await;
+            }
+            RoomEvent::PrivateMessage { nickname, text, .. } => {
+                self.private_counter += 1;
+                self.emit(EngineEvent::Message {
+                    id: format!("p-{}", self.private_counter),
+                    nick: nickname,
+                    text,
+                    private: true,
+                })
+                .await;
+            }
+            RoomEvent::Confirmation { id, confirmed, of } => {
+                self.emit(EngineEvent::Confirmation {
+                    id: id.to_string(),
+                    confirmed,
+                    of,
+                })
+                .await;
+            }
+            RoomEvent::Verification { member, event } => {
+                let nick = self.nick_of(&member);
+                match event {
+                    SmpEvent::QuestionReceived { question } => {
+                        self.emit(EngineEvent::Question { nick, question }).await;
+                    }
+                    SmpEvent::Succeeded | SmpEvent::Failed => {
+                        let verified = event == SmpEvent::Succeeded;
+                        if let Some(view) = self.view(&member) {
+                            self.set_verified(&view.nick, view.fingerprint_bytes, verified);
+                        }
+                        self.emit(EngineEvent::Verification {
+                            nick,
+                            verified,
+                            manual: false,
+                        })
+                        .await;
+                    }
+                    SmpEvent::Aborted { .. } => {
+                        self.warn(
+                            WarningCode::VerificationAborted,
+                            format!("The secret question with {nick} was abandoned; ask again."),
+                            None,
+                        )
+                        .await;
+                    }
+                }
+            }
+            RoomEvent::Alarm(alarm) => self.on_alarm(alarm).await,
+        }
+    }
+
+    /// Loud warnings when a nickname comes back with another key.
+    async fn check_key(&mut self, nickname: &str, fingerprint: &Fingerprint) {
+        let bytes = *fingerprint.as_bytes();
+        let was_verified = self.verified.iter().any(|c| c.nickname == nickname);
+        if let Some(old) = self.seen_keys.get(nickname) {
+            if !bool::from(subtle_eq(old, &bytes)) {
+                let message = if was_verified && !self.is_verified(&bytes) {
+                    format!(
+                        "{nickname} has a different key than the one you verified. It may be someone else."
+                    )
+                } else {
+                    format!("{nickname} has a different key than before. It may be someone else.")
+                };
+                self.warn(WarningCode::KeyChanged, message, None).await;
+            }
+        }
+        self.seen_keys.insert(nickname.to_owned(), bytes);
+    }
+
+    async fn on_alarm(&mut self, alarm: Alarm) {
+        let (code, message, id) = match alarm {
+            Alarm::NicknameMismatch {
+                member,
+                reported_by,
+            } => (
+                WarningCode::NicknameMismatch,
+                format!(
+                    "{} is known to {} under another nickname.",
+                    self.nick_of(&member),
+                    self.nick_of(&reported_by)
+                ),
+                None,
+            ),
+            Alarm::RosterSplit {
+                member,
+                reported_by,
+            } => (
+                WarningCode::RosterSplit,
+                format!(
+                    "{} sees a different key for {}: the server may be impersonating someone.",
+                    self.nick_of(&reported_by),
+                    self.nick_of(&member)
+                ),
+                None,
+            ),
+            Alarm::Equivocation {
+                sender,
+                reported_by,
+                ..
+            } => (
+                WarningCode::Equivocation,
+                format!(
+                    "{} received a different message from {} than we did.",
+                    self.nick_of(&reported_by),
+                    self.nick_of(&sender)
+                ),
+                None,
+            ),
+            Alarm::FalseAcknowledgement { reported_by } => (
+                WarningCode::TranscriptInconsistent,
+                format!(
+                    "{} confirmed a message we never sent.",
+                    self.nick_of(&reported_by)
+                ),
+                None,
+            ),
+            Alarm::ChainBroken { sender, .. } => (
+                WarningCode::TranscriptInconsistent,
+                format!(
+                    "The messages from {} do not follow on from each other.",
+                    self.nick_of(&sender)
+                ),
+                None,
+            ),
+            Alarm::ForgedOrigin { claimed_sender } => (
+                WarningCode::ForgedMessage,
+                format!(
+                    "A message claiming to come from {} was forged and dropped.",
+                    self.nick_of(&claimed_sender)
+                ),
+                None,
+            ),
+            Alarm::AttestationTimeout { missing } => (
+                WarningCode::MemberUnresponsive,
+                format!(
+                    "{} did not send their keys in time and were left out.",
+                    self.nicks(&missing)
+                ),
+                None,
+            ),
+            Alarm::HiddenMember {
+                member,
+                reported_by,
+            } => (
+                WarningCode::HiddenMember,
+                format!(
+                    "{} sees a member ({}) the server does not show us.",
+                    self.nick_of(&reported_by),
+                    self.nick_of(&member)
+                ),
+                None,
+            ),
+            Alarm::Garbled { sender } => (
+                WarningCode::Garbled,
+                format!(
+                    "A message from {} could not be decrypted.",
+                    self.nick_of(&sender)
+                ),
+                None,
+            ),
+            Alarm::HandshakeTimeout { member } => (
+                WarningCode::MemberUnresponsive,
+                format!(
+                    "The key exchange with {} did not finish; they are left out for now.",
+                    self.nick_of(&member)
+                ),
+                None,
+            ),
+            Alarm::Unconfirmed { id, missing } => (
+                WarningCode::Unconfirmed,
+                format!(
+                    "A message was not confirmed by {} in time.",
+                    self.nicks(&missing)
+                ),
+                Some(id.to_string()),
+            ),
+            Alarm::Missing { sender, .. } => (
+                WarningCode::MissingMessage,
+                format!(
+                    "A message from {} never reached us.",
+                    self.nick_of(&sender)
+                ),
+                None,
+            ),
+            Alarm::KeyChanged { member } => (
+                WarningCode::KeyChanged,
+                format!(
+                    "{} has a different key than before. It may be someone else.",
+                    self.nick_of(&member)
+                ),
+                None,
+            ),
+            Alarm::NicknameTaken { nickname, .. } => (
+                WarningCode::NicknameTaken,
+                format!(
+                    "Two members call themselves {nickname}. Check their fingerprints before trusting either."
+                ),
+                None,
+            ),
+            Alarm::UnboundOccupantName { .. } => (
+                WarningCode::MemberRefused,
+                "A member whose name is not bound to its key was left out.".to_owned(),
+                None,
+            ),
+            Alarm::RoomMismatch { .. } => (
+                WarningCode::MemberRefused,
+                "A member whose keys were made for another room was left out.".to_owned(),
+                None,
+            ),
+        };
+        self.warn(code, message, id).await;
+    }
+
+    fn nicks(&self, addresses: &[String]) -> String {
+        let names: Vec<String> = addresses.iter().map(|a| self.nick_of(a)).collect();
+        if names.is_empty() {
+            "some members".to_owned()
+        } else {
+            names.join(", ")
+        }
+    }
+}
+
+fn subtle_eq(a: &[u8; 32], b: &[u8; 32]) -> subtle::Choice {
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b)
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

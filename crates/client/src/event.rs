@@ -1,0 +1,227 @@
+//! What the engine reports. Events carry user data (nicknames, texts): show them, never
+//! log them.
+
+use std::time::Duration;
+
+/// The connection to the server, as a person should see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Connecting for the first time.
+    Connecting,
+    /// Logged in and in the room.
+    Connected,
+    /// The connection dropped; trying again.
+    Reconnecting {
+        /// 1-based attempt.
+        attempt: u32,
+        /// Wait before it.
+        delay: Duration,
+    },
+    /// Gave up (or left): nothing more will be sent or received.
+    Offline,
+}
+
+impl ConnectionState {
+    /// A stable lower-case name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Reconnecting { .. } => "reconnecting",
+            Self::Offline => "offline",
+        }
+    }
+}
+
+/// A member of the room, for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberView {
+    /// Nickname (from the encrypted key exchange).
+    pub nick: String,
+    /// Identity fingerprint, readable form (40 hex digits in groups).
+    pub fingerprint: String,
+    /// Fingerprint bytes (what [`crate::VerifiedContact`] stores).
+    pub fingerprint_bytes: [u8; 32],
+    /// Verified by the person (marked, or the secret question succeeded), now or in an
+    /// earlier session.
+    pub verified: bool,
+    /// Our pairwise safety number with this member (60 digits in groups of 5).
+    pub safety_number: String,
+    /// The safety number's QR payload.
+    pub safety_qr: Vec<u8>,
+    /// In the current attested epoch (can read what we send now).
+    pub in_epoch: bool,
+}
+
+/// Why the engine warns. Codes are stable: the CLI prints them and scripts match them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WarningCode {
+    /// A member's identity key differs from the one it had (in this room, or when it was
+    /// verified under this nickname).
+    KeyChanged,
+    /// Two members claim one nickname.
+    NicknameTaken,
+    /// A member told different people different nicknames.
+    NicknameMismatch,
+    /// The server shows different keys for one member to different people.
+    RosterSplit,
+    /// The server hides a member from us that others see.
+    HiddenMember,
+    /// A member sent different messages to different people.
+    Equivocation,
+    /// A message's chain link does not match.
+    TranscriptInconsistent,
+    /// A message failed its origin check (forged or injected).
+    ForgedMessage,
+    /// A message from a member could not be decrypted although it passed its origin check.
+    Garbled,
+    /// One of our messages was not confirmed by everyone in time.
+    Unconfirmed,
+    /// A message from a member is known to exist but never reached us.
+    MissingMessage,
+    /// A member did not finish the key exchange or send its keys in time; it is left out.
+    MemberUnresponsive,
+    /// A member's occupant name is not bound to its key, or its session is for another
+    /// room: it is left out.
+    MemberRefused,
+    /// A message without encryption arrived and was dropped.
+    PlaintextDropped,
+    /// A payload that was not valid arrived and was dropped.
+    InvalidPayload,
+    /// The server refused one of our messages.
+    MessageRefused,
+    /// A secret-question verification was abandoned.
+    VerificationAborted,
+    /// Texts were held too long for members to come back after a reconnection and went
+    /// out to the members present.
+    RejoinIncomplete,
+}
+
+impl WarningCode {
+    /// The stable snake_case code.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::KeyChanged => "key_changed",
+            Self::NicknameTaken => "nickname_taken",
+            Self::NicknameMismatch => "nickname_mismatch",
+            Self::RosterSplit => "roster_split",
+            Self::HiddenMember => "hidden_member",
+            Self::Equivocation => "equivocation",
+            Self::TranscriptInconsistent => "transcript_inconsistent",
+            Self::ForgedMessage => "forged_message",
+            Self::Garbled => "garbled",
+            Self::Unconfirmed => "unconfirmed",
+            Self::MissingMessage => "missing_message",
+            Self::MemberUnresponsive => "member_unresponsive",
+            Self::MemberRefused => "member_refused",
+            Self::PlaintextDropped => "plaintext_dropped",
+            Self::InvalidPayload => "invalid_payload",
+            Self::MessageRefused => "message_refused",
+            Self::VerificationAborted => "verification_aborted",
+            Self::RejoinIncomplete => "rejoin_incomplete",
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EngineEvent {
+    /// The connection changed.
+    Connection(ConnectionState),
+    /// We are in the room (sent once, first).
+    Joined {
+        /// Room name.
+        room: String,
+        /// Our nickname.
+        nick: String,
+        /// Our fingerprint, readable form.
+        fingerprint: String,
+    },
+    /// A member finished its key exchange with us and told us its nickname.
+    MemberJoined {
+        /// The member.
+        member: MemberView,
+    },
+    /// A member left.
+    MemberLeft {
+        /// Its nickname.
+        nick: String,
+    },
+    /// The room's keys changed and every member attested them.
+    Rekeyed {
+        /// Epoch counter.
+        epoch: u64,
+        /// Members including us.
+        members: usize,
+    },
+    /// One of our group texts went out under this id.
+    Sent {
+        /// What [`crate::EngineHandle::send`] returned.
+        local_id: u64,
+        /// The message id (as in [`EngineEvent::Confirmation`]).
+        id: String,
+    },
+    /// A message from a member.
+    Message {
+        /// Message id (group: the protocol's id; private: a local counter `p-N`).
+        id: String,
+        /// Sender nickname.
+        nick: String,
+        /// The text (render as text, never as markup).
+        text: String,
+        /// A one-to-one message.
+        private: bool,
+    },
+    /// One of our private texts went out.
+    PrivateSent {
+        /// Recipient nickname.
+        to: String,
+    },
+    /// Confirmation progress of one of our group messages.
+    Confirmation {
+        /// Message id.
+        id: String,
+        /// How many other members confirmed it.
+        confirmed: usize,
+        /// Of how many.
+        of: usize,
+    },
+    /// A member asked us a secret question (answer with
+    /// [`crate::EngineHandle::answer`]).
+    Question {
+        /// Who asks.
+        nick: String,
+        /// The question, if any.
+        question: Option<String>,
+    },
+    /// A member's verification state changed.
+    Verification {
+        /// The member.
+        nick: String,
+        /// Verified or not.
+        verified: bool,
+        /// Marked by hand (`false`: the secret question's result).
+        manual: bool,
+    },
+    /// Something to tell the person loudly.
+    Warning {
+        /// What kind.
+        code: WarningCode,
+        /// A readable sentence (may name members by nickname).
+        message: String,
+        /// The message concerned, for [`WarningCode::Unconfirmed`].
+        id: Option<String>,
+    },
+    /// Something failed for good (the room could not be re-joined, the connection was
+    /// given up); [`EngineEvent::Connection`] with [`ConnectionState::Offline`] follows.
+    Error {
+        /// A stable snake_case code.
+        code: &'static str,
+        /// A readable sentence.
+        message: String,
+    },
+    /// We left the room; the engine stops.
+    Left,
+}
