@@ -139,7 +139,10 @@ pub fn parse(line: &str) -> Result<Input, &'static str> {
 fn split_word(s: &str) -> (&str, &str) {
     let s = s.trim_start();
     match s.find(char::is_whitespace) {
-        Some(i) => (s.get(..i).unwrap_or(s), s.get(i..).unwrap_or("").trim_start()),
+        Some(i) => (
+            s.get(..i).unwrap_or(s),
+            s.get(i..).unwrap_or("").trim_start(),
+        ),
         None => (s, ""),
     }
 }

@@ -15,9 +15,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use cryptocat_client::{
-    Engine, EngineConfig, EngineEvent, EngineHandle, ServerUrl, TrustConfig,
-};
+use cryptocat_client::{Engine, EngineConfig, EngineEvent, EngineHandle, ServerUrl, TrustConfig};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -161,7 +159,10 @@ async fn join(args: JoinArgs) -> ExitCode {
         }
     }
     for (what, check) in [
-        ("--room", cryptocat_client::check_room_name(&args.room).err()),
+        (
+            "--room",
+            cryptocat_client::check_room_name(&args.room).err(),
+        ),
         ("--nick", cryptocat_client::check_nickname(&args.nick).err()),
     ] {
         if let Some(e) = check {
@@ -283,7 +284,7 @@ async fn command(handle: &EngineHandle, out: &Out, line: &str) -> bool {
                 Some(m) => {
                     if out.json {
                         let mut v = output::member_json(m);
-                        v["type"] = json!("fingerprint");
+                        output::set(&mut v, "type", json!("fingerprint"));
                         out.json(&v);
                     } else {
                         out.info(&format!(

@@ -10,8 +10,9 @@ pub fn event_json(event: &EngineEvent) -> Option<Value> {
         EngineEvent::Connection(state) => {
             let mut v = json!({"type": "connection", "state": state.name()});
             if let ConnectionState::Reconnecting { attempt, delay } = state {
-                v["attempt"] = json!(attempt);
-                v["delay_ms"] = json!(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+                set(&mut v, "attempt", json!(attempt));
+                let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                set(&mut v, "delay_ms", json!(ms));
             }
             v
         }
@@ -54,7 +55,7 @@ pub fn event_json(event: &EngineEvent) -> Option<Value> {
         EngineEvent::Warning { code, message, id } => {
             let mut v = json!({"type": "warning", "code": code.as_str(), "message": message});
             if let Some(id) = id {
-                v["id"] = json!(id);
+                set(&mut v, "id", json!(id));
             }
             v
         }
@@ -64,6 +65,13 @@ pub fn event_json(event: &EngineEvent) -> Option<Value> {
         EngineEvent::Left => json!({"type": "left"}),
         _ => return None,
     })
+}
+
+/// Sets `key` on a JSON object (no-op on anything else).
+pub fn set(v: &mut Value, key: &str, value: Value) {
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert(key.to_owned(), value);
+    }
 }
 
 /// A member as JSON (for `/who` and `/fingerprint`).
@@ -143,12 +151,8 @@ pub fn event_text(event: &EngineEvent, me: &str) -> Option<String> {
                 format!("<{}> {}", s(nick), s(text))
             }
         }
-        EngineEvent::Confirmation { id, confirmed, of } => {
-            if confirmed == of {
-                format!("* your message {id} reached all {of}")
-            } else {
-                return None;
-            }
+        EngineEvent::Confirmation { id, confirmed, of } if confirmed == of => {
+            format!("* your message {id} reached all {of}")
         }
         EngineEvent::Question { nick, question } => match question {
             Some(q) => format!(
@@ -219,6 +223,9 @@ mod tests {
             of: 2,
         })
         .unwrap();
-        assert_eq!((v["confirmed"].as_u64(), v["of"].as_u64()), (Some(2), Some(2)));
+        assert_eq!(
+            (v["confirmed"].as_u64(), v["of"].as_u64()),
+            (Some(2), Some(2))
+        );
     }
 }

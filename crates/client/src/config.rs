@@ -123,7 +123,16 @@ mod tests {
     fn room_names() {
         assert_eq!(check_room_name("Lobby").unwrap(), "lobby");
         assert_eq!(check_room_name("a-b_c.d").unwrap(), "a-b_c.d");
-        for bad in ["", "a b", "a@b", "a/b", ".a", "a.", "a\u{0}b", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "a b",
+            "a@b",
+            "a/b",
+            ".a",
+            "a.",
+            "a\u{0}b",
+            &"x".repeat(65),
+        ] {
             assert!(check_room_name(bad).is_err(), "{bad:?}");
         }
     }

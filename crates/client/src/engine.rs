@@ -91,7 +91,10 @@ impl EngineHandle {
         self.commands.send(c).map_err(|_| EngineError::Closed)
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, EngineError> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, EngineError> {
         let (tx, rx) = oneshot::channel();
         self.command(make(tx))?;
         rx.await.map_err(|_| EngineError::Closed)
@@ -261,22 +264,20 @@ impl Engine {
             tracing::debug!(error = %e, "join refused locally");
             return Err(StartError::InvalidRoom);
         }
-        let occupants = match tokio::time::timeout(
-            config.join_timeout,
-            wait_joined(&mut xevents, &room_name),
-        )
-        .await
-        {
-            Ok(Ok(occupants)) => occupants,
-            Ok(Err(e)) => {
-                let _ = xmpp.disconnect();
-                return Err(e);
-            }
-            Err(_) => {
-                let _ = xmpp.disconnect();
-                return Err(StartError::JoinTimeout);
-            }
-        };
+        let occupants =
+            match tokio::time::timeout(config.join_timeout, wait_joined(&mut xevents, &room_name))
+                .await
+            {
+                Ok(Ok(occupants)) => occupants,
+                Ok(Err(e)) => {
+                    let _ = xmpp.disconnect();
+                    return Err(e);
+                }
+                Err(_) => {
+                    let _ = xmpp.disconnect();
+                    return Err(StartError::JoinTimeout);
+                }
+            };
 
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
@@ -735,9 +736,9 @@ impl Task {
                 verified,
                 reply,
             } => {
-                let result = self.resolve(&nick).and_then(|address| {
-                    self.view(&address).ok_or(EngineError::UnknownNickname)
-                });
+                let result = self
+                    .resolve(&nick)
+                    .and_then(|address| self.view(&address).ok_or(EngineError::UnknownNickname));
                 match result {
                     Ok(view) => {
                         self.set_verified(&view.nick, view.fingerprint_bytes, verified);
@@ -786,9 +787,9 @@ impl Task {
     }
 
     fn is_verified(&self, fingerprint: &[u8; 32]) -> bool {
-        self.verified.iter().any(|c| {
-            bool::from(subtle_eq(&c.fingerprint, fingerprint))
-        })
+        self.verified
+            .iter()
+            .any(|c| bool::from(subtle_eq(&c.fingerprint, fingerprint)))
     }
 
     fn set_verified(&mut self, nick: &str, fingerprint: [u8; 32], verified: bool) {
@@ -802,7 +803,11 @@ impl Task {
     }
 
     fn view(&self, address: &str) -> Option<MemberView> {
-        let info = self.room.members().into_iter().find(|m| m.address == address)?;
+        let info = self
+            .room
+            .members()
+            .into_iter()
+            .find(|m| m.address == address)?;
         let nick = info.nickname?;
         let fingerprint = info.fingerprint?;
         let safety = self.room.safety_number(address)?;
@@ -846,8 +851,7 @@ impl Task {
                     self.outbox.pop_front();
                     self.warn(
                         WarningCode::MessageRefused,
-                        "Too many messages waiting for the server; the oldest was dropped."
-                            .into(),
+                        "Too many messages waiting for the server; the oldest was dropped.".into(),
                         None,
                     )
                     .await;
@@ -869,7 +873,10 @@ impl Task {
                     return;
                 }
                 if let Some(occupant) = address.strip_prefix(&self.prefix) {
-                    if let Err(e) = self.xmpp.send_private(&self.room_name, occupant, &t.payload) {
+                    if let Err(e) = self
+                        .xmpp
+                        .send_private(&self.room_name, occupant, &t.payload)
+                    {
                         tracing::debug!(error = %e, "private payload not sent");
                     }
                 }

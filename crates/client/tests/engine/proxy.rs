@@ -1,0 +1,106 @@
+//! A loopback TCP proxy between clients and the relay: it records every byte in both
+//! directions, can cut every connection (a network failure), and can switch to another
+//! upstream (a restarted relay).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+pub struct Proxy {
+    pub addr: SocketAddr,
+    upstream: Arc<Mutex<SocketAddr>>,
+    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    captured: Arc<Mutex<Vec<u8>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    captured: Arc<Mutex<Vec<u8>>>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                captured.lock().unwrap().extend_from_slice(&buf[..n]);
+                if to.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+impl Proxy {
+    pub async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let upstream = Arc::new(Mutex::new(upstream));
+        let conns = Arc::new(Mutex::new(Vec::new()));
+        let captured = Arc::new(Mutex::new(Vec::new()));
+        let (up, cs, cap) = (
+            Arc::clone(&upstream),
+            Arc::clone(&conns),
+            Arc::clone(&captured),
+        );
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let target = *up.lock().unwrap();
+                let cap = Arc::clone(&cap);
+                let task = tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    // Both directions in this task: aborting it cuts both.
+                    tokio::select! {
+                        () = pump(cr, sw, Arc::clone(&cap)) => {}
+                        () = pump(sr, cw, cap) => {}
+                    }
+                });
+                cs.lock().unwrap().push(task);
+            }
+        });
+        Proxy {
+            addr,
+            upstream,
+            conns,
+            captured,
+            accept,
+        }
+    }
+
+    /// Cuts every open connection, as a network failure would.
+    pub fn cut(&self) {
+        for t in self.conns.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+
+    /// New connections go to `addr`.
+    pub fn set_upstream(&self, addr: SocketAddr) {
+        *self.upstream.lock().unwrap() = addr;
+    }
+
+    /// Everything that went through, both directions.
+    pub fn captured(&self) -> Vec<u8> {
+        self.captured.lock().unwrap().clone()
+    }
+}
