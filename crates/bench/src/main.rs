@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! cargo run --release -p cryptocat-bench -- pairwise [--json]
+//! cargo run --release -p cryptocat-bench -- group [--members N] [--json]
+//! cargo run --release -p cryptocat-bench -- e2e [--transports tcp,websocket] [--members 50] [--json]
 //! ```
 //!
 //! Each subcommand is one suite in its own module; [`measure`] holds the shared timing
@@ -11,6 +13,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod e2e;
 mod group;
 mod measure;
 mod pairwise;
@@ -30,6 +33,10 @@ enum Suite {
     /// Group protocol (send, receive, join at N members) against vodozemac's Megolm and a
     /// Cryptocat-2-style per-recipient reference.
     Group(group::Args),
+    /// End to end through the relay on loopback: send-to-display latency per transport,
+    /// and the time for the last member of a room to join until it can send, against
+    /// the bare XMPP transport.
+    E2e(e2e::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,6 +44,7 @@ fn main() -> anyhow::Result<()> {
     match &cli.suite {
         Suite::Pairwise(args) => pairwise::run(args),
         Suite::Group(args) => group::run(args),
+        Suite::E2e(args) => e2e::run(args),
     }
 }
 

@@ -135,9 +135,13 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match cli.command {
+    let code = match cli.command {
         Command::Join(args) => runtime.block_on(join(args)),
-    }
+    };
+    // The stdin reader is a blocking thread that may still wait for a line: do not wait
+    // for it.
+    runtime.shutdown_background();
+    code
 }
 
 async fn join(args: JoinArgs) -> ExitCode {

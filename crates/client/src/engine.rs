@@ -285,11 +285,6 @@ impl Engine {
         for other in &present {
             room.member_present(now(), &mut rng, &format!("{room_jid}/{other}"));
         }
-        let seen_keys = config
-            .verified
-            .iter()
-            .map(|c| (c.nickname.clone(), c.fingerprint))
-            .collect();
         let handle = EngineHandle {
             commands: commands_tx,
             next_local: Arc::new(AtomicU64::new(1)),
@@ -313,7 +308,6 @@ impl Engine {
             rejoin_wait: config.rejoin_wait,
             local_ids: HashMap::new(),
             verified: config.verified,
-            seen_keys,
             private_counter: 0,
             finished: false,
         };
@@ -382,8 +376,6 @@ struct Task {
     /// Room-local id -> our local id.
     local_ids: HashMap<u64, u64>,
     verified: Vec<VerifiedContact>,
-    /// Nickname -> the fingerprint it had (this session, or when verified).
-    seen_keys: HashMap<String, [u8; 32]>,
     private_counter: u64,
     finished: bool,
 }
@@ -391,6 +383,8 @@ struct Task {
 impl Task {
     async fn run(mut self, mut xevents: Events, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut rng = OsRng;
+        // What `start` queued: handshakes with everyone present, our first epoch.
+        self.flush().await;
         while !self.finished {
             let timer = self.next_deadline();
             tokio::select! {
@@ -978,23 +972,25 @@ impl Task {
         }
     }
 
-    /// Loud warnings when a nickname comes back with another key.
+    /// A loud warning when a nickname someone verified comes back with another key.
+    /// (Keys are fresh every session, so an unverified nickname with a new key is
+    /// normal; two keys at once under one nickname raise `NicknameTaken` in the room.)
     async fn check_key(&mut self, nickname: &str, fingerprint: &Fingerprint) {
         let bytes = *fingerprint.as_bytes();
-        let was_verified = self.verified.iter().any(|c| c.nickname == nickname);
-        if let Some(old) = self.seen_keys.get(nickname) {
-            if !bool::from(subtle_eq(old, &bytes)) {
-                let message = if was_verified && !self.is_verified(&bytes) {
-                    format!(
-                        "{nickname} has a different key than the one you verified. It may be someone else."
-                    )
-                } else {
-                    format!("{nickname} has a different key than before. It may be someone else.")
-                };
-                self.warn(WarningCode::KeyChanged, message, None).await;
-            }
+        let verified_other_key = self
+            .verified
+            .iter()
+            .any(|c| c.nickname == nickname && !bool::from(subtle_eq(&c.fingerprint, &bytes)));
+        if verified_other_key && !self.is_verified(&bytes) {
+            self.warn(
+                WarningCode::KeyChanged,
+                format!(
+                    "{nickname} has a different key than the one you verified. It may be someone else: verify again."
+                ),
+                None,
+            )
+            .await;
         }
-        self.seen_keys.insert(nickname.to_owned(), bytes);
     }
 
     async fn on_alarm(&mut self, alarm: Alarm) {

@@ -216,3 +216,61 @@ async fn bad_input_gets_clear_errors() {
     assert!(matches!(err, StartError::Connect(_)), "{err}");
     let _ = Person::join; // used by other tests
 }
+
+#[tokio::test]
+async fn a_verified_nickname_with_another_key_and_a_taken_nickname_are_loud() {
+    use cryptocat_client::WarningCode;
+    let relay = start_relay("keys").await;
+    let url = crate::url(&relay, Via::Tcp);
+    let mut a = Person::join(crate::engine_config(&relay, url.clone(), "keys", "alice")).await;
+    let mut b = Person::join(crate::engine_config(&relay, url.clone(), "keys", "bob")).await;
+    a.wait_members(2).await;
+    b.wait_members(2).await;
+    a.handle.mark_verified("bob", true).await.unwrap();
+    // bob leaves; someone else comes back as "bob" with other keys.
+    b.handle.leave().await.unwrap();
+    a.wait_for("bob leaving", |e| {
+        matches!(e, EngineEvent::MemberLeft { .. })
+    })
+    .await;
+    let mut impostor = Person::join(crate::engine_config(&relay, url.clone(), "keys", "bob")).await;
+    let warning = a
+        .wait_for("key changed", |e| {
+            matches!(
+                e,
+                EngineEvent::Warning {
+                    code: WarningCode::KeyChanged,
+                    ..
+                }
+            )
+        })
+        .await;
+    let EngineEvent::Warning { message, .. } = warning else {
+        unreachable!()
+    };
+    assert!(message.contains("bob"), "{message}");
+    assert!(a
+        .handle
+        .members()
+        .await
+        .unwrap()
+        .iter()
+        .all(|m| !m.verified));
+    // A second "bob" at the same time: everyone is told the nickname is taken.
+    impostor.wait_members(2).await;
+    let _second = Person::join(crate::engine_config(&relay, url, "keys", "bob")).await;
+    a.wait_for("nickname taken", |e| {
+        matches!(
+            e,
+            EngineEvent::Warning {
+                code: WarningCode::NicknameTaken,
+                ..
+            }
+        )
+    })
+    .await;
+    assert_eq!(
+        a.handle.send_private("bob", "which one?").await,
+        Err(EngineError::AmbiguousNickname)
+    );
+}
