@@ -776,13 +776,21 @@ async fn continue_session(
         notified.as_mut().enable();
         {
             let mut st = lock(&session.state);
-            let must_release = st.held.len() as u64 > session.hold && st.held.front() == Some(&rid);
-            if !st.pending.is_empty()
+            // XEP-0124 §14.1: responses go out in rid order, so only the oldest held
+            // request carries data; a newer one releases it (hold) and waits its turn.
+            let oldest = st.held.front() == Some(&rid);
+            let must_release = st.held.len() as u64 > session.hold && oldest;
+            let has_data = oldest && !st.pending.is_empty();
+            if has_data
                 || st.terminated.is_some()
                 || must_release
                 || tokio::time::Instant::now() >= deadline
             {
-                let elements = std::mem::take(&mut st.pending);
+                let elements = if oldest || st.terminated.is_some() {
+                    std::mem::take(&mut st.pending)
+                } else {
+                    Vec::new()
+                };
                 let reply = render(&elements, st.terminated);
                 st.held.retain(|r| *r != rid);
                 st.last_activity = Instant::now();

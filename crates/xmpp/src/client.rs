@@ -13,6 +13,7 @@ use minidom::Element;
 use rand_core::{OsRng, RngCore as _};
 use tokio::sync::mpsc;
 
+use crate::bosh::BoshConfig;
 use crate::session::{self, stanza_error_condition, Credentials, SessionError};
 use crate::tls::{TlsConfigError, TrustConfig};
 use crate::transport::{connect_tcp, ElementStream, TransportError};
@@ -82,6 +83,8 @@ pub struct Config {
     pub reconnect: Option<Backoff>,
     /// Parser limits for what the server sends.
     pub limits: ParserLimits,
+    /// BOSH settings (used for `http://` and `https://` addresses).
+    pub bosh: BoshConfig,
 }
 
 impl Config {
@@ -98,6 +101,7 @@ impl Config {
             connect_timeout: Duration::from_secs(10),
             reconnect: Some(Backoff::default()),
             limits: ParserLimits::default(),
+            bosh: BoshConfig::default(),
         }
     }
 
@@ -115,9 +119,6 @@ pub enum ConnectError {
     /// The trust configuration could not be built.
     #[error("TLS configuration: {0}")]
     Tls(String),
-    /// The URL names a transport this build cannot use yet.
-    #[error("the {0} transport is not implemented yet")]
-    UnsupportedTransport(&'static str),
     /// The domain is not a valid XMPP domain.
     #[error("invalid XMPP domain")]
     InvalidDomain,
@@ -500,7 +501,17 @@ impl Connector {
                 )
                 .await?,
             )),
-            Transport::Bosh { .. } => Err(ConnectError::UnsupportedTransport("BOSH")),
+            Transport::Bosh { .. } => Ok(Box::new(
+                crate::bosh::connect_bosh(
+                    &c.server,
+                    &c.domain,
+                    Arc::clone(&self.tls),
+                    c.limits,
+                    c.bosh.clone(),
+                    c.connect_timeout,
+                )
+                .await?,
+            )),
         }
     }
 

@@ -811,3 +811,47 @@ async fn bosh_hold_zero_answers_every_request_at_once() {
     assert_eq!(parse_body(&text).attr("type"), None);
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+#[tokio::test]
+async fn bosh_answers_held_requests_in_rid_order() {
+    // XEP-0124 §14.1: the reply to a request sent while an older one is held goes on the
+    // older one; the newer is held in its place.
+    let server = start().await;
+    let (mut bosh, _) = BoshClient::connect(&server).await;
+    bosh.next().await; // features
+    account(&mut bosh, "orderuser").await;
+    let (addr, sid) = (bosh.addr, bosh.sid.clone());
+    let (older, newer) = (bosh.rid + 1, bosh.rid + 2);
+    let held = tokio::spawn(post(
+        addr,
+        format!("<body xmlns='{NS_HTTPBIND}' rid='{older}' sid='{sid}'/>"),
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!held.is_finished(), "the empty request is held");
+    let ping = standalone(
+        "<iq type='get' id='order-ping' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
+    );
+    let second = tokio::spawn(post(
+        addr,
+        format!("<body xmlns='{NS_HTTPBIND}' rid='{newer}' sid='{sid}'>{ping}</body>"),
+    ));
+    let (status, text) = tokio::time::timeout(Duration::from_secs(1), held)
+        .await
+        .expect("the older request is released")
+        .unwrap();
+    assert_eq!(status, 200);
+    let body = parse_body(&text);
+    let reply = body
+        .children()
+        .next()
+        .expect("the ping result on the older request");
+    assert_eq!(reply.attr("id"), Some("order-ping"));
+    assert_eq!(reply.attr("type"), Some("result"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !second.is_finished(),
+        "the newer request is held in its place"
+    );
+    let (_, text) = second.await.unwrap();
+    assert_eq!(parse_body(&text).children().count(), 0);
+}

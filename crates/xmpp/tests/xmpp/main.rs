@@ -9,6 +9,7 @@
     clippy::indexing_slicing
 )]
 
+mod bosh;
 mod fake_server;
 mod proxy;
 mod relay;
@@ -39,10 +40,17 @@ pub async fn start_relay_at(addr: SocketAddr, tag: &str) -> Running {
 
 /// A relay that also serves HTTP (WebSocket at /xmpp-websocket) on loopback.
 pub async fn start_relay_with_http() -> Running {
+    start_relay_http("http", false).await
+}
+
+/// A relay with an HTTP listener (HTTPS with its generated certificate when `https`).
+pub async fn start_relay_http(tag: &str, https: bool) -> Running {
     let mut config = RelayConfig::new("localhost", SocketAddr::from(([127, 0, 0, 1], 0)));
     config.http = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-    config.state_dir =
-        Some(std::env::temp_dir().join(format!("cryptocat-xmpp-test-{}-http", std::process::id())));
+    config.http_tls = Some(https);
+    config.state_dir = Some(
+        std::env::temp_dir().join(format!("cryptocat-xmpp-test-{}-{tag}", std::process::id())),
+    );
     config.limits = Limits {
         auth_failure_delay_ms: 10,
         ..Limits::default()

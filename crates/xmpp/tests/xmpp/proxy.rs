@@ -13,7 +13,7 @@ use crate::{config, config_for, joined, next, online, start_relay, start_relay_a
 
 pub struct Proxy {
     pub addr: SocketAddr,
-    upstream: Arc<Mutex<SocketAddr>>,
+    pub upstream: Arc<Mutex<SocketAddr>>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
     /// Bumped to cut client sides only, holding the server sides open for a while.
     half_open: tokio::sync::watch::Sender<u32>,
