@@ -295,7 +295,8 @@ async fn websocket(mut ws: Ws, ip: IpAddr, secure: bool, shared: Arc<Shared>) {
                 }
                 Output::Pause(d) => tokio::time::sleep(d).await,
                 Output::Deliver(d) => shared.dispatch(d),
-                Output::StartTls => {}
+                // Resumption is offered on TCP only.
+                Output::StartTls | Output::Resume { .. } => {}
                 Output::Close => {
                     let _ = ws.close(None).await;
                     return;
@@ -644,7 +645,8 @@ fn drain(st: &mut BoshState, shared: &Shared) -> Duration {
             Output::Send(xml) => st.pending.push(standalone(&xml)),
             Output::Pause(d) => pause = pause.saturating_add(d),
             Output::Deliver(d) => shared.dispatch(d),
-            Output::StartTls => {}
+            // Resumption is offered on TCP only.
+            Output::StartTls | Output::Resume { .. } => {}
             Output::Close => {
                 let errored = st.pending.iter().any(|e| e.starts_with("<stream:error"));
                 st.terminated = Some(if errored { "remote-stream-error" } else { "" });

@@ -105,6 +105,7 @@
 pub mod bosh;
 pub mod client;
 pub mod session;
+pub mod sm;
 pub mod tls;
 pub mod transport;
 pub mod url;
