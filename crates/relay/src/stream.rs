@@ -7,8 +7,10 @@
 //!
 //! Negotiation, in order: stream header, STARTTLS (required: anything else first is a
 //! `policy-violation` stream error), stream restart, in-band registration (XEP-0077)
-//! and/or SASL SCRAM-SHA-256, stream restart, resource binding. Then stanzas are routed
-//! through the [`Hub`].
+//! and/or SASL SCRAM-SHA-256, stream restart, resource binding (or, on TCP, XEP-0198
+//! `<resume/>` of a detached session: [`Output::Resume`], answered by the shell). Then
+//! stanzas are routed through the [`Hub`], counted and kept until acknowledged once the
+//! client enabled stream management.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;

@@ -61,6 +61,16 @@
 //!   server forgot an account we generated, e.g. after a restart, it registers a new one),
 //!   and re-joins every room under the same nickname; [`Event::Disconnected`] /
 //!   [`Event::Reconnecting`] / [`Event::Connected`] / [`Event::Joined`] tell the engine.
+//!   Where the server offers XEP-0198, it first tries to resume the session instead
+//!   ([`Event::Resumed`]: same JID, still in every room, nothing lost).
+//! - [`sm`]: XEP-0198 stream management, enabled after binding when offered: both sides
+//!   count stanzas, `<r/>` is answered, an `<r/>` follows each payload we send, and every
+//!   stanza stays queued (at most [`sm::MAX_UNACKED`]) until the server's `<a h=…/>`
+//!   covers it. On reconnection the client logs in and sends `<resume previd h/>` before
+//!   binding; on `<resumed/>` it sends again what the server had not acknowledged (the
+//!   server does the same) and no re-join is needed; on `<failed/>` (or a forgotten
+//!   account) it binds a new resource, reports the unacknowledged payloads as
+//!   [`Event::NotSent`] and re-joins as before.
 //!
 //! # Why our own small client core rather than tokio-xmpp
 //!
@@ -79,15 +89,17 @@
 //!
 //! # Not in this slice
 //!
-//! - Stream management and resumption (XEP-0198): after a reconnection the session is new
-//!   and rooms are re-joined; messages in flight are reported as [`Event::NotSent`] or lost,
-//!   so the engine's outbox resends what the server did not acknowledge (our own room
-//!   payloads come back as an echo, which serves as the acknowledgement).
+//! - Without XEP-0198 on the server (and over BOSH, whose session survives broken HTTP
+//!   connections by itself), a reconnection makes a new session and re-joins; messages in
+//!   flight are reported as [`Event::NotSent`] or lost, so the engine's outbox resends what
+//!   the server did not acknowledge (our own room payloads come back as an echo, which
+//!   serves as the acknowledgement).
 //! - The key-challenge login and SCRAM-SHA-256-PLUS (channel binding).
 //! - Re-joining after a reconnection uses the same nickname; if the server still holds
 //!   the old session's occupant (a half-open connection it has not noticed yet), the
 //!   `conflict` is retried [`client::MAX_REJOIN_TRIES`] times with growing delays before
-//!   [`Event::JoinFailed`]. XEP-0198 resumption will make that wait unnecessary.
+//!   [`Event::JoinFailed`]. With XEP-0198 resumption (our relay over TCP) no re-join
+//!   happens: the resumption takes the session over from the half-open connection.
 //!
 //! # Invariants
 //!
