@@ -855,3 +855,43 @@ async fn bosh_answers_held_requests_in_rid_order() {
     let (_, text) = second.await.unwrap();
     assert_eq!(parse_body(&text).children().count(), 0);
 }
+
+#[tokio::test]
+async fn bosh_resent_held_rid_takes_the_place_of_the_first() {
+    // A client whose connection broke while its request was held resends the same rid on
+    // a new connection: the first request is answered empty and the resent one is held in
+    // its place, so what comes next is not written to the dead connection.
+    let server = start().await;
+    let (mut bosh, _) = BoshClient::connect(&server).await;
+    bosh.next().await; // features
+    account(&mut bosh, "resentuser").await;
+    let (addr, sid) = (bosh.addr, bosh.sid.clone());
+    let (rid, next) = (bosh.rid + 1, bosh.rid + 2);
+    let poll = format!("<body xmlns='{NS_HTTPBIND}' rid='{rid}' sid='{sid}'/>");
+    let first = tokio::spawn(post(addr, poll.clone()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!first.is_finished(), "held");
+    let resent = tokio::spawn(post(addr, poll));
+    let (status, text) = tokio::time::timeout(Duration::from_secs(1), first)
+        .await
+        .expect("the first request is let go")
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(parse_body(&text).children().count(), 0);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!resent.is_finished(), "the resent request is held instead");
+    let ping = standalone(
+        "<iq type='get' id='resent-ping' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
+    );
+    let _newer = tokio::spawn(post(
+        addr,
+        format!("<body xmlns='{NS_HTTPBIND}' rid='{next}' sid='{sid}'>{ping}</body>"),
+    ));
+    let (_, text) = tokio::time::timeout(Duration::from_secs(1), resent)
+        .await
+        .expect("released by the newer request")
+        .unwrap();
+    let body = parse_body(&text);
+    let reply = body.children().next().expect("the ping result");
+    assert_eq!(reply.attr("id"), Some("resent-ping"));
+}
