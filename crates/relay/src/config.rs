@@ -57,6 +57,17 @@ pub struct Limits {
     pub bosh_requests_per_second: u32,
     /// Burst allowance for `bosh_requests_per_second`.
     pub bosh_request_burst: u32,
+    /// XEP-0198: how long (seconds) a stream-managed session whose TCP connection broke is
+    /// kept detached, in its rooms, for the client to resume (`max` in `<enabled/>`).
+    /// 0 disables resumption (acknowledgements still work).
+    pub sm_resume_secs: u64,
+    /// XEP-0198: stanzas sent but not yet acknowledged, per session; above it the stream
+    /// ends with `resource-constraint`. The server asks for an acknowledgement (`<r/>`)
+    /// every 8 stanzas.
+    pub sm_max_unacked: usize,
+    /// XEP-0198: detached sessions kept at once on the whole server; above it a broken
+    /// connection ends its session as without stream management.
+    pub sm_detached_sessions: usize,
 }
 
 impl Default for Limits {
@@ -83,6 +94,9 @@ impl Default for Limits {
             bosh_max_body_bytes: 256 * 1024 + 4096,
             bosh_requests_per_second: 10,
             bosh_request_burst: 40,
+            sm_resume_secs: 120,
+            sm_max_unacked: 1024,
+            sm_detached_sessions: 1000,
         }
     }
 }

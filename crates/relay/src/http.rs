@@ -295,7 +295,8 @@ async fn websocket(mut ws: Ws, ip: IpAddr, secure: bool, shared: Arc<Shared>) {
                 }
                 Output::Pause(d) => tokio::time::sleep(d).await,
                 Output::Deliver(d) => shared.dispatch(d),
-                Output::StartTls => {}
+                // Resumption is offered on TCP only.
+                Output::StartTls | Output::Resume { .. } => {}
                 Output::Close => {
                     let _ = ws.close(None).await;
                     return;
@@ -404,8 +405,11 @@ struct BoshState {
     pending: Vec<String>,
     /// Recent responses by rid, replayed for a repeated rid.
     replies: VecDeque<(u64, String)>,
-    /// Rids of requests currently held, oldest first.
-    held: VecDeque<u64>,
+    /// Requests currently held, oldest first: (rid, token). A resent rid takes the
+    /// place (and a new token) of the request still held under it.
+    held: VecDeque<(u64, u64)>,
+    /// The next request token.
+    next_token: u64,
     /// Requests waiting for an earlier rid to arrive (at most one).
     waiting_turn: usize,
     /// Set when the session ended: the terminate condition (empty: normal end).
@@ -585,6 +589,7 @@ fn create_session(
                 pending: Vec::new(),
                 replies: VecDeque::new(),
                 held: VecDeque::new(),
+                next_token: 0,
                 waiting_turn: 0,
                 terminated: None,
                 last_activity: now,
@@ -644,7 +649,8 @@ fn drain(st: &mut BoshState, shared: &Shared) -> Duration {
             Output::Send(xml) => st.pending.push(standalone(&xml)),
             Output::Pause(d) => pause = pause.saturating_add(d),
             Output::Deliver(d) => shared.dispatch(d),
-            Output::StartTls => {}
+            // Resumption is offered on TCP only.
+            Output::StartTls | Output::Resume { .. } => {}
             Output::Close => {
                 let errored = st.pending.iter().any(|e| e.starts_with("<stream:error"));
                 st.terminated = Some(if errored { "remote-stream-error" } else { "" });
@@ -659,6 +665,8 @@ enum Step {
     Terminate(&'static str),
     Process,
     WaitTurn,
+    /// A resent rid whose first request is still held: this one holds in its place.
+    TakeOver(u64),
 }
 
 async fn continue_session(
@@ -681,12 +689,24 @@ async fn continue_session(
             if let Some(c) = st.terminated {
                 Step::Terminate(if c.is_empty() { "item-not-found" } else { c })
             } else if rid < st.next_rid {
+                let token = st.next_token;
+                let next_rid = st.next_rid;
                 match st.replies.iter().find(|(r, _)| *r == rid) {
                     Some((_, reply)) => Step::Reply(reply.clone()),
-                    None if rid.saturating_add(BOSH_REQUESTS) >= st.next_rid => {
-                        Step::Reply(render(&[], None))
-                    }
-                    None => Step::Terminate("item-not-found"),
+                    None => match st.held.iter_mut().find(|(r, _)| *r == rid) {
+                        // The client resent a request it lost (its connection broke while
+                        // the request was held): the first one is answered empty and this
+                        // one is held instead, so nothing is written to a dead connection.
+                        Some(entry) => {
+                            entry.1 = token;
+                            st.next_token = token.wrapping_add(1);
+                            Step::TakeOver(token)
+                        }
+                        None if rid.saturating_add(BOSH_REQUESTS) >= next_rid => {
+                            Step::Reply(render(&[], None))
+                        }
+                        None => Step::Terminate("item-not-found"),
+                    },
                 }
             } else if rid >= st.next_rid.saturating_add(BOSH_REQUESTS) {
                 Step::Terminate("item-not-found")
@@ -719,6 +739,10 @@ async fn continue_session(
                 return terminate(c);
             }
             Step::Process => break,
+            Step::TakeOver(token) => {
+                session.notify.notify_waiters();
+                return hold(&session, rid, token, Duration::ZERO, shared).await;
+            }
             Step::WaitTurn => {
                 // Counted down however this future ends (the client may hang up).
                 let turn = Waiting {
@@ -755,20 +779,33 @@ async fn continue_session(
             }
         }
         let pause = drain(&mut st, shared);
-        st.held.push_back(rid);
-        pause
+        let token = st.next_token;
+        st.next_token = token.wrapping_add(1);
+        st.held.push_back((rid, token));
+        (pause, token)
     };
+    let (pause, token) = pause;
+    session.notify.notify_waiters();
+    hold(&session, rid, token, pause, shared).await
+}
+
+/// Holds request `(rid, token)` until there is something to say, a newer request needs its
+/// slot, a resent request takes its place, or `wait` runs out.
+async fn hold(
+    session: &Arc<BoshSession>,
+    rid: u64,
+    token: u64,
+    pause: Duration,
+    shared: &Arc<Shared>,
+) -> Response<Body> {
     // Released however this future ends (the client may hang up while it is held).
     let _held = Waiting {
-        session: &session,
-        rid: Some(rid),
+        session,
+        rid: Some((rid, token)),
     };
-    session.notify.notify_waiters();
     if !pause.is_zero() {
         tokio::time::sleep(pause).await;
     }
-    // Hold until there is something to say, a newer request needs this one's slot, or
-    // `wait` runs out.
     let deadline = tokio::time::Instant::now() + session.wait;
     let reply = loop {
         let notified = session.notify.notified();
@@ -776,15 +813,28 @@ async fn continue_session(
         notified.as_mut().enable();
         {
             let mut st = lock(&session.state);
-            let must_release = st.held.len() as u64 > session.hold && st.held.front() == Some(&rid);
-            if !st.pending.is_empty()
+            // XEP-0124 §14.1: responses go out in rid order, so only the oldest held
+            // request carries data; a newer one releases it (hold) and waits its turn.
+            if !st.held.contains(&(rid, token)) {
+                // A resent request took this one's place: answer empty, store nothing.
+                drop(st);
+                return bosh_response(render(&[], None));
+            }
+            let oldest = st.held.front() == Some(&(rid, token));
+            let must_release = st.held.len() as u64 > session.hold && oldest;
+            let has_data = oldest && !st.pending.is_empty();
+            if has_data
                 || st.terminated.is_some()
                 || must_release
                 || tokio::time::Instant::now() >= deadline
             {
-                let elements = std::mem::take(&mut st.pending);
+                let elements = if oldest || st.terminated.is_some() {
+                    std::mem::take(&mut st.pending)
+                } else {
+                    Vec::new()
+                };
                 let reply = render(&elements, st.terminated);
-                st.held.retain(|r| *r != rid);
+                st.held.retain(|r| *r != (rid, token));
                 st.last_activity = Instant::now();
                 st.replies.push_back((rid, reply.clone()));
                 while st.replies.len() as u64 > BOSH_REQUESTS {
@@ -804,10 +854,11 @@ async fn continue_session(
     bosh_response(reply)
 }
 
-/// A request waiting for its turn (`rid: None`) or held (`rid: Some`); undone on drop.
+/// A request waiting for its turn (`rid: None`) or held (`rid: Some((rid, token))`);
+/// undone on drop.
 struct Waiting<'a> {
     session: &'a BoshSession,
-    rid: Option<u64>,
+    rid: Option<(u64, u64)>,
 }
 
 impl Drop for Waiting<'_> {
@@ -815,9 +866,9 @@ impl Drop for Waiting<'_> {
         let mut st = lock(&self.session.state);
         match self.rid {
             None => st.waiting_turn = st.waiting_turn.saturating_sub(1),
-            Some(rid) => {
-                if st.held.contains(&rid) {
-                    st.held.retain(|r| *r != rid);
+            Some(entry) => {
+                if st.held.contains(&entry) {
+                    st.held.retain(|r| *r != entry);
                     st.last_activity = Instant::now();
                 }
             }

@@ -9,8 +9,9 @@
 //! - [`stanza`]: stanzas parsed once into typed shapes; the plaintext policy.
 //! - [`scram`]: SCRAM-SHA-256 server side; accounts keep only salted keys.
 //! - [`stream`]: one client stream as a state machine (`handle_bytes` →
-//!   `poll_output`): STARTTLS, registration, SASL, bind, then routing. WebSocket and BOSH
-//!   feed the same machine ([`stream::C2s::with_framing`]).
+//!   `poll_output`): STARTTLS, registration, SASL, bind, then routing, and XEP-0198
+//!   stream management (the shell in [`server`] parks a broken TCP session for
+//!   resumption). WebSocket and BOSH feed the same machine ([`stream::C2s::with_framing`]).
 //! - [`framing`]: sans-IO helpers for the HTTP transports (standalone elements, `<open/>`).
 //! - [`http`]: the HTTP listener (hyper 1): `/`, WebSocket (RFC 7395) at
 //!   `/xmpp-websocket`, BOSH (XEP-0124/0206) at `/http-bind`, and the channel security rule.

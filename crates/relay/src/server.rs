@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::hub::{lock, Delivery, Hub, SessionId};
-use crate::stream::{C2s, OsEntropy, Output};
+use crate::stream::{C2s, Detached, OsEntropy, Output};
 use crate::tls::{TlsError, TlsIdentity};
 use crate::xml;
 
@@ -39,6 +39,12 @@ pub enum StartError {
 
 pub(crate) struct Shared {
     pub(crate) hub: Mutex<Hub>,
+    /// XEP-0198: stream-managed sessions whose connection broke, by resumption id.
+    pub(crate) detached: Mutex<HashMap<String, Parked>>,
+    /// XEP-0198: live stream-managed TCP sessions by resumption id, with their account and
+    /// a signal that makes the connection let go of the session (a `<resume/>` that arrives
+    /// before the server noticed the old connection broke).
+    pub(crate) attached: Mutex<HashMap<String, (String, Arc<Notify>)>>,
     pub(crate) outboxes: Mutex<HashMap<SessionId, mpsc::Sender<String>>>,
     pub(crate) config: Config,
     pub(crate) secret: [u8; 32],
@@ -99,6 +105,11 @@ impl Running {
     /// Whether a room exists (for tests; no names are logged or listed).
     pub fn room_exists(&self, room: &str) -> bool {
         lock(&self.shared.hub).room_exists(room)
+    }
+
+    /// Number of detached stream-managed sessions kept for resumption (XEP-0198).
+    pub fn detached_count(&self) -> usize {
+        lock(&self.shared.detached).len()
     }
 
     /// Number of open BOSH sessions.
@@ -162,6 +173,8 @@ impl Server {
             secret,
             tls,
             bosh: crate::http::Bosh::default(),
+            detached: Mutex::new(HashMap::new()),
+            attached: Mutex::new(HashMap::new()),
         });
         Ok(Self { shared, c2s, http })
     }
@@ -205,6 +218,124 @@ async fn accept_c2s(listener: TcpListener, shared: Arc<Shared>) {
 enum End {
     StartTls,
     Closed,
+    /// XEP-0198 `<resume/>`: the shell looks the detached session up.
+    Resume {
+        previd: String,
+        h: u32,
+        user: String,
+    },
+}
+
+/// A detached session (XEP-0198): its machine state, its outbox (stanzas keep arriving
+/// there) and the guard that keeps it in the hub and its rooms until it expires.
+pub(crate) struct Parked {
+    state: Detached,
+    rx: mpsc::Receiver<String>,
+    guard: SessionGuard,
+    /// Tells this parking from a later one of the same session.
+    generation: u64,
+}
+
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Keeps the session for `sm_resume_secs` (if there is room), then ends it.
+fn park(shared: &Arc<Shared>, state: Detached, rx: mpsc::Receiver<String>, guard: SessionGuard) {
+    let id = state.id.clone();
+    let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    {
+        let mut parked = lock(&shared.detached);
+        if parked.len() >= shared.config.limits.sm_detached_sessions {
+            tracing::info!(session = guard.id.0, "no room to keep a detached session");
+            drop(parked);
+            drop(guard);
+            return;
+        }
+        tracing::debug!(session = guard.id.0, "session detached for resumption");
+        parked.insert(
+            id.clone(),
+            Parked {
+                state,
+                rx,
+                guard,
+                generation,
+            },
+        );
+    }
+    let shared = Arc::clone(shared);
+    let lifetime = Duration::from_secs(shared.config.limits.sm_resume_secs);
+    tokio::spawn(async move {
+        tokio::time::sleep(lifetime).await;
+        let expired = {
+            let mut parked = lock(&shared.detached);
+            match parked.get(&id) {
+                Some(p) if p.generation == generation => parked.remove(&id),
+                _ => None,
+            }
+        };
+        if let Some(p) = expired {
+            tracing::debug!(session = p.guard.id.0, "detached session expired");
+        }
+    });
+}
+
+/// This connection's entry in [`Shared::attached`], kept in step with the machine.
+struct Attachment {
+    takeover: Arc<Notify>,
+    registered: Option<String>,
+}
+
+impl Attachment {
+    fn sync(&mut self, c2s: &C2s, shared: &Shared) {
+        if self.registered.is_some() {
+            return;
+        }
+        if let Some((id, user)) = c2s.resumable() {
+            lock(&shared.attached)
+                .insert(id.to_owned(), (user.to_owned(), Arc::clone(&self.takeover)));
+            self.registered = Some(id.to_owned());
+        }
+    }
+
+    fn release(&mut self, shared: &Shared) {
+        if let Some(id) = self.registered.take() {
+            let mut attached = lock(&shared.attached);
+            if attached
+                .get(&id)
+                .is_some_and(|(_, n)| Arc::ptr_eq(n, &self.takeover))
+            {
+                attached.remove(&id);
+            }
+        }
+    }
+}
+
+/// Takes the detached session `previd` if it belongs to `user`.
+fn take_parked(shared: &Shared, previd: &str, user: &str) -> Option<Parked> {
+    let mut parked = lock(&shared.detached);
+    match parked.get(previd) {
+        Some(p) if p.state.user == user => parked.remove(previd),
+        _ => None,
+    }
+}
+
+/// Finds the session to resume: detached already, or still attached to a connection the
+/// server has not seen break (that connection is told to let go, and we wait for it).
+async fn find_session(shared: &Shared, previd: &str, user: &str) -> Option<Parked> {
+    if let Some(p) = take_parked(shared, previd, user) {
+        return Some(p);
+    }
+    let live = lock(&shared.attached)
+        .get(previd)
+        .filter(|(owner, _)| owner == user)
+        .map(|(_, n)| Arc::clone(n))?;
+    live.notify_one();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Some(p) = take_parked(shared, previd, user) {
+            return Some(p);
+        }
+    }
+    None
 }
 
 async fn connection(mut tcp: TcpStream, ip: IpAddr, shared: Arc<Shared>) {
@@ -220,9 +351,13 @@ async fn connection(mut tcp: TcpStream, ip: IpAddr, shared: Arc<Shared>) {
         let _ = tcp.shutdown().await;
         return;
     };
-    let (mut rx, _guard, mut c2s) = open_session(&shared, id, ip, Instant::now());
+    let (mut rx, mut guard, mut c2s) = open_session(&shared, id, ip, Instant::now());
     tracing::debug!(session = id.0, "connected");
-    if let End::StartTls = drive(&mut tcp, &mut c2s, &mut rx, &shared).await {
+    let mut attachment = Attachment {
+        takeover: Arc::new(Notify::new()),
+        registered: None,
+    };
+    if let End::StartTls = drive(&mut tcp, &mut c2s, &mut rx, &shared, &mut attachment).await {
         let handshake = tokio::time::timeout(
             shared.config.limits.negotiation_timeout(),
             shared.tls.acceptor.accept(tcp),
@@ -230,10 +365,27 @@ async fn connection(mut tcp: TcpStream, ip: IpAddr, shared: Arc<Shared>) {
         .await;
         if let Ok(Ok(mut tls)) = handshake {
             c2s.tls_established();
-            drive(&mut tls, &mut c2s, &mut rx, &shared).await;
+            while let End::Resume { previd, h, user } =
+                drive(&mut tls, &mut c2s, &mut rx, &shared, &mut attachment).await
+            {
+                match find_session(&shared, &previd, &user).await {
+                    Some(p) => {
+                        // This connection takes the old session over; its own fresh
+                        // registration (never bound) is released.
+                        c2s.resumed(p.guard.id, p.state, h);
+                        rx = p.rx;
+                        guard = p.guard;
+                    }
+                    None => c2s.resume_failed(),
+                }
+            }
         } else {
             tracing::debug!(session = id.0, "TLS handshake failed");
         }
+    }
+    attachment.release(&shared);
+    if let Some(state) = c2s.detach() {
+        park(&shared, state, rx, guard);
     }
 }
 
@@ -313,6 +465,12 @@ async fn flush<S: AsyncWrite + Unpin>(io: &mut S, c2s: &mut C2s, shared: &Shared
                 let _ = io.shutdown().await;
                 return Some(End::Closed);
             }
+            Output::Resume { previd, h, user } => {
+                if io.flush().await.is_err() {
+                    return Some(End::Closed);
+                }
+                return Some(End::Resume { previd, h, user });
+            }
         }
     }
     if io.flush().await.is_err() {
@@ -326,12 +484,15 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
     c2s: &mut C2s,
     rx: &mut mpsc::Receiver<String>,
     shared: &Shared,
+    attachment: &mut Attachment,
 ) -> End {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
+        attachment.sync(c2s, shared);
         if let Some(end) = flush(io, c2s, shared).await {
             return end;
         }
+        let takeover = Arc::clone(&attachment.takeover);
         let timeout = c2s.idle_timeout();
         tokio::select! {
             read = tokio::time::timeout(timeout, io.read(&mut buf)) => match read {
@@ -342,11 +503,9 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                     c2s.handle_bytes(Instant::now(), bytes, &shared.hub);
                 }
             },
-            Some(xml) = rx.recv() => {
-                if !write(io, xml.as_bytes(), c2s.idle_timeout()).await {
-                    return End::Closed;
-                }
-            }
+            Some(xml) = rx.recv() => c2s.outgoing(xml),
+            // A resumption on another connection takes this session over.
+            () = takeover.notified() => return End::Closed,
         }
     }
 }

@@ -7,8 +7,10 @@
 //!
 //! Negotiation, in order: stream header, STARTTLS (required: anything else first is a
 //! `policy-violation` stream error), stream restart, in-band registration (XEP-0077)
-//! and/or SASL SCRAM-SHA-256, stream restart, resource binding. Then stanzas are routed
-//! through the [`Hub`].
+//! and/or SASL SCRAM-SHA-256, stream restart, resource binding (or, on TCP, XEP-0198
+//! `<resume/>` of a detached session: [`Output::Resume`], answered by the shell). Then
+//! stanzas are routed through the [`Hub`], counted and kept until acknowledged once the
+//! client enabled stream management.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -45,6 +47,12 @@ pub const NS_REGISTER_FEATURE: &str = "http://jabber.org/features/iq-register";
 pub const NS_PING: &str = "urn:xmpp:ping";
 /// Roster (answered empty: there are no rosters).
 pub const NS_ROSTER: &str = "jabber:iq:roster";
+/// XEP-0198 stream management.
+pub const NS_SM: &str = "urn:xmpp:sm:3";
+/// Stanza error namespace (XEP-0198 `<failed/>` conditions).
+const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+/// The server asks for an acknowledgement after this many stanzas.
+pub const SM_REQUEST_EVERY: u32 = 8;
 
 /// Something for the shell to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +67,50 @@ pub enum Output {
     Deliver(Vec<Delivery>),
     /// Close the connection after writing what came before.
     Close,
+    /// XEP-0198: the authenticated client asks to resume the detached session `previd`,
+    /// having handled `h` stanzas of it. The shell looks it up and answers with
+    /// [`C2s::resumed`] or [`C2s::resume_failed`].
+    Resume {
+        /// The resumption id the client names.
+        previd: String,
+        /// The client's handled count.
+        h: u32,
+        /// The authenticated account (the session must belong to it).
+        user: String,
+    },
+}
+
+/// XEP-0198 state of one stream-managed session.
+struct Sm {
+    /// Resumption id (`None`: acknowledgements only, no resumption).
+    id: Option<String>,
+    /// Stanzas received from the client and handled.
+    inbound: u32,
+    /// Stanzas sent to the client (its `h` counts up to this).
+    sent: u32,
+    /// The client's last acknowledged count.
+    acked: u32,
+    /// Stanzas sent and not yet acknowledged, oldest first.
+    unacked: VecDeque<String>,
+}
+
+/// A stream-managed session whose connection broke, as the shell keeps it for
+/// resumption (XEP-0198). Its outbox and room memberships live on in the shell and hub.
+pub struct Detached {
+    /// The resumption id.
+    pub id: String,
+    /// The account it belongs to (only that account may resume it).
+    pub user: String,
+    jid: FullJid,
+    sm: Sm,
+}
+
+impl std::fmt::Debug for Detached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detached")
+            .field("unacked", &self.sm.unacked.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// How the stream's XML is framed on the wire, which decides how stream headers, the
@@ -147,6 +199,8 @@ pub struct C2s {
     /// The rest of the current read belongs to a stream that was just replaced.
     discard_rest: bool,
     closed: bool,
+    /// XEP-0198, once enabled.
+    sm: Option<Sm>,
 }
 
 impl std::fmt::Debug for C2s {
@@ -202,6 +256,7 @@ impl C2s {
             awaiting_tls: false,
             discard_rest: false,
             closed: false,
+            sm: None,
         }
     }
 
@@ -252,7 +307,181 @@ impl C2s {
     }
 
     fn send(&mut self, xml: impl Into<String>) {
-        self.out.push_back(Output::Send(xml.into()));
+        let xml = xml.into();
+        if let Some(sm) = &mut self.sm {
+            if is_stanza(&xml) {
+                sm.sent = sm.sent.wrapping_add(1);
+                sm.unacked.push_back(xml.clone());
+                let over = sm.unacked.len() > self.limits.sm_max_unacked;
+                let ask = sm.sent % SM_REQUEST_EVERY == 0;
+                self.out.push_back(Output::Send(xml));
+                if over {
+                    self.fail("resource-constraint", "too many unacknowledged stanzas");
+                } else if ask {
+                    self.out
+                        .push_back(Output::Send(Out::ns("r", NS_SM).to_xml()));
+                }
+                return;
+            }
+        }
+        self.out.push_back(Output::Send(xml));
+    }
+
+    /// A stanza another session routed to this one (from the shell's outbox): written,
+    /// and counted under stream management.
+    pub fn outgoing(&mut self, xml: String) {
+        if !self.closed {
+            self.send(xml);
+        }
+    }
+
+    /// The connection broke: if stream management with resumption is on and the stream
+    /// ended neither cleanly nor with a stream error, the session's state for a later
+    /// resumption. `None`: the session ends now.
+    pub fn detach(&mut self) -> Option<Detached> {
+        if self.closed || self.limits.sm_resume_secs == 0 {
+            return None;
+        }
+        let Auth::Bound(jid) = &self.auth else {
+            return None;
+        };
+        let sm = self.sm.take()?;
+        let id = sm.id.clone()?;
+        self.closed = true;
+        Some(Detached {
+            id,
+            user: jid
+                .node()
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default(),
+            jid: jid.clone(),
+            sm,
+        })
+    }
+
+    /// The resumption id and account of this stream, once stream management with
+    /// resumption is enabled on a bound stream (the shell registers it so that a
+    /// `<resume/>` arriving before it noticed the connection broke can take it over).
+    pub fn resumable(&self) -> Option<(&str, &str)> {
+        let Auth::Bound(jid) = &self.auth else {
+            return None;
+        };
+        let id = self.sm.as_ref()?.id.as_deref()?;
+        Some((id, jid.node().map(|n| n.as_str()).unwrap_or_default()))
+    }
+
+    /// The shell found the detached session for [`Output::Resume`]: this stream takes it
+    /// over (its session id, bound JID and counters), answers `<resumed/>` and resends
+    /// what the client had not acknowledged.
+    pub fn resumed(&mut self, id: SessionId, detached: Detached, h: u32) {
+        let Detached {
+            id: previd,
+            jid,
+            mut sm,
+            ..
+        } = detached;
+        let newly = h.wrapping_sub(sm.acked) as usize;
+        if newly > sm.unacked.len() {
+            self.auth = Auth::Bound(jid);
+            self.id = id;
+            return self.fail("undefined-condition", "acknowledged more than was sent");
+        }
+        sm.unacked.drain(..newly);
+        sm.acked = h;
+        tracing::info!(session = id.0, resent = sm.unacked.len(), "stream resumed");
+        self.id = id;
+        self.auth = Auth::Bound(jid);
+        self.out.push_back(Output::Send(
+            Out::ns("resumed", NS_SM)
+                .attr("h", sm.inbound.to_string())
+                .attr("previd", previd)
+                .to_xml(),
+        ));
+        for xml in &sm.unacked {
+            self.out.push_back(Output::Send(xml.clone()));
+        }
+        if !sm.unacked.is_empty() {
+            self.out
+                .push_back(Output::Send(Out::ns("r", NS_SM).to_xml()));
+        }
+        self.sm = Some(sm);
+    }
+
+    /// The shell has no detached session for [`Output::Resume`] (unknown, expired, or
+    /// another account's): `<failed/>`; the client may bind a new resource.
+    pub fn resume_failed(&mut self) {
+        self.out.push_back(Output::Send(
+            Out::ns("failed", NS_SM)
+                .child(Out::ns("item-not-found", NS_STANZAS))
+                .to_xml(),
+        ));
+    }
+
+    /// XEP-0198 elements of a bound stream; `true` when `el` was one.
+    fn stream_management(&mut self, el: &Element) -> bool {
+        if el.ns() != NS_SM {
+            return false;
+        }
+        match el.name() {
+            "enable" => {
+                if self.sm.is_some() || self.framing != Framing::Tcp {
+                    self.send(
+                        Out::ns("failed", NS_SM)
+                            .child(Out::ns("unexpected-request", NS_STANZAS))
+                            .to_xml(),
+                    );
+                    return true;
+                }
+                let resume = matches!(el.attr("resume"), Some("true" | "1"))
+                    && self.limits.sm_resume_secs > 0;
+                let mut enabled = Out::ns("enabled", NS_SM);
+                let id = if resume {
+                    let mut b = [0u8; 16];
+                    self.entropy.fill(&mut b);
+                    let id = hex::encode(b);
+                    enabled = enabled
+                        .attr("id", id.clone())
+                        .attr("resume", "true")
+                        .attr("max", self.limits.sm_resume_secs.to_string());
+                    Some(id)
+                } else {
+                    None
+                };
+                self.send(enabled.to_xml());
+                self.sm = Some(Sm {
+                    id,
+                    inbound: 0,
+                    sent: 0,
+                    acked: 0,
+                    unacked: VecDeque::new(),
+                });
+            }
+            "r" => {
+                if let Some(sm) = &self.sm {
+                    let a = Out::ns("a", NS_SM).attr("h", sm.inbound.to_string());
+                    self.send(a.to_xml());
+                }
+            }
+            "a" => {
+                let Some(sm) = &mut self.sm else { return true };
+                let Some(h) = el.attr("h").and_then(|h| h.parse::<u32>().ok()) else {
+                    self.fail("bad-format", "an acknowledgement needs h");
+                    return true;
+                };
+                let newly = h.wrapping_sub(sm.acked) as usize;
+                if newly > sm.unacked.len() {
+                    self.fail("undefined-condition", "acknowledged more than was sent");
+                    return true;
+                }
+                sm.unacked.drain(..newly);
+                sm.acked = h;
+            }
+            _ => self.fail(
+                "unsupported-stanza-type",
+                "unknown stream management element",
+            ),
+        }
+        true
     }
 
     /// Ends the stream with a stream error (RFC 6120 section 4.9).
@@ -383,9 +612,18 @@ impl C2s {
                         .child(Out::new("mechanism").text("SCRAM-SHA-256")),
                 )
                 .child(Out::ns("register", NS_REGISTER_FEATURE)),
-            Auth::Authenticated(_) | Auth::Bound(_) => Out::new("stream:features")
-                .child(Out::ns("bind", NS_BIND))
-                .child(Out::ns("session", NS_SESSION).child(Out::new("optional"))),
+            Auth::Authenticated(_) | Auth::Bound(_) => {
+                let f = Out::new("stream:features")
+                    .child(Out::ns("bind", NS_BIND))
+                    .child(Out::ns("session", NS_SESSION).child(Out::new("optional")));
+                // Resumption needs a connection that can break and come back: TCP.
+                // (A BOSH session already survives broken HTTP connections.)
+                if self.framing == Framing::Tcp {
+                    f.child(Out::ns("sm", NS_SM))
+                } else {
+                    f
+                }
+            }
         };
         self.send(features.to_xml());
     }
@@ -629,6 +867,31 @@ impl C2s {
     }
 
     fn binding(&mut self, el: &Element, hub: &Mutex<Hub>) {
+        if el.is("resume", NS_SM) && self.framing == Framing::Tcp {
+            let Auth::Authenticated(user) = &self.auth else {
+                return;
+            };
+            let h = el.attr("h").and_then(|h| h.parse::<u32>().ok());
+            let previd = el.attr("previd").filter(|p| p.len() <= 64);
+            match (previd, h) {
+                (Some(previd), Some(h)) => self.out.push_back(Output::Resume {
+                    previd: previd.to_owned(),
+                    h,
+                    user: user.clone(),
+                }),
+                _ => self.resume_failed(),
+            }
+            return;
+        }
+        if el.ns() == NS_SM {
+            // <enable/> before binding, or anything else.
+            self.send(
+                Out::ns("failed", NS_SM)
+                    .child(Out::ns("unexpected-request", NS_STANZAS))
+                    .to_xml(),
+            );
+            return;
+        }
         let Ok(Stanza::Iq(iq)) = Stanza::parse(el) else {
             return self.fail("not-authorized", "bind a resource first");
         };
@@ -664,6 +927,12 @@ impl C2s {
     }
 
     fn bound(&mut self, el: &Element, hub: &Mutex<Hub>) {
+        if self.stream_management(el) {
+            return;
+        }
+        if let Some(sm) = &mut self.sm {
+            sm.inbound = sm.inbound.wrapping_add(1);
+        }
         let stanza = match Stanza::parse(el) {
             Ok(s) => s,
             Err(StanzaError::UnsupportedType) => {
@@ -792,6 +1061,14 @@ impl C2s {
         };
         self.send(reply);
     }
+}
+
+/// Whether serialized XML is a stanza (counted by stream management).
+fn is_stanza(xml: &str) -> bool {
+    ["<message", "<presence", "<iq"].iter().any(|name| {
+        xml.strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with([' ', '>', '/']))
+    })
 }
 
 /// Decodes SASL data (`=` is the empty response).

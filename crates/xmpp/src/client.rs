@@ -13,7 +13,9 @@ use minidom::Element;
 use rand_core::{OsRng, RngCore as _};
 use tokio::sync::mpsc;
 
+use crate::bosh::BoshConfig;
 use crate::session::{self, stanza_error_condition, Credentials, SessionError};
+use crate::sm::{self, StreamManagement, NS_SM};
 use crate::tls::{TlsConfigError, TrustConfig};
 use crate::transport::{connect_tcp, ElementStream, TransportError};
 use crate::url::{ServerUrl, Transport};
@@ -82,6 +84,8 @@ pub struct Config {
     pub reconnect: Option<Backoff>,
     /// Parser limits for what the server sends.
     pub limits: ParserLimits,
+    /// BOSH settings (used for `http://` and `https://` addresses).
+    pub bosh: BoshConfig,
 }
 
 impl Config {
@@ -98,6 +102,7 @@ impl Config {
             connect_timeout: Duration::from_secs(10),
             reconnect: Some(Backoff::default()),
             limits: ParserLimits::default(),
+            bosh: BoshConfig::default(),
         }
     }
 
@@ -115,9 +120,6 @@ pub enum ConnectError {
     /// The trust configuration could not be built.
     #[error("TLS configuration: {0}")]
     Tls(String),
-    /// The URL names a transport this build cannot use yet.
-    #[error("the {0} transport is not implemented yet")]
-    UnsupportedTransport(&'static str),
     /// The domain is not a valid XMPP domain.
     #[error("invalid XMPP domain")]
     InvalidDomain,
@@ -269,6 +271,13 @@ pub enum Event {
         reason: DisconnectReason,
         /// Whether the client will try again.
         will_reconnect: bool,
+    },
+    /// The connection came back and the server resumed the session (XEP-0198): the same
+    /// JID, still in every room, and nothing lost in either direction (what the server had
+    /// not acknowledged was sent again). No [`Event::Joined`] follows.
+    Resumed {
+        /// Our full JID (unchanged).
+        jid: String,
     },
     /// Waiting `delay` before reconnection attempt `attempt`.
     Reconnecting {
@@ -468,10 +477,26 @@ struct Connector {
     registered: bool,
 }
 
+/// What a connection attempt ended with.
+enum Established {
+    /// A new session: bound to `jid`, with stream management when the server has it.
+    Bound {
+        jid: String,
+        sm: Option<StreamManagement>,
+    },
+    /// The previous session was resumed; the `<resumed/>` element.
+    Resumed(Element),
+}
+
 impl Connector {
-    async fn attempt(&mut self) -> Result<(Box<dyn ElementStream>, String), ConnectError> {
+    /// Connects, logs in, then resumes with `resume` (a `<resume/>` element) when given
+    /// and the server agrees, else binds a new resource and enables stream management.
+    async fn attempt(
+        &mut self,
+        resume: Option<String>,
+    ) -> Result<(Box<dyn ElementStream>, Established), ConnectError> {
         let timeout = self.config.connect_timeout;
-        tokio::time::timeout(timeout, self.attempt_inner())
+        tokio::time::timeout(timeout, self.attempt_inner(resume))
             .await
             .map_err(|_| ConnectError::Timeout)?
     }
@@ -500,33 +525,88 @@ impl Connector {
                 )
                 .await?,
             )),
-            Transport::Bosh { .. } => Err(ConnectError::UnsupportedTransport("BOSH")),
+            Transport::Bosh { .. } => Ok(Box::new(
+                crate::bosh::connect_bosh(
+                    &c.server,
+                    &c.domain,
+                    Arc::clone(&self.tls),
+                    c.limits,
+                    c.bosh.clone(),
+                    c.connect_timeout,
+                )
+                .await?,
+            )),
         }
     }
 
-    async fn attempt_inner(&mut self) -> Result<(Box<dyn ElementStream>, String), ConnectError> {
+    async fn attempt_inner(
+        &mut self,
+        mut resume: Option<String>,
+    ) -> Result<(Box<dyn ElementStream>, Established), ConnectError> {
         let mut stream = self.open().await?;
         let register = self.generated && !self.registered;
-        match session::establish(stream.as_mut(), &self.credentials, register).await {
-            Ok(jid) => {
-                self.registered = true;
-                return Ok((stream, jid));
+        let features =
+            match session::authenticate(stream.as_mut(), &self.credentials, register).await {
+                Ok(features) => {
+                    self.registered = true;
+                    features
+                }
+                Err(SessionError::Auth(session::AuthError::Refused { .. }))
+                    if self.generated && self.registered =>
+                {
+                    tracing::info!("account unknown to the server; registering a new one");
+                    stream.close().await;
+                    self.credentials = Credentials::random();
+                    self.registered = false;
+                    stream = self.open().await?;
+                    let features =
+                        session::authenticate(stream.as_mut(), &self.credentials, true).await?;
+                    self.registered = true;
+                    // A new account has no session to resume.
+                    resume = None;
+                    features
+                }
+                Err(e) => return Err(e.into()),
+            };
+        let offers_sm = sm::offered(&features);
+        if let Some(xml) = resume.filter(|_| offers_sm) {
+            stream.send(xml).await?;
+            let answer = stream.next().await?;
+            if answer.is("resumed", NS_SM) {
+                return Ok((stream, Established::Resumed(answer)));
             }
-            Err(SessionError::Auth(session::AuthError::Refused { .. }))
-                if self.generated && self.registered =>
-            {
-                tracing::info!("account unknown to the server; registering a new one");
+            if !answer.is("failed", NS_SM) {
+                return Err(TransportError::Protocol("unexpected answer to <resume/>").into());
             }
-            Err(e) => return Err(e.into()),
+            tracing::info!("session resumption refused; binding a new resource");
         }
-        stream.close().await;
-        self.credentials = Credentials::random();
-        self.registered = false;
-        let mut stream = self.open().await?;
-        let jid = session::establish(stream.as_mut(), &self.credentials, true).await?;
-        self.registered = true;
-        Ok((stream, jid))
+        let jid = session::bind_offered(stream.as_mut(), &features).await?;
+        let sm = if offers_sm {
+            enable_sm(stream.as_mut()).await?
+        } else {
+            None
+        };
+        Ok((stream, Established::Bound { jid, sm }))
     }
+}
+
+/// Sends `<enable resume='true'/>` and waits for `<enabled/>` (or `<failed/>`).
+async fn enable_sm(
+    stream: &mut dyn ElementStream,
+) -> Result<Option<StreamManagement>, TransportError> {
+    stream.send(sm::enable_xml()).await?;
+    // Nothing is joined yet, so nothing else should come; a few strays are skipped.
+    for _ in 0..8 {
+        let el = stream.next().await?;
+        if el.is("enabled", NS_SM) {
+            return Ok(Some(StreamManagement::from_enabled(&el)));
+        }
+        if el.is("failed", NS_SM) {
+            return Ok(None);
+        }
+        tracing::debug!("element before <enabled/> skipped");
+    }
+    Err(TransportError::Protocol("no answer to <enable/>"))
 }
 
 impl Client {
@@ -557,11 +637,14 @@ impl Client {
             registered: false,
             config,
         };
-        let (stream, jid) = connector.attempt().await?;
+        let (stream, established) = connector.attempt(None).await?;
+        let Established::Bound { jid, sm } = established else {
+            return Err(TransportError::Protocol("resumed without asking").into());
+        };
         tracing::info!("connected and bound");
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::channel(1024);
-        let _ = ev_tx.try_send(Event::Connected { jid });
+        let _ = ev_tx.try_send(Event::Connected { jid: jid.clone() });
         let mut prefix = [0u8; 4];
         OsRng.fill_bytes(&mut prefix);
         let handle = ClientHandle {
@@ -576,6 +659,9 @@ impl Client {
             events: ev_tx,
             rooms: HashMap::new(),
             rejoin_due: None,
+            sm,
+            jid,
+            pending_leaves: Vec::new(),
         };
         tokio::spawn(task.run(stream));
         Ok((handle, ev_rx))
@@ -589,6 +675,12 @@ struct Task {
     rooms: HashMap<String, RoomState>,
     /// When to retry re-joins refused with `conflict`.
     rejoin_due: Option<tokio::time::Instant>,
+    /// XEP-0198 state of the current session, when the server has it.
+    sm: Option<StreamManagement>,
+    /// Our full JID.
+    jid: String,
+    /// Leaves asked for while offline, sent if the session is resumed.
+    pending_leaves: Vec<String>,
 }
 
 /// How one connected period ended.
@@ -647,6 +739,9 @@ impl Task {
                 Ended::Lost(e) => e,
             };
             tracing::info!(error = %reason, "connection lost");
+            if let Some(sm) = &mut self.sm {
+                sm.lost_at = Some(tokio::time::Instant::now());
+            }
             let Some(backoff) = self.connector.config.reconnect.clone() else {
                 let _ = self
                     .emit(Event::Disconnected {
@@ -676,12 +771,6 @@ impl Task {
     /// nobody listening).
     async fn reconnect(&mut self, backoff: &Backoff) -> Option<Box<dyn ElementStream>> {
         self.rejoin_due = None;
-        for room in self.rooms.values_mut() {
-            room.joined = false;
-            room.occupants.clear();
-            room.rejoin_tries = 1;
-            room.awaiting_retry = false;
-        }
         let mut attempt = 0u32;
         loop {
             attempt = attempt.saturating_add(1);
@@ -710,9 +799,27 @@ impl Task {
                     }
                 }
             }
-            match self.connector.attempt().await {
-                Ok((mut stream, jid)) => {
+            let now = tokio::time::Instant::now();
+            let resume = self.sm.as_ref().and_then(|sm| sm.resume_xml(now));
+            let result: Result<(), ConnectError> = match self.connector.attempt(resume).await {
+                Ok((mut stream, Established::Resumed(resumed))) => {
+                    match self.after_resume(stream.as_mut(), &resumed).await {
+                        Ok(()) => {
+                            tracing::info!(attempt, "session resumed");
+                            let jid = self.jid.clone();
+                            if !self.emit(Event::Resumed { jid }).await {
+                                return None;
+                            }
+                            return Some(stream);
+                        }
+                        Err(e) => Err(ConnectError::from(e)),
+                    }
+                }
+                Ok((mut stream, Established::Bound { jid, sm })) => {
                     tracing::info!(attempt, "reconnected");
+                    if !self.new_session(jid.clone(), sm).await {
+                        return None;
+                    }
                     if !self.emit(Event::Connected { jid }).await {
                         return None;
                     }
@@ -721,30 +828,132 @@ impl Task {
                         .iter()
                         .map(|(room, st)| self.join_xml(room, &st.nick))
                         .collect();
-                    let mut ok = true;
+                    let mut sent = Ok(());
                     for xml in joins {
-                        if stream.send(xml).await.is_err() {
-                            ok = false;
+                        sent = self.transmit(stream.as_mut(), xml, None).await;
+                        if sent.is_err() {
                             break;
                         }
                     }
-                    if ok {
-                        return Some(stream);
+                    match sent {
+                        Ok(()) => return Some(stream),
+                        Err(e) => Err(ConnectError::from(e)),
                     }
                 }
-                Err(e) => {
-                    tracing::info!(attempt, error = %e, "reconnection failed");
-                    if backoff.max_attempts.is_some_and(|m| attempt >= m) {
-                        let _ = self
-                            .emit(Event::Disconnected {
-                                reason: DisconnectReason::GaveUp(e),
-                                will_reconnect: false,
-                            })
-                            .await;
-                        return None;
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                tracing::info!(attempt, error = %e, "reconnection failed");
+                if backoff.max_attempts.is_some_and(|m| attempt >= m) {
+                    let _ = self
+                        .emit(Event::Disconnected {
+                            reason: DisconnectReason::GaveUp(e),
+                            will_reconnect: false,
+                        })
+                        .await;
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// The server resumed our session: take its acknowledgement, send again what it had
+    /// not received, and catch up with what was asked while offline.
+    async fn after_resume(
+        &mut self,
+        stream: &mut dyn ElementStream,
+        resumed: &Element,
+    ) -> Result<(), TransportError> {
+        let Some(state) = self.sm.as_mut() else {
+            return Err(TransportError::Protocol(
+                "resumed without stream management",
+            ));
+        };
+        state
+            .acknowledged(resumed.attr("h"))
+            .map_err(|_| TransportError::Protocol("bad count in <resumed/>"))?;
+        state.lost_at = None;
+        let resend: Vec<sm::Unacked> = state.unacked.drain(..).collect();
+        let any = !resend.is_empty();
+        for u in resend {
+            self.transmit(stream, u.xml, u.id).await?;
+        }
+        if any {
+            stream.send(sm::request_xml()).await?;
+        }
+        // Joins asked for while offline (rooms we were in are still joined).
+        let joins: Vec<String> = self
+            .rooms
+            .iter()
+            .filter(|(_, st)| !st.joined)
+            .map(|(room, st)| self.join_xml(room, &st.nick))
+            .collect();
+        for xml in joins {
+            self.transmit(stream, xml, None).await?;
+        }
+        for xml in std::mem::take(&mut self.pending_leaves) {
+            self.transmit(stream, xml, None).await?;
+        }
+        Ok(())
+    }
+
+    /// The old session is gone (no resumption): what it had not acknowledged is reported
+    /// as not sent, and every room will be joined again. `false`: nobody listens.
+    async fn new_session(&mut self, jid: String, sm: Option<StreamManagement>) -> bool {
+        self.jid = jid;
+        self.pending_leaves.clear();
+        let lost = std::mem::replace(&mut self.sm, sm);
+        for room in self.rooms.values_mut() {
+            room.joined = false;
+            room.occupants.clear();
+            room.rejoin_tries = 1;
+            room.awaiting_retry = false;
+        }
+        if let Some(lost) = lost {
+            for u in lost.unacked {
+                if let Some(id) = u.id {
+                    if !self.emit(Event::NotSent { id }).await {
+                        return false;
                     }
                 }
             }
+        }
+        true
+    }
+
+    /// Sends one element; a stanza is counted and kept until acknowledged under stream
+    /// management.
+    async fn transmit(
+        &mut self,
+        stream: &mut dyn ElementStream,
+        xml: String,
+        id: Option<MessageId>,
+    ) -> Result<(), TransportError> {
+        if let Some(state) = &mut self.sm {
+            if sm::is_stanza_xml(&xml) && state.sent(&xml, id).is_err() {
+                return Err(TransportError::Protocol(
+                    "the server does not acknowledge stanzas",
+                ));
+            }
+        }
+        stream.send(xml).await
+    }
+
+    /// XEP-0198 elements on an established stream.
+    async fn stream_management(
+        &mut self,
+        stream: &mut dyn ElementStream,
+        el: &Element,
+    ) -> Result<(), TransportError> {
+        let Some(state) = self.sm.as_mut() else {
+            return Ok(());
+        };
+        match el.name() {
+            "r" => stream.send(state.answer_xml()).await,
+            "a" => state
+                .acknowledged(el.attr("h"))
+                .map_err(|_| TransportError::Protocol("bad stream management acknowledgement")),
+            _ => Ok(()),
         }
     }
 
@@ -756,7 +965,12 @@ impl Task {
                 true
             }
             Command::Leave { room } => {
-                if self.rooms.remove(&room).is_some() {
+                if let Some(st) = self.rooms.remove(&room) {
+                    if st.joined && self.sm.is_some() {
+                        // Sent if the session is resumed (it is still in the room then).
+                        let xml = self.leave_xml(&room, &st.nick);
+                        self.pending_leaves.push(xml);
+                    }
                     self.emit(Event::Left { room }).await
                 } else {
                     true
@@ -786,7 +1000,7 @@ impl Task {
                         .map(|(room, nick)| self.join_xml(&room, &nick))
                         .collect();
                     for xml in joins {
-                        if let Err(e) = stream.send(xml).await {
+                        if let Err(e) = self.transmit(stream, xml, None).await {
                             return Ended::Lost(e);
                         }
                     }
@@ -800,6 +1014,11 @@ impl Task {
                     }
                 }
                 el = stream.next() => match el {
+                    Ok(el) if el.ns() == NS_SM => {
+                        if let Err(e) = self.stream_management(stream, &el).await {
+                            return Ended::Lost(e);
+                        }
+                    }
                     Ok(el) => match self.incoming(stream, el).await {
                         Ok(true) => {}
                         Ok(false) => return Ended::Abandoned,
@@ -822,18 +1041,27 @@ impl Task {
             Command::Join { room, nick } => {
                 let xml = self.join_xml(&room, &nick);
                 self.rooms.insert(room, RoomState::new(nick));
-                stream.send(xml).await?;
+                self.transmit(stream, xml, None).await?;
             }
             Command::Leave { room } => {
                 if let Some(st) = self.rooms.get(&room) {
                     let xml = self.leave_xml(&room, &st.nick);
-                    stream.send(xml).await?;
+                    self.transmit(stream, xml, None).await?;
                 }
             }
             Command::Send { xml, id } => {
-                if let Err(e) = stream.send(xml).await {
-                    let _ = self.emit(Event::NotSent { id }).await;
+                let managed = self.sm.is_some();
+                let sent = self.transmit(stream, xml, Some(id.clone())).await;
+                if let Err(e) = sent {
+                    // Under stream management the stanza waits in the unacknowledged
+                    // queue: resent after a resumption, reported if the session is lost.
+                    if !managed {
+                        let _ = self.emit(Event::NotSent { id }).await;
+                    }
                     return Err(e);
+                }
+                if managed {
+                    stream.send(sm::request_xml()).await?;
                 }
             }
         }
@@ -854,6 +1082,11 @@ impl Task {
         stream: &mut dyn ElementStream,
         el: Element,
     ) -> Result<bool, TransportError> {
+        if let Some(state) = &mut self.sm {
+            if sm::is_stanza(&el) {
+                state.received();
+            }
+        }
         match el.name() {
             "message" => Ok(self.message(&el).await),
             "presence" => Ok(self.presence(&el).await),
@@ -892,7 +1125,7 @@ impl Task {
                 session::NS_STANZAS
             )
         };
-        stream.send(reply).await
+        self.transmit(stream, reply, None).await
     }
 
     async fn message(&mut self, el: &Element) -> bool {

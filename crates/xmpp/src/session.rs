@@ -316,6 +316,14 @@ pub async fn login_scram(
 /// Restarts the stream after SASL, binds a resource, and returns the full JID.
 pub async fn bind(stream: &mut dyn ElementStream) -> Result<String, SessionError> {
     let features = stream.open().await?;
+    bind_offered(stream, &features).await
+}
+
+/// Binds a resource on a stream restarted after SASL whose `features` were just received.
+pub async fn bind_offered(
+    stream: &mut dyn ElementStream,
+    features: &Element,
+) -> Result<String, SessionError> {
     if features.get_child("bind", NS_BIND).is_none() {
         return Err(TransportError::Protocol("no resource binding offered").into());
     }
@@ -366,10 +374,22 @@ pub async fn establish(
     creds: &Credentials,
     register_first: bool,
 ) -> Result<String, SessionError> {
+    let features = authenticate(stream, creds, register_first).await?;
+    bind_offered(stream, &features).await
+}
+
+/// Registers (when `register` is set) and logs in on a freshly connected stream, then
+/// restarts it. Returns the features offered after authentication (binding, and stream
+/// management where the server has it), before anything is bound or resumed.
+pub async fn authenticate(
+    stream: &mut dyn ElementStream,
+    creds: &Credentials,
+    register_first: bool,
+) -> Result<Element, SessionError> {
     let features = stream.open().await?;
     if register_first {
         register(stream, &features, creds).await?;
     }
     login_scram(stream, &features, creds).await?;
-    bind(stream).await
+    Ok(stream.open().await?)
 }

@@ -6,7 +6,7 @@
 //! serialized top-level element, receive the next top-level element. TCP frames that as
 //! one long XML document (RFC 6120); WebSocket (RFC 7395) frames each element in its own
 //! message with `<open/>`/`<close/>`; BOSH (XEP-0206) wraps elements in `<body/>` HTTP
-//! requests. Those two connectors plug in here next, returning the same trait object.
+//! requests. Those two connectors live in [`crate::websocket`] and [`crate::bosh`].
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -97,6 +97,9 @@ pub enum TransportError {
     /// The server broke the protocol.
     #[error("the server broke the protocol: {0}")]
     Protocol(&'static str),
+    /// The BOSH session failed (XEP-0124).
+    #[error("{0}")]
+    Bosh(crate::bosh::BoshError),
 }
 
 /// Builds the stream header for `domain`.

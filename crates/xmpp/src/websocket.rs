@@ -48,7 +48,7 @@ const ROOT: &str =
 
 /// Adds `xmlns='jabber:client'` to a top-level stanza that has no namespace (RFC 7395
 /// requires every frame's element to be namespace-qualified).
-fn qualify(xml: &str) -> String {
+pub(crate) fn qualify(xml: &str) -> String {
     for name in ["<message", "<presence", "<iq"] {
         if let Some(rest) = xml.strip_prefix(name) {
             let head_end = rest.find('>').unwrap_or(rest.len());

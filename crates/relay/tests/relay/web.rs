@@ -811,3 +811,87 @@ async fn bosh_hold_zero_answers_every_request_at_once() {
     assert_eq!(parse_body(&text).attr("type"), None);
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+#[tokio::test]
+async fn bosh_answers_held_requests_in_rid_order() {
+    // XEP-0124 §14.1: the reply to a request sent while an older one is held goes on the
+    // older one; the newer is held in its place.
+    let server = start().await;
+    let (mut bosh, _) = BoshClient::connect(&server).await;
+    bosh.next().await; // features
+    account(&mut bosh, "orderuser").await;
+    let (addr, sid) = (bosh.addr, bosh.sid.clone());
+    let (older, newer) = (bosh.rid + 1, bosh.rid + 2);
+    let held = tokio::spawn(post(
+        addr,
+        format!("<body xmlns='{NS_HTTPBIND}' rid='{older}' sid='{sid}'/>"),
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!held.is_finished(), "the empty request is held");
+    let ping = standalone(
+        "<iq type='get' id='order-ping' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
+    );
+    let second = tokio::spawn(post(
+        addr,
+        format!("<body xmlns='{NS_HTTPBIND}' rid='{newer}' sid='{sid}'>{ping}</body>"),
+    ));
+    let (status, text) = tokio::time::timeout(Duration::from_secs(1), held)
+        .await
+        .expect("the older request is released")
+        .unwrap();
+    assert_eq!(status, 200);
+    let body = parse_body(&text);
+    let reply = body
+        .children()
+        .next()
+        .expect("the ping result on the older request");
+    assert_eq!(reply.attr("id"), Some("order-ping"));
+    assert_eq!(reply.attr("type"), Some("result"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !second.is_finished(),
+        "the newer request is held in its place"
+    );
+    let (_, text) = second.await.unwrap();
+    assert_eq!(parse_body(&text).children().count(), 0);
+}
+
+#[tokio::test]
+async fn bosh_resent_held_rid_takes_the_place_of_the_first() {
+    // A client whose connection broke while its request was held resends the same rid on
+    // a new connection: the first request is answered empty and the resent one is held in
+    // its place, so what comes next is not written to the dead connection.
+    let server = start().await;
+    let (mut bosh, _) = BoshClient::connect(&server).await;
+    bosh.next().await; // features
+    account(&mut bosh, "resentuser").await;
+    let (addr, sid) = (bosh.addr, bosh.sid.clone());
+    let (rid, next) = (bosh.rid + 1, bosh.rid + 2);
+    let poll = format!("<body xmlns='{NS_HTTPBIND}' rid='{rid}' sid='{sid}'/>");
+    let first = tokio::spawn(post(addr, poll.clone()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!first.is_finished(), "held");
+    let resent = tokio::spawn(post(addr, poll));
+    let (status, text) = tokio::time::timeout(Duration::from_secs(1), first)
+        .await
+        .expect("the first request is let go")
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(parse_body(&text).children().count(), 0);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!resent.is_finished(), "the resent request is held instead");
+    let ping = standalone(
+        "<iq type='get' id='resent-ping' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
+    );
+    let _newer = tokio::spawn(post(
+        addr,
+        format!("<body xmlns='{NS_HTTPBIND}' rid='{next}' sid='{sid}'>{ping}</body>"),
+    ));
+    let (_, text) = tokio::time::timeout(Duration::from_secs(1), resent)
+        .await
+        .expect("released by the newer request")
+        .unwrap();
+    let body = parse_body(&text);
+    let reply = body.children().next().expect("the ping result");
+    assert_eq!(reply.attr("id"), Some("resent-ping"));
+}

@@ -9,9 +9,11 @@
     clippy::indexing_slicing
 )]
 
+mod bosh;
 mod fake_server;
 mod proxy;
 mod relay;
+mod sm;
 mod url;
 mod websocket;
 
@@ -26,23 +28,45 @@ use cryptocat_xmpp::{
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn start_relay_at(addr: SocketAddr, tag: &str) -> Running {
+    start_relay_with(addr, tag, Limits::default()).await
+}
+
+/// A relay with these limits (the authentication back-off shortened for tests).
+pub async fn start_relay_with(addr: SocketAddr, tag: &str, limits: Limits) -> Running {
     let mut config = RelayConfig::new("localhost", addr);
     config.state_dir = Some(
         std::env::temp_dir().join(format!("cryptocat-xmpp-test-{}-{tag}", std::process::id())),
     );
     config.limits = Limits {
         auth_failure_delay_ms: 10,
-        ..Limits::default()
+        ..limits
     };
     Server::bind(config).await.unwrap().spawn()
 }
 
+/// A relay that does not offer XEP-0198 resumption (as many servers): a broken
+/// connection means a new session and re-joining.
+pub async fn start_relay_without_resumption() -> Running {
+    let limits = Limits {
+        sm_resume_secs: 0,
+        ..Limits::default()
+    };
+    start_relay_with(SocketAddr::from(([127, 0, 0, 1], 0)), "no-resume", limits).await
+}
+
 /// A relay that also serves HTTP (WebSocket at /xmpp-websocket) on loopback.
 pub async fn start_relay_with_http() -> Running {
+    start_relay_http("http", false).await
+}
+
+/// A relay with an HTTP listener (HTTPS with its generated certificate when `https`).
+pub async fn start_relay_http(tag: &str, https: bool) -> Running {
     let mut config = RelayConfig::new("localhost", SocketAddr::from(([127, 0, 0, 1], 0)));
     config.http = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-    config.state_dir =
-        Some(std::env::temp_dir().join(format!("cryptocat-xmpp-test-{}-http", std::process::id())));
+    config.http_tls = Some(https);
+    config.state_dir = Some(
+        std::env::temp_dir().join(format!("cryptocat-xmpp-test-{}-{tag}", std::process::id())),
+    );
     config.limits = Limits {
         auth_failure_delay_ms: 10,
         ..Limits::default()

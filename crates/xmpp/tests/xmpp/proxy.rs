@@ -9,19 +9,24 @@ use cryptocat_xmpp::{DisconnectReason, Event, TrustConfig};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::{config, config_for, joined, next, online, start_relay, start_relay_at, wait_for};
+use crate::{
+    config, config_for, joined, next, online, start_relay, start_relay_at,
+    start_relay_without_resumption, wait_for,
+};
 
 pub struct Proxy {
     pub addr: SocketAddr,
-    upstream: Arc<Mutex<SocketAddr>>,
+    pub upstream: Arc<Mutex<SocketAddr>>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
     /// Bumped to cut client sides only, holding the server sides open for a while.
     half_open: tokio::sync::watch::Sender<u32>,
+    /// Bumped to stop forwarding on open connections (both sockets stay open).
+    frozen: tokio::sync::watch::Sender<u32>,
     _accept: JoinHandle<()>,
 }
 
 /// How long a half-open cut keeps the server side of a connection.
-const HOLD: Duration = Duration::from_millis(800);
+pub const HOLD: Duration = Duration::from_millis(800);
 
 impl Proxy {
     pub async fn start(upstream: SocketAddr) -> Proxy {
@@ -31,6 +36,7 @@ impl Proxy {
         let conns = Arc::new(Mutex::new(Vec::new()));
         let (up, cs) = (Arc::clone(&upstream), Arc::clone(&conns));
         let (half_open, watch) = tokio::sync::watch::channel(0u32);
+        let (frozen, freeze_watch) = tokio::sync::watch::channel(0u32);
         let accept = tokio::spawn(async move {
             loop {
                 let Ok((mut client, _)) = listener.accept().await else {
@@ -39,6 +45,8 @@ impl Proxy {
                 let target = *up.lock().unwrap();
                 let mut watch = watch.clone();
                 watch.mark_unchanged();
+                let mut freeze = freeze_watch.clone();
+                freeze.mark_unchanged();
                 let task = tokio::spawn(async move {
                     if let Ok(mut server) = TcpStream::connect(target).await {
                         tokio::select! {
@@ -47,6 +55,11 @@ impl Proxy {
                                 drop(client);
                                 tokio::time::sleep(HOLD).await;
                                 drop(server);
+                            }
+                            _ = freeze.changed() => {
+                                // Nothing more goes through; both ends stay open until
+                                // the connection is cut.
+                                std::future::pending::<()>().await;
                             }
                         }
                     }
@@ -59,14 +72,21 @@ impl Proxy {
             upstream,
             conns,
             half_open,
+            frozen,
             _accept: accept,
         }
     }
 
     /// Drops the client side of every open connection but keeps the server side for
     /// [`HOLD`]: the server still sees the old session, as over a half-open connection.
-    fn cut_client_side(&self) {
+    pub fn cut_client_side(&self) {
         self.half_open.send_modify(|n| *n += 1);
+    }
+
+    /// Stops forwarding on every open connection without closing it: what either side
+    /// writes from now on is never delivered (a connection that silently died).
+    pub fn freeze(&self) {
+        self.frozen.send_modify(|n| *n += 1);
     }
 
     /// Cuts every open connection (both sockets are dropped).
@@ -79,7 +99,7 @@ impl Proxy {
 
 #[tokio::test]
 async fn dropped_connection_reconnects_and_rejoins_the_room() {
-    let server = start_relay().await;
+    let server = start_relay_without_resumption().await;
     let proxy = Proxy::start(server.c2s_addr).await;
     let mut alice = online(config_for(
         proxy.addr,
@@ -228,7 +248,7 @@ async fn reconnection_gives_up_after_max_attempts() {
 
 #[tokio::test]
 async fn rejoin_refused_while_the_old_occupant_lingers_is_retried() {
-    let server = start_relay().await;
+    let server = start_relay_without_resumption().await;
     let proxy = Proxy::start(server.c2s_addr).await;
     let mut alice = online(config_for(
         proxy.addr,

@@ -266,29 +266,6 @@ async fn untrusted_certificate_is_refused() {
 }
 
 #[tokio::test]
-async fn bosh_urls_are_not_implemented_yet() {
-    for url in [
-        "http://127.0.0.1:1/http-bind",
-        "https://127.0.0.1:1/http-bind",
-    ] {
-        let mut cfg = cryptocat_xmpp::Config::new(cryptocat_xmpp::ServerUrl::parse(url).unwrap())
-            .with_domain("localhost");
-        cfg.trust = TrustConfig::only(
-            rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
-                .unwrap()
-                .cert
-                .der()
-                .clone(),
-        );
-        let err = Client::connect(cfg).await.unwrap_err();
-        assert!(
-            matches!(err, ConnectError::UnsupportedTransport(_)),
-            "{err:?}"
-        );
-    }
-}
-
-#[tokio::test]
 async fn invalid_room_and_nick_are_refused_locally() {
     let server = start_relay().await;
     let alice = online(config(&server)).await;
@@ -324,7 +301,7 @@ async fn occupant_leaving_by_disconnecting_is_reported() {
 
 /// Collects formatted log lines.
 #[derive(Clone, Default)]
-struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+pub(crate) struct LogBuffer(pub(crate) std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl std::io::Write for LogBuffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
