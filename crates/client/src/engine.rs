@@ -303,6 +303,7 @@ impl Engine {
             present,
             before_disconnect: BTreeSet::new(),
             outbox: VecDeque::new(),
+            offline_private: VecDeque::new(),
             held: VecDeque::new(),
             gate: None,
             rejoin_wait: config.rejoin_wait,
@@ -349,7 +350,13 @@ struct Pending {
     bytes: Vec<u8>,
     /// The transport's id while it is out; `None` when it must be sent (again).
     id: Option<MessageId>,
+    /// It was out when the connection dropped: if the session is resumed the transport
+    /// delivers it; if not, it is sent again after re-joining.
+    suspect: bool,
 }
+
+/// Most pairwise payloads kept while the connection is down (for a resumed session).
+const MAX_OFFLINE_PRIVATE: usize = 4_096;
 
 /// After a re-join: texts and unaccepted payloads wait for the members who were there.
 struct Gate {
@@ -370,6 +377,9 @@ struct Task {
     present: BTreeSet<String>,
     before_disconnect: BTreeSet<String>,
     outbox: VecDeque<Pending>,
+    /// Pairwise payloads made while offline: sent if the session is resumed, dropped if
+    /// we re-join (every pairwise session restarts then).
+    offline_private: VecDeque<(String, Vec<u8>)>,
     held: VecDeque<(u64, Zeroizing<String>)>,
     gate: Option<Gate>,
     rejoin_wait: Duration,
@@ -411,6 +421,15 @@ impl Task {
                 }
             }
             self.flush().await;
+        }
+        // Let the transport finish: it sends our leave and closes the stream cleanly only
+        // while someone still reads its events (a dropped reader looks like a broken
+        // connection, which a server with stream management keeps for resumption).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, xevents.recv()).await {
+            if matches!(event, Event::Disconnected { .. }) {
+                break;
+            }
         }
     }
 
@@ -538,16 +557,18 @@ impl Task {
                     self.before_disconnect = self.present.clone();
                 }
                 self.online = false;
-                // Unknown whether the server took them: send again after re-joining.
-                // Receivers refuse what they already have, so nothing shows twice.
+                // Unknown whether the server took them. A resumed session delivers them;
+                // otherwise they go again after re-joining, and receivers refuse what
+                // they already have, so nothing shows twice.
                 for p in &mut self.outbox {
-                    p.id = None;
+                    p.suspect = true;
                 }
                 if !will_reconnect {
                     self.go_offline("the connection was lost and not re-established")
                         .await;
                 }
             }
+            Event::Resumed { .. } => self.resumed(rng).await,
             Event::Reconnecting { attempt, delay } => {
                 self.emit(EngineEvent::Connection(ConnectionState::Reconnecting {
                     attempt,
@@ -566,6 +587,13 @@ impl Task {
     /// every pairwise session restarts: forget them all and meet everyone again.
     async fn rejoined(&mut self, occupants: Vec<String>, rng: &mut OsRng) {
         let t = now();
+        self.offline_private.clear();
+        for p in &mut self.outbox {
+            if p.suspect {
+                p.id = None;
+                p.suspect = false;
+            }
+        }
         for member in self.room.members() {
             self.room.member_absent(t, rng, &member.address);
         }
@@ -582,6 +610,31 @@ impl Task {
         });
         self.emit(EngineEvent::Connection(ConnectionState::Connected))
             .await;
+        self.check_gate(rng).await;
+    }
+
+    /// The server resumed our session (XEP-0198): still in the room, nobody saw us go,
+    /// and the transport re-sent what the server had not acknowledged. Send what was
+    /// made while offline.
+    async fn resumed(&mut self, rng: &mut OsRng) {
+        self.online = true;
+        self.before_disconnect.clear();
+        for p in &mut self.outbox {
+            p.suspect = false;
+        }
+        while let Some((occupant, payload)) = self.offline_private.pop_front() {
+            if let Err(e) = self.xmpp.send_private(&self.room_name, &occupant, &payload) {
+                tracing::debug!(error = %e, "private payload not sent");
+            }
+        }
+        self.emit(EngineEvent::Connection(ConnectionState::Connected))
+            .await;
+        if self.gate.is_none() {
+            self.gate = Some(Gate {
+                awaiting: BTreeSet::new(),
+                deadline: Instant::now(),
+            });
+        }
         self.check_gate(rng).await;
     }
 
@@ -858,21 +911,26 @@ impl Task {
                 self.outbox.push_back(Pending {
                     bytes: t.payload,
                     id,
+                    suspect: false,
                 });
             }
             Destination::Member(address) => {
-                // Pairwise traffic is not kept: after a reconnection every session
-                // starts again.
+                let Some(occupant) = address.strip_prefix(&self.prefix) else {
+                    return;
+                };
                 if !self.online {
+                    // Kept for a resumed session; dropped if we re-join instead.
+                    if self.offline_private.len() < MAX_OFFLINE_PRIVATE {
+                        self.offline_private
+                            .push_back((occupant.to_owned(), t.payload));
+                    }
                     return;
                 }
-                if let Some(occupant) = address.strip_prefix(&self.prefix) {
-                    if let Err(e) = self
-                        .xmpp
-                        .send_private(&self.room_name, occupant, &t.payload)
-                    {
-                        tracing::debug!(error = %e, "private payload not sent");
-                    }
+                if let Err(e) = self
+                    .xmpp
+                    .send_private(&self.room_name, occupant, &t.payload)
+                {
+                    tracing::debug!(error = %e, "private payload not sent");
                 }
             }
         }

@@ -73,6 +73,11 @@ async fn three_members_chat_over_websocket() {
 }
 
 #[tokio::test]
+async fn three_members_chat_over_bosh() {
+    three_members_chat(Via::Bosh, "trio-bosh").await;
+}
+
+#[tokio::test]
 async fn fingerprints_match_and_the_secret_question_decides() {
     let relay = start_relay("verify").await;
     let (mut a, mut b, mut c) = trio(&relay, Via::Tcp, "verify").await;

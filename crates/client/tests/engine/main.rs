@@ -13,6 +13,7 @@
 mod chat;
 mod proxy;
 mod reconnect;
+mod xleave;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -47,12 +48,14 @@ pub async fn start_relay_at(c2s: SocketAddr, http: Option<SocketAddr>, tag: &str
 pub enum Via {
     Tcp,
     WebSocket,
+    Bosh,
 }
 
 pub fn url(relay: &Running, via: Via) -> ServerUrl {
     let text = match via {
         Via::Tcp => format!("xmpp://{}", relay.c2s_addr),
         Via::WebSocket => format!("ws://{}/xmpp-websocket", relay.http_addr.unwrap()),
+        Via::Bosh => format!("http://{}/http-bind", relay.http_addr.unwrap()),
     };
     ServerUrl::parse(&text).unwrap()
 }

@@ -45,13 +45,16 @@ async fn a_cut_connection_reconnects_and_loses_nothing() {
     b.hear("alice", "one").await;
     a.confirmed(&id, 1).await;
 
-    // The network fails under alice, who keeps typing.
+    // The network fails under alice, who keeps typing; bob too. The relay keeps alice's
+    // session (XEP-0198) and she resumes it: nobody saw her leave.
     proxy.cut();
     a.handle.send("two, typed during the cut").unwrap();
     a.handle.send("three, typed during the cut").unwrap();
+    b.say("bob during the cut").await;
     reconnected(&mut a).await;
     b.hear("alice", "two, typed during the cut").await;
     b.hear("alice", "three, typed during the cut").await;
+    a.hear("bob", "bob during the cut").await;
     b.say("welcome back").await;
     a.hear("bob", "welcome back").await;
     a.drain_for(Duration::from_millis(500)).await;
@@ -64,7 +67,14 @@ async fn a_cut_connection_reconnects_and_loses_nothing() {
         assert_eq!(count(&b, "alice", text), 1, "{text}: {:?}", b.received());
     }
     assert_eq!(count(&a, "bob", "welcome back"), 1);
+    assert_eq!(count(&a, "bob", "bob during the cut"), 1);
     assert_eq!(a.handle.pending().await.unwrap(), 0);
+    assert!(
+        !b.log
+            .iter()
+            .any(|e| matches!(e, EngineEvent::MemberLeft { .. })),
+        "the session was resumed: bob never saw alice leave"
+    );
     assert!(a.warnings().is_empty(), "{:?}", a.warnings());
     assert!(b.warnings().is_empty(), "{:?}", b.warnings());
 }
@@ -111,11 +121,11 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 async fn the_wire_carries_no_nickname_and_no_text() {
     let relay = start_relay("privacy").await;
     let proxy = Proxy::start(relay.http_addr.unwrap()).await;
-    let ws = ServerUrl::parse(&format!("ws://{}/xmpp-websocket", proxy.addr)).unwrap();
+    let bosh = ServerUrl::parse(&format!("http://{}/http-bind", proxy.addr)).unwrap();
     let nicks = ["Zaphod-Nick-91", "Trillian-Nick-42", "Marvin-Nick-77"];
     let mut people = Vec::new();
     for nick in nicks {
-        people.push(Person::join(engine_config(&relay, ws.clone(), "privacy", nick)).await);
+        people.push(Person::join(engine_config(&relay, bosh.clone(), "privacy", nick)).await);
     }
     for p in &mut people {
         p.wait_members(3).await;
@@ -143,7 +153,7 @@ async fn the_wire_carries_no_nickname_and_no_text() {
         .await;
     let wire = proxy.captured();
     assert!(wire.len() > 10_000, "captured only {} bytes", wire.len());
-    // The capture is readable XML (plain WebSocket on loopback): the room is there...
+    // The capture is readable XML (plain HTTP BOSH on loopback): the room is there...
     assert!(contains(&wire, b"privacy@conference.localhost"));
     // ...but no nickname and no text, in any case.
     let lower = wire.to_ascii_lowercase();
