@@ -76,6 +76,10 @@ pub struct Config {
     pub trust: TrustConfig,
     /// An existing account; `None` registers a random one in-band.
     pub credentials: Option<Credentials>,
+    /// The session identity: when set and the server offers `X-CRYPTOCAT-KEY`, the client
+    /// logs in with the key challenge (account bound to the key, nothing registered) and
+    /// `credentials` are not used. The key stays inside `cryptocat-protocol`.
+    pub identity: Option<Arc<cryptocat_protocol::identity::Identity>>,
     /// Bound on connecting, TLS and login together.
     pub connect_timeout: Duration,
     /// Reconnection after a dropped connection; `None` ends the client instead.
@@ -95,6 +99,7 @@ impl Config {
             server,
             trust: TrustConfig::system(),
             credentials: None,
+            identity: None,
             connect_timeout: Duration::from_secs(10),
             reconnect: Some(Backoff::default()),
             limits: ParserLimits::default(),
@@ -507,7 +512,15 @@ impl Connector {
     async fn attempt_inner(&mut self) -> Result<(Box<dyn ElementStream>, String), ConnectError> {
         let mut stream = self.open().await?;
         let register = self.generated && !self.registered;
-        match session::establish(stream.as_mut(), &self.credentials, register).await {
+        let key = self
+            .config
+            .identity
+            .as_deref()
+            .map(|identity| session::KeyLogin {
+                identity,
+                domain: &self.config.domain,
+            });
+        match session::establish_with_key(stream.as_mut(), &self.credentials, register, key).await {
             Ok(jid) => {
                 self.registered = true;
                 return Ok((stream, jid));

@@ -10,6 +10,7 @@
 )]
 
 mod fake_server;
+mod keyauth;
 mod proxy;
 mod relay;
 mod url;
