@@ -11,7 +11,7 @@
 --   cryptocat_keycheck = "/usr/local/bin/cryptocat-keycheck"  -- path of the helper
 --
 -- Load it on the VirtualHost (modules_enabled = { ..., "cryptocat_key" }).
--- Registration (mod_register) of key-shaped names (32 characters of a-z2-7) is refused,
+-- Registration (mod_register) of key-shaped names (40 characters of a-z2-7) is refused,
 -- so no password account can take a key's JID.
 
 local sasl = require "util.sasl";
@@ -80,7 +80,7 @@ local function mechanism(self, message)
 	local out = proc:read("*l") or "";
 	proc:close();
 	local localpart = out:match("^ok ([a-z2-7]+)$");
-	if not localpart or #localpart ~= 32 then
+	if not localpart or #localpart ~= 40 then
 		if not out:match("^refused") then
 			module:log("error", "%s gave no answer; is cryptocat_keycheck set?", helper);
 			return "failure", "temporary-auth-failure";
@@ -124,7 +124,7 @@ end, 10);
 -- No password account may take a key-derived name.
 module:hook("user-registering", function(event)
 	local name = event.username or "";
-	if #name == 32 and name:match("^[a-z2-7]+$") then
+	if #name == 40 and name:match("^[a-z2-7]+$") then
 		event.allowed = false;
 		event.reason = "that name is reserved for key-bound accounts";
 	end

@@ -33,8 +33,11 @@ pub const EXPORTER_BYTES: usize = 32;
 pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-Channel-Binding";
 /// Longest domain accepted in a challenge (RFC 7622 limits each JID part to 1023 bytes).
 pub const MAX_DOMAIN_BYTES: usize = 1023;
-/// Characters of a key-derived localpart (20 hash bytes in base32).
-pub const LOCALPART_CHARS: usize = 32;
+/// Characters of a key-derived localpart (25 hash bytes in base32). Not 32: random
+/// Cryptocat usernames are 32 hex digits and must never fall in the reserved shape.
+pub const LOCALPART_CHARS: usize = 40;
+/// Hash bytes in a localpart.
+const LOCALPART_BYTES: usize = 25;
 /// Bytes of client-first.
 pub const CLIENT_FIRST_BYTES: usize = 1 + 32;
 /// Bytes of client-final.
@@ -317,13 +320,13 @@ pub fn verify(
     Ok(localpart(&first.key))
 }
 
-/// The JID localpart bound to `key`: the first 20 bytes of
+/// The JID localpart bound to `key`: the first 25 bytes of
 /// `SHA-256(u64(len(label)) || label || u64(32) || key)` with label
 /// `cryptocat/v1/xmpp-localpart`, in lowercase RFC 4648 base32 without padding
 /// ([`LOCALPART_CHARS`] characters, `a-z2-7`).
 pub fn localpart(key: &VerifyingKey) -> String {
     let h = kdf::hash(label::KEY_LOCALPART, &[key.as_bytes()]);
-    base32_lower(h.get(..20).unwrap_or(&h))
+    base32_lower(h.get(..LOCALPART_BYTES).unwrap_or(&h))
 }
 
 /// Whether `name` has the shape of a key-derived localpart.
@@ -393,6 +396,10 @@ mod tests {
         let name = verify("example.org", &ch.nonce, &first, &cb, &sig).unwrap();
         assert_eq!(name, localpart(&id.verifying_key()));
         assert!(is_key_localpart(&name));
+        assert_eq!(name.len(), LOCALPART_CHARS);
+        // Random Cryptocat usernames (32 hex digits) are never in the reserved shape.
+        assert!(!is_key_localpart(&"a2".repeat(16)));
+        assert!(is_key_localpart(&"a2".repeat(20)));
         // Any other domain, nonce, binding, key or a flipped bit fails.
         assert_eq!(
             verify("example.net", &ch.nonce, &first, &cb, &sig),
@@ -470,6 +477,18 @@ mod tests {
         cb[33] = 9;
         assert!(Challenge::decode(&cb).is_err());
         assert!(Challenge::decode(&vec![1u8; MAX_CHALLENGE_BYTES + 1]).is_err());
+    }
+
+    proptest::proptest! {
+        /// Network bytes of any shape give an error or a message, never a panic, and a
+        /// decoded challenge encodes back to the same bytes.
+        #[test]
+        fn decoders_take_any_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..1200)) {
+            let _ = ClientFirst::decode(&bytes);
+            if let Ok(ch) = Challenge::decode(&bytes) {
+                proptest::prop_assert_eq!(ch.encode(), bytes);
+            }
+        }
     }
 
     /// The published vector in `test-vectors/key-challenge.json`: regenerate with
