@@ -321,3 +321,47 @@ async fn client_refuses_a_challenge_for_another_domain() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn key_logins_leave_no_key_localpart_or_signature_in_logs() {
+    let logs = crate::relay::LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = relay("logs", false, false).await;
+    let id = identity(7);
+    let mut c = config(&server);
+    c.identity = Some(Arc::clone(&id));
+    let peer = online(c).await;
+    // And a refused attempt.
+    let mut s = tcp(&server).await;
+    let ch = challenge(s.as_mut(), &id).await;
+    let mut sig = keyauth::respond(&id, "localhost", &ch, &binding_of(s.as_ref())).unwrap();
+    sig[0] ^= 1;
+    refused(&answer(s.as_mut(), &sig).await);
+    peer.handle.disconnect().unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("authenticated with a key") && text.contains("authentication failed"),
+        "the capture works: {text}"
+    );
+    let key = id.verifying_key();
+    let local = keyauth::localpart(&key);
+    for secret in [
+        local.as_str(),
+        &hex::encode(key.as_bytes())[..16],
+        &STANDARD.encode(ClientFirst::new(&id).encode())[..16],
+        &STANDARD.encode(sig)[..16],
+        &hex::encode(ch.nonce)[..16],
+        &STANDARD.encode(ch.nonce)[..16],
+    ] {
+        assert!(!text.contains(secret), "{secret} in logs:\n{text}");
+    }
+}
