@@ -110,6 +110,14 @@ pub enum AuthError {
     /// channel binding we cannot give, a malformed message.
     #[error("key challenge: {0}")]
     KeyChallenge(KeyAuthError),
+    /// The server refused our key challenge answer (`not-authorized`, ...). Distinct from
+    /// [`AuthError::Refused`] so that a client never answers it by registering a password
+    /// account instead.
+    #[error("the server refused the key challenge: {condition}")]
+    KeyRefused {
+        /// The SASL failure condition.
+        condition: String,
+    },
     /// The server reported success with another localpart than the one our key derives:
     /// it did not bind the account to our key.
     #[error("the server bound another account than our key's")]
@@ -356,6 +364,13 @@ fn decode_sasl_data(el: &Element) -> Result<Vec<u8>, AuthError> {
     STANDARD.decode(t).map_err(|_| AuthError::Malformed)
 }
 
+fn key_refused(el: &Element) -> AuthError {
+    match sasl_failure(el) {
+        AuthError::Refused { condition } => AuthError::KeyRefused { condition },
+        other => other,
+    }
+}
+
 /// SASL `X-CRYPTOCAT-KEY` (`docs/key-challenge.md`): sends the identity key, signs the
 /// server's challenge (domain checked, the stream's `tls-exporter` value when the server
 /// asks for it) and checks that the server bound the localpart our key derives.
@@ -378,7 +393,7 @@ pub async fn login_key(
         .await?;
     let challenge = stream.next().await?;
     if challenge.is("failure", NS_SASL) {
-        return Err(sasl_failure(&challenge).into());
+        return Err(key_refused(&challenge).into());
     }
     if !challenge.is("challenge", NS_SASL) {
         return Err(AuthError::Malformed.into());
@@ -404,7 +419,7 @@ pub async fn login_key(
         .await?;
     let outcome = stream.next().await?;
     if outcome.is("failure", NS_SASL) {
-        return Err(sasl_failure(&outcome).into());
+        return Err(key_refused(&outcome).into());
     }
     if !outcome.is("success", NS_SASL) {
         return Err(AuthError::Malformed.into());
