@@ -49,6 +49,14 @@ ensure_node() {
   fi
 }
 
+# ensure_prosody: Prosody from Debian's packages, for the interop tests
+# (crates/relay/tests/relay/prosody.rs starts it with deploy/prosody/prosody.cfg.lua).
+# The package does not start a service where there is no init system; the tests run
+# their own instance on free loopback ports.
+ensure_prosody() {
+  command -v prosody >/dev/null 2>&1 || ensure_apt prosody
+}
+
 # ensure_npm_packages DIR: the packages pinned in DIR/package-lock.json.
 ensure_npm_packages() {
   local dir=$1

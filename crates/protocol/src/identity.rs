@@ -67,7 +67,7 @@ impl Identity {
         Self::from_seed(&seed, InstanceTag::random(rng), now)
     }
 
-    fn from_seed(seed: &[u8; 32], instance_tag: InstanceTag, now: Timestamp) -> Self {
+    pub(crate) fn from_seed(seed: &[u8; 32], instance_tag: InstanceTag, now: Timestamp) -> Self {
         let signing = SigningKey::from_bytes(seed);
         let dake_secret = SecretScalar(kdf::hash_to_scalar(label::DAKE_KEY, &[seed]));
         let forging_secret = SecretScalar(kdf::hash_to_scalar(label::FORGING_KEY, &[seed]));
@@ -136,9 +136,7 @@ impl Identity {
     /// message`, so no choice of `domain` can produce a profile signature (whose first
     /// field is the profile label).
     pub fn sign_with_label(&self, domain: &[u8], message: &[u8]) -> Signature {
-        let mut w = Writer::new();
-        w.bytes16(label::EXTERNAL_SIG).bytes16(domain).raw(message);
-        self.signing.sign(w.as_slice())
+        self.signing.sign(&external_signed_bytes(domain, message))
     }
 
     /// Encrypts the identity's seed under a 32-byte wrapping key (AES-256-GCM, random
@@ -204,6 +202,14 @@ impl Identity {
         );
         Ok(Self::from_seed(&seed, InstanceTag::random(rng), now))
     }
+}
+
+/// The bytes [`Identity::sign_with_label`] signs: `bytes16("cryptocat/v1/external") ||
+/// bytes16(domain) || message`. Verifiers ([`crate::keyauth`]) rebuild them with this.
+pub(crate) fn external_signed_bytes(domain: &[u8], message: &[u8]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.bytes16(label::EXTERNAL_SIG).bytes16(domain).raw(message);
+    w.into_vec()
 }
 
 impl core::fmt::Debug for Identity {

@@ -23,6 +23,7 @@ pub(crate) mod label {
     pub(crate) const MESSAGE_KEY: &[u8] = b"cryptocat/v1/message-key";
     pub(crate) const IDENTITY_SEAL: &[u8] = b"cryptocat/v1/identity-seal";
     pub(crate) const EXTERNAL_SIG: &[u8] = b"cryptocat/v1/external";
+    pub(crate) const KEY_LOCALPART: &[u8] = b"cryptocat/v1/xmpp-localpart";
     pub(crate) const EPOCH_TAG: &[u8] = b"cryptocat/v1/group/epoch";
     pub(crate) const GROUP_MESSAGE: &[u8] = b"cryptocat/v1/group/message";
     pub(crate) const NICKNAME: &[u8] = b"cryptocat/v1/group/nickname";

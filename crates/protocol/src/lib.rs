@@ -13,6 +13,7 @@
 //! - [`session`]: an established one-to-one session (ratchet + SMP) behind one API.
 //! - [`message`]: the versioned wire format of everything above.
 //! - [`group`]: the mpOTR-style group protocol of a room, on top of pairwise sessions.
+//! - [`keyauth`]: the `X-CRYPTOCAT-KEY` SASL mechanism (the server's key challenge).
 //!
 //! `docs/protocol.md` at the repository root specifies the wire format and state machines.
 
@@ -24,6 +25,7 @@ pub mod fingerprint;
 pub mod group;
 pub mod identity;
 pub(crate) mod kdf;
+pub mod keyauth;
 pub mod message;
 pub mod profile;
 pub mod ratchet;

@@ -293,10 +293,6 @@ impl Writer {
         self.raw(s.as_bytes())
     }
 
-    pub(crate) fn as_slice(&self) -> &[u8] {
-        &self.buf
-    }
-
     pub(crate) fn into_vec(self) -> Vec<u8> {
         self.buf
     }

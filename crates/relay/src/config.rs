@@ -142,6 +142,10 @@ pub struct Config {
     /// Where a generated certificate is written (default: a temporary directory).
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// Room joins only for accounts bound to a key (`X-CRYPTOCAT-KEY`); SCRAM accounts
+    /// get `not-allowed`. Default `false`: rooms accept both.
+    #[serde(default)]
+    pub require_key_bound: bool,
     /// Limits.
     #[serde(default)]
     pub limits: Limits,
@@ -159,6 +163,7 @@ impl Config {
             tls_cert: None,
             tls_key: None,
             state_dir: None,
+            require_key_bound: false,
             limits: Limits::default(),
         }
     }

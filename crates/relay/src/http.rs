@@ -78,22 +78,32 @@ pub(crate) async fn accept(listener: TcpListener, shared: Arc<Shared>) {
                 Some(acceptor) => {
                     if let Ok(Ok(stream)) = tokio::time::timeout(limit, acceptor.accept(tcp)).await
                     {
-                        serve(TokioIo::new(stream), peer, true, shared).await;
+                        // Channel binding for X-CRYPTOCAT-KEY over WebSocket (one TLS
+                        // connection per stream; BOSH requests may use several: none).
+                        let exporter = crate::tls::exporter(stream.get_ref().1);
+                        serve(TokioIo::new(stream), peer, true, exporter, shared).await;
                     }
                 }
-                None => serve(TokioIo::new(tcp), peer, false, shared).await,
+                None => serve(TokioIo::new(tcp), peer, false, None, shared).await,
             }
         });
     }
 }
 
-async fn serve<I>(io: I, peer: SocketAddr, https: bool, shared: Arc<Shared>)
-where
+async fn serve<I>(
+    io: I,
+    peer: SocketAddr,
+    https: bool,
+    exporter: Option<[u8; 32]>,
+    shared: Arc<Shared>,
+) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req| {
         let shared = Arc::clone(&shared);
-        async move { Ok::<_, std::convert::Infallible>(route(req, peer.ip(), https, shared).await) }
+        async move {
+            Ok::<_, std::convert::Infallible>(route(req, peer.ip(), https, exporter, shared).await)
+        }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -147,6 +157,7 @@ async fn route(
     req: Request<Incoming>,
     peer: IpAddr,
     https: bool,
+    exporter: Option<[u8; 32]>,
     shared: Arc<Shared>,
 ) -> Response<Body> {
     let (ip, secure) = client_of(peer, https, req.headers(), &shared.config.trusted_proxies);
@@ -155,7 +166,7 @@ async fn route(
             StatusCode::OK,
             "Cryptocat relay. BOSH at /http-bind, WebSocket (subprotocol xmpp) at /xmpp-websocket.\n",
         ),
-        "/xmpp-websocket" => websocket_upgrade(req, ip, secure, shared),
+        "/xmpp-websocket" => websocket_upgrade(req, ip, secure, exporter, shared),
         "/http-bind" | "/http-bind/" => match *req.method() {
             Method::POST => bosh_request(req, ip, secure, shared).await,
             Method::OPTIONS => with_cors(text(StatusCode::OK, "")),
@@ -202,6 +213,7 @@ fn websocket_upgrade(
     mut req: Request<Incoming>,
     ip: IpAddr,
     secure: bool,
+    exporter: Option<[u8; 32]>,
     shared: Arc<Shared>,
 ) -> Response<Body> {
     let headers = req.headers();
@@ -237,7 +249,7 @@ fn websocket_upgrade(
         let ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
-        websocket(ws, ip, secure, shared).await;
+        websocket(ws, ip, secure, exporter, shared).await;
     });
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -263,7 +275,13 @@ async fn ws_send(ws: &mut Ws, xml: &str, limit: Duration) -> bool {
     )
 }
 
-async fn websocket(mut ws: Ws, ip: IpAddr, secure: bool, shared: Arc<Shared>) {
+async fn websocket(
+    mut ws: Ws,
+    ip: IpAddr,
+    secure: bool,
+    exporter: Option<[u8; 32]>,
+    shared: Arc<Shared>,
+) {
     let admitted = lock(&shared.hub).connect(ip, Instant::now());
     let Some(id) = admitted else {
         tracing::info!("websocket refused: too many connections from one address");
@@ -284,6 +302,9 @@ async fn websocket(mut ws: Ws, ip: IpAddr, secure: bool, shared: Arc<Shared>) {
     };
     let (mut rx, _guard, c2s) = open_session(&shared, id, ip, Instant::now());
     let mut c2s = c2s.with_framing(Framing::WebSocket, secure);
+    if let Some(exporter) = exporter {
+        c2s.set_channel_binding(exporter);
+    }
     tracing::debug!(session = id.0, secure, "websocket connected");
     loop {
         while let Some(out) = c2s.poll_output() {

@@ -76,6 +76,8 @@ struct AddressState {
 #[derive(Debug)]
 struct Session {
     jid: FullJid,
+    /// Authenticated with `X-CRYPTOCAT-KEY`.
+    key_bound: bool,
     /// Room localpart to nickname.
     rooms: BTreeMap<String, String>,
 }
@@ -154,6 +156,7 @@ pub struct Hub {
     rooms: HashMap<String, Room>,
     addresses: HashMap<IpAddr, AddressState>,
     next_session: u64,
+    require_key_bound: bool,
 }
 
 impl Hub {
@@ -169,7 +172,15 @@ impl Hub {
             rooms: HashMap::new(),
             addresses: HashMap::new(),
             next_session: 1,
+            require_key_bound: false,
         }
+    }
+
+    /// Makes room joins of accounts not bound to a key (SCRAM accounts) fail.
+    #[must_use]
+    pub fn with_require_key_bound(mut self, require: bool) -> Self {
+        self.require_key_bound = require;
+        self
     }
 
     /// The server's domain.
@@ -312,6 +323,7 @@ impl Hub {
         username: &str,
         requested: Option<&str>,
         fresh: &str,
+        key_bound: bool,
     ) -> Option<FullJid> {
         let bare = BareJid::new(&format!("{username}@{}", self.domain)).ok()?;
         let jid = requested
@@ -326,6 +338,7 @@ impl Hub {
             id,
             Session {
                 jid: jid.clone(),
+                key_bound,
                 rooms: BTreeMap::new(),
             },
         );
@@ -468,6 +481,19 @@ impl Hub {
                 });
             }
             return; // presence update in a room: nothing to tell.
+        }
+        let key_bound = self.sessions.get(&id).is_some_and(|s| s.key_bound);
+        if self.require_key_bound && !key_bound {
+            out.push(Delivery {
+                to: id,
+                xml: reply_error(
+                    self,
+                    "cancel",
+                    "not-allowed",
+                    "this server requires key-bound identities: log in with X-CRYPTOCAT-KEY",
+                ),
+            });
+            return;
         }
         let room_count = self.sessions.get(&id).map_or(0, |s| s.rooms.len());
         if room_count >= self.limits.rooms_per_session {

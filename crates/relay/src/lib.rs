@@ -8,6 +8,8 @@
 //!   writer for server output.
 //! - [`stanza`]: stanzas parsed once into typed shapes; the plaintext policy.
 //! - [`scram`]: SCRAM-SHA-256 server side; accounts keep only salted keys.
+//! - [`keyauth`]: the `X-CRYPTOCAT-KEY` mechanism's exchange state (the key challenge;
+//!   the cryptography is `cryptocat_protocol::keyauth`).
 //! - [`stream`]: one client stream as a state machine (`handle_bytes` →
 //!   `poll_output`): STARTTLS, registration, SASL, bind, then routing, and XEP-0198
 //!   stream management (the shell in [`server`] parks a broken TCP session for
@@ -39,6 +41,7 @@ pub mod config;
 pub mod framing;
 pub mod http;
 pub mod hub;
+pub mod keyauth;
 pub mod scram;
 pub mod server;
 pub mod stanza;

@@ -37,6 +37,9 @@ struct Args {
     /// Directory for the generated certificate.
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Refuse room joins of accounts that did not log in with X-CRYPTOCAT-KEY.
+    #[arg(long)]
+    require_key_bound: bool,
 }
 
 fn config(args: Args) -> anyhow::Result<Config> {
@@ -71,6 +74,9 @@ fn config(args: Args) -> anyhow::Result<Config> {
     }
     if args.state_dir.is_some() {
         config.state_dir = args.state_dir;
+    }
+    if args.require_key_bound {
+        config.require_key_bound = true;
     }
     Ok(config)
 }

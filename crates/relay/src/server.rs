@@ -167,7 +167,10 @@ impl Server {
             rand_core::OsRng.fill_bytes(&mut secret);
         }
         let shared = Arc::new(Shared {
-            hub: Mutex::new(Hub::new(&config.domain, config.limits.clone())),
+            hub: Mutex::new(
+                Hub::new(&config.domain, config.limits.clone())
+                    .with_require_key_bound(config.require_key_bound),
+            ),
             outboxes: Mutex::new(HashMap::new()),
             config,
             secret,
@@ -364,6 +367,9 @@ async fn connection(mut tcp: TcpStream, ip: IpAddr, shared: Arc<Shared>) {
         )
         .await;
         if let Ok(Ok(mut tls)) = handshake {
+            if let Some(exporter) = crate::tls::exporter(tls.get_ref().1) {
+                c2s.set_channel_binding(exporter);
+            }
             c2s.tls_established();
             while let End::Resume { previd, h, user } =
                 drive(&mut tls, &mut c2s, &mut rx, &shared, &mut attachment).await

@@ -22,11 +22,14 @@ use base64::Engine as _;
 use jid::FullJid;
 use minidom::Element;
 
+use cryptocat_protocol::keyauth::{self as key, ChannelBinding, KeyAuthError};
+
 use crate::config::Limits;
 use crate::hub::{
     lock, normalize_username, Delivery, ErrorReply, Hub, RegisterError, SessionId, NS_DISCO_INFO,
     NS_DISCO_ITEMS,
 };
+use crate::keyauth::{self, AwaitingSignature};
 use crate::scram::{self, AwaitingFinal, Credentials, ScramError};
 use crate::stanza::{IqKind, IqStanza, Stanza, StanzaError};
 use crate::xml::{self, Out, ParserLimits, StreamParser, XmlError, XmlEvent};
@@ -150,6 +153,7 @@ impl Entropy for OsEntropy {
 enum Auth {
     None,
     Scram(Box<AwaitingFinal>),
+    Key(Box<AwaitingSignature>),
     Authenticated(String),
     Bound(FullJid),
 }
@@ -191,6 +195,10 @@ pub struct C2s {
     tls: bool,
     framing: Framing,
     auth: Auth,
+    /// Authenticated with `X-CRYPTOCAT-KEY` (the localpart is derived from the key).
+    key_bound: bool,
+    /// This stream's channel binding (the TLS exporter where this process holds the TLS).
+    binding: ChannelBinding,
     auth_failures: u32,
     bucket: Bucket,
     out: VecDeque<Output>,
@@ -250,6 +258,8 @@ impl C2s {
             tls: false,
             framing: Framing::Tcp,
             auth: Auth::None,
+            key_bound: false,
+            binding: ChannelBinding::None,
             auth_failures: 0,
             bucket,
             out: VecDeque::new(),
@@ -270,6 +280,18 @@ impl C2s {
         self.framing = framing;
         self.tls = secure;
         self
+    }
+
+    /// Sets the RFC 9266 `tls-exporter` value of the TLS connection this stream runs on,
+    /// which `X-CRYPTOCAT-KEY` signatures must then cover. Unset (BOSH, plain HTTP behind a
+    /// proxy) the mechanism binds domain and nonce only.
+    pub fn set_channel_binding(&mut self, exporter: [u8; key::EXPORTER_BYTES]) {
+        self.binding = ChannelBinding::TlsExporter(exporter);
+    }
+
+    /// Whether the stream authenticated with `X-CRYPTOCAT-KEY`.
+    pub fn is_key_bound(&self) -> bool {
+        self.key_bound
     }
 
     /// The framing of this stream.
@@ -606,9 +628,10 @@ impl C2s {
             _ if !self.tls && self.framing != Framing::Tcp => Out::new("stream:features"),
             _ if !self.tls => Out::new("stream:features")
                 .child(Out::ns("starttls", NS_TLS).child(Out::new("required"))),
-            Auth::None | Auth::Scram(_) => Out::new("stream:features")
+            Auth::None | Auth::Scram(_) | Auth::Key(_) => Out::new("stream:features")
                 .child(
                     Out::ns("mechanisms", NS_SASL)
+                        .child(Out::new("mechanism").text(key::MECHANISM))
                         .child(Out::new("mechanism").text("SCRAM-SHA-256")),
                 )
                 .child(Out::ns("register", NS_REGISTER_FEATURE)),
@@ -660,7 +683,7 @@ impl C2s {
             return self.fail("policy-violation", "STARTTLS is required first");
         }
         match &self.auth {
-            Auth::None | Auth::Scram(_) => self.unauthenticated(now, el, hub),
+            Auth::None | Auth::Scram(_) | Auth::Key(_) => self.unauthenticated(now, el, hub),
             Auth::Authenticated(_) => self.binding(el, hub),
             Auth::Bound(_) => self.bound(el, hub),
         }
@@ -684,12 +707,27 @@ impl C2s {
 
     fn unauthenticated(&mut self, now: Instant, el: &Element, hub: &Mutex<Hub>) {
         if el.is("auth", NS_SASL) {
-            if el.attr("mechanism") != Some("SCRAM-SHA-256") {
+            let mechanism = el.attr("mechanism");
+            if mechanism != Some("SCRAM-SHA-256") && mechanism != Some(key::MECHANISM) {
                 return self.sasl_failure(now, "invalid-mechanism", hub);
             }
             let Ok(data) = decode_sasl(&el.text()) else {
                 return self.sasl_failure(now, "incorrect-encoding", hub);
             };
+            if mechanism == Some(key::MECHANISM) {
+                let binding = self.binding;
+                return match keyauth::start(&data, &self.domain, binding, self.entropy.as_mut()) {
+                    Ok((state, challenge)) => {
+                        self.auth = Auth::Key(Box::new(state));
+                        self.send(
+                            Out::ns("challenge", NS_SASL)
+                                .text(STANDARD.encode(challenge))
+                                .to_xml(),
+                        );
+                    }
+                    Err(_) => self.sasl_failure(now, "malformed-request", hub),
+                };
+            }
             let mut nonce = [0u8; 18];
             self.entropy.fill(&mut nonce);
             let nonce = STANDARD.encode(nonce);
@@ -716,8 +754,10 @@ impl C2s {
             return;
         }
         if el.is("response", NS_SASL) {
-            let Auth::Scram(state) = std::mem::replace(&mut self.auth, Auth::None) else {
-                return self.sasl_failure(now, "malformed-request", hub);
+            let state = match std::mem::replace(&mut self.auth, Auth::None) {
+                Auth::Scram(state) => state,
+                Auth::Key(state) => return self.key_response(now, *state, &el.text(), hub),
+                _ => return self.sasl_failure(now, "malformed-request", hub),
             };
             let Ok(data) = decode_sasl(&el.text()) else {
                 return self.sasl_failure(now, "incorrect-encoding", hub);
@@ -760,6 +800,35 @@ impl C2s {
                 self.send(self.iq_error(&iq, "auth", "not-authorized"))
             }
             _ => self.fail("not-authorized", "authenticate first"),
+        }
+    }
+
+    /// client-final of `X-CRYPTOCAT-KEY`: the state (and its nonce) is gone whatever the
+    /// outcome. Success carries the bound localpart.
+    fn key_response(
+        &mut self,
+        now: Instant,
+        state: AwaitingSignature,
+        text: &str,
+        hub: &Mutex<Hub>,
+    ) {
+        let Ok(data) = decode_sasl(text) else {
+            return self.sasl_failure(now, "incorrect-encoding", hub);
+        };
+        match state.finish(&self.domain, &data) {
+            Ok(user) => {
+                tracing::info!(session = self.id.0, "authenticated with a key");
+                self.send(
+                    Out::ns("success", NS_SASL)
+                        .text(STANDARD.encode(user.as_bytes()))
+                        .to_xml(),
+                );
+                self.auth = Auth::Authenticated(user);
+                self.key_bound = true;
+                self.restart();
+            }
+            Err(KeyAuthError::Malformed(_)) => self.sasl_failure(now, "malformed-request", hub),
+            Err(_) => self.sasl_failure(now, "not-authorized", hub),
         }
     }
 
@@ -845,8 +914,9 @@ impl C2s {
         password: &str,
         hub: &Mutex<Hub>,
     ) -> Result<(), RegisterError> {
-        let username =
-            normalize_username(&self.domain, username).ok_or(RegisterError::NotAcceptable)?;
+        let username = normalize_username(&self.domain, username)
+            .filter(|u| !key::is_key_localpart(u)) // that namespace belongs to keys
+            .ok_or(RegisterError::NotAcceptable)?;
         if password.is_empty() || password.len() > 1024 {
             return Err(RegisterError::NotAcceptable);
         }
@@ -910,7 +980,7 @@ impl C2s {
             .map(Element::text)
             .filter(|r| !r.is_empty());
         let fresh = self.random_id();
-        let bound = lock(hub).bind(self.id, &user, requested.as_deref(), &fresh);
+        let bound = lock(hub).bind(self.id, &user, requested.as_deref(), &fresh, self.key_bound);
         match bound {
             Some(jid) => {
                 tracing::info!(session = self.id.0, "resource bound");

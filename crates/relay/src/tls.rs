@@ -144,3 +144,13 @@ fn acceptor(
         .with_single_cert(chain, key)?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
+
+/// The RFC 9266 `tls-exporter` channel binding of a server connection: 32 bytes exported
+/// with label `EXPORTER-Channel-Binding` and no context. `None` if the connection cannot
+/// export (not expected after a completed handshake).
+pub fn exporter(conn: &rustls::ServerConnection) -> Option<[u8; 32]> {
+    let mut out = [0u8; cryptocat_protocol::keyauth::EXPORTER_BYTES];
+    conn.export_keying_material(&mut out, cryptocat_protocol::keyauth::EXPORTER_LABEL, None)
+        .ok()?;
+    Some(out)
+}

@@ -78,6 +78,10 @@ pub struct Config {
     pub trust: TrustConfig,
     /// An existing account; `None` registers a random one in-band.
     pub credentials: Option<Credentials>,
+    /// The session identity: when set and the server offers `X-CRYPTOCAT-KEY`, the client
+    /// logs in with the key challenge (account bound to the key, nothing registered) and
+    /// `credentials` are not used. The key stays inside `cryptocat-protocol`.
+    pub identity: Option<Arc<cryptocat_protocol::identity::Identity>>,
     /// Bound on connecting, TLS and login together.
     pub connect_timeout: Duration,
     /// Reconnection after a dropped connection; `None` ends the client instead.
@@ -99,6 +103,7 @@ impl Config {
             server,
             trust: TrustConfig::system(),
             credentials: None,
+            identity: None,
             connect_timeout: Duration::from_secs(10),
             reconnect: Some(Backoff::default()),
             limits: ParserLimits::default(),
@@ -545,8 +550,17 @@ impl Connector {
     ) -> Result<(Box<dyn ElementStream>, Established), ConnectError> {
         let mut stream = self.open().await?;
         let register = self.generated && !self.registered;
+        // The key challenge when we have an identity and the server offers it.
+        let identity = self.config.identity.clone();
+        let domain = self.config.domain.clone();
+        let key = || {
+            identity.as_deref().map(|identity| session::KeyLogin {
+                identity,
+                domain: &domain,
+            })
+        };
         let features =
-            match session::authenticate(stream.as_mut(), &self.credentials, register).await {
+            match session::authenticate(stream.as_mut(), &self.credentials, register, key()).await {
                 Ok(features) => {
                     self.registered = true;
                     features
@@ -560,7 +574,8 @@ impl Connector {
                     self.registered = false;
                     stream = self.open().await?;
                     let features =
-                        session::authenticate(stream.as_mut(), &self.credentials, true).await?;
+                        session::authenticate(stream.as_mut(), &self.credentials, true, key())
+                            .await?;
                     self.registered = true;
                     // A new account has no session to resume.
                     resume = None;

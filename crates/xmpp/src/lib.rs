@@ -50,8 +50,12 @@
 //! - [`xml`]: the parser for what the server sends (rxml's lexer, which refuses DTDs and
 //!   entities, plus minidom's tree builder), with stanza-size and depth limits, and escaping
 //!   for everything we write.
-//! - [`session`]: XEP-0077 in-band registration, SASL SCRAM-SHA-256 (RFC 5802/7677; the
-//!   server signature is checked in constant time, iteration counts are bounded), resource
+//! - [`session`]: the `X-CRYPTOCAT-KEY` key challenge (`docs/key-challenge.md`) when
+//!   [`Config::identity`] is set and the server offers it (signed by
+//!   `cryptocat_protocol::keyauth`, the key never leaves that crate; the TLS exporter of
+//!   the stream is the channel binding, [`ElementStream::channel_binding`]); otherwise
+//!   XEP-0077 in-band registration, SASL SCRAM-SHA-256 (RFC 5802/7677; the
+//!   server signature is checked in constant time, iteration counts are bounded); resource
 //!   binding. Random accounts as Cryptocat made them: 16 random bytes as hex for the
 //!   username, 32 random bytes for the password, from the OS RNG.
 //! - [`client`]: one tokio task per connection owns the stream and the room table; the
@@ -94,7 +98,7 @@
 //!   flight are reported as [`Event::NotSent`] or lost, so the engine's outbox resends what
 //!   the server did not acknowledge (our own room payloads come back as an echo, which
 //!   serves as the acknowledgement).
-//! - The key-challenge login and SCRAM-SHA-256-PLUS (channel binding).
+//! - SCRAM-SHA-256-PLUS (channel binding for SCRAM; the key challenge has it).
 //! - Re-joining after a reconnection uses the same nickname; if the server still holds
 //!   the old session's occupant (a half-open connection it has not noticed yet), the
 //!   `conflict` is retried [`client::MAX_REJOIN_TRIES`] times with growing delays before

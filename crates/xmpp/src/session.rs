@@ -1,9 +1,13 @@
-//! Getting from a protected [`ElementStream`] to a bound session: XEP-0077 in-band
-//! registration, SASL SCRAM-SHA-256 (RFC 5802/7677, server signature verified in constant
-//! time), resource binding. Works on any framing.
+//! Getting from a protected [`ElementStream`] to a bound session: the `X-CRYPTOCAT-KEY`
+//! key challenge when the server offers it and an identity is given (no registration:
+//! the account is the key's), else XEP-0077 in-band registration and SASL SCRAM-SHA-256
+//! (RFC 5802/7677, server signature verified in constant time); then resource binding.
+//! Works on any framing.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use cryptocat_protocol::identity::Identity;
+use cryptocat_protocol::keyauth::{self, Challenge, ChannelBinding, ClientFirst, KeyAuthError};
 use hmac::{Hmac, Mac};
 use minidom::Element;
 use rand_core::{OsRng, RngCore as _};
@@ -102,6 +106,22 @@ pub enum AuthError {
     /// A SCRAM message could not be parsed.
     #[error("the server sent a malformed SCRAM message")]
     Malformed,
+    /// The key challenge was refused on our side: a challenge for another domain, a
+    /// channel binding we cannot give, a malformed message.
+    #[error("key challenge: {0}")]
+    KeyChallenge(KeyAuthError),
+    /// The server refused our key challenge answer (`not-authorized`, ...). Distinct from
+    /// [`AuthError::Refused`] so that a client never answers it by registering a password
+    /// account instead.
+    #[error("the server refused the key challenge: {condition}")]
+    KeyRefused {
+        /// The SASL failure condition.
+        condition: String,
+    },
+    /// The server reported success with another localpart than the one our key derives:
+    /// it did not bind the account to our key.
+    #[error("the server bound another account than our key's")]
+    WrongLocalpart,
 }
 
 /// Why getting a session failed (after the transport was up).
@@ -313,6 +333,105 @@ pub async fn login_scram(
     Ok(())
 }
 
+/// The key challenge login: what [`establish_with_key`] needs to prove the identity.
+#[derive(Clone, Copy)]
+pub struct KeyLogin<'a> {
+    /// The session identity whose key the account is bound to.
+    pub identity: &'a Identity,
+    /// The domain we connected to (the challenge must name it).
+    pub domain: &'a str,
+}
+
+impl std::fmt::Debug for KeyLogin<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyLogin(..)")
+    }
+}
+
+/// Whether `features` offer `X-CRYPTOCAT-KEY`.
+pub fn offers_key_challenge(features: &Element) -> bool {
+    features
+        .get_child("mechanisms", NS_SASL)
+        .is_some_and(|m| m.children().any(|c| c.text() == keyauth::MECHANISM))
+}
+
+fn decode_sasl_data(el: &Element) -> Result<Vec<u8>, AuthError> {
+    let t = el.text();
+    let t = t.trim();
+    if t.is_empty() || t == "=" {
+        return Ok(Vec::new());
+    }
+    STANDARD.decode(t).map_err(|_| AuthError::Malformed)
+}
+
+fn key_refused(el: &Element) -> AuthError {
+    match sasl_failure(el) {
+        AuthError::Refused { condition } => AuthError::KeyRefused { condition },
+        other => other,
+    }
+}
+
+/// SASL `X-CRYPTOCAT-KEY` (`docs/key-challenge.md`): sends the identity key, signs the
+/// server's challenge (domain checked, the stream's `tls-exporter` value when the server
+/// asks for it) and checks that the server bound the localpart our key derives.
+/// Returns that localpart.
+pub async fn login_key(
+    stream: &mut dyn ElementStream,
+    features: &Element,
+    key: KeyLogin<'_>,
+) -> Result<String, SessionError> {
+    if !offers_key_challenge(features) {
+        return Err(AuthError::MechanismUnavailable.into());
+    }
+    let first = ClientFirst::new(key.identity).encode();
+    stream
+        .send(format!(
+            "<auth xmlns='{NS_SASL}' mechanism='{}'>{}</auth>",
+            keyauth::MECHANISM,
+            STANDARD.encode(first)
+        ))
+        .await?;
+    let challenge = stream.next().await?;
+    if challenge.is("failure", NS_SASL) {
+        return Err(key_refused(&challenge).into());
+    }
+    if !challenge.is("challenge", NS_SASL) {
+        return Err(AuthError::Malformed.into());
+    }
+    let data = decode_sasl_data(&challenge)?;
+    let parsed = Challenge::decode(&data).map_err(AuthError::KeyChallenge)?;
+    let binding = match stream.channel_binding() {
+        Some(exporter) => ChannelBinding::TlsExporter(exporter),
+        None => ChannelBinding::None,
+    };
+    let signature = match keyauth::respond(key.identity, key.domain, &parsed, &binding) {
+        Ok(sig) => sig,
+        Err(e) => {
+            let _ = stream.send(format!("<abort xmlns='{NS_SASL}'/>")).await;
+            return Err(AuthError::KeyChallenge(e).into());
+        }
+    };
+    stream
+        .send(format!(
+            "<response xmlns='{NS_SASL}'>{}</response>",
+            STANDARD.encode(signature)
+        ))
+        .await?;
+    let outcome = stream.next().await?;
+    if outcome.is("failure", NS_SASL) {
+        return Err(key_refused(&outcome).into());
+    }
+    if !outcome.is("success", NS_SASL) {
+        return Err(AuthError::Malformed.into());
+    }
+    let expected = keyauth::localpart(&key.identity.verifying_key());
+    let got = decode_sasl_data(&outcome)?;
+    if got.ct_eq(expected.as_bytes()).unwrap_u8() != 1 {
+        return Err(AuthError::WrongLocalpart.into());
+    }
+    Ok(expected)
+}
+
 /// Restarts the stream after SASL, binds a resource, and returns the full JID.
 pub async fn bind(stream: &mut dyn ElementStream) -> Result<String, SessionError> {
     let features = stream.open().await?;
@@ -374,19 +493,36 @@ pub async fn establish(
     creds: &Credentials,
     register_first: bool,
 ) -> Result<String, SessionError> {
-    let features = authenticate(stream, creds, register_first).await?;
+    establish_with_key(stream, creds, register_first, None).await
+}
+
+/// As [`establish`], but with the key challenge first when `key` is given and the server
+/// offers `X-CRYPTOCAT-KEY` (then `creds` are not used and nothing is registered).
+pub async fn establish_with_key(
+    stream: &mut dyn ElementStream,
+    creds: &Credentials,
+    register_first: bool,
+    key: Option<KeyLogin<'_>>,
+) -> Result<String, SessionError> {
+    let features = authenticate(stream, creds, register_first, key).await?;
     bind_offered(stream, &features).await
 }
 
-/// Registers (when `register` is set) and logs in on a freshly connected stream, then
+/// Logs in on a freshly connected stream (the key challenge when `key` is given and the
+/// server offers it; else registration when `register_first` is set, then SCRAM), then
 /// restarts it. Returns the features offered after authentication (binding, and stream
 /// management where the server has it), before anything is bound or resumed.
 pub async fn authenticate(
     stream: &mut dyn ElementStream,
     creds: &Credentials,
     register_first: bool,
+    key: Option<KeyLogin<'_>>,
 ) -> Result<Element, SessionError> {
     let features = stream.open().await?;
+    if let Some(key) = key.filter(|_| offers_key_challenge(&features)) {
+        login_key(stream, &features, key).await?;
+        return Ok(stream.open().await?);
+    }
     if register_first {
         register(stream, &features, creds).await?;
     }

@@ -42,6 +42,21 @@ pub trait ElementStream: Send + std::fmt::Debug {
     fn next(&mut self) -> BoxFuture<'_, Result<Element, TransportError>>;
     /// Closes the stream politely (best effort).
     fn close(&mut self) -> BoxFuture<'_, ()>;
+    /// The RFC 9266 `tls-exporter` channel binding of the TLS connection this stream runs
+    /// on, when it runs on exactly one (TCP after STARTTLS, `wss://`); `None` otherwise
+    /// (plain `ws://`, BOSH over several HTTP connections).
+    fn channel_binding(&self) -> Option<[u8; 32]> {
+        None
+    }
+}
+
+/// The `tls-exporter` value of a client TLS connection (label `EXPORTER-Channel-Binding`,
+/// no context, 32 bytes).
+pub(crate) fn exporter(conn: &rustls::ClientConnection) -> Option<[u8; 32]> {
+    let mut out = [0u8; cryptocat_protocol::keyauth::EXPORTER_BYTES];
+    conn.export_keying_material(&mut out, cryptocat_protocol::keyauth::EXPORTER_LABEL, None)
+        .ok()?;
+    Some(out)
 }
 
 /// Why a TLS handshake failed. No names or certificate contents.
@@ -310,6 +325,13 @@ impl TcpTransport {
 }
 
 impl ElementStream for TcpTransport {
+    fn channel_binding(&self) -> Option<[u8; 32]> {
+        match &self.io {
+            Io::Tls(stream) => exporter(stream.get_ref().1),
+            Io::Plain(_) | Io::Gone => None,
+        }
+    }
+
     fn open(&mut self) -> BoxFuture<'_, Result<Element, TransportError>> {
         Box::pin(self.open_inner())
     }

@@ -35,6 +35,8 @@ pub struct WebSocketTransport {
     limits: ParserLimits,
     /// Fed a synthetic stream root, then every frame: each frame is one element at depth 1.
     parser: StreamParser,
+    /// `tls-exporter` of the `wss://` connection.
+    binding: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for WebSocketTransport {
@@ -85,6 +87,7 @@ async fn connect_inner(
         return Err(TransportError::Protocol("not a WebSocket address"));
     };
     let tcp = tcp_connect(&url.host, url.port).await?;
+    let mut binding = None;
     let io: Box<dyn Io> = if secure {
         let name = rustls_pki_types::ServerName::try_from(url.host.clone())
             .map_err(|_| TransportError::Tls(TlsFailure::NameMismatch))?;
@@ -92,6 +95,7 @@ async fn connect_inner(
             .connect(name, tcp)
             .await
             .map_err(|e| tls_failure(&e))?;
+        binding = crate::transport::exporter(stream.get_ref().1);
         Box::new(stream)
     } else {
         Box::new(tcp)
@@ -124,6 +128,7 @@ async fn connect_inner(
         domain: domain.to_owned(),
         limits,
         parser: StreamParser::new(limits),
+        binding,
     })
 }
 
@@ -195,6 +200,10 @@ impl WebSocketTransport {
 }
 
 impl ElementStream for WebSocketTransport {
+    fn channel_binding(&self) -> Option<[u8; 32]> {
+        self.binding
+    }
+
     fn open(&mut self) -> BoxFuture<'_, Result<Element, TransportError>> {
         Box::pin(self.open_inner())
     }

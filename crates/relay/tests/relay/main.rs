@@ -12,6 +12,7 @@
 mod client;
 mod fuzz_corpus;
 mod js;
+mod prosody;
 mod sm;
 mod third_party;
 mod web;
@@ -31,7 +32,7 @@ use rand_core::SeedableRng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SILENCE: Duration = Duration::from_millis(300);
-const NOW: Timestamp = Timestamp(1_764_000_000_000);
+pub(crate) const NOW: Timestamp = Timestamp(1_764_000_000_000);
 
 pub(crate) async fn start_with(limits: Limits) -> Running {
     let mut config = Config::new("localhost", SocketAddr::from(([127, 0, 0, 1], 0)));

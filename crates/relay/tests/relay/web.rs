@@ -895,3 +895,52 @@ async fn bosh_resent_held_rid_takes_the_place_of_the_first() {
     let reply = body.children().next().expect("the ping result");
     assert_eq!(reply.attr("id"), Some("resent-ping"));
 }
+
+/// `X-CRYPTOCAT-KEY` over BOSH: offered, binding `none` (a BOSH session may use several
+/// HTTP connections), success binds the key's localpart; a bad signature is refused.
+#[tokio::test]
+async fn key_challenge_over_bosh() {
+    use cryptocat_protocol::identity::Identity;
+    use cryptocat_protocol::keyauth::{self, BindingType, Challenge, ChannelBinding, ClientFirst};
+    use rand_core::SeedableRng as _;
+
+    let server = start().await;
+    let id = Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(11), crate::NOW);
+    for tamper in [true, false] {
+        let (mut c, _body) = BoshClient::connect(&server).await;
+        let features = c.next().await;
+        let offered: Vec<String> = features
+            .get_child("mechanisms", NS_SASL)
+            .unwrap()
+            .children()
+            .map(Element::text)
+            .collect();
+        assert_eq!(offered, ["X-CRYPTOCAT-KEY", "SCRAM-SHA-256"]);
+        c.send(&format!(
+            "<auth xmlns='{NS_SASL}' mechanism='X-CRYPTOCAT-KEY'>{}</auth>",
+            STANDARD.encode(ClientFirst::new(&id).encode())
+        ))
+        .await;
+        let el = c.next().await;
+        let ch = Challenge::decode(&STANDARD.decode(el.text()).unwrap()).unwrap();
+        assert_eq!(ch.binding, BindingType::None);
+        let mut sig = keyauth::respond(&id, "localhost", &ch, &ChannelBinding::None).unwrap();
+        if tamper {
+            sig[63] ^= 0x40;
+        }
+        c.send(&format!(
+            "<response xmlns='{NS_SASL}'>{}</response>",
+            STANDARD.encode(sig)
+        ))
+        .await;
+        let outcome = c.next().await;
+        if tamper {
+            assert_eq!(crate::client::failure_condition(&outcome), "not-authorized");
+            continue;
+        }
+        assert!(outcome.is("success", NS_SASL), "{outcome:?}");
+        let jid = bind(&mut c).await;
+        let local = keyauth::localpart(&id.verifying_key());
+        assert!(jid.starts_with(&format!("{local}@localhost/")), "{jid}");
+    }
+}
