@@ -302,7 +302,7 @@ async fn websocket(mut ws: Ws, ip: IpAddr, secure: bool, shared: Arc<Shared>) {
                 }
             }
         }
-        let timeout = c2s.idle_timeout();
+        let timeout = c2s.read_timeout(Instant::now());
         tokio::select! {
             msg = tokio::time::timeout(timeout, ws.next()) => match msg {
                 Err(_) => c2s.handle_timeout(),
@@ -861,7 +861,8 @@ async fn session_task(
                 break;
             }
             let idle = st.c2s.idle_timeout();
-            if now.saturating_duration_since(st.last_input) >= idle {
+            let negotiation_left = st.c2s.read_timeout(now);
+            if now.saturating_duration_since(st.last_input) >= idle || negotiation_left.is_zero() {
                 st.c2s.handle_timeout();
                 let _ = drain(&mut st, &shared);
                 drop(st);
@@ -869,7 +870,9 @@ async fn session_task(
                 continue;
             }
             let a = inactivity.saturating_sub(now.saturating_duration_since(st.last_activity));
-            let b = idle.saturating_sub(now.saturating_duration_since(st.last_input));
+            let b = idle
+                .saturating_sub(now.saturating_duration_since(st.last_input))
+                .min(negotiation_left);
             a.min(b).max(Duration::from_millis(50))
         };
         tokio::select! {

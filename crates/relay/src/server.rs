@@ -224,7 +224,7 @@ async fn connection(mut tcp: TcpStream, ip: IpAddr, shared: Arc<Shared>) {
     tracing::debug!(session = id.0, "connected");
     if let End::StartTls = drive(&mut tcp, &mut c2s, &mut rx, &shared).await {
         let handshake = tokio::time::timeout(
-            shared.config.limits.negotiation_timeout(),
+            c2s.read_timeout(Instant::now()),
             shared.tls.acceptor.accept(tcp),
         )
         .await;
@@ -332,7 +332,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
         if let Some(end) = flush(io, c2s, shared).await {
             return end;
         }
-        let timeout = c2s.idle_timeout();
+        let timeout = c2s.read_timeout(Instant::now());
         tokio::select! {
             read = tokio::time::timeout(timeout, io.read(&mut buf)) => match read {
                 Err(_) => c2s.handle_timeout(),

@@ -12,6 +12,7 @@
 mod client;
 mod fuzz_corpus;
 mod js;
+mod robustness;
 mod third_party;
 mod web;
 
