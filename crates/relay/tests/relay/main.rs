@@ -13,6 +13,7 @@ mod client;
 mod fuzz_corpus;
 mod js;
 mod robustness;
+mod slixmpp;
 mod third_party;
 mod web;
 
