@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! cargo run --release -p cryptocat-bench -- pairwise [--json]
+//! cargo run --release -p cryptocat-bench -- group [--json]
+//! cargo run --release -p cryptocat-bench -- relay [--json]
 //! ```
 //!
 //! Each subcommand is one suite in its own module; [`measure`] holds the shared timing
@@ -14,6 +16,7 @@ use clap::{Parser, Subcommand};
 mod group;
 mod measure;
 mod pairwise;
+mod relay;
 
 /// Benchmarks of Cryptocat against peers, measured in the same run.
 #[derive(Debug, Parser)]
@@ -30,6 +33,12 @@ enum Suite {
     /// Group protocol (send, receive, join at N members) against vodozemac's Megolm and a
     /// Cryptocat-2-style per-recipient reference.
     Group(group::Args),
+    /// Our relay against Prosody on loopback: deliveries per second, delivery latency and
+    /// peak RSS for a room with one sender; RSS holding idle BOSH sessions.
+    Relay(relay::Args),
+    /// Internal: our relay in a process of its own, for the relay suite.
+    #[command(hide = true)]
+    RelayServer(relay::ServeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,6 +46,8 @@ fn main() -> anyhow::Result<()> {
     match &cli.suite {
         Suite::Pairwise(args) => pairwise::run(args),
         Suite::Group(args) => group::run(args),
+        Suite::Relay(args) => relay::run(args),
+        Suite::RelayServer(args) => relay::serve(args),
     }
 }
 
@@ -59,6 +70,17 @@ mod tests {
             panic!("group expected")
         };
         assert_eq!(args.members, vec![2, 10, 50, 200]);
+    }
+
+    #[test]
+    fn cli_parses_relay() {
+        let cli = Cli::try_parse_from(["cryptocat-bench", "relay", "--json"]).unwrap();
+        let Suite::Relay(args) = cli.suite else {
+            panic!("relay expected")
+        };
+        assert!(args.json);
+        assert_eq!((args.members, args.bosh_sessions), (10, 10_000));
+        assert!(Cli::try_parse_from(["cryptocat-bench", "relay", "--members", "1"]).is_err());
     }
 
     #[test]
