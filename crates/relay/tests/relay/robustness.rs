@@ -328,8 +328,8 @@ async fn slowloris_attacks(server: Arc<Running>) {
                     "A".repeat(1000)
                 )
             } else {
-                // A stream header that never ends.
-                HEADER.repeat(4)
+                // A stream header that never ends: attributes, one after another.
+                format!("<stream:stream to='localhost' {}", "a='b' ".repeat(500))
             };
             let step = if i % 2 == 0 { 1 } else { 2 };
             let (got, after) = trickle(tcp, attack.into_bytes(), step, Duration::from_millis(200)).await;
