@@ -50,7 +50,8 @@ ensure_node() {
 }
 
 # ensure_prosody: Prosody from Debian's packages, for the interop tests
-# (crates/relay/tests/relay/prosody.rs starts it with deploy/prosody/prosody.cfg.lua).
+# (crates/relay/tests/relay/prosody.rs starts it with deploy/prosody/prosody.cfg.lua) and
+# the relay benchmark's peer.
 # The package does not start a service where there is no init system; the tests run
 # their own instance on free loopback ports.
 ensure_prosody() {
@@ -66,3 +67,21 @@ ensure_npm_packages() {
     touch "$dir/node_modules"
   fi
 }
+
+# ensure_python_venv: a Python virtual environment with slixmpp (a third-party XMPP client
+# used by the relay's interop test), at target/interop-venv. Prints nothing when present.
+INTEROP_VENV="${INTEROP_VENV:-$PWD/target/interop-venv}"
+SLIXMPP_VERSION=1.17.0
+ensure_python_venv() {
+  if [ -x "$INTEROP_VENV/bin/python" ] &&
+     "$INTEROP_VENV/bin/python" -c "import slixmpp, sys; sys.exit(slixmpp.__version__ != '$SLIXMPP_VERSION')" 2>/dev/null; then
+    return 0
+  fi
+  command -v python3 >/dev/null 2>&1 || ensure_apt python3
+  python3 -c 'import ensurepip, venv' 2>/dev/null || ensure_apt python3-venv
+  log "Creating a Python venv with slixmpp $SLIXMPP_VERSION in $INTEROP_VENV"
+  rm -rf "$INTEROP_VENV"
+  python3 -m venv "$INTEROP_VENV"
+  "$INTEROP_VENV/bin/pip" install --quiet --disable-pip-version-check "slixmpp==$SLIXMPP_VERSION"
+}
+

@@ -3,7 +3,8 @@
 //! ```text
 //! cargo run --release -p cryptocat-bench -- pairwise [--json]
 //! cargo run --release -p cryptocat-bench -- group [--members N] [--json]
-//! cargo run --release -p cryptocat-bench -- e2e [--transports tcp,websocket] [--members 50] [--json]
+//! cargo run --release -p cryptocat-bench -- relay [--json]
+//! cargo run --release -p cryptocat-bench -- e2e [--transports tcp,websocket,bosh] [--members 50] [--json]
 //! ```
 //!
 //! Each subcommand is one suite in its own module; [`measure`] holds the shared timing
@@ -17,6 +18,7 @@ mod e2e;
 mod group;
 mod measure;
 mod pairwise;
+mod relay;
 
 /// Benchmarks of Cryptocat against peers, measured in the same run.
 #[derive(Debug, Parser)]
@@ -37,6 +39,12 @@ enum Suite {
     /// and the time for the last member of a room to join until it can send, against
     /// the bare XMPP transport.
     E2e(e2e::Args),
+    /// Our relay against Prosody on loopback: deliveries per second, delivery latency and
+    /// peak RSS for a room with one sender; RSS holding idle BOSH sessions.
+    Relay(relay::Args),
+    /// Internal: our relay in a process of its own, for the relay suite.
+    #[command(hide = true)]
+    RelayServer(relay::ServeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,6 +53,8 @@ fn main() -> anyhow::Result<()> {
         Suite::Pairwise(args) => pairwise::run(args),
         Suite::Group(args) => group::run(args),
         Suite::E2e(args) => e2e::run(args),
+        Suite::Relay(args) => relay::run(args),
+        Suite::RelayServer(args) => relay::serve(args),
     }
 }
 
@@ -67,6 +77,17 @@ mod tests {
             panic!("group expected")
         };
         assert_eq!(args.members, vec![2, 10, 50, 200]);
+    }
+
+    #[test]
+    fn cli_parses_relay() {
+        let cli = Cli::try_parse_from(["cryptocat-bench", "relay", "--json"]).unwrap();
+        let Suite::Relay(args) = cli.suite else {
+            panic!("relay expected")
+        };
+        assert!(args.json);
+        assert_eq!((args.members, args.bosh_sessions), (10, 10_000));
+        assert!(Cli::try_parse_from(["cryptocat-bench", "relay", "--members", "1"]).is_err());
     }
 
     #[test]

@@ -324,7 +324,7 @@ async fn websocket(
                 }
             }
         }
-        let timeout = c2s.idle_timeout();
+        let timeout = c2s.read_timeout(Instant::now());
         tokio::select! {
             msg = tokio::time::timeout(timeout, ws.next()) => match msg {
                 Err(_) => c2s.handle_timeout(),
@@ -473,12 +473,26 @@ fn terminate(condition: &'static str) -> Response<Body> {
 }
 
 /// One parsed BOSH request body.
-struct BoshBody {
-    root: minidom::Element,
-    payload: Vec<u8>,
+#[derive(Debug)]
+pub struct BoshBody {
+    /// The `<body/>` element, without its children.
+    pub root: minidom::Element,
+    /// The child stanzas, serialized again, in order: what is fed to the session's stream.
+    pub payload: Vec<u8>,
 }
 
-fn parse_body(bytes: &[u8], limits: &crate::config::Limits) -> Option<BoshBody> {
+/// Parses a BOSH request body (XEP-0124): one `<body/>` in the httpbind namespace, complete,
+/// within the stanza size and depth limits (each child counts as a stanza). `None` for
+/// anything else (answered with `bad-request`). Public for the fuzz target.
+///
+/// The children are serialized again and fed to the session's stream parser, so two more
+/// refusals keep that second reading identical to the first (both found by the fuzz
+/// target `relay_bosh_body`): a child in no namespace (`xmlns=''`), which the serializer
+/// would write without a declaration and the stream would then read as `jabber:client`;
+/// and a child whose serialized form exceeds the stanza size limit (escaping can make it
+/// longer than it was in the body), which the stream would refuse after the body was
+/// accepted.
+pub fn parse_bosh_body(bytes: &[u8], limits: &crate::config::Limits) -> Option<BoshBody> {
     let mut parser = StreamParser::new(ParserLimits {
         max_stanza_bytes: limits.max_stanza_bytes,
         max_depth: limits.max_depth,
@@ -491,7 +505,14 @@ fn parse_body(bytes: &[u8], limits: &crate::config::Limits) -> Option<BoshBody> 
         match e {
             XmlEvent::StreamOpen(h) => root = h.root,
             XmlEvent::Stanza(el) => {
+                if el.ns().is_empty() {
+                    return None;
+                }
+                let before = payload.len();
                 el.write_to(&mut payload).ok()?;
+                if payload.len().saturating_sub(before) > limits.max_stanza_bytes {
+                    return None;
+                }
             }
             XmlEvent::StreamClose => closed = true,
         }
@@ -519,7 +540,7 @@ async fn bosh_request(
         Ok(c) => c.to_bytes(),
         Err(_) => return with_cors(text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n")),
     };
-    let Some(body) = parse_body(&bytes, &shared.config.limits) else {
+    let Some(body) = parse_bosh_body(&bytes, &shared.config.limits) else {
         return terminate("bad-request");
     };
     let Some(rid) = body.root.attr("rid").and_then(|r| r.parse::<u64>().ok()) else {
@@ -933,7 +954,8 @@ async fn session_task(
                 break;
             }
             let idle = st.c2s.idle_timeout();
-            if now.saturating_duration_since(st.last_input) >= idle {
+            let negotiation_left = st.c2s.read_timeout(now);
+            if now.saturating_duration_since(st.last_input) >= idle || negotiation_left.is_zero() {
                 st.c2s.handle_timeout();
                 let _ = drain(&mut st, &shared);
                 drop(st);
@@ -941,7 +963,9 @@ async fn session_task(
                 continue;
             }
             let a = inactivity.saturating_sub(now.saturating_duration_since(st.last_activity));
-            let b = idle.saturating_sub(now.saturating_duration_since(st.last_input));
+            let b = idle
+                .saturating_sub(now.saturating_duration_since(st.last_input))
+                .min(negotiation_left);
             a.min(b).max(Duration::from_millis(50))
         };
         tokio::select! {
@@ -989,7 +1013,7 @@ mod tests {
     #[test]
     fn bosh_bodies_are_parsed_with_limits() {
         let limits = crate::config::Limits::default();
-        let b = parse_body(
+        let b = parse_bosh_body(
             b"<body xmlns='http://jabber.org/protocol/httpbind' rid='5' sid='s'>\
               <iq xmlns='jabber:client' type='get' id='1'/></body>",
             &limits,
@@ -997,17 +1021,43 @@ mod tests {
         .unwrap();
         assert_eq!(b.root.attr("rid"), Some("5"));
         assert!(String::from_utf8(b.payload).unwrap().starts_with("<iq"));
-        assert!(parse_body(
+        assert!(parse_bosh_body(
             b"<body xmlns='http://jabber.org/protocol/httpbind'>",
             &limits
         )
         .is_none());
-        assert!(parse_body(b"<bogus xmlns='x'/>", &limits).is_none());
+        assert!(parse_bosh_body(b"<bogus xmlns='x'/>", &limits).is_none());
         let deep = format!(
             "<body xmlns='http://jabber.org/protocol/httpbind' rid='1'>{}{}</body>",
             "<a>".repeat(100),
             "</a>".repeat(100)
         );
-        assert!(parse_body(deep.as_bytes(), &limits).is_none());
+        assert!(parse_bosh_body(deep.as_bytes(), &limits).is_none());
+    }
+
+    #[test]
+    fn bosh_children_read_the_same_in_the_session_stream() {
+        // Regressions from the fuzz target relay_bosh_body.
+        let limits = crate::config::Limits {
+            max_stanza_bytes: 100,
+            ..crate::config::Limits::default()
+        };
+        // No namespace: written again as `<message/>`, it would become jabber:client.
+        assert!(parse_bosh_body(
+            b"<body xmlns='http://jabber.org/protocol/httpbind' rid='1'><message xmlns=''/></body>",
+            &limits
+        )
+        .is_none());
+        // 80 bytes in the body, 200 once `>` is escaped: over the limit the stream applies.
+        let grows = format!(
+            "<body xmlns='http://jabber.org/protocol/httpbind' rid='1'><iq xmlns='jabber:client'>{}</iq></body>",
+            ">".repeat(50)
+        );
+        assert!(parse_bosh_body(grows.as_bytes(), &limits).is_none());
+        let fits = format!(
+            "<body xmlns='http://jabber.org/protocol/httpbind' rid='1'><iq xmlns='jabber:client'>{}</iq></body>",
+            ">".repeat(10)
+        );
+        assert!(parse_bosh_body(fits.as_bytes(), &limits).is_some());
     }
 }

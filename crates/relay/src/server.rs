@@ -362,7 +362,7 @@ async fn connection(mut tcp: TcpStream, ip: IpAddr, shared: Arc<Shared>) {
     };
     if let End::StartTls = drive(&mut tcp, &mut c2s, &mut rx, &shared, &mut attachment).await {
         let handshake = tokio::time::timeout(
-            shared.config.limits.negotiation_timeout(),
+            c2s.read_timeout(Instant::now()),
             shared.tls.acceptor.accept(tcp),
         )
         .await;
@@ -499,7 +499,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             return end;
         }
         let takeover = Arc::clone(&attachment.takeover);
-        let timeout = c2s.idle_timeout();
+        let timeout = c2s.read_timeout(Instant::now());
         tokio::select! {
             read = tokio::time::timeout(timeout, io.read(&mut buf)) => match read {
                 Err(_) => c2s.handle_timeout(),

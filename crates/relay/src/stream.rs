@@ -209,6 +209,9 @@ pub struct C2s {
     closed: bool,
     /// XEP-0198, once enabled.
     sm: Option<Sm>,
+    /// When the connection was admitted: negotiation must end by this plus
+    /// `negotiation_timeout`, however slowly the client trickles bytes.
+    started: Instant,
 }
 
 impl std::fmt::Debug for C2s {
@@ -267,6 +270,7 @@ impl C2s {
             discard_rest: false,
             closed: false,
             sm: None,
+            started: now,
         }
     }
 
@@ -320,6 +324,20 @@ impl C2s {
             self.limits.idle_timeout()
         } else {
             self.limits.negotiation_timeout()
+        }
+    }
+
+    /// How long the shell may wait for the next read before calling
+    /// [`Self::handle_timeout`]: the idle timeout once bound; before that, what is left of
+    /// the negotiation deadline counted from admission, so a client that trickles a byte
+    /// now and then (a slowloris) cannot hold an unauthenticated connection open.
+    pub fn read_timeout(&self, now: Instant) -> Duration {
+        if self.is_bound() {
+            self.limits.idle_timeout()
+        } else {
+            self.limits
+                .negotiation_timeout()
+                .saturating_sub(now.saturating_duration_since(self.started))
         }
     }
 
@@ -1185,6 +1203,34 @@ mod tests {
             now,
         );
         (m, hub, now)
+    }
+
+    #[test]
+    fn negotiation_deadline_counts_from_admission_not_from_the_last_read() {
+        let limits = Limits {
+            negotiation_timeout_secs: 10,
+            ..Limits::default()
+        };
+        let (mut m, hub, now) = machine(limits);
+        assert_eq!(m.read_timeout(now), Duration::from_secs(10));
+        // A slowloris: a byte of the header every few seconds.
+        m.handle_bytes(now + Duration::from_secs(4), b"<str", &hub);
+        assert_eq!(
+            m.read_timeout(now + Duration::from_secs(4)),
+            Duration::from_secs(6)
+        );
+        m.handle_bytes(now + Duration::from_secs(9), b"eam", &hub);
+        assert_eq!(
+            m.read_timeout(now + Duration::from_secs(9)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            m.read_timeout(now + Duration::from_secs(11)),
+            Duration::ZERO
+        );
+        m.handle_timeout();
+        let text = sent(&drain(&mut m));
+        assert!(text.contains("<connection-timeout"), "{text}");
     }
 
     fn drain(m: &mut C2s) -> Vec<Output> {

@@ -559,30 +559,35 @@ impl Connector {
                 domain: &domain,
             })
         };
-        let features =
-            match session::authenticate(stream.as_mut(), &self.credentials, register, key()).await {
-                Ok(features) => {
-                    self.registered = true;
-                    features
-                }
-                Err(SessionError::Auth(session::AuthError::Refused { .. }))
-                    if self.generated && self.registered =>
-                {
-                    tracing::info!("account unknown to the server; registering a new one");
-                    stream.close().await;
-                    self.credentials = Credentials::random();
-                    self.registered = false;
-                    stream = self.open().await?;
-                    let features =
-                        session::authenticate(stream.as_mut(), &self.credentials, true, key())
-                            .await?;
-                    self.registered = true;
-                    // A new account has no session to resume.
-                    resume = None;
-                    features
-                }
-                Err(e) => return Err(e.into()),
-            };
+        let features = match session::authenticate(
+            stream.as_mut(),
+            &self.credentials,
+            register,
+            key(),
+        )
+        .await
+        {
+            Ok(features) => {
+                self.registered = true;
+                features
+            }
+            Err(SessionError::Auth(session::AuthError::Refused { .. }))
+                if self.generated && self.registered =>
+            {
+                tracing::info!("account unknown to the server; registering a new one");
+                stream.close().await;
+                self.credentials = Credentials::random();
+                self.registered = false;
+                stream = self.open().await?;
+                let features =
+                    session::authenticate(stream.as_mut(), &self.credentials, true, key()).await?;
+                self.registered = true;
+                // A new account has no session to resume.
+                resume = None;
+                features
+            }
+            Err(e) => return Err(e.into()),
+        };
         let offers_sm = sm::offered(&features);
         if let Some(xml) = resume.filter(|_| offers_sm) {
             stream.send(xml).await?;

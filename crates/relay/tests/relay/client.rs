@@ -83,11 +83,30 @@ impl Client {
         }
     }
 
+    /// Connects from a chosen local address (any of 127.0.0.0/8 works on Linux), so that
+    /// tests can play many clients without sharing one address's connection budget.
+    pub async fn connect_from(server: &Running, local: std::net::IpAddr) -> Client {
+        let tcp = connect_tcp_from(server.c2s_addr, local).await;
+        Client {
+            conn: Conn::Plain(tcp),
+            parser: StreamParser::new(limits()),
+            queue: VecDeque::new(),
+            cert: server.tls.certificate.clone(),
+            jid: String::new(),
+            eof: false,
+        }
+    }
+
     pub async fn send(&mut self, xml: &str) {
+        self.send_bytes(xml.as_bytes()).await;
+    }
+
+    /// Sends raw bytes (which need not be UTF-8).
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
         let r = match &mut self.conn {
-            Conn::Plain(s) => s.write_all(xml.as_bytes()).await,
+            Conn::Plain(s) => s.write_all(bytes).await,
             Conn::Tls(s) => {
-                let r = s.write_all(xml.as_bytes()).await;
+                let r = s.write_all(bytes).await;
                 if r.is_ok() {
                     s.flush().await
                 } else {
@@ -178,6 +197,12 @@ impl Client {
                 Event::Closed => panic!("closed without a stream error"),
             }
         }
+    }
+
+    /// Expects a new stream from the server (after STARTTLS) without sending a header.
+    pub fn reset_parser(&mut self) {
+        self.parser = StreamParser::new(limits());
+        self.queue.clear();
     }
 
     /// Sends a stream header and returns the features.
@@ -353,6 +378,19 @@ impl Client {
             }
         }
     }
+}
+
+/// A TCP connection to `addr` from the local address `local`.
+pub async fn connect_tcp_from(addr: SocketAddr, local: std::net::IpAddr) -> TcpStream {
+    let socket = match local {
+        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .unwrap();
+    socket.bind(SocketAddr::new(local, 0)).unwrap();
+    let tcp = socket.connect(addr).await.unwrap();
+    let _ = tcp.set_nodelay(true);
+    tcp
 }
 
 pub fn failure_condition(failure: &Element) -> String {

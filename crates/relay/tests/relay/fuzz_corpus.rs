@@ -44,3 +44,48 @@ fn relay_fuzz_corpora_pass_their_checks() {
         }
     }
 }
+
+#[test]
+fn relay_seeds_pass_their_checks() {
+    for (target, name, bytes) in relay_checks::relay_seeds() {
+        let (_, check) = relay_checks::RELAY_TARGETS
+            .iter()
+            .find(|(t, _)| *t == target)
+            .unwrap_or_else(|| panic!("seed {name} for unknown target {target}"));
+        check(&bytes);
+        // The seeds reach the paths they are named after.
+        if target == "relay_stanza"
+            && ["groupchat", "groupchat-ws", "chat"].contains(&name.as_str())
+        {
+            let el: minidom::Element = std::str::from_utf8(&bytes)
+                .unwrap()
+                .replacen("<message ", "<message xmlns='jabber:client' ", 1)
+                .replacen(
+                    "xmlns='jabber:client' xmlns='jabber:client'",
+                    "xmlns='jabber:client'",
+                    1,
+                )
+                .parse()
+                .unwrap();
+            match cryptocat_relay::stanza::Stanza::parse(&el) {
+                Ok(cryptocat_relay::stanza::Stanza::Message(m)) => {
+                    assert!(m.payload.is_ok(), "seed {name} refused: {:?}", m.payload)
+                }
+                other => panic!("seed {name}: {other:?}"),
+            }
+        }
+    }
+}
+
+/// Writes the seeds to `fuzz/corpus/<target>/seed-<name>`:
+/// `cargo test -p cryptocat-server --test relay -- --ignored write_relay_seed_corpus`.
+#[test]
+#[ignore = "writes into fuzz/corpus; run by hand after changing the seeds"]
+fn write_relay_seed_corpus() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    for (target, name, bytes) in relay_checks::relay_seeds() {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+    }
+}

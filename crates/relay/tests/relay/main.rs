@@ -13,6 +13,8 @@ mod client;
 mod fuzz_corpus;
 mod js;
 mod prosody;
+mod robustness;
+mod slixmpp;
 mod sm;
 mod third_party;
 mod web;
