@@ -307,15 +307,20 @@ async fn websocket(
     }
     tracing::debug!(session = id.0, secure, "websocket connected");
     loop {
+        // After a failed write nothing more is written, but deliveries to others from
+        // stanzas already handled still go out (see `server::flush`).
+        let mut broken = false;
         while let Some(out) = c2s.poll_output() {
             match out {
+                Output::Deliver(d) => shared.dispatch(d),
+                _ if broken => {}
                 Output::Send(xml) => {
                     if !ws_send(&mut ws, &xml, c2s.idle_timeout()).await {
-                        return;
+                        tracing::debug!(session = id.0, "websocket write failed");
+                        broken = true;
                     }
                 }
                 Output::Pause(d) => tokio::time::sleep(d).await,
-                Output::Deliver(d) => shared.dispatch(d),
                 // Resumption is offered on TCP only.
                 Output::StartTls | Output::Resume { .. } => {}
                 Output::Close => {
@@ -323,6 +328,9 @@ async fn websocket(
                     return;
                 }
             }
+        }
+        if broken {
+            return;
         }
         let timeout = c2s.read_timeout(Instant::now());
         tokio::select! {

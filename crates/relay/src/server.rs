@@ -449,19 +449,27 @@ async fn write<S: AsyncWrite + Unpin>(io: &mut S, bytes: &[u8], limit: Duration)
 
 /// Writes what the machine produced. Returns `Some(end)` when the connection must stop
 /// being driven in its current form.
+///
+/// Once a write fails, nothing more is written, but the deliveries to other sessions the
+/// machine queued behind it still go out: they come from stanzas already read and
+/// handled (a leave read together with an earlier message whose echo could not be
+/// written must still reach the other occupants).
 async fn flush<S: AsyncWrite + Unpin>(io: &mut S, c2s: &mut C2s, shared: &Shared) -> Option<End> {
+    let mut broken = false;
     while let Some(out) = c2s.poll_output() {
         match out {
+            Output::Deliver(d) => shared.dispatch(d),
+            _ if broken => {}
             Output::Send(xml) => {
                 if !write(io, xml.as_bytes(), c2s.idle_timeout()).await {
-                    return Some(End::Closed);
+                    tracing::debug!(session = c2s.id().0, "write failed; connection dropped");
+                    broken = true;
                 }
             }
             Output::Pause(d) => {
                 let _ = io.flush().await;
                 tokio::time::sleep(d).await;
             }
-            Output::Deliver(d) => shared.dispatch(d),
             Output::StartTls => {
                 let _ = io.flush().await;
                 return Some(End::StartTls);
@@ -479,7 +487,7 @@ async fn flush<S: AsyncWrite + Unpin>(io: &mut S, c2s: &mut C2s, shared: &Shared
             }
         }
     }
-    if io.flush().await.is_err() {
+    if broken || io.flush().await.is_err() {
         return Some(End::Closed);
     }
     None
@@ -503,7 +511,14 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
         tokio::select! {
             read = tokio::time::timeout(timeout, io.read(&mut buf)) => match read {
                 Err(_) => c2s.handle_timeout(),
-                Ok(Ok(0)) | Ok(Err(_)) => return End::Closed,
+                Ok(Ok(0)) => {
+                    tracing::debug!(session = c2s.id().0, "connection closed by the peer");
+                    return End::Closed;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(session = c2s.id().0, error = %e.kind(), "read failed");
+                    return End::Closed;
+                }
                 Ok(Ok(n)) => {
                     let bytes = buf.get(..n).unwrap_or_default();
                     c2s.handle_bytes(Instant::now(), bytes, &shared.hub);

@@ -31,7 +31,10 @@
 //! - [`transport`]: the [`ElementStream`] trait, "an XML element stream over some
 //!   framing" (open/restart the stream and get features, send an element, receive the next
 //!   one, close), and the TCP + STARTTLS connector. TLS is never skipped on TCP: a server
-//!   without STARTTLS is refused.
+//!   without STARTTLS is refused. Closing a TCP stream sends `</stream:stream>` and reads
+//!   up to the server's own for at most 500 ms (RFC 6120 section 4.4) before the TLS
+//!   shutdown: a socket dropped with data unread is reset, and the server could lose the
+//!   last stanzas sent.
 //! - [`websocket`]: RFC 7395 over tokio-tungstenite (subprotocol `xmpp`, one element per
 //!   frame, `<open/>`/`<close/>`); `wss://` runs our rustls configuration under it. Each
 //!   frame is fed to the same limited parser under a synthetic stream root, so a frame

@@ -28,6 +28,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub const NS_TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
 /// The stream error namespace.
 pub const NS_STREAM_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
+/// How long [`ElementStream::close`] on TCP waits for the server's closing tag.
+const CLOSE_WAIT: Duration = Duration::from_millis(500);
 
 /// An XMPP element stream over some framing, already protected by TLS.
 pub trait ElementStream: Send + std::fmt::Debug {
@@ -346,7 +348,15 @@ impl ElementStream for TcpTransport {
 
     fn close(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let _ = self.write("</stream:stream>".to_owned()).await;
+            let closed = self.write("</stream:stream>".to_owned()).await;
+            if closed.is_ok() && !self.ended {
+                // RFC 6120 section 4.4: wait (briefly) for the server's closing tag,
+                // reading what it still sends. Dropping the socket with data unread makes
+                // the kernel reset the connection, and the server may then fail before it
+                // has handled the last stanzas we sent.
+                let drain = async { while self.next_inner().await.is_ok() {} };
+                let _ = tokio::time::timeout(CLOSE_WAIT, drain).await;
+            }
             if let Io::Tls(s) = &mut self.io {
                 let _ = tokio::time::timeout(Duration::from_millis(500), s.shutdown()).await;
             }

@@ -13,7 +13,6 @@
 mod chat;
 mod proxy;
 mod reconnect;
-mod xleave;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -119,6 +119,18 @@ impl Client {
         let _ = r;
     }
 
+    /// Drops the connection with a TCP reset (`SO_LINGER` 0), whatever is unread: the
+    /// server's next write or read fails.
+    pub fn reset(&mut self) {
+        let tcp = match &self.conn {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => s.get_ref().0,
+            Conn::Gone => return,
+        };
+        tcp.set_zero_linger().unwrap();
+        self.conn = Conn::Gone;
+    }
+
     async fn read_more(&mut self) -> bool {
         let mut buf = vec![0u8; 65536];
         let n = match &mut self.conn {

@@ -1,6 +1,7 @@
 //! XEP-0198 stream management on TCP: acknowledgements, resumption of a detached session
 //! (room membership kept, unacknowledged stanzas resent), refusal of another account's
-//! resumption, and the limits (unacknowledged queue, detached lifetime).
+//! resumption, the limits (unacknowledged queue, detached lifetime), and a leave sent
+//! just before a connection reset.
 
 use std::time::Duration;
 
@@ -181,5 +182,38 @@ async fn unacknowledged_queue_and_detached_lifetime_are_bounded() {
         }
     }
     assert!(left, "the detached occupant left when the session expired");
+    assert_eq!(server.detached_count(), 0);
+}
+
+/// A client sends a groupchat message, leaves, closes its stream and resets the
+/// connection at once, with the server's answers unread: the server's write of the echo
+/// fails, yet the leave it read in the same go reaches the other occupant at once, and the
+/// session is not kept for resumption.
+#[tokio::test]
+async fn leave_before_a_reset_reaches_the_others() {
+    let server = start_with(limits()).await;
+    let (mut alice, _) = managed(&server, "rstalice", "120").await;
+    alice.join("rstroom", "a").await;
+    let mut bob = Client::account(&server, "rstbob").await;
+    bob.join("rstroom", "b").await;
+    let arrival = alice.next().await;
+    assert_eq!(arrival.attr("from"), Some("rstroom@conference.localhost/b"));
+    alice
+        .send(&format!(
+            "{}<r xmlns='{NS_SM}'/><presence type='unavailable' \
+             to='rstroom@conference.localhost/a'/></stream:stream>",
+            groupchat("rstroom", &payload(&group_payload(1)))
+        ))
+        .await;
+    alice.reset();
+    let message = bob.next().await;
+    assert!(payload_text(&message).is_some(), "{message:?}");
+    let gone = tokio::time::timeout(Duration::from_secs(1), bob.next())
+        .await
+        .expect("the leave reaches Bob at once");
+    assert_eq!(gone.attr("type"), Some("unavailable"), "{gone:?}");
+    assert_eq!(gone.attr("from"), Some("rstroom@conference.localhost/a"));
+    eventually(|| server.detached_count() == 0).await;
+    bob.expect_silence(Duration::from_millis(100)).await;
     assert_eq!(server.detached_count(), 0);
 }

@@ -1,7 +1,8 @@
 //! XEP-0198 stream management with resumption, against the relay: a TCP connection that
 //! silently dies (the proxy freezes, then cuts it) is resumed without leaving the room and
 //! without losing a payload in either direction; a refused resumption falls back to a new
-//! session and a re-join, reporting what was not acknowledged as not sent.
+//! session and a re-join, reporting what was not acknowledged as not sent; a payload, a
+//! leave and a disconnect in a row end the session at once (the others see the leave).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -227,4 +228,46 @@ async fn a_refused_resumption_falls_back_to_a_new_session_and_rejoins() {
     .await;
     assert_eq!(got, payload(41));
     assert_eq!(server.detached_count(), 0);
+}
+
+/// A payload, a leave and a disconnect sent in a row over TCP with stream management: the
+/// other occupant gets the payload and sees the leave at once, and the relay keeps no
+/// detached session (the stream was closed, not broken).
+#[tokio::test]
+async fn payload_leave_and_disconnect_in_a_row_are_seen_at_once() {
+    let server = relay_with("leave", limits()).await;
+    let mut hana = online(config(&server)).await;
+    let mut tom = online(config(&server)).await;
+    joined(&mut hana, "room", "h").await;
+    joined(&mut tom, "room", "t").await;
+    next(&mut hana.events).await; // Tom's arrival
+    tom.handle.send_groupchat("room", &payload(5)).unwrap();
+    tom.handle.leave("room").unwrap();
+    tom.handle.disconnect().unwrap();
+    let got = payloads(&mut hana, 1).await;
+    assert_eq!(got, [("t".to_owned(), payload(5))]);
+    let left = tokio::time::timeout(Duration::from_secs(1), next(&mut hana.events))
+        .await
+        .expect("the leave is seen at once");
+    assert!(
+        matches!(&left, Event::OccupantLeft { room, nick } if room == "room" && nick == "t"),
+        "{left:?}"
+    );
+    wait_for(&mut tom.events, |e| match e {
+        Event::Disconnected {
+            reason,
+            will_reconnect,
+        } => {
+            assert!(
+                matches!(reason, cryptocat_xmpp::DisconnectReason::Requested),
+                "{reason:?}"
+            );
+            assert!(!will_reconnect);
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(server.detached_count(), 0);
+    expect_silence(&mut hana.events, Duration::from_millis(100)).await;
 }
