@@ -237,6 +237,9 @@ impl Engine {
             Some(identity) => identity,
             None => Identity::generate(&mut rng, now()),
         };
+        // One identity for the room protocol and for the key-challenge login (used where
+        // the server offers X-CRYPTOCAT-KEY; else registration and SCRAM).
+        let identity = Arc::new(identity);
         let fingerprint = identity.fingerprint().to_readable();
         let occupant = occupant_name(&identity.verifying_key());
 
@@ -247,6 +250,7 @@ impl Engine {
         xconfig.trust = config.trust.clone();
         xconfig.connect_timeout = config.connect_timeout;
         xconfig.reconnect = config.reconnect;
+        xconfig.identity = Some(Arc::clone(&identity));
         let room_jid = format!("{room_name}@{}", xconfig.muc_domain);
         let our_address = format!("{room_jid}/{occupant}");
         let mut room = Room::new(

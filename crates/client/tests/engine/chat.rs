@@ -279,3 +279,36 @@ async fn a_verified_nickname_with_another_key_and_a_taken_nickname_are_loud() {
         Err(EngineError::AmbiguousNickname)
     );
 }
+
+#[tokio::test]
+async fn the_engine_logs_in_with_its_key_where_the_relay_requires_it() {
+    use cryptocat_relay::{Config, Server};
+    let mut config = Config::new("localhost", "127.0.0.1:0".parse().unwrap());
+    config.http = Some("127.0.0.1:0".parse().unwrap());
+    config.require_key_bound = true;
+    config.state_dir = Some(std::env::temp_dir().join(format!(
+        "cryptocat-engine-test-{}-keybound",
+        std::process::id()
+    )));
+    let relay = Server::bind(config).await.unwrap().spawn();
+    // Only key-bound accounts may join rooms here: the engine's key challenge gets in,
+    // over TCP (with the TLS channel binding) and BOSH.
+    let mut a = Person::join(crate::engine_config(
+        &relay,
+        crate::url(&relay, Via::Tcp),
+        "kb",
+        "alice",
+    ))
+    .await;
+    let mut b = Person::join(crate::engine_config(
+        &relay,
+        crate::url(&relay, Via::Bosh),
+        "kb",
+        "bob",
+    ))
+    .await;
+    a.wait_members(2).await;
+    b.wait_members(2).await;
+    a.say("signed in with my key").await;
+    b.hear("alice", "signed in with my key").await;
+}

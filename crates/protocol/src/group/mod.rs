@@ -518,7 +518,7 @@ const MAX_OLD_EPOCHS: usize = 4;
 /// A room, from one member's point of view.
 pub struct Room {
     config: RoomConfig,
-    identity: Identity,
+    identity: std::sync::Arc<Identity>,
     room: String,
     me: String,
     nickname: String,
@@ -572,7 +572,7 @@ impl Room {
     /// nickname. With the default config `our_address` must end in
     /// `/` + [`occupant_name`] of our key.
     pub fn new(
-        identity: Identity,
+        identity: impl Into<std::sync::Arc<Identity>>,
         config: RoomConfig,
         room: &str,
         our_address: &str,
@@ -580,6 +580,8 @@ impl Room {
         now: Timestamp,
         rng: &mut impl CryptoRngCore,
     ) -> Result<Self, RoomError> {
+        // Shared with the transport's key-challenge login when the caller passes an Arc.
+        let identity: std::sync::Arc<Identity> = identity.into();
         if !valid_nickname(nickname) {
             return Err(RoomError::BadNickname);
         }
