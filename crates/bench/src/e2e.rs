@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long, default_value_t = 50)]
     pub members: usize,
     /// Transports to measure.
-    #[arg(long, value_delimiter = ',', default_value = "tcp,websocket")]
+    #[arg(long, value_delimiter = ',', default_value = "tcp,websocket,bosh")]
     pub transports: Vec<String>,
 }
 
