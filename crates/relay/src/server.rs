@@ -45,6 +45,9 @@ pub(crate) struct Shared {
     /// a signal that makes the connection let go of the session (a `<resume/>` that arrives
     /// before the server noticed the old connection broke).
     pub(crate) attached: Mutex<HashMap<String, (String, Arc<Notify>)>>,
+    /// Sessions whose outbox overflowed (a stanza for them was dropped): such a session is
+    /// not resumed, since resumption promises that nothing was lost.
+    pub(crate) overflowed: Mutex<std::collections::HashSet<SessionId>>,
     pub(crate) outboxes: Mutex<HashMap<SessionId, mpsc::Sender<String>>>,
     pub(crate) config: Config,
     pub(crate) secret: [u8; 32],
@@ -65,6 +68,7 @@ impl Shared {
             if let Some(tx) = outboxes.get(&d.to) {
                 if tx.try_send(d.xml).is_err() {
                     tracing::warn!(session = d.to.0, "outbox full or closed; stanza dropped");
+                    lock(&self.overflowed).insert(d.to);
                 }
             }
         }
@@ -178,6 +182,7 @@ impl Server {
             bosh: crate::http::Bosh::default(),
             detached: Mutex::new(HashMap::new()),
             attached: Mutex::new(HashMap::new()),
+            overflowed: Mutex::new(std::collections::HashSet::new()),
         });
         Ok(Self { shared, c2s, http })
     }
@@ -314,11 +319,20 @@ impl Attachment {
 
 /// Takes the detached session `previd` if it belongs to `user`.
 fn take_parked(shared: &Shared, previd: &str, user: &str) -> Option<Parked> {
-    let mut parked = lock(&shared.detached);
-    match parked.get(previd) {
-        Some(p) if p.state.user == user => parked.remove(previd),
-        _ => None,
+    let taken = {
+        let mut parked = lock(&shared.detached);
+        match parked.get(previd) {
+            Some(p) if p.state.user == user => parked.remove(previd),
+            _ => None,
+        }
+    }?;
+    if lock(&shared.overflowed).contains(&taken.guard.id) {
+        // Stanzas for it were dropped: end it (the guard leaves the rooms) rather than
+        // resume it as if nothing was lost.
+        tracing::info!(session = taken.guard.id.0, "outbox overflowed; not resumed");
+        return None;
     }
+    Some(taken)
 }
 
 /// Finds the session to resume: detached already, or still attached to a connection the
@@ -432,6 +446,7 @@ pub(crate) struct SessionGuard {
 impl Drop for SessionGuard {
     fn drop(&mut self) {
         lock(&self.shared.outboxes).remove(&self.id);
+        lock(&self.shared.overflowed).remove(&self.id);
         let deliveries = lock(&self.shared.hub).disconnect(self.ip, self.id);
         self.shared.dispatch(deliveries);
         tracing::debug!(session = self.id.0, "disconnected");

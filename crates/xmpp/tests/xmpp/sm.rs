@@ -271,3 +271,55 @@ async fn payload_leave_and_disconnect_in_a_row_are_seen_at_once() {
     assert_eq!(server.detached_count(), 0);
     expect_silence(&mut hana.events, Duration::from_millis(100)).await;
 }
+
+/// A detached session whose outbox overflowed is not resumed.
+#[tokio::test]
+async fn a_session_that_lost_stanzas_while_detached_is_not_resumed() {
+    // The detached session's outbox is small and overflows: the relay refuses to resume it
+    // (resumption promises nothing was lost), so the client starts over and re-joins.
+    let server = relay_with(
+        "sm-overflow",
+        Limits {
+            outbox_stanzas: 3,
+            ..limits()
+        },
+    )
+    .await;
+    let proxy = Proxy::start(server.c2s_addr).await;
+    let trust = TrustConfig::only(server.tls.certificate.clone());
+    let mut cfg = config_for(proxy.addr, trust);
+    cfg.reconnect = Some(cryptocat_xmpp::Backoff {
+        initial: Duration::from_millis(800),
+        max: Duration::from_millis(800),
+        max_attempts: Some(5),
+    });
+    let mut hana = online(cfg).await;
+    let mut tom = online(config(&server)).await;
+    joined(&mut hana, "room", "h").await;
+    joined(&mut tom, "room", "t").await;
+    next(&mut hana.events).await;
+    proxy.cut();
+    for _ in 0..100 {
+        if server.detached_count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(server.detached_count(), 1);
+    for seed in 60..66 {
+        tom.handle.send_groupchat("room", &payload(seed)).unwrap();
+    }
+    let jid = wait_for(&mut hana.events, |e| match e {
+        Event::Connected { jid } => Some(jid.clone()),
+        Event::Resumed { .. } => panic!("resumed a session that lost stanzas"),
+        _ => None,
+    })
+    .await;
+    assert_ne!(jid, hana.jid);
+    wait_for(&mut hana.events, |e| match e {
+        Event::Joined { room, .. } if room == "room" => Some(()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(server.detached_count(), 0);
+}
