@@ -14,6 +14,8 @@ pub mod state;
 
 use std::process::ExitCode;
 
+use tauri::Manager;
+
 /// Runs the app until its last window closes.
 pub fn run() -> ExitCode {
     tracing_subscriber::fmt()
@@ -23,7 +25,7 @@ pub fn run() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let result = tauri::Builder::default()
+    let app = tauri::Builder::default()
         .manage(state::AppState::default())
         .invoke_handler(tauri::generate_handler![
             commands::join,
@@ -36,12 +38,23 @@ pub fn run() -> ExitCode {
             commands::leave,
             commands::my_fingerprint,
         ])
-        .run(tauri::generate_context!("../tauri.conf.json"));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+        .build(tauri::generate_context!("../tauri.conf.json"));
+    let app = match app {
+        Ok(app) => app,
         Err(e) => {
             tracing::error!("the app failed to start: {e}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
-    }
+    };
+    app.run(|handle, event| {
+        if let tauri::RunEvent::Exit = event {
+            // Leave every room (members see us go, keys are deleted) before the process ends.
+            let state = handle.state::<state::AppState>();
+            tauri::async_runtime::block_on(state.leave_all(LEAVE_TIMEOUT));
+        }
+    });
+    ExitCode::SUCCESS
 }
+
+/// How long leaving the rooms may hold up quitting.
+const LEAVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);

@@ -36,6 +36,16 @@ pub struct LocalRelay {
 pub const LOCAL_DOMAIN: &str = "localhost";
 
 impl AppState {
+    /// Leaves every joined room, each bounded by `timeout`.
+    pub async fn leave_all(&self, timeout: std::time::Duration) {
+        let rooms: Vec<EngineHandle> = self.rooms.lock().await.drain().map(|(_, h)| h).collect();
+        for handle in rooms {
+            if tokio::time::timeout(timeout, handle.leave()).await.is_err() {
+                tracing::warn!("leaving a room timed out at exit");
+            }
+        }
+    }
+
     /// Whether the embedded relay runs.
     pub async fn relay_started(&self) -> bool {
         self.relay.lock().await.is_some()

@@ -63,6 +63,7 @@ test('room: members, hostile text stays text, sending with confirmation', async 
   expect(await page.locator('.messages img, .messages script, .messages b').count()).toBe(0);
 
   const box = page.getByLabel(s.room.composer);
+  await expect(box).toBeFocused();
   await box.fill('first line');
   await box.press('Shift+Enter');
   await box.pressSequentially('second line');
