@@ -85,3 +85,24 @@ ensure_python_venv() {
   "$INTEROP_VENV/bin/pip" install --quiet --disable-pip-version-check "slixmpp==$SLIXMPP_VERSION"
 }
 
+# ensure_tauri_deps: the system libraries the desktop app (src-tauri) builds against:
+# WebKitGTK 4.1, GTK 3, librsvg, OpenSSL, libxdo, and the app indicator for the tray.
+ensure_tauri_deps() {
+  ensure_apt libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev \
+    libssl-dev libxdo-dev build-essential pkg-config
+}
+
+# ensure_chromium: Debian's Chromium, which the UI's Playwright tests drive (Playwright
+# never downloads a browser here; ui/playwright.config.ts points at /usr/bin/chromium).
+ensure_chromium() {
+  ensure_apt chromium
+}
+
+# ensure_ui: the UI's npm packages (pinned in ui/package-lock.json) and the built UI in
+# ui/dist, which src-tauri embeds (so it must exist before cargo builds the workspace).
+ensure_ui() {
+  ensure_node
+  ensure_npm_packages ui
+  log "Building the UI (ui/dist)"
+  (cd ui && npx vite build --logLevel warn)
+}

@@ -1,0 +1,23 @@
+//! Generates the Tauri context and the permissions of the app's own commands (one
+//! `allow-<command>` each; `capabilities/main.json` grants them to the main window only).
+
+fn main() {
+    let commands = &[
+        "join",
+        "send",
+        "send_private",
+        "ask",
+        "answer",
+        "mark_verified",
+        "members",
+        "leave",
+        "my_fingerprint",
+    ];
+    let attributes = tauri_build::Attributes::new()
+        .app_manifest(tauri_build::AppManifest::new().commands(commands));
+    if let Err(e) = tauri_build::try_build(attributes) {
+        // A build script reports failure by exiting non-zero with a message.
+        eprintln!("tauri-build failed: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,168 @@
+import { expect, test, type Page } from '@playwright/test';
+import { fileURLToPath } from 'node:url';
+import { s } from '../src/lib/strings';
+
+const stub = fileURLToPath(new URL('./tauri-stub.js', import.meta.url));
+const HOSTILE = '<img src=x onerror=alert(1)><script>alert(2)</script><b>bold</b>';
+
+test.beforeEach(async ({ page }) => {
+  await page.addInitScript({ path: stub });
+  // Any alert() means a hostile text ran as code.
+  page.on('dialog', (d) => {
+    throw new Error(`unexpected dialog: ${d.message()}`);
+  });
+  page.on('pageerror', (e) => {
+    throw e;
+  });
+});
+
+test.afterEach(async ({ page }) => {
+  const violations = await page.evaluate(() => (window as any).__stub.violations as string[]);
+  expect(violations, 'CSP violations').toEqual([]);
+});
+
+async function join(page: Page, room = 'Lobby', nick = 'alice') {
+  await page.goto('/');
+  await page.getByLabel(s.join.room).fill(room);
+  await page.getByLabel(s.join.nick).fill(nick);
+  await page.getByRole('button', { name: s.join.submit }).click();
+  await expect(page.getByRole('heading', { name: '#lobby' })).toBeVisible();
+}
+
+test('join screen: errors for a bad room, nickname and server', async ({ page }) => {
+  await page.goto('/');
+  await expect(page.getByRole('heading', { name: s.join.title })).toBeVisible();
+  await expect(page.getByLabel(s.join.thisComputer)).toBeChecked();
+  await page.getByLabel(s.join.room).fill('bad room');
+  await page.getByLabel(s.join.nick).fill('  ');
+  await page.getByRole('button', { name: s.join.submit }).click();
+  await expect(page.getByText(s.errors.invalid_room)).toBeVisible();
+  await expect(page.getByText(s.errors.invalid_nickname)).toBeVisible();
+
+  await page.getByLabel(s.join.room).fill('lobby');
+  await page.getByLabel(s.join.nick).fill('alice');
+  await page.getByLabel(s.join.otherServer).check();
+  await page.getByLabel(s.join.serverUrl).fill('xmpp://unreachable.invalid');
+  await page.getByRole('button', { name: s.join.submit }).click();
+  await expect(page.getByText(s.errors.unreachable)).toBeVisible();
+  const calls = await page.evaluate(() => (window as any).__stub.calls.filter((c: any) => c.cmd === 'join'));
+  expect(calls).toEqual([
+    { cmd: 'join', args: { req: { room: 'lobby', nick: 'alice', server: { kind: 'url', url: 'xmpp://unreachable.invalid' } } } },
+  ]);
+});
+
+test('room: members, hostile text stays text, sending with confirmation', async ({ page }) => {
+  await join(page);
+  const members = page.getByRole('list', { name: s.room.members });
+  await expect(members.getByText('bob')).toBeVisible();
+  await expect(members.getByText('0123 4567 89ab cdef')).toBeVisible();
+  await expect(members.getByText(s.room.unverified)).toBeVisible();
+
+  const log = page.getByRole('log', { name: s.room.conversation });
+  await expect(log.getByText(HOSTILE)).toBeVisible();
+  expect(await page.locator('.messages img, .messages script, .messages b').count()).toBe(0);
+
+  const box = page.getByLabel(s.room.composer);
+  await expect(box).toBeFocused();
+  await box.fill('first line');
+  await box.press('Shift+Enter');
+  await box.pressSequentially('second line');
+  await expect(box).toHaveValue('first line\nsecond line');
+  await box.press('Enter');
+  await expect(box).toHaveValue('');
+  const mine = log.locator('.message.mine');
+  await expect(mine.locator('.text')).toHaveText('first line\nsecond line');
+  await expect(mine.getByText(s.room.confirmed(1, 1))).toBeVisible();
+  await expect(mine.getByRole('progressbar', { name: s.room.confirmBar })).toHaveAttribute('max', '1');
+});
+
+test('warnings and connection banner; unconfirmed flag', async ({ page }) => {
+  await join(page);
+  await page.evaluate(() => ((window as any).__stub.holdConfirmations = true));
+  await page.getByLabel(s.room.composer).fill('are you there?');
+  await page.getByLabel(s.room.composer).press('Enter');
+  await expect(page.getByText(s.room.confirmed(0, 1))).toBeVisible();
+  await page.evaluate(() => {
+    const st = (window as any).__stub;
+    st.emit({ type: 'warning', code: 'unconfirmed', message: 'bob did not confirm a message', id: 'm1' });
+    st.emit({ type: 'warning', code: 'key_changed', message: 'the key of <b>bob</b> changed', id: null });
+    st.emit({ type: 'connection', connection: { state: 'reconnecting', attempt: 2, delay_ms: 400 } });
+  });
+  await expect(page.getByText(`⚠ ${s.room.unconfirmed}`)).toBeVisible();
+  await expect(page.getByRole('status').filter({ hasText: s.connection.reconnecting(2) })).toBeVisible();
+  await expect(page.getByText('⚠ the key of <b>bob</b> changed')).toBeVisible();
+  await page.getByRole('button', { name: s.warnings.dismiss }).first().click();
+  await expect(page.getByText('⚠ bob did not confirm a message')).toHaveCount(0);
+  await page.evaluate(() => (window as any).__stub.emit({ type: 'connection', connection: { state: 'connected' } }));
+  await expect(page.getByText(s.connection.reconnecting(2))).toHaveCount(0);
+});
+
+test('private chat opens as a tab from the member list', async ({ page }) => {
+  await join(page);
+  await page.getByRole('button', { name: s.room.openPrivate('bob') }).click();
+  await expect(page.getByRole('tab', { name: s.room.privateWith('bob') })).toHaveAttribute('aria-selected', 'true');
+  await page.getByLabel(s.room.composerPrivate('bob')).fill('just for you');
+  await page.getByLabel(s.room.composerPrivate('bob')).press('Enter');
+  const log = page.getByRole('log', { name: s.room.privateWith('bob') });
+  await expect(log.getByText('just for you')).toBeVisible();
+  await expect(log.getByText(HOSTILE)).toBeVisible();
+  expect(await page.locator('.messages img, .messages script, .messages b').count()).toBe(0);
+  // Arrow keys move between chats.
+  await page.getByRole('tab', { name: s.room.privateWith('bob') }).press('ArrowLeft');
+  await expect(page.getByRole('tab', { name: s.room.group })).toHaveAttribute('aria-selected', 'true');
+  await expect(page.getByRole('tab', { name: s.room.group })).toBeFocused();
+});
+
+test('verification dialog: fingerprints, safety number, QR, mark and secret question', async ({ page }) => {
+  await join(page);
+  await page.getByRole('button', { name: s.room.verify('bob') }).click();
+  const dialog = page.getByRole('dialog', { name: s.verify.title('bob') });
+  await expect(dialog).toBeVisible();
+  await expect(dialog.getByTestId('my-fingerprint')).toHaveText('fedc ba98 7654 3210 fedc ba98 7654 3210 fedc ba98');
+  await expect(dialog.getByTestId('their-fingerprint')).toHaveText('0123 4567 89ab cdef 0123 4567 89ab cdef 0123 4567');
+  await expect(dialog.getByTestId('safety-number')).toContainText('12345 67890');
+  const qr = dialog.getByRole('img', { name: s.verify.qr('bob') });
+  await expect(qr).toBeVisible();
+  const box = await qr.boundingBox();
+  expect(box?.width).toBeGreaterThan(100);
+
+  await dialog.getByRole('button', { name: s.verify.mark }).click();
+  await expect(dialog.getByText(s.verify.isVerified('bob'))).toBeVisible();
+
+  await dialog.getByLabel(s.verify.question).fill('Where did we meet?');
+  await dialog.getByLabel(s.verify.answer).fill('Paris');
+  await dialog.getByRole('button', { name: s.verify.ask }).click();
+  await expect(dialog.getByText(s.verify.resultOk('bob'))).toBeVisible();
+  const ask = await page.evaluate(() => (window as any).__stub.calls.find((c: any) => c.cmd === 'ask'));
+  expect(ask.args).toEqual({ room: 'lobby', nick: 'bob', question: 'Where did we meet?', answer: 'Paris' });
+
+  await dialog.press('Escape');
+  await expect(dialog).toHaveCount(0);
+  await expect(page.getByRole('list', { name: s.room.members }).getByText(`✔ ${s.room.verified}`)).toBeVisible();
+});
+
+test('answering a question from a member, and leaving', async ({ page }) => {
+  await join(page);
+  await page.evaluate(() => (window as any).__stub.emit({ type: 'question', nick: 'bob', question: 'Our cat?' }));
+  await page.getByRole('button', { name: s.question.answerNow }).click();
+  const dialog = page.getByRole('dialog');
+  await expect(dialog.getByText('Our cat?')).toBeVisible();
+  await dialog.getByLabel(s.verify.yourAnswer).fill('Felix');
+  await dialog.getByRole('button', { name: s.verify.sendAnswer }).click();
+  await expect(dialog.getByText(s.verify.resultOk('bob'))).toBeVisible();
+  await dialog.getByRole('button', { name: s.verify.close }).click();
+  await page.getByRole('button', { name: s.room.leave }).click();
+  await expect(page.getByRole('heading', { name: s.join.title })).toBeVisible();
+});
+
+test('usable at a narrow width, in dark mode', async ({ page }) => {
+  await page.setViewportSize({ width: 360, height: 700 });
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await join(page);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow).toBeLessThanOrEqual(0);
+  await expect(page.getByLabel(s.room.composer)).toBeVisible();
+  await expect(page.getByRole('button', { name: s.room.verify('bob') })).toBeVisible();
+  const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  expect(bg).toBe('rgb(21, 24, 28)');
+});

@@ -1,0 +1,211 @@
+// Generated from src-tauri/src/dto.rs by `cargo test -p cryptocat-desktop export_bindings`
+// (with UPDATE_BINDINGS=1). Do not edit by hand.
+
+/** The Tauri event carrying `RoomEvent`s. */
+export const ENGINE_EVENT = "engine";
+
+export type ServerChoice = { "kind": "this_computer" } | { "kind": "url", 
+/**
+ * The address as typed.
+ */
+url: string, };
+
+export type JoinRequest = { 
+/**
+ * Room name as typed.
+ */
+room: string, 
+/**
+ * Nickname as typed.
+ */
+nick: string, 
+/**
+ * Where.
+ */
+server: ServerChoice, };
+
+export type Joined = { 
+/**
+ * The room name (lower-cased): the key for every other command.
+ */
+room: string, 
+/**
+ * Our nickname.
+ */
+nick: string, 
+/**
+ * Our fingerprint, readable form.
+ */
+fingerprint: string, };
+
+export type CommandError = { 
+/**
+ * Stable code (`invalid_room`, `invalid_nickname`, `invalid_server`, `unreachable`,
+ * `join_failed`, `join_timeout`, `already_joined`, `not_joined`, `relay_failed`, and
+ * the engine's codes such as `no_session`, `offline`, `empty_text`).
+ */
+code: string, 
+/**
+ * English sentence.
+ */
+message: string, };
+
+export type Member = { 
+/**
+ * Nickname.
+ */
+nick: string, 
+/**
+ * Readable identity fingerprint.
+ */
+fingerprint: string, 
+/**
+ * Verified (marked, or the secret question succeeded).
+ */
+verified: boolean, 
+/**
+ * Our pairwise safety number with this member.
+ */
+safety_number: string, 
+/**
+ * The safety number's QR payload, to render as a QR code.
+ */
+safety_qr: Array<number>, 
+/**
+ * In the current attested epoch.
+ */
+in_epoch: boolean, };
+
+export type Connection = { "state": "connecting" } | { "state": "connected" } | { "state": "reconnecting", 
+/**
+ * 1-based attempt.
+ */
+attempt: number, 
+/**
+ * Wait before it, in milliseconds.
+ */
+delay_ms: number, } | { "state": "offline" };
+
+export type EngineEvent = { "type": "connection", 
+/**
+ * New state.
+ */
+connection: Connection, } | { "type": "joined", 
+/**
+ * Room name.
+ */
+room: string, 
+/**
+ * Our nickname.
+ */
+nick: string, 
+/**
+ * Our readable fingerprint.
+ */
+fingerprint: string, } | { "type": "member_joined", 
+/**
+ * The member.
+ */
+member: Member, } | { "type": "member_left", 
+/**
+ * Its nickname.
+ */
+nick: string, } | { "type": "rekeyed", 
+/**
+ * Epoch counter.
+ */
+epoch: number, 
+/**
+ * Members including us.
+ */
+members: number, } | { "type": "sent", 
+/**
+ * What `send` returned.
+ */
+local_id: number, 
+/**
+ * Message id (as in `confirmation`).
+ */
+id: string, } | { "type": "message", 
+/**
+ * Message id.
+ */
+id: string, 
+/**
+ * Sender nickname.
+ */
+nick: string, 
+/**
+ * The text.
+ */
+text: string, 
+/**
+ * One-to-one.
+ */
+private: boolean, } | { "type": "private_sent", 
+/**
+ * Recipient.
+ */
+to: string, } | { "type": "confirmation", 
+/**
+ * Message id.
+ */
+id: string, 
+/**
+ * Other members who confirmed it.
+ */
+confirmed: number, 
+/**
+ * Of how many.
+ */
+of: number, } | { "type": "question", 
+/**
+ * Who asks.
+ */
+nick: string, 
+/**
+ * The question, if any.
+ */
+question: string | null, } | { "type": "verification", 
+/**
+ * The member.
+ */
+nick: string, 
+/**
+ * Verified or not.
+ */
+verified: boolean, 
+/**
+ * Marked by hand (`false`: the secret question's result).
+ */
+manual: boolean, } | { "type": "warning", 
+/**
+ * Stable snake_case code (`key_changed`, `unconfirmed`, ...).
+ */
+code: string, 
+/**
+ * English sentence.
+ */
+message: string, 
+/**
+ * The message concerned (for `unconfirmed`).
+ */
+id: string | null, } | { "type": "error", 
+/**
+ * Stable snake_case code.
+ */
+code: string, 
+/**
+ * English sentence.
+ */
+message: string, } | { "type": "left" };
+
+export type RoomEvent = { 
+/**
+ * The room (as `Joined::room`).
+ */
+room: string, 
+/**
+ * The event.
+ */
+event: EngineEvent, };

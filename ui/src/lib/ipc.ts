@@ -1,0 +1,53 @@
+// The only module that talks to the Rust side (the only import of @tauri-apps/api).
+// Types come from ./bindings, generated from src-tauri/src/dto.rs.
+import { invoke } from '@tauri-apps/api/core';
+import { listen } from '@tauri-apps/api/event';
+import {
+  ENGINE_EVENT,
+  type CommandError,
+  type JoinRequest,
+  type Joined,
+  type Member,
+  type RoomEvent,
+} from './bindings';
+
+export type { CommandError, JoinRequest, Joined, Member, RoomEvent };
+export type { Connection, EngineEvent, ServerChoice } from './bindings';
+
+/** Turns whatever a rejected command gave into a CommandError. */
+export function toCommandError(e: unknown): CommandError {
+  if (e && typeof e === 'object' && 'code' in e && typeof (e as CommandError).code === 'string') {
+    const ce = e as CommandError;
+    return { code: ce.code, message: typeof ce.message === 'string' ? ce.message : '' };
+  }
+  return { code: 'ipc', message: String(e) };
+}
+
+async function call<T>(cmd: string, args: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(cmd, args);
+  } catch (e) {
+    throw toCommandError(e);
+  }
+}
+
+export const ipc = {
+  join: (req: JoinRequest) => call<Joined>('join', { req }),
+  send: (room: string, text: string) => call<number>('send', { room, text }),
+  sendPrivate: (room: string, nick: string, text: string) =>
+    call<null>('send_private', { room, nick, text }),
+  ask: (room: string, nick: string, question: string | null, answer: string) =>
+    call<null>('ask', { room, nick, question, answer }),
+  answer: (room: string, nick: string, answer: string) =>
+    call<null>('answer', { room, nick, answer }),
+  markVerified: (room: string, nick: string, verified: boolean) =>
+    call<null>('mark_verified', { room, nick, verified }),
+  members: (room: string) => call<Member[]>('members', { room }),
+  leave: (room: string) => call<null>('leave', { room }),
+  myFingerprint: (room: string) => call<string>('my_fingerprint', { room }),
+  /** Calls `handler` with every engine event; resolves to an unsubscribe function. */
+  onEvent: async (handler: (e: RoomEvent) => void): Promise<() => void> =>
+    listen<RoomEvent>(ENGINE_EVENT, (e) => handler(e.payload)),
+};
+
+export type Ipc = typeof ipc;

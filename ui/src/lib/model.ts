@@ -1,0 +1,192 @@
+// What the UI knows about a joined room, and how engine events change it. Plain data and
+// functions (no Svelte, no IPC) so that they can be tested alone; App.svelte keeps the
+// models in $state.
+import type { Connection, EngineEvent, Joined, Member } from './ipc';
+
+export interface ChatMessage {
+  /** Unique key for rendering. */
+  key: string;
+  /** Message id from the engine (ours: once `sent` arrived). */
+  id: string | null;
+  /** Our local id (`send`'s result), for our group texts. */
+  localId: number | null;
+  from: string;
+  text: string;
+  mine: boolean;
+}
+
+export interface Notice {
+  key: number;
+  code: string;
+  message: string;
+}
+
+export interface RoomModel {
+  room: string;
+  nick: string;
+  fingerprint: string;
+  connection: Connection;
+  members: Member[];
+  group: ChatMessage[];
+  /** Private chats by member nickname. */
+  privates: Record<string, ChatMessage[]>;
+  /** Message id of each of our group texts, by local id. */
+  sentIds: Record<number, string>;
+  /** Confirmation progress by message id. */
+  confirmations: Record<string, { confirmed: number; of: number }>;
+  /** Ids of our texts that an `unconfirmed` warning flagged. */
+  flagged: Record<string, true>;
+  warnings: Notice[];
+  /** Open secret questions from members, by nickname. */
+  questions: Record<string, { question: string | null }>;
+  /** Last secret-question result, by nickname. */
+  results: Record<string, boolean>;
+  left: boolean;
+}
+
+let counter = 0;
+const nextKey = () => `k${++counter}`;
+
+export function newRoom(j: Joined): RoomModel {
+  return {
+    room: j.room,
+    nick: j.nick,
+    fingerprint: j.fingerprint,
+    connection: { state: 'connected' },
+    members: [],
+    group: [],
+    privates: {},
+    sentIds: {},
+    confirmations: {},
+    flagged: {},
+    warnings: [],
+    questions: {},
+    results: {},
+    left: false,
+  };
+}
+
+/** Adds one of our group texts (before `sent` names it). */
+export function addOwnGroup(m: RoomModel, localId: number, text: string): void {
+  m.group.push({ key: nextKey(), id: null, localId, from: m.nick, text, mine: true });
+}
+
+/** The private chat with `nick`, created if needed. Re-read after assigning: under a
+ * Svelte $state proxy the assigned array is not the reactive one. */
+function privateChat(m: RoomModel, nick: string): ChatMessage[] {
+  if (!m.privates[nick]) m.privates[nick] = [];
+  return m.privates[nick];
+}
+
+/** Adds one of our private texts. */
+export function addOwnPrivate(m: RoomModel, to: string, text: string): void {
+  privateChat(m, to).push({
+    key: nextKey(),
+    id: null,
+    localId: null,
+    from: m.nick,
+    text,
+    mine: true,
+  });
+}
+
+/** The engine id of a message (ours: from `sent`, whichever arrived first). */
+export function messageId(m: RoomModel, msg: ChatMessage): string | null {
+  if (msg.id) return msg.id;
+  if (msg.localId !== null) return m.sentIds[msg.localId] ?? null;
+  return null;
+}
+
+export interface Progress {
+  sent: boolean;
+  confirmed: number;
+  of: number;
+  flagged: boolean;
+}
+
+/** Confirmation progress of one of our group texts. */
+export function progress(m: RoomModel, msg: ChatMessage): Progress {
+  const id = messageId(m, msg);
+  if (!id) return { sent: false, confirmed: 0, of: othersInEpoch(m), flagged: false };
+  const c = m.confirmations[id];
+  return {
+    sent: true,
+    confirmed: c?.confirmed ?? 0,
+    of: c?.of ?? othersInEpoch(m),
+    flagged: m.flagged[id] === true,
+  };
+}
+
+function othersInEpoch(m: RoomModel): number {
+  return m.members.filter((x) => x.in_epoch).length;
+}
+
+let warningKey = 0;
+
+/** Applies one engine event. */
+export function applyEvent(m: RoomModel, e: EngineEvent): void {
+  switch (e.type) {
+    case 'connection':
+      m.connection = e.connection;
+      break;
+    case 'joined':
+      m.nick = e.nick;
+      m.fingerprint = e.fingerprint;
+      break;
+    case 'member_joined': {
+      const i = m.members.findIndex((x) => x.nick === e.member.nick);
+      if (i >= 0) m.members[i] = e.member;
+      else m.members.push(e.member);
+      break;
+    }
+    case 'member_left':
+      m.members = m.members.filter((x) => x.nick !== e.nick);
+      break;
+    case 'rekeyed':
+      break;
+    case 'sent':
+      m.sentIds[e.local_id] = e.id;
+      break;
+    case 'message': {
+      const msg: ChatMessage = {
+        key: nextKey(),
+        id: e.id,
+        localId: null,
+        from: e.nick,
+        text: e.text,
+        mine: false,
+      };
+      if (e.private) privateChat(m, e.nick).push(msg);
+      else m.group.push(msg);
+      break;
+    }
+    case 'private_sent':
+      break;
+    case 'confirmation':
+      m.confirmations[e.id] = { confirmed: e.confirmed, of: e.of };
+      break;
+    case 'question':
+      m.questions[e.nick] = { question: e.question };
+      break;
+    case 'verification': {
+      const member = m.members.find((x) => x.nick === e.nick);
+      if (member) member.verified = e.verified;
+      if (!e.manual) {
+        m.results[e.nick] = e.verified;
+        delete m.questions[e.nick];
+      }
+      break;
+    }
+    case 'warning':
+      if (e.code === 'unconfirmed' && e.id) m.flagged[e.id] = true;
+      m.warnings.push({ key: ++warningKey, code: e.code, message: e.message });
+      break;
+    case 'error':
+      m.warnings.push({ key: ++warningKey, code: e.code, message: e.message });
+      break;
+    case 'left':
+      m.left = true;
+      m.connection = { state: 'offline' };
+      break;
+  }
+}
