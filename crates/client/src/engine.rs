@@ -74,6 +74,14 @@ enum Command {
     Leave {
         reply: oneshot::Sender<()>,
     },
+    #[cfg(feature = "test-hooks")]
+    Freeze {
+        reply: oneshot::Sender<()>,
+    },
+    #[cfg(feature = "test-hooks")]
+    Defect {
+        reply: oneshot::Sender<Room>,
+    },
 }
 
 /// Cheap to clone; every call goes to the engine's task.
@@ -198,6 +206,22 @@ impl EngineHandle {
     pub async fn leave(&self) -> Result<(), EngineError> {
         self.ask(|reply| Command::Leave { reply }).await
     }
+
+    /// Test hook: from now on the engine hands nothing from the server to its room state
+    /// (it stays in the room; what arrives is dropped). Only with the `test-hooks` feature.
+    #[cfg(feature = "test-hooks")]
+    pub async fn freeze_for_test(&self) -> Result<(), EngineError> {
+        self.ask(|reply| Command::Freeze { reply }).await
+    }
+
+    /// Test hook: a member who leaves but keeps every key. The engine leaves the room at
+    /// the XMPP level only (no leave message, nothing forgotten), stops, and hands over
+    /// its room state, so a test can show that what the others send after the leave
+    /// cannot be read with it. Only with the `test-hooks` feature.
+    #[cfg(feature = "test-hooks")]
+    pub async fn defect_for_test(&self) -> Result<Room, EngineError> {
+        self.ask(|reply| Command::Defect { reply }).await
+    }
 }
 
 fn check_text(text: &str) -> Result<(), EngineError> {
@@ -315,6 +339,10 @@ impl Engine {
             verified: config.verified,
             private_counter: 0,
             finished: false,
+            #[cfg(feature = "test-hooks")]
+            frozen: false,
+            #[cfg(feature = "test-hooks")]
+            defect: None,
         };
         task.emit(EngineEvent::Connection(ConnectionState::Connected))
             .await;
@@ -392,6 +420,12 @@ struct Task {
     verified: Vec<VerifiedContact>,
     private_counter: u64,
     finished: bool,
+    /// Test hook: drop what the server sends instead of handing it to the room.
+    #[cfg(feature = "test-hooks")]
+    frozen: bool,
+    /// Test hook: where the room state goes when the task ends.
+    #[cfg(feature = "test-hooks")]
+    defect: Option<oneshot::Sender<Room>>,
 }
 
 impl Task {
@@ -403,7 +437,11 @@ impl Task {
             let timer = self.next_deadline();
             tokio::select! {
                 event = xevents.recv() => match event {
-                    Some(event) => self.on_transport(event, &mut rng).await,
+                    Some(event) => {
+                        if !self.is_frozen() {
+                            self.on_transport(event, &mut rng).await;
+                        }
+                    }
                     None => {
                         self.go_offline("the connection ended").await;
                     }
@@ -435,6 +473,18 @@ impl Task {
                 break;
             }
         }
+        #[cfg(feature = "test-hooks")]
+        if let Some(reply) = self.defect.take() {
+            let _ = reply.send(self.room);
+        }
+    }
+
+    /// Test hook: whether what the server sends is dropped ([`EngineHandle::freeze_for_test`]).
+    fn is_frozen(&self) -> bool {
+        #[cfg(feature = "test-hooks")]
+        return self.frozen;
+        #[cfg(not(feature = "test-hooks"))]
+        false
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -833,6 +883,20 @@ impl Task {
                     .await;
                 self.finished = true;
                 let _ = reply.send(());
+            }
+            #[cfg(feature = "test-hooks")]
+            Command::Freeze { reply } => {
+                self.frozen = true;
+                let _ = reply.send(());
+            }
+            #[cfg(feature = "test-hooks")]
+            Command::Defect { reply } => {
+                let _ = self.xmpp.leave(&self.room_name);
+                let _ = self.xmpp.disconnect();
+                self.held.clear();
+                self.outbox.clear();
+                self.defect = Some(reply);
+                self.finished = true;
             }
         }
     }

@@ -11,6 +11,7 @@
 )]
 
 mod chat;
+mod leave;
 mod proxy;
 mod reconnect;
 

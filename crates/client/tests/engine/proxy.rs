@@ -14,6 +14,9 @@ pub struct Proxy {
     upstream: Arc<Mutex<SocketAddr>>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
     captured: Arc<Mutex<Vec<u8>>>,
+    /// Only what the server sent to clients, in order (not interleaved with the other
+    /// direction, so it can be parsed).
+    down: Arc<Mutex<Vec<u8>>>,
     accept: JoinHandle<()>,
 }
 
@@ -28,6 +31,7 @@ async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     captured: Arc<Mutex<Vec<u8>>>,
+    down: Option<Arc<Mutex<Vec<u8>>>>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -35,6 +39,9 @@ async fn pump(
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 captured.lock().unwrap().extend_from_slice(&buf[..n]);
+                if let Some(down) = &down {
+                    down.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
                 if to.write_all(&buf[..n]).await.is_err() {
                     break;
                 }
@@ -51,10 +58,12 @@ impl Proxy {
         let upstream = Arc::new(Mutex::new(upstream));
         let conns = Arc::new(Mutex::new(Vec::new()));
         let captured = Arc::new(Mutex::new(Vec::new()));
-        let (up, cs, cap) = (
+        let down = Arc::new(Mutex::new(Vec::new()));
+        let (up, cs, cap, dn) = (
             Arc::clone(&upstream),
             Arc::clone(&conns),
             Arc::clone(&captured),
+            Arc::clone(&down),
         );
         let accept = tokio::spawn(async move {
             loop {
@@ -63,6 +72,7 @@ impl Proxy {
                 };
                 let target = *up.lock().unwrap();
                 let cap = Arc::clone(&cap);
+                let dn = Arc::clone(&dn);
                 let task = tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(target).await else {
                         return;
@@ -71,8 +81,8 @@ impl Proxy {
                     let (sr, sw) = server.into_split();
                     // Both directions in this task: aborting it cuts both.
                     tokio::select! {
-                        () = pump(cr, sw, Arc::clone(&cap)) => {}
-                        () = pump(sr, cw, cap) => {}
+                        () = pump(cr, sw, Arc::clone(&cap), None) => {}
+                        () = pump(sr, cw, cap, Some(dn)) => {}
                     }
                 });
                 cs.lock().unwrap().push(task);
@@ -83,6 +93,7 @@ impl Proxy {
             upstream,
             conns,
             captured,
+            down,
             accept,
         }
     }
@@ -97,6 +108,11 @@ impl Proxy {
     /// New connections go to `addr`.
     pub fn set_upstream(&self, addr: SocketAddr) {
         *self.upstream.lock().unwrap() = addr;
+    }
+
+    /// What the server sent to clients so far.
+    pub fn downstream(&self) -> Vec<u8> {
+        self.down.lock().unwrap().clone()
     }
 
     /// Everything that went through, both directions.
