@@ -459,7 +459,7 @@ impl Task {
                 },
                 () = sleep_until(timer) => {
                     self.room.handle_timeout(now(), &mut rng);
-                    self.check_gate(&mut rng).await;
+                    self.check_gate().await;
                 }
             }
             self.flush().await;
@@ -533,7 +533,7 @@ impl Task {
                     let address = self.address(&nick);
                     self.room.member_present(now(), rng, &address);
                 }
-                self.check_gate(rng).await;
+                self.check_gate().await;
             }
             Event::OccupantLeft { room, nick } if room == self.room_name => {
                 self.present.remove(&nick);
@@ -622,7 +622,7 @@ impl Task {
                         .await;
                 }
             }
-            Event::Resumed { .. } => self.resumed(rng).await,
+            Event::Resumed { .. } => self.resumed().await,
             Event::Reconnecting { attempt, delay } => {
                 self.emit(EngineEvent::Connection(ConnectionState::Reconnecting {
                     attempt,
@@ -664,13 +664,13 @@ impl Task {
         });
         self.emit(EngineEvent::Connection(ConnectionState::Connected))
             .await;
-        self.check_gate(rng).await;
+        self.check_gate().await;
     }
 
     /// The server resumed our session (XEP-0198): still in the room, nobody saw us go,
     /// and the transport re-sent what the server had not acknowledged. Send what was
     /// made while offline.
-    async fn resumed(&mut self, rng: &mut OsRng) {
+    async fn resumed(&mut self) {
         self.online = true;
         self.before_disconnect.clear();
         for p in &mut self.outbox {
@@ -689,10 +689,10 @@ impl Task {
                 deadline: Instant::now(),
             });
         }
-        self.check_gate(rng).await;
+        self.check_gate().await;
     }
 
-    async fn check_gate(&mut self, rng: &mut OsRng) {
+    async fn check_gate(&mut self) {
         let Some(gate) = &self.gate else { return };
         if !self.online {
             return;
@@ -717,7 +717,6 @@ impl Task {
         while let Some((local_id, text)) = self.held.pop_front() {
             self.send_now(local_id, &text);
         }
-        let _ = rng;
     }
 
     fn resend(&mut self) {
