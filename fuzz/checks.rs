@@ -46,6 +46,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("dake_receive", dake_receive),
     ("decode_group_message", decode_group_message),
     ("room_receive", room_receive),
+    ("keyauth_decode", keyauth_decode),
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -1366,4 +1367,55 @@ pub fn run_room(data: &[u8]) -> (Vec<String>, usize) {
         }
     }
     (shown, private_shown)
+}
+
+// ---------------------------------------------------------------------------------------
+// keyauth_decode: the X-CRYPTOCAT-KEY messages a server reads (client-first, client-final)
+// and a client reads (the challenge).
+
+/// The first byte picks the message: 0 client-first, 1 challenge, 2 client-final (for a
+/// fixed identity, challenge and binding). Accepted client-first and challenge bytes
+/// re-encode to exactly the input; a client-final verifies only if it is the genuine
+/// signature, byte for byte (ed25519 `verify_strict`: no malleability).
+pub fn keyauth_decode(data: &[u8]) {
+    use cryptocat_protocol::keyauth::{self, BindingType, Challenge, ChannelBinding, ClientFirst};
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    match which % 3 {
+        0 => {
+            if let Ok(first) = ClientFirst::decode(rest) {
+                assert_eq!(first.encode(), rest);
+                assert!(keyauth::is_key_localpart(&keyauth::localpart(&first.key)));
+            }
+        }
+        1 => {
+            if let Ok(challenge) = Challenge::decode(rest) {
+                assert_eq!(challenge.encode(), rest);
+                assert!(!challenge.domain.is_empty());
+            }
+        }
+        _ => {
+            static FIXTURE: OnceLock<(Identity, [u8; 64])> = OnceLock::new();
+            let challenge = Challenge {
+                nonce: [7; 32],
+                binding: BindingType::TlsExporter,
+                domain: "example.org".to_owned(),
+            };
+            let binding = ChannelBinding::TlsExporter([0xa5; 32]);
+            let (identity, genuine) = FIXTURE.get_or_init(|| {
+                let mut rng = ChaCha20Rng::seed_from_u64(0x6b65_7961);
+                let identity = Identity::generate(&mut rng, NOW);
+                let sig = keyauth::respond(&identity, "example.org", &challenge, &binding)
+                    .expect("the fixture's own challenge");
+                (identity, sig)
+            });
+            let first = ClientFirst::new(identity);
+            let verified =
+                keyauth::verify(&challenge.domain, &challenge.nonce, &first, &binding, rest);
+            if verified.is_ok() {
+                assert_eq!(rest, genuine.as_slice(), "a forged client-final verified");
+            }
+        }
+    }
 }

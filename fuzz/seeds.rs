@@ -81,7 +81,37 @@ pub fn all() -> Vec<Seed> {
     for (name, bytes) in scripts() {
         out.push(("session_receive", name, bytes));
     }
+    for (name, bytes) in keyauth_messages() {
+        out.push(("keyauth_decode", name, bytes));
+    }
     out
+}
+
+/// The key challenge's messages (from `test-vectors/key-challenge.json`), each after its
+/// selector byte, and near-misses.
+fn keyauth_messages() -> Vec<(String, Vec<u8>)> {
+    use cryptocat_protocol::keyauth::{BindingType, Challenge};
+    let challenge = Challenge {
+        nonce: core::array::from_fn(|i| u8::try_from(i).unwrap_or(0)),
+        binding: BindingType::None,
+        domain: "example.org".to_owned(),
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(0x6b65_7962);
+    let identity = cryptocat_protocol::identity::Identity::generate(&mut rng, checks::NOW);
+    let first = cryptocat_protocol::keyauth::ClientFirst::new(&identity).encode();
+    let with = |selector: u8, bytes: &[u8]| {
+        let mut v = vec![selector];
+        v.extend_from_slice(bytes);
+        v
+    };
+    let mut short_first = first.clone();
+    short_first.pop();
+    vec![
+        ("client-first".into(), with(0, &first)),
+        ("client-first-short".into(), with(0, &short_first)),
+        ("challenge".into(), with(1, &challenge.encode())),
+        ("client-final-zeros".into(), with(2, &[0; 64])),
+    ]
 }
 
 /// Data messages as `session_receive` sends them: the same sessions and the same rng, so

@@ -226,6 +226,51 @@ fn sasl_failure(el: &Element) -> AuthError {
     }
 }
 
+/// A SCRAM server-first message (RFC 5802 §5.1), checked: the nonce extends ours, the salt
+/// is base64, the iteration count is within [`MIN_ITERATIONS`]..=[`MAX_ITERATIONS`], and no
+/// mandatory extension (`m=`) is present.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ServerFirst<'a> {
+    /// The combined nonce (ours followed by the server's).
+    pub nonce: &'a str,
+    /// The salt.
+    pub salt: Vec<u8>,
+    /// The iteration count.
+    pub iterations: u32,
+}
+
+/// Parses the server-first message `text` of an exchange whose client nonce is `cnonce`
+/// (network input: bounded by the stream's stanza size; never panics).
+pub fn parse_server_first<'a>(text: &'a str, cnonce: &str) -> Result<ServerFirst<'a>, AuthError> {
+    let (mut nonce, mut salt, mut iterations) = (None, None, None);
+    for part in text.split(',') {
+        if let Some(v) = part.strip_prefix("r=") {
+            nonce = Some(v);
+        } else if let Some(v) = part.strip_prefix("s=") {
+            salt = STANDARD.decode(v).ok();
+        } else if let Some(v) = part.strip_prefix("i=") {
+            iterations = v.parse::<u32>().ok();
+        } else if part.starts_with("m=") {
+            return Err(AuthError::Malformed);
+        }
+    }
+    let (nonce, salt, iterations) = match (nonce, salt, iterations) {
+        (Some(n), Some(s), Some(i)) => (n, s, i),
+        _ => return Err(AuthError::Malformed),
+    };
+    if cnonce.is_empty() || !nonce.starts_with(cnonce) || nonce.len() <= cnonce.len() {
+        return Err(AuthError::BadNonce);
+    }
+    if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
+        return Err(AuthError::BadIterations(iterations));
+    }
+    Ok(ServerFirst {
+        nonce,
+        salt,
+        iterations,
+    })
+}
+
 /// SASL SCRAM-SHA-256 without channel binding (`n,,`; SCRAM-SHA-256-PLUS with
 /// `tls-exporter` is a later slice). Verifies the server signature.
 pub async fn login_scram(
@@ -263,28 +308,11 @@ pub async fn login_scram(
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .ok_or(AuthError::Malformed)?;
-    let (mut nonce, mut salt, mut iterations) = (None, None, None);
-    for part in server_first.split(',') {
-        if let Some(v) = part.strip_prefix("r=") {
-            nonce = Some(v);
-        } else if let Some(v) = part.strip_prefix("s=") {
-            salt = STANDARD.decode(v).ok();
-        } else if let Some(v) = part.strip_prefix("i=") {
-            iterations = v.parse::<u32>().ok();
-        } else if part.starts_with("m=") {
-            return Err(AuthError::Malformed.into());
-        }
-    }
-    let (nonce, salt, iterations) = match (nonce, salt, iterations) {
-        (Some(n), Some(s), Some(i)) => (n, s, i),
-        _ => return Err(AuthError::Malformed.into()),
-    };
-    if !nonce.starts_with(&cnonce) || nonce.len() <= cnonce.len() {
-        return Err(AuthError::BadNonce.into());
-    }
-    if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
-        return Err(AuthError::BadIterations(iterations).into());
-    }
+    let ServerFirst {
+        nonce,
+        salt,
+        iterations,
+    } = parse_server_first(&server_first, &cnonce)?;
     let mut salted = Zeroizing::new([0u8; 32]);
     pbkdf2::pbkdf2_hmac::<Sha256>(
         creds.password.as_bytes(),

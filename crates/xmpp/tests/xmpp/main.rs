@@ -11,6 +11,7 @@
 
 mod bosh;
 mod fake_server;
+mod fuzz_corpus;
 mod keyauth;
 mod proxy;
 mod relay;

@@ -1,0 +1,83 @@
+//! Replays the client transport's fuzz corpora (`fuzz/corpus/client_*`) through the same
+//! checks as the fuzz targets (`fuzz/client_checks.rs`), on stable Rust, so CI runs them.
+
+#[path = "../../../../fuzz/client_checks.rs"]
+mod client_checks;
+
+use std::path::Path;
+
+#[test]
+fn client_fuzz_corpora_pass_their_checks() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    for (target, check) in client_checks::CLIENT_TARGETS {
+        let dir = root.join(target);
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("corpus {} missing: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "corpus {target} is empty");
+        for f in &files {
+            check(&std::fs::read(f).unwrap());
+        }
+        eprintln!("fuzz corpus {target}: replayed {} inputs", files.len());
+    }
+    // Every client fuzz target has a check here.
+    for entry in std::fs::read_dir(root.join("../fuzz_targets")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("client_") {
+            assert!(
+                client_checks::CLIENT_TARGETS
+                    .iter()
+                    .any(|(t, _)| *t == name),
+                "fuzz target {name} is missing from client_checks::CLIENT_TARGETS"
+            );
+        }
+    }
+}
+
+#[test]
+fn client_seeds_reach_the_accepting_paths() {
+    use cryptocat_xmpp::bosh::parse_body;
+    use cryptocat_xmpp::session::parse_server_first;
+    for (target, name, bytes) in client_checks::client_seeds() {
+        let (_, check) = client_checks::CLIENT_TARGETS
+            .iter()
+            .find(|(t, _)| *t == target)
+            .unwrap_or_else(|| panic!("seed {name} for unknown target {target}"));
+        check(&bytes);
+        match (target, name) {
+            ("client_bosh_body", _) => {
+                let limits = cryptocat_xmpp::xml::ParserLimits::default();
+                assert!(parse_body(&bytes, limits, 8).is_ok(), "seed {name} refused");
+            }
+            ("client_scram_first", "rfc7677") => {
+                let text = std::str::from_utf8(&bytes).unwrap();
+                let (cnonce, first) = text.split_once('\n').unwrap();
+                let parsed = parse_server_first(first, cnonce).unwrap();
+                assert_eq!(parsed.iterations, 4096);
+            }
+            ("client_scram_first", "extension") => {
+                let text = std::str::from_utf8(&bytes).unwrap();
+                let (cnonce, first) = text.split_once('\n').unwrap();
+                assert!(parse_server_first(first, cnonce).is_err());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Writes the seeds to `fuzz/corpus/<target>/seed-<name>`:
+/// `cargo test -p cryptocat-xmpp --test xmpp -- --ignored write_client_seed_corpus`.
+#[test]
+#[ignore = "writes into fuzz/corpus; run by hand after changing the seeds"]
+fn write_client_seed_corpus() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    for (target, name, bytes) in client_checks::client_seeds() {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+    }
+}
