@@ -143,7 +143,11 @@ fn config(p: &Prosody, websocket: bool) -> Config {
     } else {
         format!("xmpp://127.0.0.1:{}", p.c2s)
     };
-    let mut c = Config::new(ServerUrl::parse(&url).unwrap()).with_domain("localhost");
+    config_for(p, &url)
+}
+
+fn config_for(p: &Prosody, url: &str) -> Config {
+    let mut c = Config::new(ServerUrl::parse(url).unwrap()).with_domain("localhost");
     c.trust = TrustConfig::only(p.cert.clone());
     c.connect_timeout = Duration::from_secs(5);
     c.reconnect = Some(Backoff {
@@ -454,4 +458,45 @@ async fn prosody_key_challenge_login() {
         matches!(err, session::SessionError::Registration { .. }),
         "{err:?}"
     );
+}
+
+/// Our BOSH connector against Prosody's mod_bosh: registration and SCRAM over BOSH (the
+/// key module does not offer the challenge on BOSH), a room shared with a TCP client,
+/// payloads both ways, and a clean leave seen by the other.
+#[tokio::test]
+async fn prosody_over_bosh() {
+    if !installed() {
+        return;
+    }
+    let p = start_prosody("bosh");
+    let bosh = format!("http://127.0.0.1:{}/http-bind", p.http);
+    let mut alice = online(config_for(&p, &bosh)).await;
+    let mut bob = online(config(&p, false)).await;
+    assert!(join(&mut alice, "boshroom", "a").await.is_empty());
+    assert_eq!(join(&mut bob, "boshroom", "b").await, ["a"]);
+    wait_for(&mut alice.events, |e| {
+        matches!(e, Event::OccupantJoined { nick, .. } if nick == "b").then_some(())
+    })
+    .await;
+    relay_one(&mut alice, "a", &mut bob, 7).await;
+    relay_one(&mut bob, "b", &mut alice, 8).await;
+    alice.handle.leave("boshroom").unwrap();
+    wait_for(&mut bob.events, |e| {
+        matches!(e, Event::OccupantLeft { nick, .. } if nick == "a").then_some(())
+    })
+    .await;
+}
+
+/// A group payload from `from` (occupant `nick`) reaches `to`.
+async fn relay_one(from: &mut Peer, nick: &str, to: &mut Peer, seed: u8) {
+    let bytes = STANDARD.decode(group_payload(seed)).unwrap();
+    from.handle.send_groupchat("boshroom", &bytes).unwrap();
+    let got = wait_for(&mut to.events, |e| match e {
+        Event::GroupPayload {
+            from_nick, bytes, ..
+        } if from_nick == nick => Some(bytes.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(got, bytes);
 }
