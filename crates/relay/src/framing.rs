@@ -61,9 +61,21 @@ pub fn classify_ws_frame(frame: &str) -> WsFrame {
         if t.len() > MAX_FRAMING_ELEMENT {
             return WsFrame::Invalid;
         }
+        // One empty element and nothing after it (RFC 7395 §3.3.2): the tree parser stops
+        // at the end of the first element, so `<open/>x` would otherwise lose the `x`.
+        // `<` cannot occur inside attribute values, so counting it finds every tag.
+        let tags = t.matches('<').count();
+        let whole = (tags == 1 && t.ends_with("/>"))
+            || (tags == 2 && (t.ends_with("</open>") || t.ends_with("</close>")));
+        if !whole {
+            return WsFrame::Invalid;
+        }
         let Ok(el) = t.parse::<Element>() else {
             return WsFrame::Invalid;
         };
+        if el.nodes().next().is_some() {
+            return WsFrame::Invalid;
+        }
         if el.is("open", NS_FRAMING) {
             return WsFrame::Open {
                 to: el.attr("to").map(str::to_owned),
@@ -136,6 +148,21 @@ mod tests {
             WsFrame::Close
         );
         assert_eq!(classify_ws_frame("<open to='x'/>"), WsFrame::Invalid);
+        // Anything after the element, or inside it, makes the frame invalid.
+        let ns = "xmlns='urn:ietf:params:xml:ns:xmpp-framing'";
+        for bad in [
+            format!("<open {ns} to='localhost' version='1.0'/>x"),
+            format!("<open {ns} to='localhost' version='1.0'/><message/>"),
+            format!("<open {ns} to='localhost' version='1.0'>x</open>"),
+            format!("<close {ns}/><presence/>"),
+        ] {
+            assert_eq!(classify_ws_frame(&bad), WsFrame::Invalid, "{bad}");
+        }
+        assert!(matches!(
+            classify_ws_frame(&format!("<open {ns} to='localhost' version='1.0'></open>")),
+            WsFrame::Open { .. }
+        ));
+        assert_eq!(classify_ws_frame(&format!("<close {ns}/>")), WsFrame::Close);
         assert_eq!(
             classify_ws_frame("<stream:stream xmlns:stream='http://etherx.jabber.org/streams'>"),
             WsFrame::Invalid
