@@ -12,6 +12,10 @@ fn main() {
         "members",
         "leave",
         "my_fingerprint",
+        "get_settings",
+        "set_settings",
+        "forget_remembered",
+        "open_link",
     ];
     let attributes = tauri_build::Attributes::new()
         .app_manifest(tauri_build::AppManifest::new().commands(commands));

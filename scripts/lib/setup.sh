@@ -94,6 +94,12 @@ ensure_tauri_deps() {
 
 # ensure_chromium: Debian's Chromium, which the UI's Playwright tests drive (Playwright
 # never downloads a browser here; ui/playwright.config.ts points at /usr/bin/chromium).
+# ensure_desktop_os_deps: what the desktop app's OS-facing tests run against: a D-Bus session
+# bus and dbus-monitor (notifications), dunst as a real notification server under Xvfb,
+# gnome-keyring as a real Secret Service (keyring), libdbus headers for the keyring crate.
+ensure_desktop_os_deps() {
+  ensure_apt dbus dbus-bin dbus-daemon libdbus-1-dev dunst xvfb gnome-keyring
+}
 ensure_chromium() {
   ensure_apt chromium
 }

@@ -50,7 +50,8 @@ pub async fn engine_config(state: &AppState, req: &JoinRequest) -> Result<Engine
 /// Joins a room; events follow as `engine` Tauri events.
 #[tauri::command]
 pub async fn join(app: AppHandle, state: State<'_, AppState>, req: JoinRequest) -> Result<Joined> {
-    let config = engine_config(&state, &req).await?;
+    let mut config = engine_config(&state, &req).await?;
+    crate::sys::prepare_join(&app.state::<crate::settings::SettingsState>(), &mut config).await?;
     let room = check_room_name(&req.room)?;
     if state.rooms.lock().await.contains_key(&room) {
         return Err(CommandError::new("already_joined", "already in that room"));
@@ -66,6 +67,7 @@ pub async fn join(app: AppHandle, state: State<'_, AppState>, req: JoinRequest) 
     tauri::async_runtime::spawn(async move {
         while let Some(event) = events.recv().await {
             let left = matches!(event, cryptocat_client::EngineEvent::Left);
+            crate::sys::on_engine_event(&app, &room, &event);
             if let Some(event) = Event::from_engine(&event) {
                 let payload = RoomEvent {
                     room: room.clone(),

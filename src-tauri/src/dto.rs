@@ -349,6 +349,8 @@ pub fn bindings() -> String {
         Connection::decl(),
         Event::decl(),
         RoomEvent::decl(),
+        crate::settings::Settings::decl(),
+        crate::notify::OpenChat::decl(),
     ];
     let mut out = String::from(
         "// Generated from src-tauri/src/dto.rs by `cargo test -p cryptocat-desktop export_bindings`\n\
@@ -356,6 +358,10 @@ pub fn bindings() -> String {
     );
     out.push_str(&format!(
         "/** The Tauri event carrying `RoomEvent`s. */\nexport const ENGINE_EVENT = {ENGINE_EVENT:?};\n"
+    ));
+    out.push_str(&format!(
+        "/** The Tauri event carrying an `OpenChat` (a notification was clicked). */\nexport const OPEN_CHAT_EVENT = {:?};\n",
+        crate::notify::OPEN_CHAT_EVENT
     ));
     for d in decls {
         out.push('\n');

@@ -10,7 +10,13 @@
 
 pub mod commands;
 pub mod dto;
+pub mod links;
+pub mod notify;
+pub mod secrets;
+pub mod settings;
 pub mod state;
+pub mod sys;
+pub mod tray;
 
 use std::process::ExitCode;
 
@@ -27,6 +33,16 @@ pub fn run() -> ExitCode {
         .init();
     let app = tauri::Builder::default()
         .manage(state::AppState::default())
+        .manage(settings::SettingsState::default())
+        .plugin(tauri_plugin_opener::init())
+        .setup(|app| {
+            if let Err(e) = tray::create(app.handle()) {
+                tracing::warn!("no tray icon (closing the window will quit): {e}");
+            }
+            sys::restore_settings(app.handle());
+            Ok(())
+        })
+        .on_window_event(tray::on_window_event)
         .invoke_handler(tauri::generate_handler![
             commands::join,
             commands::send,
@@ -37,6 +53,10 @@ pub fn run() -> ExitCode {
             commands::members,
             commands::leave,
             commands::my_fingerprint,
+            sys::get_settings,
+            sys::set_settings,
+            sys::forget_remembered,
+            links::open_link,
         ])
         .build(tauri::generate_context!("../tauri.conf.json"));
     let app = match app {

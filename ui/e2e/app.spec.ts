@@ -166,3 +166,47 @@ test('usable at a narrow width, in dark mode', async ({ page }) => {
   const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
   expect(bg).toBe('rgb(21, 24, 28)');
 });
+
+test('settings panel: keyboard reachable, keyring error shown, forget', async ({ page }) => {
+  await join(page);
+  await page.evaluate(() => ((window as any).__stub.noKeyring = true));
+  await page.getByRole('button', { name: s.settings.open }).click();
+  const dialog = page.getByRole('dialog', { name: s.settings.title });
+  const content = dialog.getByRole('checkbox', { name: s.settings.showContent });
+  await expect(content).not.toBeChecked();
+  await expect(content).toBeFocused();
+  await page.keyboard.press('Space');
+  await expect(content).toBeChecked();
+  await dialog.getByRole('checkbox', { name: s.settings.remember }).click();
+  await expect(dialog.getByRole('alert')).toHaveText(s.errors.keyring_unavailable);
+  await expect(dialog.getByRole('checkbox', { name: s.settings.remember })).not.toBeChecked();
+  await page.evaluate(() => ((window as any).__stub.noKeyring = false));
+  await dialog.getByRole('checkbox', { name: s.settings.remember }).check();
+  await expect(dialog.getByRole('checkbox', { name: s.settings.remember })).toBeChecked();
+  await dialog.getByRole('button', { name: s.settings.forget }).click();
+  await expect(dialog.getByText(s.settings.forgotten)).toBeVisible();
+  await expect(dialog.getByRole('checkbox', { name: s.settings.remember })).not.toBeChecked();
+  await page.keyboard.press('Escape');
+  await expect(dialog).toBeHidden();
+});
+
+test('links: only http(s), opened after confirmation; a notification click opens the chat', async ({ page }) => {
+  await join(page);
+  const text = 'see https://example.org/a?b=1. and javascript:alert(1) data:text/html,x file:///etc/passwd';
+  await page.evaluate((t) => (window as any).__stub.emit({ type: 'message', id: 'l1', nick: 'bob', text: t, private: false }), text);
+  const log = page.getByRole('log', { name: s.room.conversation });
+  const msg = log.locator('.message').filter({ hasText: 'see ' });
+  await expect(msg.locator('.text')).toHaveText(text);
+  await expect(msg.locator('.link')).toHaveCount(1);
+  await expect(page.locator('.messages a')).toHaveCount(0);
+  await msg.getByRole('button', { name: s.links.label('https://example.org/a?b=1') }).click();
+  const dialog = page.getByRole('alertdialog', { name: s.links.title });
+  await expect(dialog.locator('#link-url')).toHaveText('https://example.org/a?b=1');
+  await expect(dialog.getByRole('button', { name: s.links.cancel })).toBeFocused();
+  await dialog.getByRole('button', { name: s.links.open }).click();
+  await expect(dialog).toBeHidden();
+  expect(await page.evaluate(() => (window as any).__stub.opened)).toEqual(['https://example.org/a?b=1']);
+
+  await page.evaluate(() => (window as any).__stub.emitRaw('open_chat', { room: 'lobby', nick: 'bob' }));
+  await expect(page.getByRole('tab', { name: s.room.privateWith('bob') })).toHaveAttribute('aria-selected', 'true');
+});

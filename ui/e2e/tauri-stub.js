@@ -12,6 +12,8 @@
   let msg = 0;
   const calls = [];
   const room = { name: null, nick: null };
+  let settings = { show_content: false, mute: false, keep_in_tray: true, remember_identity: false };
+  const opened = [];
 
   function emit(event, payload) {
     for (const l of listeners.get(event) ?? []) {
@@ -86,6 +88,20 @@
       case 'leave':
         later(() => roomEvent({ type: 'left' }));
         return null;
+      case 'get_settings':
+        return settings;
+      case 'set_settings':
+        if (args.new.remember_identity && window.__stub.noKeyring)
+          throw { code: 'keyring_unavailable', message: 'no keyring is available' };
+        settings = { ...args.new };
+        return settings;
+      case 'forget_remembered':
+        settings = { ...settings, remember_identity: false };
+        return settings;
+      case 'open_link':
+        if (!/^https?:\/\//.test(args.url)) throw { code: 'invalid_link', message: 'only http and https' };
+        opened.push(args.url);
+        return null;
       default:
         throw { code: 'unknown_command', message: cmd };
     }
@@ -119,5 +135,14 @@
   document.addEventListener('securitypolicyviolation', (e) =>
     violations.push(`${e.violatedDirective} ${e.blockedURI}`),
   );
-  window.__stub = { calls, emit: roomEvent, violations, holdConfirmations: false, HOSTILE };
+  window.__stub = {
+    calls,
+    emit: roomEvent,
+    emitRaw: emit,
+    violations,
+    holdConfirmations: false,
+    noKeyring: false,
+    opened,
+    HOSTILE,
+  };
 })();

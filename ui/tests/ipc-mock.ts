@@ -11,5 +11,10 @@ export const ipc = {
   members: vi.fn(),
   leave: vi.fn(),
   myFingerprint: vi.fn(),
+  getSettings: vi.fn(),
+  setSettings: vi.fn(),
+  forgetRemembered: vi.fn(),
+  openLink: vi.fn(),
+  onOpenChat: vi.fn(async () => () => {}),
   onEvent: vi.fn(async () => () => {}),
 };

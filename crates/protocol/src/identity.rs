@@ -129,6 +129,26 @@ impl Identity {
         Zeroizing::new(self.forging_secret.0.to_bytes())
     }
 
+    /// The identity's 32-byte seed, from which every key of the identity derives: for the
+    /// desktop app's opt-in "remember my identity", which keeps it in the OS keyring (an
+    /// encrypted store of its own, so no wrapping key is needed as with [`Identity::seal`]).
+    ///
+    /// Whoever holds it *is* this identity: keep it only in such a store, drop it at once
+    /// (it zeroizes on drop), never log or serialize it elsewhere.
+    pub fn export_seed(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.signing.to_bytes())
+    }
+
+    /// The identity of an [`Identity::export_seed`] seed, with a new instance tag and a
+    /// profile valid for [`PROFILE_LIFETIME_MS`] from `now` (as [`Identity::unseal`]).
+    pub fn from_exported_seed(
+        rng: &mut impl CryptoRngCore,
+        seed: &Zeroizing<[u8; 32]>,
+        now: Timestamp,
+    ) -> Self {
+        Self::from_seed(seed, InstanceTag::random(rng), now)
+    }
+
     /// Signs `message` under a domain label. Used for the server key challenge; never for
     /// message content (that would make conversations undeniable).
     ///
@@ -244,6 +264,20 @@ mod tests {
         assert_eq!(back.verifying_key(), id.verifying_key());
         assert_eq!(back.fingerprint(), id.fingerprint());
         assert!(back.profile().validate(Timestamp(2_000)).is_ok());
+    }
+
+    #[test]
+    fn exported_seed_gives_the_same_identity() {
+        let mut rng = rng();
+        let id = Identity::generate(&mut rng, Timestamp(1_000));
+        let seed = id.export_seed();
+        let back = Identity::from_exported_seed(&mut rng, &seed, Timestamp(2_000));
+        assert_eq!(back.fingerprint(), id.fingerprint());
+        assert_eq!(back.dake_secret.0, id.dake_secret.0);
+        assert_ne!(back.instance_tag(), id.instance_tag());
+        assert!(back.profile().validate(Timestamp(2_000)).is_ok());
+        let other = Identity::generate(&mut rng, Timestamp(1_000));
+        assert_ne!(*other.export_seed(), *seed);
     }
 
     #[test]

@@ -4,6 +4,9 @@ import { invoke } from '@tauri-apps/api/core';
 import { listen } from '@tauri-apps/api/event';
 import {
   ENGINE_EVENT,
+  OPEN_CHAT_EVENT,
+  type OpenChat,
+  type Settings,
   type CommandError,
   type JoinRequest,
   type Joined,
@@ -11,7 +14,7 @@ import {
   type RoomEvent,
 } from './bindings';
 
-export type { CommandError, JoinRequest, Joined, Member, RoomEvent };
+export type { CommandError, JoinRequest, Joined, Member, OpenChat, RoomEvent, Settings };
 export type { Connection, EngineEvent, ServerChoice } from './bindings';
 
 /** Turns whatever a rejected command gave into a CommandError. */
@@ -45,6 +48,14 @@ export const ipc = {
   members: (room: string) => call<Member[]>('members', { room }),
   leave: (room: string) => call<null>('leave', { room }),
   myFingerprint: (room: string) => call<string>('my_fingerprint', { room }),
+  getSettings: () => call<Settings>('get_settings', {}),
+  setSettings: (next: Settings) => call<Settings>('set_settings', { new: next }),
+  forgetRemembered: () => call<Settings>('forget_remembered', {}),
+  /** Opens an http(s) address in the system browser (Rust checks it again). */
+  openLink: (url: string) => call<null>('open_link', { url }),
+  /** Calls `handler` when a notification was clicked; resolves to an unsubscribe function. */
+  onOpenChat: async (handler: (c: OpenChat) => void): Promise<() => void> =>
+    listen<OpenChat>(OPEN_CHAT_EVENT, (e) => handler(e.payload)),
   /** Calls `handler` with every engine event; resolves to an unsubscribe function. */
   onEvent: async (handler: (e: RoomEvent) => void): Promise<() => void> =>
     listen<RoomEvent>(ENGINE_EVENT, (e) => handler(e.payload)),

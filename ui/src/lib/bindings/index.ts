@@ -3,6 +3,8 @@
 
 /** The Tauri event carrying `RoomEvent`s. */
 export const ENGINE_EVENT = "engine";
+/** The Tauri event carrying an `OpenChat` (a notification was clicked). */
+export const OPEN_CHAT_EVENT = "open_chat";
 
 export type ServerChoice = { "kind": "this_computer" } | { "kind": "url", 
 /**
@@ -209,3 +211,31 @@ room: string,
  * The event.
  */
 event: EngineEvent, };
+
+export type Settings = { 
+/**
+ * Notifications show the sender and the text (by default only "New message in ROOM").
+ */
+show_content: boolean, 
+/**
+ * No notifications at all.
+ */
+mute: boolean, 
+/**
+ * Closing the window keeps the app running in the tray (else closing quits).
+ */
+keep_in_tray: boolean, 
+/**
+ * Keep the identity key and the verified fingerprints in the OS keyring.
+ */
+remember_identity: boolean, };
+
+export type OpenChat = { 
+/**
+ * The room (as `Joined::room`).
+ */
+room: string, 
+/**
+ * For a private chat, the member's nickname; `null` for the group.
+ */
+nick: string | null, };

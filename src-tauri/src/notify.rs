@@ -1,0 +1,215 @@
+//! Desktop notifications for new messages (notify-rust: D-Bus `org.freedesktop.Notifications`
+//! on Linux, the system's own APIs on Windows and macOS).
+//!
+//! What a notification says is decided by [`notification_text`], a pure function: by
+//! default only "New message in ROOM" (no sender, no text), so that a screen seen by others
+//! leaks nothing; with [`crate::settings::Settings::show_content`] the sender and the text
+//! (escaped, since servers such as dunst read the body as markup, and shortened).
+//!
+//! A click on a notification (the XDG `default` action) is waited for on a thread of its
+//! own ([`show`] with an `on_click` callback); the app then shows and focuses the window and
+//! emits [`OPEN_CHAT_EVENT`] so that the UI opens that chat.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// The app name notifications carry.
+pub const APP_NAME: &str = "Cryptocat";
+
+/// The longest text shown in a notification, in characters (the rest becomes "…").
+pub const MAX_BODY_CHARS: usize = 160;
+
+/// How long a notification stays up, in milliseconds.
+pub const TIMEOUT_MS: u32 = 8_000;
+
+/// The Tauri event asking the UI to open a chat, carrying an [`OpenChat`].
+pub const OPEN_CHAT_EVENT: &str = "open_chat";
+
+/// Which chat to open after a notification was clicked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct OpenChat {
+    /// The room (as `Joined::room`).
+    pub room: String,
+    /// For a private chat, the member's nickname; `null` for the group.
+    pub nick: Option<String>,
+}
+
+/// A new message, as the notification policy sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct NewMessage<'a> {
+    /// Room name.
+    pub room: &'a str,
+    /// Sender nickname.
+    pub sender: &'a str,
+    /// The text.
+    pub text: &'a str,
+    /// A private message (else a group one).
+    pub private: bool,
+}
+
+/// What a notification shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationText {
+    /// The title line.
+    pub summary: String,
+    /// The body (may be empty).
+    pub body: String,
+}
+
+/// The notification for a new message: content hidden unless `show_content`.
+pub fn notification_text(msg: &NewMessage<'_>, show_content: bool) -> NotificationText {
+    let room = escape_markup(&shorten(msg.room, 64));
+    if !show_content {
+        return NotificationText {
+            summary: format!("New message in {room}"),
+            body: String::new(),
+        };
+    }
+    let sender = escape_markup(&shorten(msg.sender, 64));
+    let summary = if msg.private {
+        format!("{sender} (private) in {room}")
+    } else {
+        format!("{sender} in {room}")
+    };
+    NotificationText {
+        summary,
+        body: escape_markup(&shorten(msg.text, MAX_BODY_CHARS)),
+    }
+}
+
+/// Escapes the characters the notification spec's body markup gives meaning to.
+fn escape_markup(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() && c != '\n' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// At most `max` characters, with "…" when cut.
+fn shorten(s: &str, max: usize) -> String {
+    let mut chars = s.chars();
+    let mut out: String = chars.by_ref().take(max).collect();
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// Why a notification could not be shown (no user data in it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the notification could not be shown (no notification service)")]
+pub struct NotifyError;
+
+/// Shows a notification and returns once the notification service took it; `on_click`
+/// runs (on a thread of its own) if the person clicks it. Blocking: call it off the async
+/// runtime.
+pub fn show(
+    text: &NotificationText,
+    on_click: impl FnOnce() + Send + 'static,
+) -> Result<(), NotifyError> {
+    let mut n = notify_rust::Notification::new();
+    n.appname(APP_NAME)
+        .summary(&text.summary)
+        .body(&text.body)
+        .action("default", "Open")
+        .timeout(notify_rust::Timeout::Milliseconds(TIMEOUT_MS));
+    let handle = n.show().map_err(|_| NotifyError)?;
+    wait_for_click(handle, on_click);
+    Ok(())
+}
+
+/// Waits on a thread of its own for the `default` action (a click) or the close.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn wait_for_click(
+    handle: notify_rust::NotificationHandle,
+    on_click: impl FnOnce() + Send + 'static,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("notification".into())
+        .spawn(move || {
+            handle.wait_for_action(|action| {
+                if action == "default" {
+                    on_click();
+                }
+            });
+        });
+    if spawned.is_err() {
+        tracing::warn!("could not wait for a notification click");
+    }
+}
+
+/// Clicks on Windows and macOS notifications bring the app forward by themselves.
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+fn wait_for_click<H>(_handle: H, on_click: impl FnOnce() + Send + 'static) {
+    drop(on_click);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSG: NewMessage<'static> = NewMessage {
+        room: "lobby",
+        sender: "mallory",
+        text: "the launch code is 1234",
+        private: false,
+    };
+
+    #[test]
+    fn content_is_hidden_by_default() {
+        let t = notification_text(&MSG, false);
+        assert_eq!(t.summary, "New message in lobby");
+        assert_eq!(t.body, "");
+        let private = notification_text(
+            &NewMessage {
+                private: true,
+                ..MSG
+            },
+            false,
+        );
+        assert_eq!(private, t, "a private message says no more");
+    }
+
+    #[test]
+    fn content_is_shown_when_asked() {
+        let t = notification_text(&MSG, true);
+        assert_eq!(t.summary, "mallory in lobby");
+        assert_eq!(t.body, "the launch code is 1234");
+        let p = notification_text(
+            &NewMessage {
+                private: true,
+                ..MSG
+            },
+            true,
+        );
+        assert_eq!(p.summary, "mallory (private) in lobby");
+    }
+
+    #[test]
+    fn markup_is_escaped_and_long_texts_cut() {
+        let hostile = NewMessage {
+            sender: "<b>x</b>",
+            text: "<a href=\"file:///etc\">&click</a>\u{7}",
+            ..MSG
+        };
+        let t = notification_text(&hostile, true);
+        assert_eq!(t.summary, "&lt;b&gt;x&lt;/b&gt; in lobby");
+        assert_eq!(
+            t.body,
+            "&lt;a href=&quot;file:///etc&quot;&gt;&amp;click&lt;/a&gt; "
+        );
+        let long = "é".repeat(500);
+        let t = notification_text(&NewMessage { text: &long, ..MSG }, true);
+        assert_eq!(t.body.chars().count(), MAX_BODY_CHARS + 1);
+        assert!(t.body.ends_with('…'));
+    }
+}

@@ -1,0 +1,120 @@
+//! The person's settings: held in memory for the session; kept across sessions only in the
+//! OS keyring, and only when they opted in to "remember my identity" ([`crate::secrets`]).
+//! Nothing is written to disk.
+
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// What the settings panel changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Settings {
+    /// Notifications show the sender and the text (by default only "New message in ROOM").
+    pub show_content: bool,
+    /// No notifications at all.
+    pub mute: bool,
+    /// Closing the window keeps the app running in the tray (else closing quits).
+    pub keep_in_tray: bool,
+    /// Keep the identity key and the verified fingerprints in the OS keyring.
+    pub remember_identity: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            show_content: false,
+            mute: false,
+            keep_in_tray: true,
+            remember_identity: false,
+        }
+    }
+}
+
+/// The settings and the unread count, shared by commands, notifications and the tray.
+#[derive(Debug, Default)]
+pub struct SettingsState {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    settings: Settings,
+    unread: u32,
+}
+
+impl SettingsState {
+    /// The current settings.
+    pub fn get(&self) -> Settings {
+        self.inner.lock().map(|i| i.settings).unwrap_or_default()
+    }
+
+    /// Replaces the settings.
+    pub fn set(&self, settings: Settings) {
+        if let Ok(mut i) = self.inner.lock() {
+            i.settings = settings;
+        }
+    }
+
+    /// Changes one setting through `f`, returning the result.
+    pub fn update(&self, f: impl FnOnce(&mut Settings)) -> Settings {
+        match self.inner.lock() {
+            Ok(mut i) => {
+                f(&mut i.settings);
+                i.settings
+            }
+            Err(_) => Settings::default(),
+        }
+    }
+
+    /// Counts one more unread message; returns the new count.
+    pub fn add_unread(&self) -> u32 {
+        match self.inner.lock() {
+            Ok(mut i) => {
+                i.unread = i.unread.saturating_add(1);
+                i.unread
+            }
+            Err(_) => 0,
+        }
+    }
+
+    /// Clears the unread count (the window got the focus).
+    pub fn clear_unread(&self) {
+        if let Ok(mut i) = self.inner.lock() {
+            i.unread = 0;
+        }
+    }
+
+    /// Unread messages since the window last had the focus.
+    pub fn unread(&self) -> u32 {
+        self.inner.lock().map(|i| i.unread).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn defaults_hide_content_and_keep_nothing() {
+        let s = Settings::default();
+        assert!(!s.show_content && !s.mute && !s.remember_identity && s.keep_in_tray);
+        let json = serde_json::to_value(s).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"show_content": false, "mute": false, "keep_in_tray": true, "remember_identity": false})
+        );
+    }
+
+    #[test]
+    fn unread_counts_and_clears() {
+        let st = SettingsState::default();
+        assert_eq!(st.add_unread(), 1);
+        assert_eq!(st.add_unread(), 2);
+        st.clear_unread();
+        assert_eq!(st.unread(), 0);
+        let s = st.update(|s| s.mute = true);
+        assert!(s.mute && st.get().mute);
+    }
+}

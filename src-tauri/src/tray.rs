@@ -1,0 +1,186 @@
+//! The tray icon (Tauri's `tray-icon`: StatusNotifierItem through libayatana-appindicator
+//! on Linux): the app icon, switched to a variant with a red dot while messages arrived
+//! with the window unfocused ([`set_unread`]); a menu with Show, Mute notifications (a
+//! check item mirroring [`Settings::mute`]) and Quit. Closing the window hides it to the
+//! tray while [`Settings::keep_in_tray`] is on and a tray icon exists ([`on_close_requested`]).
+
+use tauri::image::Image;
+use tauri::menu::{CheckMenuItem, Menu, MenuItem};
+use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
+use tauri::{AppHandle, Manager, Runtime, WindowEvent};
+
+use crate::settings::{Settings, SettingsState};
+
+/// The main window's label.
+pub const MAIN_WINDOW: &str = "main";
+
+const MENU_SHOW: &str = "show";
+const MENU_MUTE: &str = "mute";
+const MENU_QUIT: &str = "quit";
+
+/// What the app keeps of its tray icon.
+pub struct Tray<R: Runtime> {
+    icon: TrayIcon<R>,
+    mute: CheckMenuItem<R>,
+    normal: Image<'static>,
+    unread: Image<'static>,
+}
+
+impl<R: Runtime> std::fmt::Debug for Tray<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tray").finish_non_exhaustive()
+    }
+}
+
+/// Makes the tray icon; `Err` when the desktop has no tray (the app then quits on close).
+pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
+    let normal = tauri::include_image!("icons/32x32.png");
+    let unread = Image::new_owned(
+        with_unread_dot(normal.rgba(), normal.width(), normal.height()),
+        normal.width(),
+        normal.height(),
+    );
+    let show = MenuItem::with_id(app, MENU_SHOW, "Show Cryptocat", true, None::<&str>)?;
+    let muted = app.state::<SettingsState>().get().mute;
+    let mute = CheckMenuItem::with_id(
+        app,
+        MENU_MUTE,
+        "Mute notifications",
+        true,
+        muted,
+        None::<&str>,
+    )?;
+    let quit = MenuItem::with_id(app, MENU_QUIT, "Quit", true, None::<&str>)?;
+    let menu = Menu::with_items(app, &[&show, &mute, &quit])?;
+    let icon = TrayIconBuilder::with_id("main")
+        .icon(normal.clone())
+        .tooltip("Cryptocat")
+        .menu(&menu)
+        .show_menu_on_left_click(false)
+        .on_menu_event(|app, event| match event.id.as_ref() {
+            MENU_SHOW => show_main_window(app),
+            MENU_MUTE => {
+                let s = app.state::<SettingsState>().update(|s| s.mute = !s.mute);
+                sync_mute(app, &s);
+            }
+            MENU_QUIT => app.exit(0),
+            _ => {}
+        })
+        .on_tray_icon_event(|tray, event| {
+            if let TrayIconEvent::Click {
+                button: MouseButton::Left,
+                button_state: MouseButtonState::Up,
+                ..
+            } = event
+            {
+                show_main_window(tray.app_handle());
+            }
+        })
+        .build(app)?;
+    app.manage(Tray {
+        icon,
+        mute,
+        normal,
+        unread,
+    });
+    Ok(())
+}
+
+/// Shows, unminimizes and focuses the main window.
+pub fn show_main_window<R: Runtime>(app: &AppHandle<R>) {
+    if let Some(w) = app.get_webview_window(MAIN_WINDOW) {
+        let _ = w.show();
+        let _ = w.unminimize();
+        let _ = w.set_focus();
+    }
+}
+
+/// Puts the mute check item in line with the settings.
+pub fn sync_mute<R: Runtime>(app: &AppHandle<R>, settings: &Settings) {
+    if let Some(tray) = app.try_state::<Tray<R>>() {
+        let _ = tray.mute.set_checked(settings.mute);
+    }
+}
+
+/// Switches the tray icon to its unread variant (`true`) or back.
+pub fn set_unread<R: Runtime>(app: &AppHandle<R>, unread: bool) {
+    if let Some(tray) = app.try_state::<Tray<R>>() {
+        let icon = if unread {
+            tray.unread.clone()
+        } else {
+            tray.normal.clone()
+        };
+        let _ = tray.icon.set_icon(Some(icon));
+        let _ = tray.icon.set_tooltip(Some(if unread {
+            "Cryptocat: new messages"
+        } else {
+            "Cryptocat"
+        }));
+    }
+}
+
+/// Whether the main window has the focus.
+pub fn main_window_focused<R: Runtime>(app: &AppHandle<R>) -> bool {
+    app.get_webview_window(MAIN_WINDOW)
+        .and_then(|w| w.is_focused().ok())
+        .unwrap_or(false)
+}
+
+/// The main window's events: focus clears the unread indicator; closing hides to the tray
+/// when the settings say so and a tray icon exists.
+pub fn on_window_event<R: Runtime>(window: &tauri::Window<R>, event: &WindowEvent) {
+    let app = window.app_handle();
+    match event {
+        WindowEvent::Focused(true) => {
+            app.state::<SettingsState>().clear_unread();
+            set_unread(app, false);
+        }
+        WindowEvent::CloseRequested { api, .. } => {
+            let keep = app.state::<SettingsState>().get().keep_in_tray
+                && app.try_state::<Tray<R>>().is_some();
+            if keep {
+                api.prevent_close();
+                let _ = window.hide();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The icon's RGBA pixels with a red dot in the top-right quarter (the unread variant).
+pub fn with_unread_dot(rgba: &[u8], width: u32, height: u32) -> Vec<u8> {
+    let mut out = rgba.to_vec();
+    let (w, h) = (i64::from(width), i64::from(height));
+    let r = (w.min(h) / 4).max(2);
+    let (cx, cy) = (w - r - 1, r + 1);
+    for y in 0..h {
+        for x in 0..w {
+            let (dx, dy) = (x - cx, y - cy);
+            if dx * dx + dy * dy <= r * r {
+                let i = usize::try_from((y * w + x) * 4).unwrap_or(usize::MAX);
+                if let Some(px) = out.get_mut(i..i.saturating_add(4)) {
+                    px.copy_from_slice(&[0xE0, 0x24, 0x24, 0xFF]);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unread_variant_has_a_red_dot_and_keeps_the_rest() {
+        let base = vec![0x10u8; 32 * 32 * 4];
+        let dotted = with_unread_dot(&base, 32, 32);
+        assert_eq!(dotted.len(), base.len());
+        // The dot's centre (top right) is red; the bottom-left corner is unchanged.
+        let at = |x: usize, y: usize| &dotted[(y * 32 + x) * 4..(y * 32 + x) * 4 + 4];
+        assert_eq!(at(32 - 8 - 1, 9), &[0xE0, 0x24, 0x24, 0xFF]);
+        assert_eq!(at(0, 31), &[0x10; 4]);
+        // Wrong sizes never panic.
+        assert_eq!(with_unread_dot(&[1, 2, 3], 32, 32), vec![1, 2, 3]);
+    }
+}

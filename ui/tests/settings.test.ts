@@ -1,0 +1,65 @@
+import '@testing-library/jest-dom/vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { render, screen } from '@testing-library/svelte';
+import userEvent from '@testing-library/user-event';
+
+vi.mock('../src/lib/ipc', async () => ({ ipc: (await import('./ipc-mock')).ipc }));
+import { ipc } from './ipc-mock';
+import SettingsDialog from '../src/lib/components/SettingsDialog.svelte';
+import { s } from '../src/lib/strings';
+
+const defaults = { show_content: false, mute: false, keep_in_tray: true, remember_identity: false };
+
+beforeEach(() => {
+  vi.clearAllMocks();
+  ipc.getSettings.mockResolvedValue({ ...defaults });
+  ipc.setSettings.mockImplementation(async (next: unknown) => next);
+});
+
+describe('settings panel', () => {
+  it('shows the defaults: content hidden, not muted, tray on, nothing remembered', async () => {
+    render(SettingsDialog, { onclose: vi.fn() });
+    expect(await screen.findByRole('checkbox', { name: s.settings.showContent })).not.toBeChecked();
+    expect(screen.getByRole('checkbox', { name: s.settings.mute })).not.toBeChecked();
+    expect(screen.getByRole('checkbox', { name: s.settings.keepInTray })).toBeChecked();
+    expect(screen.getByRole('checkbox', { name: s.settings.remember })).not.toBeChecked();
+    expect(screen.getByRole('dialog', { name: s.settings.title })).toBeInTheDocument();
+  });
+
+  it('sends each change and is usable with the keyboard', async () => {
+    const user = userEvent.setup();
+    const onclose = vi.fn();
+    render(SettingsDialog, { onclose });
+    const content = await screen.findByRole('checkbox', { name: s.settings.showContent });
+    await user.click(content);
+    expect(ipc.setSettings).toHaveBeenLastCalledWith({ ...defaults, show_content: true });
+    await user.tab();
+    expect(screen.getByRole('checkbox', { name: s.settings.mute })).toHaveFocus();
+    await user.keyboard(' ');
+    expect(ipc.setSettings).toHaveBeenLastCalledWith({ ...defaults, show_content: true, mute: true });
+    await user.keyboard('{Escape}');
+    expect(onclose).toHaveBeenCalled();
+  });
+
+  it('shows the keyring error and leaves "remember" off', async () => {
+    const user = userEvent.setup();
+    ipc.setSettings.mockRejectedValueOnce({ code: 'keyring_unavailable', message: 'no keyring is available' });
+    render(SettingsDialog, { onclose: vi.fn() });
+    const remember = await screen.findByRole('checkbox', { name: s.settings.remember });
+    await user.click(remember);
+    expect(await screen.findByRole('alert')).toHaveTextContent(s.errors.keyring_unavailable);
+    expect(remember).not.toBeChecked();
+  });
+
+  it('forgets what the keyring kept', async () => {
+    const user = userEvent.setup();
+    ipc.getSettings.mockResolvedValue({ ...defaults, remember_identity: true });
+    ipc.forgetRemembered.mockResolvedValue({ ...defaults });
+    render(SettingsDialog, { onclose: vi.fn() });
+    expect(await screen.findByRole('checkbox', { name: s.settings.remember })).toBeChecked();
+    await user.click(screen.getByRole('button', { name: s.settings.forget }));
+    expect(ipc.forgetRemembered).toHaveBeenCalled();
+    expect(await screen.findByText(s.settings.forgotten)).toBeInTheDocument();
+    expect(screen.getByRole('checkbox', { name: s.settings.remember })).not.toBeChecked();
+  });
+});
