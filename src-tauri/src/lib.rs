@@ -37,6 +37,7 @@ pub fn run() -> ExitCode {
             commands::members,
             commands::leave,
             commands::my_fingerprint,
+            commands::local_server,
         ])
         .build(tauri::generate_context!("../tauri.conf.json"));
     let app = match app {

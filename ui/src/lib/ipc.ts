@@ -7,11 +7,12 @@ import {
   type CommandError,
   type JoinRequest,
   type Joined,
+  type LocalServer,
   type Member,
   type RoomEvent,
 } from './bindings';
 
-export type { CommandError, JoinRequest, Joined, Member, RoomEvent };
+export type { CommandError, JoinRequest, Joined, LocalServer, Member, RoomEvent };
 export type { Connection, EngineEvent, ServerChoice } from './bindings';
 
 /** Turns whatever a rejected command gave into a CommandError. */
@@ -45,6 +46,8 @@ export const ipc = {
   members: (room: string) => call<Member[]>('members', { room }),
   leave: (room: string) => call<null>('leave', { room }),
   myFingerprint: (room: string) => call<string>('my_fingerprint', { room }),
+  /** How others join a room held on the built-in server (null for another server). */
+  localServer: (room: string) => call<LocalServer | null>('local_server', { room }),
   /** Calls `handler` with every engine event; resolves to an unsubscribe function. */
   onEvent: async (handler: (e: RoomEvent) => void): Promise<() => void> =>
     listen<RoomEvent>(ENGINE_EVENT, (e) => handler(e.payload)),
