@@ -1,4 +1,5 @@
 import { vi } from 'vitest';
+import type { LocalServer } from '../src/lib/bindings';
 
 // The IPC module, mocked: every command is a vi.fn the test programs.
 export const ipc = {
@@ -11,6 +12,6 @@ export const ipc = {
   members: vi.fn(),
   leave: vi.fn(),
   myFingerprint: vi.fn(),
-  localServer: vi.fn(async () => null),
+  localServer: vi.fn(async (): Promise<LocalServer | null> => null),
   onEvent: vi.fn(async () => () => {}),
 };
