@@ -16,6 +16,7 @@ fn main() {
         "set_settings",
         "forget_remembered",
         "open_link",
+        "local_server",
     ];
     let attributes = tauri_build::Attributes::new()
         .app_manifest(tauri_build::AppManifest::new().commands(commands));

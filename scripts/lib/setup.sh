@@ -112,3 +112,19 @@ ensure_ui() {
   log "Building the UI (ui/dist)"
   (cd ui && npx vite build --logLevel warn)
 }
+
+# ensure_tauri_driver: what the desktop end-to-end test (src-tauri/tests/e2e.rs) drives the
+# app with: tauri-driver (crates.io, pinned) in front of Debian's WebKitWebDriver
+# (webkit2gtk-driver), under Xvfb.
+TAURI_DRIVER_VERSION=2.1.0
+ensure_tauri_driver() {
+  ensure_apt webkit2gtk-driver xvfb
+  if ! command -v tauri-driver >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/tauri-driver" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+  if ! tauri-driver --help 2>/dev/null | grep -q -- --native-driver ||
+     [ "$(cargo install --list 2>/dev/null | sed -n 's/^tauri-driver v\([^:]*\):$/\1/p')" != "$TAURI_DRIVER_VERSION" ]; then
+    log "Installing tauri-driver $TAURI_DRIVER_VERSION (cargo install)"
+    cargo install tauri-driver --version "$TAURI_DRIVER_VERSION" --locked --quiet
+  fi
+}

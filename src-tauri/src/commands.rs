@@ -7,10 +7,11 @@ use cryptocat_client::{
 };
 use tauri::{AppHandle, Emitter, Manager, State};
 
+use crate::dto::LocalServer;
 use crate::dto::{
     CommandError, Event, JoinRequest, Joined, Member, RoomEvent, ServerChoice, ENGINE_EVENT,
 };
-use crate::state::{AppState, LOCAL_DOMAIN};
+use crate::state::{AppState, RelayError, LOCAL_DOMAIN};
 
 type Result<T> = std::result::Result<T, CommandError>;
 
@@ -30,10 +31,19 @@ pub async fn engine_config(state: &AppState, req: &JoinRequest) -> Result<Engine
     let room = check_room_name(&req.room)?;
     let nick = check_nickname(&req.nick)?;
     match &req.server {
-        ServerChoice::ThisComputer => {
-            let local = state.local_relay().await.map_err(|_| {
-                CommandError::new("relay_failed", "the built-in server could not start")
-            })?;
+        ServerChoice::ThisComputer { local_network } => {
+            let local = state
+                .local_relay(*local_network)
+                .await
+                .map_err(|e| match e {
+                    RelayError::Failed => {
+                        CommandError::new("relay_failed", "the built-in server could not start")
+                    }
+                    RelayError::InUse => CommandError::new(
+                        "relay_in_use",
+                        "the built-in server runs with the other network setting for a joined room",
+                    ),
+                })?;
             let mut config = EngineConfig::new(local.url, &room, &nick);
             config.domain = Some(LOCAL_DOMAIN.to_owned());
             config.trust = local.trust;
@@ -63,6 +73,9 @@ pub async fn join(app: AppHandle, state: State<'_, AppState>, req: JoinRequest) 
         fingerprint: handle.fingerprint().to_owned(),
     };
     state.rooms.lock().await.insert(joined.room.clone(), handle);
+    if matches!(req.server, ServerChoice::ThisComputer { .. }) {
+        state.local_rooms.lock().await.insert(joined.room.clone());
+    }
     let room = joined.room.clone();
     tauri::async_runtime::spawn(async move {
         while let Some(event) = events.recv().await {
@@ -81,7 +94,9 @@ pub async fn join(app: AppHandle, state: State<'_, AppState>, req: JoinRequest) 
                 break;
             }
         }
-        app.state::<AppState>().rooms.lock().await.remove(&room);
+        let state = app.state::<AppState>();
+        state.rooms.lock().await.remove(&room);
+        state.local_rooms.lock().await.remove(&room);
     });
     Ok(joined)
 }
@@ -160,7 +175,18 @@ pub async fn leave(state: State<'_, AppState>, room: String) -> Result<()> {
     let handle = handle(&state, &room).await?;
     handle.leave().await?;
     state.rooms.lock().await.remove(&room);
+    state.local_rooms.lock().await.remove(&room);
     Ok(())
+}
+
+/// How someone else joins a room held on the embedded relay (`None` for a room on
+/// another server).
+#[tauri::command]
+pub async fn local_server(state: State<'_, AppState>, room: String) -> Result<Option<LocalServer>> {
+    if !state.local_rooms.lock().await.contains(&room) {
+        return Ok(None);
+    }
+    Ok(state.local_server(&room).await)
 }
 
 /// Our readable fingerprint in a room.
@@ -204,14 +230,29 @@ mod tests {
         let state = AppState::default();
         let e = engine_config(
             &state,
-            &req("bad room", "alice", ServerChoice::ThisComputer),
+            &req(
+                "bad room",
+                "alice",
+                ServerChoice::ThisComputer {
+                    local_network: false,
+                },
+            ),
         )
         .await
         .unwrap_err();
         assert_eq!(e.code, "invalid_room");
-        let e = engine_config(&state, &req("lobby", " \n ", ServerChoice::ThisComputer))
-            .await
-            .unwrap_err();
+        let e = engine_config(
+            &state,
+            &req(
+                "lobby",
+                " \n ",
+                ServerChoice::ThisComputer {
+                    local_network: false,
+                },
+            ),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(e.code, "invalid_nickname");
         let e = engine_config(
             &state,
@@ -256,17 +297,39 @@ mod tests {
         assert_eq!(e.code, "unreachable");
     }
 
-    /// Two people join the same room on the embedded relay (one relay for both, as two
-    /// rooms of one app would share it), exchange a group text and see it confirmed.
+    /// Two people join the same room on the embedded relay, one as the app does, the
+    /// other through the relay's WebSocket as the shown `cryptocat join` command does;
+    /// they exchange a group text and see it confirmed.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_people_chat_on_the_embedded_relay() {
         let state = AppState::default();
-        let a = engine_config(&state, &req("Lobby", "alice", ServerChoice::ThisComputer))
-            .await
-            .unwrap();
-        let b = engine_config(&state, &req("lobby", "bob", ServerChoice::ThisComputer))
-            .await
-            .unwrap();
+        let a = engine_config(
+            &state,
+            &req(
+                "Lobby",
+                "alice",
+                ServerChoice::ThisComputer {
+                    local_network: false,
+                },
+            ),
+        )
+        .await
+        .unwrap();
+        // Bob joins as `cryptocat join` would with the command the room screen shows: the
+        // relay's plain WebSocket on loopback, system roots only (no --ca-cert).
+        let share = state.local_server("lobby").await.unwrap();
+        let cmd = &share.join_command;
+        assert!(
+            cmd.contains(&format!("--server {} ", share.websocket_url)),
+            "{cmd}"
+        );
+        assert!(cmd.ends_with("--room lobby --nick NICK"), "{cmd}");
+        let mut b = EngineConfig::new(
+            ServerUrl::parse(&share.websocket_url).unwrap(),
+            "lobby",
+            "bob",
+        );
+        b.trust = cryptocat_client::TrustConfig::system();
         let (ha, mut ea) = Engine::start(a).await.unwrap();
         let (hb, mut eb) = Engine::start(b).await.unwrap();
         assert_eq!(ha.room(), "lobby");

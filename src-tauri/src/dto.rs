@@ -13,8 +13,13 @@ use ts_rs::TS;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, TS)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ServerChoice {
-    /// The relay built into the app, on loopback (started on first use).
-    ThisComputer,
+    /// The relay built into the app (started on first use): on loopback only, or also
+    /// reachable from the local network when `local_network` is set.
+    ThisComputer {
+        /// Let people on the local network join too (off unless the person opts in).
+        #[serde(default)]
+        local_network: bool,
+    },
     /// A server address: `xmpp://host[:port]`, `ws(s)://host[:port]/xmpp-websocket` or
     /// `http(s)://host[:port]/http-bind`.
     Url {
@@ -326,6 +331,35 @@ impl Event {
     }
 }
 
+/// How someone else reaches the embedded relay: what the room screen shows to share.
+/// Nothing secret: addresses, the relay certificate's SHA-256 and where its PEM is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct LocalServer {
+    /// The relay's XMPP domain (`localhost`).
+    pub domain: String,
+    /// WebSocket address on this computer: `ws://localhost:PORT/xmpp-websocket` (the
+    /// desktop app's "Another server" takes it too).
+    pub websocket_url: String,
+    /// BOSH address on this computer: `http://localhost:PORT/http-bind`.
+    pub bosh_url: String,
+    /// The c2s (TCP with STARTTLS) port.
+    pub c2s_port: u16,
+    /// The command that joins the room from a terminal on this computer (`NICK` is a
+    /// placeholder for the other person's nickname).
+    pub join_command: String,
+    /// Whether the relay also listens on the local network.
+    pub local_network: bool,
+    /// The address the local network reaches it at, when `local_network` and one was found.
+    pub lan_address: Option<String>,
+    /// The command for another computer on the local network (TCP with STARTTLS, trusting
+    /// a copy of the relay's certificate), when `lan_address` is known.
+    pub lan_join_command: Option<String>,
+    /// SHA-256 of the relay's (self-signed) certificate, colon-separated hex.
+    pub certificate_fingerprint: String,
+    /// Where the certificate's PEM is, to copy to the other computer.
+    pub certificate_path: String,
+}
+
 /// What the `engine` Tauri event carries: which room, what happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct RoomEvent {
@@ -351,6 +385,7 @@ pub fn bindings() -> String {
         RoomEvent::decl(),
         crate::settings::Settings::decl(),
         crate::notify::OpenChat::decl(),
+        LocalServer::decl(),
     ];
     let mut out = String::from(
         "// Generated from src-tauri/src/dto.rs by `cargo test -p cryptocat-desktop export_bindings`\n\
@@ -412,7 +447,12 @@ mod tests {
             serde_json::json!({"room": "lobby", "event": {"type": "confirmation", "id": "m1", "confirmed": 1, "of": 2}})
         );
         let c: ServerChoice = serde_json::from_str(r#"{"kind":"this_computer"}"#).unwrap();
-        assert_eq!(c, ServerChoice::ThisComputer);
+        assert_eq!(
+            c,
+            ServerChoice::ThisComputer {
+                local_network: false
+            }
+        );
         let c: ServerChoice = serde_json::from_str(r#"{"kind":"url","url":"xmpp://x"}"#).unwrap();
         assert_eq!(
             c,

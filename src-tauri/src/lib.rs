@@ -57,6 +57,7 @@ pub fn run() -> ExitCode {
             sys::set_settings,
             sys::forget_remembered,
             links::open_link,
+            commands::local_server,
         ])
         .build(tauri::generate_context!("../tauri.conf.json"));
     let app = match app {

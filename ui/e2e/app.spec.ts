@@ -210,3 +210,41 @@ test('links: only http(s), opened after confirmation; a notification click opens
   await page.evaluate(() => (window as any).__stub.emitRaw('open_chat', { room: 'lobby', nick: 'bob' }));
   await expect(page.getByRole('tab', { name: s.room.privateWith('bob') })).toHaveAttribute('aria-selected', 'true');
 });
+
+test('invite someone: the built-in server shows its address and the join command', async ({ page }) => {
+  await join(page);
+  const share = page.getByTestId('share');
+  await share.getByText(s.share.title).click();
+  await expect(share.getByTestId('share-address')).toHaveText('ws://localhost:5280/xmpp-websocket');
+  await expect(share.getByTestId('join-command')).toHaveText(
+    'cryptocat join --server ws://localhost:5280/xmpp-websocket --room lobby --nick NICK',
+  );
+  await expect(share.getByText(s.share.lanOff)).toBeVisible();
+});
+
+test('invite someone on the local network (opt-in on the join screen)', async ({ page }) => {
+  await page.goto('/');
+  await expect(page.getByLabel(s.join.localNetwork)).not.toBeChecked();
+  await page.getByLabel(s.join.room).fill('lobby');
+  await page.getByLabel(s.join.nick).fill('alice');
+  await page.getByLabel(s.join.localNetwork).check();
+  await page.getByRole('button', { name: s.join.submit }).click();
+  const share = page.getByTestId('share');
+  await share.getByText(s.share.title).click();
+  await expect(share.getByTestId('lan-address')).toHaveText('192.168.1.20');
+  await expect(share.getByTestId('lan-join-command')).toContainText('--ca-cert localhost.pem');
+  await expect(share.getByTestId('certificate-fingerprint')).toHaveText('AB:CD');
+  const calls = await page.evaluate(() => (window as any).__stub.calls.filter((c: any) => c.cmd === 'join'));
+  expect(calls[0].args.req.server).toEqual({ kind: 'this_computer', local_network: true });
+});
+
+test('a room on another server shows no invitation', async ({ page }) => {
+  await page.goto('/');
+  await page.getByLabel(s.join.room).fill('lobby');
+  await page.getByLabel(s.join.nick).fill('alice');
+  await page.getByLabel(s.join.otherServer).check();
+  await page.getByLabel(s.join.serverUrl).fill('xmpp://example.org');
+  await page.getByRole('button', { name: s.join.submit }).click();
+  await expect(page.getByRole('heading', { name: '#lobby' })).toBeVisible();
+  await expect(page.getByTestId('share')).toHaveCount(0);
+});

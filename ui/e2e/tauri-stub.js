@@ -11,7 +11,7 @@
   let localId = 0;
   let msg = 0;
   const calls = [];
-  const room = { name: null, nick: null };
+  const room = { name: null, nick: null, local: false, lan: false };
   let settings = { show_content: false, mute: false, keep_in_tray: true, remember_identity: false };
   const opened = [];
 
@@ -50,6 +50,8 @@
           throw { code: 'unreachable', message: 'could not connect to the server' };
         room.name = req.room.toLowerCase();
         room.nick = req.nick.trim();
+        room.local = req.server.kind === 'this_computer';
+        room.lan = room.local && req.server.local_network === true;
         const fingerprint = 'fedcba9876543210fedcba9876543210fedcba98';
         later(() => {
           roomEvent({ type: 'joined', room: room.name, nick: room.nick, fingerprint });
@@ -85,6 +87,22 @@
         return [bob];
       case 'my_fingerprint':
         return 'fedcba9876543210fedcba9876543210fedcba98';
+      case 'local_server':
+        if (!room.local || args.room !== room.name) return null;
+        return {
+          domain: 'localhost',
+          websocket_url: 'ws://localhost:5280/xmpp-websocket',
+          bosh_url: 'http://localhost:5280/http-bind',
+          c2s_port: 5222,
+          join_command: `cryptocat join --server ws://localhost:5280/xmpp-websocket --room ${room.name} --nick NICK`,
+          local_network: room.lan,
+          lan_address: room.lan ? '192.168.1.20' : null,
+          lan_join_command: room.lan
+            ? `cryptocat join --server xmpp://192.168.1.20:5222 --domain localhost --ca-cert localhost.pem --room ${room.name} --nick NICK`
+            : null,
+          certificate_fingerprint: 'AB:CD',
+          certificate_path: '/tmp/cryptocat-server-1/localhost.pem',
+        };
       case 'leave':
         later(() => roomEvent({ type: 'left' }));
         return null;

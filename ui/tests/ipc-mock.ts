@@ -1,4 +1,5 @@
 import { vi } from 'vitest';
+import type { LocalServer } from '../src/lib/bindings';
 
 // The IPC module, mocked: every command is a vi.fn the test programs.
 export const ipc = {
@@ -16,5 +17,6 @@ export const ipc = {
   forgetRemembered: vi.fn(),
   openLink: vi.fn(),
   onOpenChat: vi.fn(async () => () => {}),
+  localServer: vi.fn(async (): Promise<LocalServer | null> => null),
   onEvent: vi.fn(async () => () => {}),
 };

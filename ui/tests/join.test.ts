@@ -57,7 +57,7 @@ describe('Join screen', () => {
     await user.type(screen.getByLabelText(s.join.room), 'Lobby');
     await user.type(screen.getByLabelText(s.join.nick), 'alice');
     await user.click(screen.getByRole('button', { name: s.join.submit }));
-    expect(ipc.join).toHaveBeenCalledWith({ room: 'Lobby', nick: 'alice', server: { kind: 'this_computer' } });
+    expect(ipc.join).toHaveBeenCalledWith({ room: 'Lobby', nick: 'alice', server: { kind: 'this_computer', local_network: false } });
     expect(onjoined).toHaveBeenCalledWith({ room: 'lobby', nick: 'alice', fingerprint: 'ab' });
 
     ipc.join.mockRejectedValueOnce({ code: 'unreachable', message: 'could not connect' });

@@ -90,3 +90,34 @@ describe('composer', () => {
     expect(box.value).toBe('hi');
   });
 });
+
+describe('invite someone', () => {
+  it('shows the built-in server address and the join command for a room on it', async () => {
+    ipc.localServer.mockResolvedValueOnce({
+      domain: 'localhost',
+      websocket_url: 'ws://localhost:5280/xmpp-websocket',
+      bosh_url: 'http://localhost:5280/http-bind',
+      c2s_port: 5222,
+      join_command: 'cryptocat join --server ws://localhost:5280/xmpp-websocket --room lobby --nick NICK',
+      local_network: false,
+      lan_address: null,
+      lan_join_command: null,
+      certificate_fingerprint: 'AB:CD',
+      certificate_path: '/tmp/x/localhost.pem',
+    });
+    render(Room, { model: reactive(room()), onleft: vi.fn() });
+    expect(ipc.localServer).toHaveBeenCalledWith('lobby');
+    expect(await screen.findByTestId('join-command')).toHaveTextContent(
+      'cryptocat join --server ws://localhost:5280/xmpp-websocket --room lobby --nick NICK',
+    );
+    expect(screen.getByText(s.share.lanOff)).toBeInTheDocument();
+    expect(screen.queryByTestId('lan-join-command')).toBeNull();
+  });
+
+  it('shows nothing for a room on another server', async () => {
+    render(Room, { model: reactive(room()), onleft: vi.fn() });
+    await Promise.resolve();
+    expect(ipc.localServer).toHaveBeenCalledWith('lobby');
+    expect(screen.queryByTestId('share')).toBeNull();
+  });
+});

@@ -10,11 +10,21 @@ import {
   type CommandError,
   type JoinRequest,
   type Joined,
+  type LocalServer,
   type Member,
   type RoomEvent,
 } from './bindings';
 
-export type { CommandError, JoinRequest, Joined, Member, OpenChat, RoomEvent, Settings };
+export type {
+  CommandError,
+  JoinRequest,
+  Joined,
+  LocalServer,
+  Member,
+  OpenChat,
+  RoomEvent,
+  Settings,
+};
 export type { Connection, EngineEvent, ServerChoice } from './bindings';
 
 /** Turns whatever a rejected command gave into a CommandError. */
@@ -56,6 +66,8 @@ export const ipc = {
   /** Calls `handler` when a notification was clicked; resolves to an unsubscribe function. */
   onOpenChat: async (handler: (c: OpenChat) => void): Promise<() => void> =>
     listen<OpenChat>(OPEN_CHAT_EVENT, (e) => handler(e.payload)),
+  /** How others join a room held on the built-in server (null for another server). */
+  localServer: (room: string) => call<LocalServer | null>('local_server', { room }),
   /** Calls `handler` with every engine event; resolves to an unsubscribe function. */
   onEvent: async (handler: (e: RoomEvent) => void): Promise<() => void> =>
     listen<RoomEvent>(ENGINE_EVENT, (e) => handler(e.payload)),

@@ -6,7 +6,11 @@ export const ENGINE_EVENT = "engine";
 /** The Tauri event carrying an `OpenChat` (a notification was clicked). */
 export const OPEN_CHAT_EVENT = "open_chat";
 
-export type ServerChoice = { "kind": "this_computer" } | { "kind": "url", 
+export type ServerChoice = { "kind": "this_computer", 
+/**
+ * Let people on the local network join too (off unless the person opts in).
+ */
+local_network: boolean, } | { "kind": "url", 
 /**
  * The address as typed.
  */
@@ -239,3 +243,48 @@ room: string,
  * For a private chat, the member's nickname; `null` for the group.
  */
 nick: string | null, };
+
+export type LocalServer = { 
+/**
+ * The relay's XMPP domain (`localhost`).
+ */
+domain: string, 
+/**
+ * WebSocket address on this computer: `ws://localhost:PORT/xmpp-websocket` (the
+ * desktop app's "Another server" takes it too).
+ */
+websocket_url: string, 
+/**
+ * BOSH address on this computer: `http://localhost:PORT/http-bind`.
+ */
+bosh_url: string, 
+/**
+ * The c2s (TCP with STARTTLS) port.
+ */
+c2s_port: number, 
+/**
+ * The command that joins the room from a terminal on this computer (`NICK` is a
+ * placeholder for the other person's nickname).
+ */
+join_command: string, 
+/**
+ * Whether the relay also listens on the local network.
+ */
+local_network: boolean, 
+/**
+ * The address the local network reaches it at, when `local_network` and one was found.
+ */
+lan_address: string | null, 
+/**
+ * The command for another computer on the local network (TCP with STARTTLS, trusting
+ * a copy of the relay's certificate), when `lan_address` is known.
+ */
+lan_join_command: string | null, 
+/**
+ * SHA-256 of the relay's (self-signed) certificate, colon-separated hex.
+ */
+certificate_fingerprint: string, 
+/**
+ * Where the certificate's PEM is, to copy to the other computer.
+ */
+certificate_path: string, };

@@ -1,0 +1,544 @@
+//! The real app end to end: the debug `cryptocat-desktop` binary under Xvfb, driven through
+//! WebDriver (`tauri-driver` in front of Debian's `WebKitWebDriver`), together with the
+//! `cryptocat` CLI (`cryptocat join --json`) joining the same room on the app's embedded
+//! relay with the command the room screen shows.
+//!
+//! It joins through the UI, exchanges group messages both ways, sees the app's message
+//! confirmed by 1 of 1, chats in private, compares the fingerprint in the verification
+//! dialog with the one the CLI printed, marks the CLI's member verified, answers the CLI's
+//! secret question in the UI (both sides see the match), and sees the "nickname taken"
+//! warning when a second CLI claims the same nickname with another key. It takes a
+//! screenshot of each screen; with `CRYPTOCAT_UPDATE_SCREENSHOTS=1` they are written to
+//! `docs/screenshots/`.
+//!
+//! Needs `Xvfb`, `tauri-driver` (`cargo install tauri-driver --version 2.1.0 --locked`),
+//! `WebKitWebDriver` (Debian's `webkit2gtk-driver`) and the CLI built into the same target
+//! directory (`cargo build -p cryptocat-cli`); `scripts/test` ensures all of them. Without
+//! them the test prints a notice and passes, unless `CRYPTOCAT_REQUIRE_INTEROP=1`.
+//!
+//! The WebDriver client is a few lines of HTTP/1.0 over `TcpStream` with `serde_json`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const ROOM: &str = "garden";
+const APP_NICK: &str = "alice";
+const CLI_NICK: &str = "bob";
+const WAIT: Duration = Duration::from_secs(30);
+
+// ---- processes -------------------------------------------------------------------------
+
+/// Kills (and reaps) its children when dropped, so a failed assertion leaves nothing behind.
+struct Procs(Vec<(&'static str, Child)>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for (_, child) in self.0.iter_mut().rev() {
+            // Each runs in its own process group (tauri-driver's WebKitWebDriver and the
+            // app go with it).
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .stderr(Stdio::null())
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn find_tool(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(Path::new(&home).join(".cargo/bin"));
+    }
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// The target directory's profile folder (`target/debug`), from this test's own path
+/// (`target/debug/deps/e2e-HASH`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_owned()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The first display from :92 on with no X server (lock file or socket).
+fn free_display() -> u32 {
+    (92..200)
+        .find(|n| {
+            !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+                && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+        })
+        .expect("no free X display")
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ---- WebDriver -------------------------------------------------------------------------
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// One HTTP/1.0 request (the server closes the connection after the response, so the
+/// body is everything after the headers, never chunked).
+fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|e| e.to_string())?;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(req.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut resp = Vec::new();
+    stream.read_to_end(&mut resp).map_err(|e| e.to_string())?;
+    let resp = String::from_utf8_lossy(&resp);
+    let (_, body) = resp
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("bad HTTP response: {resp}"))?;
+    let v: Value = serde_json::from_str(body).map_err(|e| format!("{e}: {body}"))?;
+    match v.get("value") {
+        Some(value) if value.get("error").is_some() => Err(format!(
+            "{}: {}",
+            value["error"],
+            value["message"].as_str().unwrap_or("")
+        )),
+        Some(value) => Ok(value.clone()),
+        None => Ok(v),
+    }
+}
+
+struct Driver {
+    port: u16,
+    session: String,
+}
+
+impl Driver {
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+        http(
+            self.port,
+            method,
+            &format!("/session/{}{path}", self.session),
+            body.as_ref(),
+        )
+    }
+
+    fn find(&self, using: &str, value: &str) -> Result<String, String> {
+        let v = self.call(
+            "POST",
+            "/element",
+            Some(json!({ "using": using, "value": value })),
+        )?;
+        v[ELEMENT]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no element id in {v}"))
+    }
+
+    /// Waits for an element (by CSS selector, or XPath when it starts with `/`).
+    fn el(&self, selector: &str) -> String {
+        let using = if selector.starts_with('/') {
+            "xpath"
+        } else {
+            "css selector"
+        };
+        let start = Instant::now();
+        loop {
+            match self.find(using, selector) {
+                Ok(id) => return id,
+                Err(e) if start.elapsed() > WAIT => panic!("no element {selector}: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    fn click(&self, selector: &str) {
+        let id = self.el(selector);
+        self.call("POST", &format!("/element/{id}/click"), Some(json!({})))
+            .unwrap_or_else(|e| panic!("click {selector}: {e}"));
+    }
+
+    fn type_into(&self, selector: &str, text: &str) {
+        let id = self.el(selector);
+        self.call(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        )
+        .unwrap_or_else(|e| panic!("type into {selector}: {e}"));
+    }
+
+    fn text(&self, selector: &str) -> String {
+        let id = self.el(selector);
+        self.call("GET", &format!("/element/{id}/text"), None)
+            .unwrap_or_else(|e| panic!("text of {selector}: {e}"))
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Runs a script in the page and returns its result.
+    fn script(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .unwrap_or_else(|e| panic!("script failed: {e}"))
+    }
+
+    /// Waits until the script returns something truthy, and returns it.
+    fn until(&self, what: &str, script: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            let v = self.script(script);
+            if !(v.is_null() || v == json!(false) || v == json!("")) {
+                return v;
+            }
+            assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A PNG of the window; written to docs/screenshots/NAME.png when asked.
+    fn screenshot(&self, name: &str) {
+        use base64::Engine as _;
+        let v = self.call("GET", "/screenshot", None).unwrap();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{name}: not a PNG");
+        if std::env::var("CRYPTOCAT_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("{name}.png")), &png).unwrap();
+        }
+    }
+}
+
+// ---- the CLI ---------------------------------------------------------------------------
+
+struct Cli {
+    stdin: ChildStdin,
+    events: Receiver<Value>,
+    seen: Vec<Value>,
+}
+
+impl Cli {
+    fn start(procs: &mut Procs, bin: &Path, args: &[String], label: &'static str) -> Cli {
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => {
+                        if tx.send(v).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => eprintln!("cli: not JSON: {line}"),
+                }
+            }
+        });
+        procs.0.push((label, child));
+        Cli {
+            stdin,
+            events,
+            seen: Vec::new(),
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// The first event (from now on, or already seen) that `f` accepts.
+    fn wait(&mut self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        if let Some(v) = self.seen.iter().find(|v| f(v)) {
+            return v.clone();
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if f(&v) {
+                        return v;
+                    }
+                }
+                Err(_) => panic!("the CLI did not print {what}; it printed: {:#?}", self.seen),
+            }
+        }
+    }
+}
+
+fn compact(fp: &str) -> String {
+    fp.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+// ---- the test --------------------------------------------------------------------------
+
+fn missing(what: &str) {
+    let msg = format!("desktop end-to-end test: {what} not found");
+    if std::env::var("CRYPTOCAT_REQUIRE_INTEROP").as_deref() == Ok("1") {
+        panic!("{msg} (CRYPTOCAT_REQUIRE_INTEROP=1; scripts/test installs it)");
+    }
+    eprintln!("SKIPPED {msg}");
+}
+
+#[test]
+fn desktop_app_with_the_cli_on_the_embedded_relay() {
+    let started = Instant::now();
+    let app = PathBuf::from(env!("CARGO_BIN_EXE_cryptocat-desktop"));
+    let cli_bin = profile_dir().join("cryptocat");
+    let (Some(xvfb), Some(tauri_driver), Some(webkit_driver)) = (
+        find_tool("Xvfb"),
+        find_tool("tauri-driver"),
+        find_tool("WebKitWebDriver"),
+    ) else {
+        return missing("Xvfb, tauri-driver or WebKitWebDriver");
+    };
+    if !cli_bin.is_file() {
+        return missing(&format!(
+            "the cryptocat CLI at {} (cargo build -p cryptocat-cli)",
+            cli_bin.display()
+        ));
+    }
+
+    let mut procs = Procs(Vec::new());
+    let display = free_display();
+    procs.0.push((
+        "Xvfb",
+        Command::new(xvfb)
+            .args([
+                format!(":{display}"),
+                "-screen".into(),
+                "0".into(),
+                "1280x800x24".into(),
+                "-nolisten".into(),
+                "tcp".into(),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    wait_for("Xvfb", Duration::from_secs(10), || {
+        Path::new(&format!("/tmp/.X11-unix/X{display}")).exists()
+    });
+
+    let port = free_port();
+    let native_port = free_port();
+    procs.0.push((
+        "tauri-driver",
+        Command::new(tauri_driver)
+            .args([
+                "--port".to_owned(),
+                port.to_string(),
+                "--native-port".to_owned(),
+                native_port.to_string(),
+                "--native-driver".to_owned(),
+                webkit_driver.display().to_string(),
+            ])
+            .env("DISPLAY", format!(":{display}"))
+            // No accessibility bus under Xvfb; WebKit would wait for it.
+            .env("NO_AT_BRIDGE", "1")
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    wait_for("tauri-driver", Duration::from_secs(10), || {
+        TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
+    });
+    let caps = json!({ "capabilities": { "alwaysMatch": {
+        "tauri:options": { "application": app.display().to_string() }
+    }}});
+    // tauri-driver accepts connections before WebKitWebDriver answers: retry briefly.
+    let start = Instant::now();
+    let session = loop {
+        match http(port, "POST", "/session", Some(&caps)) {
+            Ok(v) => break v,
+            Err(e) if start.elapsed() > Duration::from_secs(20) => panic!("WebDriver session: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    };
+    let d = Driver {
+        port,
+        session: session["sessionId"].as_str().unwrap().to_owned(),
+    };
+    let launched = started.elapsed();
+
+    // Join screen.
+    d.el("#join-room");
+    d.screenshot("join");
+    d.type_into("#join-room", ROOM);
+    d.type_into("#join-nick", APP_NICK);
+    d.click("form button[type=submit]");
+    d.el(".room-header h1");
+    assert_eq!(d.text(".room-header h1"), format!("#{ROOM}"));
+    let my_fp = d.text("[data-testid=header-fingerprint]");
+
+    // The room screen tells how someone else joins; the CLI runs exactly that command.
+    d.click("[data-testid=share] summary");
+    let command = d.text("[data-testid=join-command]");
+    let words: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"cryptocat"), "{command}");
+    assert!(
+        command.contains(&format!("--room {ROOM} --nick NICK")),
+        "{command}"
+    );
+    assert!(
+        d.text("[data-testid=share-address]")
+            .starts_with("ws://localhost:"),
+        "{command}"
+    );
+    let mut args: Vec<String> = words[1..]
+        .iter()
+        .map(|w| if *w == "NICK" { CLI_NICK } else { w }.to_owned())
+        .collect();
+    args.push("--json".into());
+    let mut cli = Cli::start(&mut procs, &cli_bin, &args, "cryptocat");
+
+    let joined = cli.wait("joined", |v| v["type"] == "joined");
+    let cli_fp = joined["fingerprint"].as_str().unwrap().to_owned();
+    let alice = cli.wait("alice joined", |v| {
+        v["type"] == "member_joined" && v["nick"] == APP_NICK
+    });
+    assert_eq!(
+        compact(alice["fingerprint"].as_str().unwrap()),
+        compact(&my_fp),
+        "the CLI sees the fingerprint the app shows as its own"
+    );
+    d.until(
+        "bob in the member list",
+        "return [...document.querySelectorAll('.members .nick')].some(e => e.textContent === 'bob')",
+    );
+    cli.wait("a settled room", |v| {
+        v["type"] == "rekeyed" && v["members"] == 2
+    });
+
+    // App → CLI, with the confirmation reaching 1 of 1.
+    d.type_into(".composer textarea", "hello from the app");
+    d.click(".composer button[type=submit]");
+    let got = cli.wait("the app's message", |v| v["type"] == "message");
+    assert_eq!(got["nick"], APP_NICK);
+    assert_eq!(got["text"], "hello from the app");
+    assert_eq!(got["private"], false);
+    d.until(
+        "the confirmation by 1 of 1",
+        "const t = document.querySelector('.message.mine .confirm-text'); \
+         return t && t.textContent === 'confirmed by 1 of 1'",
+    );
+
+    // CLI → app.
+    cli.line("hello from the terminal");
+    let from = d.until(
+        "the CLI's message",
+        "const m = [...document.querySelectorAll('.message')].find(li => \
+           li.querySelector('.text')?.textContent === 'hello from the terminal'); \
+         return m && m.querySelector('.from').textContent",
+    );
+    assert_eq!(from, CLI_NICK);
+    d.screenshot("room");
+
+    // Private chat, both ways.
+    d.click(".members button[aria-label='Private chat with bob']");
+    d.type_into(".composer textarea", "just between us");
+    d.click(".composer button[type=submit]");
+    let got = cli.wait("the private message", |v| {
+        v["type"] == "message" && v["private"] == true
+    });
+    assert_eq!(got["nick"], APP_NICK);
+    assert_eq!(got["text"], "just between us");
+    cli.line("/msg alice sure, privately");
+    d.until(
+        "the CLI's private reply",
+        "return [...document.querySelectorAll('.messages .text')].some(e => e.textContent === 'sure, privately')",
+    );
+    d.screenshot("private-chat");
+    d.click("#tab-group");
+
+    // Verification: the fingerprint shown is the one the CLI printed; mark verified.
+    d.click(".members button[aria-label='Verify bob']");
+    let theirs = d.text("[data-testid=their-fingerprint]");
+    assert_eq!(compact(&theirs), compact(&cli_fp));
+    d.click("//div[@role='dialog']//button[text()='Mark as verified']");
+    d.until(
+        "the verified mark",
+        "return document.querySelector('.dialog .status')?.textContent.trim() === 'bob is verified.'",
+    );
+    d.screenshot("verification");
+
+    // Secret question from the CLI, answered in the app: both see the match.
+    cli.line("/ask alice Where did we meet? garden party");
+    d.type_into("#verify-reply", "Garden Party");
+    d.click("form.answer button[type=submit]");
+    d.until(
+        "the question's result in the app",
+        "return document.querySelector('.dialog .result.ok')?.textContent",
+    );
+    let result = cli.wait("the question's result", |v| {
+        v["type"] == "verification" && v["manual"] == false
+    });
+    assert_eq!(result["nick"], APP_NICK);
+    assert_eq!(result["verified"], true);
+    d.screenshot("secret-question");
+    d.click(".dialog button.close");
+
+    // A second "bob" with another key: the app warns that the nickname is taken.
+    let mut twin = Cli::start(&mut procs, &cli_bin, &args, "cryptocat (twin)");
+    twin.wait("joined", |v| v["type"] == "joined");
+    d.until(
+        "the nickname warning",
+        "return document.querySelector('.banner.warnings .warning.nickname_taken')?.textContent",
+    );
+    d.screenshot("warning");
+
+    cli.line("/leave");
+    cli.wait("left", |v| v["type"] == "left");
+    let _ = d.call("DELETE", "", None);
+    eprintln!(
+        "desktop e2e: app window up {:.1} s after start, whole run {:.1} s",
+        launched.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+}
