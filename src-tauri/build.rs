@@ -12,6 +12,7 @@ fn main() {
         "members",
         "leave",
         "my_fingerprint",
+        "ui_ready",
     ];
     let attributes = tauri_build::Attributes::new()
         .app_manifest(tauri_build::AppManifest::new().commands(commands));

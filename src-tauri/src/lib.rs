@@ -11,10 +11,19 @@
 pub mod commands;
 pub mod dto;
 pub mod state;
+mod webkit;
 
 use std::process::ExitCode;
 
 use tauri::Manager;
+
+/// The log target of the readiness lines ("join screen ready", "room joined", "blank page
+/// loaded") that the desktop bench times (`RUST_LOG=cryptocat_desktop::ready=info`).
+pub const READY_TARGET: &str = "cryptocat_desktop::ready";
+
+/// The argument that starts the bench's peer instead of the app: one Tauri window showing
+/// an empty page (`ui/public/blank.html`), no app state, no commands.
+pub const BLANK_WINDOW_ARG: &str = "--blank-window";
 
 /// Runs the app until its last window closes.
 pub fn run() -> ExitCode {
@@ -25,8 +34,21 @@ pub fn run() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // One context (it embeds the UI): generating it twice would embed the assets twice.
+    // Reads `src-tauri/tauri.conf.json` (a link to the root file): the paths in it resolve
+    // from src-tauri/, as they do for the Tauri CLI that builds the bundles.
+    let context = tauri::generate_context!();
+    if std::env::args_os().any(|a| a == BLANK_WINDOW_ARG) {
+        return run_blank(context);
+    }
     let app = tauri::Builder::default()
         .manage(state::AppState::default())
+        .setup(|app| {
+            if let Some(window) = app.get_webview_window("main") {
+                webkit::tune(&window);
+            }
+            Ok(())
+        })
         .invoke_handler(tauri::generate_handler![
             commands::join,
             commands::send,
@@ -37,8 +59,9 @@ pub fn run() -> ExitCode {
             commands::members,
             commands::leave,
             commands::my_fingerprint,
+            commands::ui_ready,
         ])
-        .build(tauri::generate_context!("../tauri.conf.json"));
+        .build(context);
     let app = match app {
         Ok(app) => app,
         Err(e) => {
@@ -54,6 +77,39 @@ pub fn run() -> ExitCode {
         }
     });
     ExitCode::SUCCESS
+}
+
+/// The bench's peer: a plain Tauri window (default WebKit settings) on an empty page.
+fn run_blank(mut context: tauri::Context) -> ExitCode {
+    context.config_mut().app.windows.clear();
+    let app = tauri::Builder::default()
+        .on_page_load(|_, payload| {
+            if payload.event() == tauri::webview::PageLoadEvent::Finished {
+                tracing::info!(target: READY_TARGET, "blank page loaded");
+            }
+        })
+        .setup(|app| {
+            tauri::WebviewWindowBuilder::new(
+                app,
+                "blank",
+                tauri::WebviewUrl::App("blank.html".into()),
+            )
+            .title("blank")
+            .inner_size(960.0, 680.0)
+            .build()?;
+            Ok(())
+        })
+        .build(context);
+    match app {
+        Ok(app) => {
+            app.run(|_, _| {});
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("the blank window failed to start: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// How long leaving the rooms may hold up quitting.

@@ -86,6 +86,8 @@
       case 'leave':
         later(() => roomEvent({ type: 'left' }));
         return null;
+      case 'ui_ready':
+        return null;
       default:
         throw { code: 'unknown_command', message: cmd };
     }

@@ -11,5 +11,6 @@ export const ipc = {
   members: vi.fn(),
   leave: vi.fn(),
   myFingerprint: vi.fn(),
+  uiReady: vi.fn(async () => null),
   onEvent: vi.fn(async () => () => {}),
 };

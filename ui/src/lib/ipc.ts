@@ -45,6 +45,8 @@ export const ipc = {
   members: (room: string) => call<Member[]>('members', { room }),
   leave: (room: string) => call<null>('leave', { room }),
   myFingerprint: (room: string) => call<string>('my_fingerprint', { room }),
+  /** Tells the app the join screen is up; resolves to the bench's auto-join, if any. */
+  uiReady: () => call<JoinRequest | null>('ui_ready', {}),
   /** Calls `handler` with every engine event; resolves to an unsubscribe function. */
   onEvent: async (handler: (e: RoomEvent) => void): Promise<() => void> =>
     listen<RoomEvent>(ENGINE_EVENT, (e) => handler(e.payload)),
