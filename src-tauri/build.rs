@@ -17,6 +17,7 @@ fn main() {
         "forget_remembered",
         "open_link",
         "local_server",
+        "ui_ready",
     ];
     let attributes = tauri_build::Attributes::new()
         .app_manifest(tauri_build::AppManifest::new().commands(commands));

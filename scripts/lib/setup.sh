@@ -128,3 +128,31 @@ ensure_tauri_driver() {
     cargo install tauri-driver --version "$TAURI_DRIVER_VERSION" --locked --quiet
   fi
 }
+
+# check_deb FILE: fails unless the desktop .deb holds the binary, its desktop entry and
+# icons, declares the runtime libraries it needs, and its binary finds every library.
+check_deb() {
+  local deb=$1 listing control dir
+  listing=$(dpkg-deb -c "$deb")
+  control=$(dpkg-deb -f "$deb")
+  for path in usr/bin/cryptocat-desktop usr/share/applications/Cryptocat.desktop \
+    usr/share/icons/hicolor/32x32/apps/cryptocat-desktop.png \
+    usr/share/icons/hicolor/128x128/apps/cryptocat-desktop.png \
+    usr/share/icons/hicolor/512x512/apps/cryptocat-desktop.png; do
+    grep -Eq " (\./)?$path\$" <<<"$listing" || { echo "check_deb: $deb lacks $path" >&2; return 1; }
+  done
+  for dep in libwebkit2gtk-4.1-0 libgtk-3-0 libayatana-appindicator3-1; do
+    grep -Eq "^Depends:.*\b$dep\b" <<<"$control" || { echo "check_deb: $deb does not depend on $dep" >&2; return 1; }
+  done
+  dir=$(mktemp -d)
+  dpkg-deb -x "$deb" "$dir"
+  grep -q '^Exec=cryptocat-desktop' "$dir/usr/share/applications/Cryptocat.desktop" ||
+    { echo "check_deb: the desktop entry does not run cryptocat-desktop" >&2; rm -rf "$dir"; return 1; }
+  if ldd "$dir/usr/bin/cryptocat-desktop" | grep -q 'not found'; then
+    ldd "$dir/usr/bin/cryptocat-desktop" | grep 'not found' >&2
+    rm -rf "$dir"
+    return 1
+  fi
+  rm -rf "$dir"
+  echo "check_deb: $deb holds the binary, desktop entry and icons; Depends: $(sed -n 's/^Depends: //p' <<<"$control")"
+}

@@ -76,6 +76,7 @@ pub async fn join(app: AppHandle, state: State<'_, AppState>, req: JoinRequest) 
     if matches!(req.server, ServerChoice::ThisComputer { .. }) {
         state.local_rooms.lock().await.insert(joined.room.clone());
     }
+    tracing::info!(target: crate::READY_TARGET, "room joined");
     let room = joined.room.clone();
     tauri::async_runtime::spawn(async move {
         while let Some(event) = events.recv().await {
@@ -376,3 +377,23 @@ mod tests {
         hb.leave().await.unwrap();
     }
 }
+
+/// The UI calls this once the join screen is mounted and listening to events: logs
+/// "join screen ready" on the [`crate::READY_TARGET`] (the desktop bench times launch to
+/// this line; no user data). Returns the join request of the bench's auto-join
+/// (`CRYPTOCAT_BENCH_AUTOJOIN=room,nickname`, on the built-in server), which the UI submits
+/// as if typed: it goes through `join` and all its checks like any other request.
+#[tauri::command]
+pub fn ui_ready() -> Option<JoinRequest> {
+    tracing::info!(target: crate::READY_TARGET, "join screen ready");
+    let spec = std::env::var(AUTOJOIN_ENV).ok()?;
+    let (room, nick) = spec.split_once(',')?;
+    Some(JoinRequest {
+        room: room.to_owned(),
+        nick: nick.to_owned(),
+        server: ServerChoice::ThisComputer,
+    })
+}
+
+/// The bench's auto-join: `room,nickname`.
+pub const AUTOJOIN_ENV: &str = "CRYPTOCAT_BENCH_AUTOJOIN";

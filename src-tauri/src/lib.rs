@@ -17,10 +17,19 @@ pub mod settings;
 pub mod state;
 pub mod sys;
 pub mod tray;
+mod webkit;
 
 use std::process::ExitCode;
 
 use tauri::Manager;
+
+/// The log target of the readiness lines ("join screen ready", "room joined", "blank page
+/// loaded") that the desktop bench times (`RUST_LOG=cryptocat_desktop::ready=info`).
+pub const READY_TARGET: &str = "cryptocat_desktop::ready";
+
+/// The argument that starts the bench's peer instead of the app: one Tauri window showing
+/// an empty page (`ui/public/blank.html`), no app state, no commands.
+pub const BLANK_WINDOW_ARG: &str = "--blank-window";
 
 /// Runs the app until its last window closes.
 pub fn run() -> ExitCode {
@@ -31,6 +40,13 @@ pub fn run() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // One context (it embeds the UI): generating it twice would embed the assets twice.
+    // Reads `src-tauri/tauri.conf.json` (a link to the root file): the paths in it resolve
+    // from src-tauri/, as they do for the Tauri CLI that builds the bundles.
+    let context = tauri::generate_context!();
+    if std::env::args_os().any(|a| a == BLANK_WINDOW_ARG) {
+        return run_blank(context);
+    }
     let app = tauri::Builder::default()
         .manage(state::AppState::default())
         .manage(settings::SettingsState::default())
@@ -40,6 +56,9 @@ pub fn run() -> ExitCode {
                 tracing::warn!("no tray icon (closing the window will quit): {e}");
             }
             sys::restore_settings(app.handle());
+            if let Some(window) = app.get_webview_window("main") {
+                webkit::tune(&window);
+            }
             Ok(())
         })
         .on_window_event(tray::on_window_event)
@@ -58,8 +77,9 @@ pub fn run() -> ExitCode {
             sys::forget_remembered,
             links::open_link,
             commands::local_server,
+            commands::ui_ready,
         ])
-        .build(tauri::generate_context!("../tauri.conf.json"));
+        .build(context);
     let app = match app {
         Ok(app) => app,
         Err(e) => {
@@ -75,6 +95,39 @@ pub fn run() -> ExitCode {
         }
     });
     ExitCode::SUCCESS
+}
+
+/// The bench's peer: a plain Tauri window (default WebKit settings) on an empty page.
+fn run_blank(mut context: tauri::Context) -> ExitCode {
+    context.config_mut().app.windows.clear();
+    let app = tauri::Builder::default()
+        .on_page_load(|_, payload| {
+            if payload.event() == tauri::webview::PageLoadEvent::Finished {
+                tracing::info!(target: READY_TARGET, "blank page loaded");
+            }
+        })
+        .setup(|app| {
+            tauri::WebviewWindowBuilder::new(
+                app,
+                "blank",
+                tauri::WebviewUrl::App("blank.html".into()),
+            )
+            .title("blank")
+            .inner_size(960.0, 680.0)
+            .build()?;
+            Ok(())
+        })
+        .build(context);
+    match app {
+        Ok(app) => {
+            app.run(|_, _| {});
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("the blank window failed to start: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// How long leaving the rooms may hold up quitting.

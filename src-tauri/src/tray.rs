@@ -34,7 +34,7 @@ impl<R: Runtime> std::fmt::Debug for Tray<R> {
 
 /// Makes the tray icon; `Err` when the desktop has no tray (the app then quits on close).
 pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
-    let normal = tauri::include_image!("icons/32x32.png");
+    let normal = tauri::include_image!("../icons/32x32.png");
     let unread = Image::new_owned(
         with_unread_dot(normal.rgba(), normal.width(), normal.height()),
         normal.width(),

@@ -120,6 +120,8 @@
         if (!/^https?:\/\//.test(args.url)) throw { code: 'invalid_link', message: 'only http and https' };
         opened.push(args.url);
         return null;
+      case 'ui_ready':
+        return null;
       default:
         throw { code: 'unknown_command', message: cmd };
     }

@@ -18,5 +18,6 @@ export const ipc = {
   openLink: vi.fn(),
   onOpenChat: vi.fn(async () => () => {}),
   localServer: vi.fn(async (): Promise<LocalServer | null> => null),
+  uiReady: vi.fn(async () => null),
   onEvent: vi.fn(async () => () => {}),
 };

@@ -5,6 +5,7 @@
 //! cargo run --release -p cryptocat-bench -- group [--members N] [--json]
 //! cargo run --release -p cryptocat-bench -- relay [--json]
 //! cargo run --release -p cryptocat-bench -- e2e [--transports tcp,websocket,bosh] [--members 50] [--json]
+//! cargo run --release -p cryptocat-bench -- desktop [--idle-secs 10] [--json]
 //! ```
 //!
 //! Each subcommand is one suite in its own module; [`measure`] holds the shared timing
@@ -14,6 +15,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod desktop;
 mod e2e;
 mod group;
 mod measure;
@@ -42,6 +44,9 @@ enum Suite {
     /// Our relay against Prosody on loopback: deliveries per second, delivery latency and
     /// peak RSS for a room with one sender; RSS holding idle BOSH sessions.
     Relay(relay::Args),
+    /// The release desktop app against a blank Tauri window under Xvfb: launch to the
+    /// join screen, idle PSS with a room open (app and WebKit processes), the .deb's size.
+    Desktop(desktop::Args),
     /// Internal: our relay in a process of its own, for the relay suite.
     #[command(hide = true)]
     RelayServer(relay::ServeArgs),
@@ -54,6 +59,7 @@ fn main() -> anyhow::Result<()> {
         Suite::Group(args) => group::run(args),
         Suite::E2e(args) => e2e::run(args),
         Suite::Relay(args) => relay::run(args),
+        Suite::Desktop(args) => desktop::run(args),
         Suite::RelayServer(args) => relay::serve(args),
     }
 }

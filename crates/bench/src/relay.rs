@@ -853,24 +853,24 @@ async fn bosh_run(dir: &Path, sessions: u32) -> anyhow::Result<(u64, u64, f64)> 
 /// `peer`, `peer_ns`, `ratio`) extended for figures that are not durations: those have
 /// `ours_ns`/`peer_ns` null and carry `ours_value`/`peer_value` in `unit`.
 #[derive(Debug, Serialize)]
-struct Line {
-    suite: &'static str,
-    op: String,
-    ours_ns: Option<u64>,
-    peer: &'static str,
-    peer_ns: Option<u64>,
-    ratio: Option<f64>,
+pub(crate) struct Line {
+    pub(crate) suite: &'static str,
+    pub(crate) op: String,
+    pub(crate) ours_ns: Option<u64>,
+    pub(crate) peer: &'static str,
+    pub(crate) peer_ns: Option<u64>,
+    pub(crate) ratio: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    ours_value: Option<f64>,
+    pub(crate) ours_value: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    peer_value: Option<f64>,
+    pub(crate) peer_value: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    unit: Option<&'static str>,
+    pub(crate) unit: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    members: Option<u32>,
+    pub(crate) members: Option<u32>,
 }
 
-fn ratio(ours: f64, peer: Option<f64>) -> Option<f64> {
+pub(crate) fn ratio(ours: f64, peer: Option<f64>) -> Option<f64> {
     peer.filter(|p| *p > 0.0)
         .map(|p| ((ours / p) * 1000.0).round() / 1000.0)
 }
@@ -920,7 +920,7 @@ fn room_lines(ours: &RoomFigures, peer: Option<&RoomFigures>, members: u32) -> V
     ]
 }
 
-fn print_lines(lines: &[Line], json: bool) -> anyhow::Result<()> {
+pub(crate) fn print_lines(lines: &[Line], json: bool) -> anyhow::Result<()> {
     if json {
         for l in lines {
             println!("{}", serde_json::to_string(l)?);

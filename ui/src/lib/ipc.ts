@@ -68,6 +68,8 @@ export const ipc = {
     listen<OpenChat>(OPEN_CHAT_EVENT, (e) => handler(e.payload)),
   /** How others join a room held on the built-in server (null for another server). */
   localServer: (room: string) => call<LocalServer | null>('local_server', { room }),
+  /** Tells the app the join screen is up; resolves to the bench's auto-join, if any. */
+  uiReady: () => call<JoinRequest | null>('ui_ready', {}),
   /** Calls `handler` with every engine event; resolves to an unsubscribe function. */
   onEvent: async (handler: (e: RoomEvent) => void): Promise<() => void> =>
     listen<RoomEvent>(ENGINE_EVENT, (e) => handler(e.payload)),
