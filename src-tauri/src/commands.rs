@@ -196,6 +196,28 @@ pub async fn my_fingerprint(state: State<'_, AppState>, room: String) -> Result<
     Ok(handle(&state, &room).await?.fingerprint().to_owned())
 }
 
+/// The UI calls this once the join screen is mounted and listening to events: logs
+/// "join screen ready" on the [`crate::READY_TARGET`] (the desktop bench times launch to
+/// this line; no user data). Returns the join request of the bench's auto-join
+/// (`CRYPTOCAT_BENCH_AUTOJOIN=room,nickname`, on the built-in server), which the UI submits
+/// as if typed: it goes through `join` and all its checks like any other request.
+#[tauri::command]
+pub fn ui_ready() -> Option<JoinRequest> {
+    tracing::info!(target: crate::READY_TARGET, "join screen ready");
+    let spec = std::env::var(AUTOJOIN_ENV).ok()?;
+    let (room, nick) = spec.split_once(',')?;
+    Some(JoinRequest {
+        room: room.to_owned(),
+        nick: nick.to_owned(),
+        server: ServerChoice::ThisComputer {
+            local_network: false,
+        },
+    })
+}
+
+/// The bench's auto-join: `room,nickname`.
+pub const AUTOJOIN_ENV: &str = "CRYPTOCAT_BENCH_AUTOJOIN";
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -377,23 +399,3 @@ mod tests {
         hb.leave().await.unwrap();
     }
 }
-
-/// The UI calls this once the join screen is mounted and listening to events: logs
-/// "join screen ready" on the [`crate::READY_TARGET`] (the desktop bench times launch to
-/// this line; no user data). Returns the join request of the bench's auto-join
-/// (`CRYPTOCAT_BENCH_AUTOJOIN=room,nickname`, on the built-in server), which the UI submits
-/// as if typed: it goes through `join` and all its checks like any other request.
-#[tauri::command]
-pub fn ui_ready() -> Option<JoinRequest> {
-    tracing::info!(target: crate::READY_TARGET, "join screen ready");
-    let spec = std::env::var(AUTOJOIN_ENV).ok()?;
-    let (room, nick) = spec.split_once(',')?;
-    Some(JoinRequest {
-        room: room.to_owned(),
-        nick: nick.to_owned(),
-        server: ServerChoice::ThisComputer,
-    })
-}
-
-/// The bench's auto-join: `room,nickname`.
-pub const AUTOJOIN_ENV: &str = "CRYPTOCAT_BENCH_AUTOJOIN";

@@ -73,23 +73,23 @@ pub fn on_engine_event<R: Runtime>(app: &AppHandle<R>, room: &str, event: &Engin
             private,
             ..
         } => new_message(app, room, nick, text, *private),
-        EngineEvent::Verification { nick, verified, .. } => {
-            if app.state::<SettingsState>().get().remember_identity {
-                let (app, room, nick, verified) =
-                    (app.clone(), room.to_owned(), nick.clone(), *verified);
-                tauri::async_runtime::spawn(async move {
-                    let handle = app
-                        .state::<AppState>()
-                        .rooms
-                        .lock()
-                        .await
-                        .get(&room)
-                        .cloned();
-                    if let Some(handle) = handle {
-                        keep_verification(handle, nick, verified).await;
-                    }
-                });
-            }
+        EngineEvent::Verification { nick, verified, .. }
+            if app.state::<SettingsState>().get().remember_identity =>
+        {
+            let (app, room, nick, verified) =
+                (app.clone(), room.to_owned(), nick.clone(), *verified);
+            tauri::async_runtime::spawn(async move {
+                let handle = app
+                    .state::<AppState>()
+                    .rooms
+                    .lock()
+                    .await
+                    .get(&room)
+                    .cloned();
+                if let Some(handle) = handle {
+                    keep_verification(handle, nick, verified).await;
+                }
+            });
         }
         _ => {}
     }

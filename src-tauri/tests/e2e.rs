@@ -17,7 +17,12 @@
 //! them the test prints a notice and passes, unless `CRYPTOCAT_REQUIRE_INTEROP=1`.
 //!
 //! The WebDriver client is a few lines of HTTP/1.0 over `TcpStream` with `serde_json`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};

@@ -1,6 +1,11 @@
 //! The keyring with a real backend: GNOME Keyring's Secret Service, unlocked, in a private
 //! `dbus-run-session` with a throw-away HOME; and the clear error when no keyring answers.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 

@@ -2,7 +2,12 @@
 //! notification server, on its own Xvfb display) and `dbus-monitor` seeing the `Notify`
 //! calls. Content is hidden by default and shown with the setting; clicking (dunst's
 //! `default` action, through `dunstctl action 0`) runs the click handler.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
