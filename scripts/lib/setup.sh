@@ -1,7 +1,9 @@
 # Shared set-up for scripts/run and scripts/test, for a fresh Debian or Ubuntu machine.
 # Each step checks first and installs only what is missing.
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# Each line carries the minutes and seconds since the script started ($SECONDS), so a CI
+# log tells where the time went.
+log() { printf '\033[1m==> [%02d:%02d] %s\033[0m\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -115,10 +117,11 @@ ensure_ui() {
 
 # ensure_tauri_driver: what the desktop end-to-end test (src-tauri/tests/e2e.rs) drives the
 # app with: tauri-driver (crates.io, pinned) in front of Debian's WebKitWebDriver
-# (webkit2gtk-driver), under Xvfb.
+# (webkit2gtk-driver), under Xvfb; xwd (x11-apps) for its screenshots, with a colour emoji
+# font so that messages with emoji show as people see them.
 TAURI_DRIVER_VERSION=2.1.0
 ensure_tauri_driver() {
-  ensure_apt webkit2gtk-driver xvfb
+  ensure_apt webkit2gtk-driver xvfb x11-apps fonts-noto-color-emoji
   if ! command -v tauri-driver >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/tauri-driver" ]; then
     export PATH="$HOME/.cargo/bin:$PATH"
   fi

@@ -50,7 +50,6 @@ pub fn run() -> ExitCode {
     let app = tauri::Builder::default()
         .manage(state::AppState::default())
         .manage(settings::SettingsState::default())
-        .plugin(tauri_plugin_opener::init())
         .setup(|app| {
             if let Err(e) = tray::create(app.handle()) {
                 tracing::warn!("no tray icon (closing the window will quit): {e}");

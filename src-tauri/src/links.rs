@@ -1,8 +1,9 @@
 //! Links in messages. The UI detects `http://` and `https://` addresses in message text
 //! (and nothing else), asks the person to confirm with the full address shown, then calls
 //! [`open_link`]; this module checks the address again before handing it to the system
-//! browser (tauri-plugin-opener, called from Rust only: the webview has no opener
-//! permission).
+//! browser (the `open` crate: `xdg-open` and its kin on Linux, `open` on macOS,
+//! `ShellExecuteW` on Windows; called from Rust only, the webview has no way to open
+//! anything itself).
 
 use crate::dto::CommandError;
 
@@ -30,11 +31,10 @@ pub fn checked_url(text: &str) -> Result<url::Url, CommandError> {
 
 /// Opens an http(s) address in the system browser (the UI confirmed it with the person).
 #[tauri::command]
-pub fn open_link(app: tauri::AppHandle, url: String) -> Result<(), CommandError> {
-    use tauri_plugin_opener::OpenerExt;
+pub fn open_link(url: String) -> Result<(), CommandError> {
     let url = checked_url(&url)?;
-    app.opener()
-        .open_url(url.as_str(), None::<&str>)
+    // Detached: the browser outlives the call (and the app).
+    open::that_detached(url.as_str())
         .map_err(|_| CommandError::new("open_failed", "the browser could not be started"))
 }
 

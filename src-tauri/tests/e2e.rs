@@ -8,10 +8,10 @@
 //! dialog with the one the CLI printed, marks the CLI's member verified, answers the CLI's
 //! secret question in the UI (both sides see the match), and sees the "nickname taken"
 //! warning when a second CLI claims the same nickname with another key. It takes a
-//! screenshot of each screen; with `CRYPTOCAT_UPDATE_SCREENSHOTS=1` they are written to
-//! `docs/screenshots/`.
+//! screenshot of each screen from the X server (`xwd`); with `CRYPTOCAT_UPDATE_SCREENSHOTS=1`
+//! they are written to `docs/screenshots/`.
 //!
-//! Needs `Xvfb`, `tauri-driver` (`cargo install tauri-driver --version 2.1.0 --locked`),
+//! Needs `Xvfb`, `xwd` (Debian's `x11-apps`), `tauri-driver` (`cargo install tauri-driver --version 2.1.0 --locked`),
 //! `WebKitWebDriver` (Debian's `webkit2gtk-driver`) and the CLI built into the same target
 //! directory (`cargo build -p cryptocat-cli`); `scripts/test` ensures all of them. Without
 //! them the test prints a notice and passes, unless `CRYPTOCAT_REQUIRE_INTEROP=1`.
@@ -231,21 +231,103 @@ impl Driver {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
 
-    /// A PNG of the window; written to docs/screenshots/NAME.png when asked.
-    fn screenshot(&self, name: &str) {
-        use base64::Engine as _;
-        let v = self.call("GET", "/screenshot", None).unwrap();
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(v.as_str().unwrap())
+// ---- screenshots -----------------------------------------------------------------------
+
+/// A picture of the app's window, taken from the X server with `xwd` (Debian's x11-apps).
+/// WebDriver's own screenshot never returns here: WebKitGTK's snapshot waits for a
+/// composited frame, and the app turns WebKit's compositing off (src-tauri/src/webkit.rs).
+/// Fails unless the window shows more than a few colours (a blank or black window would
+/// pass a plain "is it a PNG" check); written to docs/screenshots/NAME.png when
+/// `CRYPTOCAT_UPDATE_SCREENSHOTS=1`.
+fn screenshot(xwd: &Path, display: u32, name: &str) {
+    let start = Instant::now();
+    let (width, height, rgb) = loop {
+        let out = Command::new(xwd)
+            .args([
+                "-silent",
+                "-display",
+                &format!(":{display}"),
+                "-name",
+                "Cryptocat",
+            ])
+            .output()
             .unwrap();
-        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{name}: not a PNG");
-        if std::env::var("CRYPTOCAT_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
-            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(dir.join(format!("{name}.png")), &png).unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: xwd failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (width, height, rgb) =
+            decode_xwd(&out.stdout).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut colours: Vec<&[u8]> = rgb.chunks_exact(3).collect();
+        colours.sort_unstable();
+        colours.dedup();
+        // The window is mapped before WebKit paints into it: wait for the paint.
+        if colours.len() > 16 {
+            break (width, height, rgb);
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "{name}: the window shows {} colours",
+            colours.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if std::env::var("CRYPTOCAT_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = std::fs::File::create(dir.join(format!("{name}.png"))).unwrap();
+        let mut png = png::Encoder::new(std::io::BufWriter::new(file), width, height);
+        png.set_color(png::ColorType::Rgb);
+        png.set_depth(png::BitDepth::Eight);
+        png.write_header().unwrap().write_image_data(&rgb).unwrap();
+    }
+}
+
+/// Width, height and RGB bytes of an XWD image in ZPixmap format with 24 or 32 bits per
+/// pixel (what `xwd` writes for a TrueColor window).
+fn decode_xwd(data: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
+    let field = |i: usize| -> Result<u32, String> {
+        data.get(i * 4..i * 4 + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| "short XWD header".to_owned())
+    };
+    let (header_size, format, width, height) = (field(0)?, field(2)?, field(4)?, field(5)?);
+    let (byte_order, bits_per_pixel, bytes_per_line) = (field(7)?, field(11)?, field(12)?);
+    let (masks, ncolors) = ([field(14)?, field(15)?, field(16)?], field(19)?);
+    if format != 2 || width == 0 || height == 0 || masks.contains(&0) {
+        return Err(format!(
+            "unexpected XWD image (format {format}, {width}x{height})"
+        ));
+    }
+    // 24-bit pixels may be stored in 32-bit units: the line length tells.
+    let pixel_bytes = match (bits_per_pixel, bytes_per_line / width) {
+        (24 | 32, 4..) => 4,
+        (24, 3) => 3,
+        _ => return Err(format!("unexpected {bits_per_pixel} bits per pixel")),
+    };
+    let pixels_at = header_size as usize + ncolors as usize * 12;
+    let mut rgb = Vec::with_capacity(width as usize * height as usize * 3);
+    for y in 0..height as usize {
+        let line = pixels_at + y * bytes_per_line as usize;
+        for x in 0..width as usize {
+            let at = line + x * pixel_bytes;
+            let b = data.get(at..at + pixel_bytes).ok_or("short XWD image")?;
+            let mut word = [0u8; 4];
+            word[..pixel_bytes].copy_from_slice(b);
+            let v = if byte_order == 0 {
+                u32::from_le_bytes(word)
+            } else {
+                u32::from_be_bytes(word) >> (8 * (4 - pixel_bytes))
+            };
+            for mask in masks {
+                rgb.push(((v & mask) >> mask.trailing_zeros()) as u8);
+            }
         }
     }
+    Ok((width, height, rgb))
 }
 
 // ---- the CLI ---------------------------------------------------------------------------
@@ -334,12 +416,13 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     let started = Instant::now();
     let app = PathBuf::from(env!("CARGO_BIN_EXE_cryptocat-desktop"));
     let cli_bin = profile_dir().join("cryptocat");
-    let (Some(xvfb), Some(tauri_driver), Some(webkit_driver)) = (
+    let (Some(xvfb), Some(tauri_driver), Some(webkit_driver), Some(xwd)) = (
         find_tool("Xvfb"),
         find_tool("tauri-driver"),
         find_tool("WebKitWebDriver"),
+        find_tool("xwd"),
     ) else {
-        return missing("Xvfb, tauri-driver or WebKitWebDriver");
+        return missing("Xvfb, tauri-driver, WebKitWebDriver or xwd");
     };
     if !cli_bin.is_file() {
         return missing(&format!(
@@ -414,7 +497,7 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
 
     // Join screen.
     d.el("#join-room");
-    d.screenshot("join");
+    screenshot(&xwd, display, "join");
     d.type_into("#join-room", ROOM);
     d.type_into("#join-nick", APP_NICK);
     d.click("form button[type=submit]");
@@ -441,6 +524,8 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
         .map(|w| if *w == "NICK" { CLI_NICK } else { w }.to_owned())
         .collect();
     args.push("--json".into());
+    // Close the panel again (it lies over the conversation while open).
+    d.click("[data-testid=share] summary");
     let mut cli = Cli::start(&mut procs, &cli_bin, &args, "cryptocat");
 
     let joined = cli.wait("joined", |v| v["type"] == "joined");
@@ -483,7 +568,7 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
          return m && m.querySelector('.from').textContent",
     );
     assert_eq!(from, CLI_NICK);
-    d.screenshot("room");
+    screenshot(&xwd, display, "room");
 
     // Private chat, both ways.
     d.click(".members button[aria-label='Private chat with bob']");
@@ -499,7 +584,7 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
         "the CLI's private reply",
         "return [...document.querySelectorAll('.messages .text')].some(e => e.textContent === 'sure, privately')",
     );
-    d.screenshot("private-chat");
+    screenshot(&xwd, display, "private-chat");
     d.click("#tab-group");
 
     // Verification: the fingerprint shown is the one the CLI printed; mark verified.
@@ -511,7 +596,7 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
         "the verified mark",
         "return document.querySelector('.dialog .status')?.textContent.trim() === 'bob is verified.'",
     );
-    d.screenshot("verification");
+    screenshot(&xwd, display, "verification");
 
     // Secret question from the CLI, answered in the app: both see the match.
     cli.line("/ask alice Where did we meet? garden party");
@@ -526,7 +611,7 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     });
     assert_eq!(result["nick"], APP_NICK);
     assert_eq!(result["verified"], true);
-    d.screenshot("secret-question");
+    screenshot(&xwd, display, "secret-question");
     d.click(".dialog button.close");
 
     // A second "bob" with another key: the app warns that the nickname is taken.
@@ -536,7 +621,7 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
         "the nickname warning",
         "return document.querySelector('.banner.warnings .warning.nickname_taken')?.textContent",
     );
-    d.screenshot("warning");
+    screenshot(&xwd, display, "warning");
 
     cli.line("/leave");
     cli.wait("left", |v| v["type"] == "left");

@@ -167,6 +167,37 @@ test('usable at a narrow width, in dark mode', async ({ page }) => {
   expect(bg).toBe('rgb(21, 24, 28)');
 });
 
+/** Visible controls whose centre shows something else: covered by another element. */
+async function coveredControls(page: Page): Promise<string[]> {
+  return page.evaluate(() =>
+    [...document.querySelectorAll<HTMLElement>('button, input, textarea, select, summary, a')]
+      .filter((e) => {
+        const r = e.getBoundingClientRect();
+        const [x, y] = [r.x + r.width / 2, r.y + r.height / 2];
+        if (r.width === 0 || x < 0 || y < 0 || x >= innerWidth || y >= innerHeight) return false;
+        const at = document.elementFromPoint(x, y);
+        return !(at && (at === e || e.contains(at) || at.contains(e) || at.closest('label')?.contains(e)));
+      })
+      .map((e) => e.outerHTML.slice(0, 100)),
+  );
+}
+
+test('no control lies under another, wide or narrow', async ({ page }) => {
+  for (const [width, height] of [
+    [1280, 720],
+    [960, 680],
+    [360, 700],
+  ]) {
+    await page.setViewportSize({ width, height });
+    await page.goto('/');
+    await expect(page.getByRole('button', { name: s.join.submit })).toBeVisible();
+    expect(await coveredControls(page), `join screen at ${width}x${height}`).toEqual([]);
+    await join(page);
+    await expect(page.getByRole('button', { name: s.settings.open })).toBeVisible();
+    expect(await coveredControls(page), `room at ${width}x${height}`).toEqual([]);
+  }
+});
+
 test('settings panel: keyboard reachable, keyring error shown, forget', async ({ page }) => {
   await join(page);
   await page.evaluate(() => ((window as any).__stub.noKeyring = true));
