@@ -118,10 +118,11 @@ ensure_ui() {
 # ensure_tauri_driver: what the desktop end-to-end test (src-tauri/tests/e2e.rs) drives the
 # app with: tauri-driver (crates.io, pinned) in front of Debian's WebKitWebDriver
 # (webkit2gtk-driver), under Xvfb; xwd (x11-apps) for its screenshots, with a colour emoji
-# font so that messages with emoji show as people see them.
+# font so that messages with emoji show as people see them; xclock (x11-apps), xdotool and
+# python3-gi (the tray host, tests/support/sni_host.py) for the desktop-session part.
 TAURI_DRIVER_VERSION=2.1.0
 ensure_tauri_driver() {
-  ensure_apt webkit2gtk-driver xvfb x11-apps fonts-noto-color-emoji
+  ensure_apt webkit2gtk-driver xvfb x11-apps fonts-noto-color-emoji xdotool python3-gi
   if ! command -v tauri-driver >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/tauri-driver" ]; then
     export PATH="$HOME/.cargo/bin:$PATH"
   fi

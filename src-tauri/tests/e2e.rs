@@ -11,10 +11,22 @@
 //! screenshot of each screen from the X server (`xwd`); with `CRYPTOCAT_UPDATE_SCREENSHOTS=1`
 //! they are written to `docs/screenshots/`.
 //!
-//! Needs `Xvfb`, `xwd` (Debian's `x11-apps`), `tauri-driver` (`cargo install tauri-driver --version 2.1.0 --locked`),
-//! `WebKitWebDriver` (Debian's `webkit2gtk-driver`) and the CLI built into the same target
-//! directory (`cargo build -p cryptocat-cli`); `scripts/test` ensures all of them. Without
-//! them the test prints a notice and passes, unless `CRYPTOCAT_REQUIRE_INTEROP=1`.
+//! The app runs in a desktop session of its own: a private session bus (`dbus-daemon`),
+//! dunst as the notification server, and the tray side of a panel
+//! (`tests/support/sni_host.py`: the StatusNotifierWatcher that the app's
+//! libayatana-appindicator registers with, reading the item and its menu over D-Bus as a
+//! panel does). With another window focused (xclock, focused by `xdotool`), a message from
+//! the CLI makes a `Notify` call with the content hidden and puts the red dot on the tray
+//! icon; dunst's default action (a click on the notification) gives the window the focus
+//! back and takes the dot off; the tray menu has Show, Mute and Quit, and Quit ends the app,
+//! which leaves the room (the CLI sees it go).
+//!
+//! Needs `Xvfb`, `xwd` and `xclock` (Debian's `x11-apps`), `xdotool`, `dbus-daemon`,
+//! `dbus-monitor`, `dunst`, Debian's `python3-gi`, `tauri-driver` (`cargo install
+//! tauri-driver --version 2.1.0 --locked`), `WebKitWebDriver` (Debian's
+//! `webkit2gtk-driver`) and the CLI built into the same target directory (`cargo build -p
+//! cryptocat-cli`); `scripts/test` ensures all of them. Without them the test prints a
+//! notice and passes, unless `CRYPTOCAT_REQUIRE_INTEROP=1`.
 //!
 //! The WebDriver client is a few lines of HTTP/1.0 over `TcpStream` with `serde_json`.
 #![allow(
@@ -323,25 +335,31 @@ fn decode_xwd(data: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
                 u32::from_be_bytes(word) >> (8 * (4 - pixel_bytes))
             };
             for mask in masks {
-                rgb.push(((v & mask) >> mask.trailing_zeros()) as u8);
+                rgb.push(u8::try_from((v & mask) >> mask.trailing_zeros()).unwrap_or(u8::MAX));
             }
         }
     }
     Ok((width, height, rgb))
 }
 
-// ---- the CLI ---------------------------------------------------------------------------
+// ---- the CLI and the tray host -----------------------------------------------------------
 
-struct Cli {
+/// A child process that prints one JSON object per line (`cryptocat join --json`, the tray
+/// host in tests/support/sni_host.py) and reads commands on stdin.
+struct JsonChild {
+    label: &'static str,
     stdin: ChildStdin,
     events: Receiver<Value>,
     seen: Vec<Value>,
 }
 
-impl Cli {
-    fn start(procs: &mut Procs, bin: &Path, args: &[String], label: &'static str) -> Cli {
-        let mut child = Command::new(bin)
-            .args(args)
+impl JsonChild {
+    fn start(procs: &mut Procs, bin: &Path, args: &[String], label: &'static str) -> JsonChild {
+        Self::start_with(procs, Command::new(bin).args(args), label)
+    }
+
+    fn start_with(procs: &mut Procs, command: &mut Command, label: &'static str) -> JsonChild {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -359,12 +377,13 @@ impl Cli {
                             break;
                         }
                     }
-                    Err(_) => eprintln!("cli: not JSON: {line}"),
+                    Err(_) => eprintln!("{label}: not JSON: {line}"),
                 }
             }
         });
         procs.0.push((label, child));
-        Cli {
+        JsonChild {
+            label,
             stdin,
             events,
             seen: Vec::new(),
@@ -374,6 +393,12 @@ impl Cli {
     fn line(&mut self, line: &str) {
         writeln!(self.stdin, "{line}").unwrap();
         self.stdin.flush().unwrap();
+    }
+
+    /// Forgets the events printed so far: the next `wait` looks only at new ones.
+    fn forget(&mut self) {
+        while self.events.try_recv().is_ok() {}
+        self.seen.clear();
     }
 
     /// The first event (from now on, or already seen) that `f` accepts.
@@ -391,10 +416,153 @@ impl Cli {
                         return v;
                     }
                 }
-                Err(_) => panic!("the CLI did not print {what}; it printed: {:#?}", self.seen),
+                Err(_) => panic!(
+                    "{} did not print {what}; it printed: {:#?}",
+                    self.label, self.seen
+                ),
             }
         }
     }
+}
+
+// ---- the desktop session ------------------------------------------------------------------
+
+/// A session bus with no services to start on demand, open to everything on it
+/// (`dbus-monitor` watches the `Notify` calls).
+const BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:tmpdir=/tmp</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#;
+
+/// Debian's Python, with python3-gi (a Python from pyenv or a venv lacks `gi`).
+const SYSTEM_PYTHON: &str = "/usr/bin/python3";
+
+/// The `Notify` calls on the session bus, as `dbus-monitor` prints them.
+struct NotifyLog(std::sync::Arc<std::sync::Mutex<String>>);
+
+impl NotifyLog {
+    fn start(procs: &mut Procs, env: &[(&str, String)]) -> NotifyLog {
+        let mut child = Command::new("dbus-monitor")
+            .args([
+                "--session",
+                "interface='org.freedesktop.Notifications',member='Notify'",
+            ])
+            .envs(env.iter().cloned())
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        procs.0.push(("dbus-monitor", child));
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let writer = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                let mut log = writer.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        // dbus-monitor prints its own NameAcquired signal once it listens.
+        wait_for("dbus-monitor", WAIT, || !log.lock().unwrap().is_empty());
+        NotifyLog(log)
+    }
+
+    /// The first `Notify` call whose text contains `needle`.
+    fn wait(&self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let found = self
+                .0
+                .lock()
+                .unwrap()
+                .split("method call ")
+                .find(|call| call.contains("member=Notify") && call.contains(needle))
+                .map(str::to_owned);
+            if let Some(call) = found {
+                return call;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "no Notify call with {needle:?}: {}",
+                self.0.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Opens another window (xclock, away from the app's) and gives it the keyboard focus, as
+/// when the person turns to another program.
+fn focus_another_window(procs: &mut Procs, env: &[(&str, String)]) {
+    let clock = Command::new("xclock")
+        .args(["-geometry", "100x100+1170+690"])
+        .envs(env.iter().cloned())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    procs.0.push(("xclock", clock));
+    let out = Command::new("xdotool")
+        .args(["search", "--sync", "--name", "^xclock$"])
+        .envs(env.iter().cloned())
+        .output()
+        .unwrap();
+    let id = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_else(|| panic!("no xclock window"))
+        .to_owned();
+    let status = Command::new("xdotool")
+        .args(["windowfocus", "--sync", &id])
+        .envs(env.iter().cloned())
+        .status()
+        .unwrap();
+    assert!(status.success(), "xdotool windowfocus: {status}");
+}
+
+/// The PNG file a StatusNotifierItem event names (IconName, a path or a name in
+/// IconThemePath).
+fn icon_file(item: &Value) -> PathBuf {
+    let name = item["icon_name"].as_str().unwrap_or_default();
+    let theme = item["icon_theme_path"].as_str().unwrap_or_default();
+    let path = if name.starts_with('/') {
+        PathBuf::from(name)
+    } else {
+        Path::new(theme).join(name)
+    };
+    if path.is_file() {
+        path
+    } else {
+        path.with_extension("png")
+    }
+}
+
+/// How many clearly red pixels a PNG has (the unread dot); `None` when it cannot be read
+/// (the tray library replaces its icon files).
+fn red_pixels(path: &Path) -> Option<usize> {
+    let file = std::fs::File::open(path).ok()?;
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().ok()?;
+    let mut buf = vec![0; reader.output_buffer_size()?];
+    let info = reader.next_frame(&mut buf).ok()?;
+    let channels = info.color_type.samples();
+    Some(
+        buf.get(..info.buffer_size())?
+            .chunks_exact(channels)
+            .filter(|p| channels >= 3 && p[0] > 180 && p[1] < 90 && p[2] < 90)
+            .count(),
+    )
 }
 
 fn compact(fp: &str) -> String {
@@ -424,6 +592,20 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     ) else {
         return missing("Xvfb, tauri-driver, WebKitWebDriver or xwd");
     };
+    let desktop_tools = [
+        "dbus-daemon",
+        "dbus-monitor",
+        "dunst",
+        "dunstctl",
+        "xdotool",
+        "xclock",
+    ];
+    let desktop: Vec<PathBuf> = desktop_tools.iter().filter_map(|t| find_tool(t)).collect();
+    if desktop.len() < desktop_tools.len() || !Path::new(SYSTEM_PYTHON).is_file() {
+        return missing(&format!(
+            "one of {desktop_tools:?} or {SYSTEM_PYTHON} (python3-gi)"
+        ));
+    }
     if !cli_bin.is_file() {
         return missing(&format!(
             "the cryptocat CLI at {} (cargo build -p cryptocat-cli)",
@@ -452,6 +634,57 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
         Path::new(&format!("/tmp/.X11-unix/X{display}")).exists()
     });
 
+    // A desktop session around the app: its own session bus, dunst (the notification
+    // server), the tray side of a panel (tests/support/sni_host.py) and a monitor of the
+    // Notify calls.
+    // The bus starts nothing on demand (Debian's session bus would start
+    // xdg-desktop-portal, which without a desktop's backend holds the app's start for
+    // about 25 s, and the Secret Service): only what the test runs answers.
+    let bus_config = std::env::temp_dir().join(format!("cryptocat-e2e-bus-{display}.conf"));
+    std::fs::write(&bus_config, BUS_CONFIG).unwrap();
+    let mut bus = Command::new("dbus-daemon")
+        .arg(format!("--config-file={}", bus_config.display()))
+        .args(["--nofork", "--print-address=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut address = String::new();
+    BufReader::new(bus.stdout.take().unwrap())
+        .read_line(&mut address)
+        .unwrap();
+    let address = address.trim().to_owned();
+    let _ = std::fs::remove_file(&bus_config);
+    assert!(
+        address.starts_with("unix:"),
+        "dbus-daemon printed {address:?}"
+    );
+    procs.0.push(("dbus-daemon", bus));
+    let session_env = [
+        ("DISPLAY", format!(":{display}")),
+        ("DBUS_SESSION_BUS_ADDRESS", address.clone()),
+    ];
+    procs.0.push((
+        "dunst",
+        Command::new("dunst")
+            .envs(session_env.clone())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap(),
+    ));
+    let notify_log = NotifyLog::start(&mut procs, &session_env);
+    let mut tray = JsonChild::start_with(
+        &mut procs,
+        Command::new(SYSTEM_PYTHON)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/sni_host.py"))
+            .envs(session_env.clone())
+            .process_group(0),
+        "the tray host",
+    );
+    tray.wait("ready", |v| v["event"] == "ready");
+
     let port = free_port();
     let native_port = free_port();
     procs.0.push((
@@ -465,7 +698,7 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
                 "--native-driver".to_owned(),
                 webkit_driver.display().to_string(),
             ])
-            .env("DISPLAY", format!(":{display}"))
+            .envs(session_env.clone())
             // No accessibility bus under Xvfb; WebKit would wait for it.
             .env("NO_AT_BRIDGE", "1")
             .process_group(0)
@@ -526,7 +759,7 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     args.push("--json".into());
     // Close the panel again (it lies over the conversation while open).
     d.click("[data-testid=share] summary");
-    let mut cli = Cli::start(&mut procs, &cli_bin, &args, "cryptocat");
+    let mut cli = JsonChild::start(&mut procs, &cli_bin, &args, "cryptocat");
 
     let joined = cli.wait("joined", |v| v["type"] == "joined");
     let cli_fp = joined["fingerprint"].as_str().unwrap().to_owned();
@@ -615,13 +848,74 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     d.click(".dialog button.close");
 
     // A second "bob" with another key: the app warns that the nickname is taken.
-    let mut twin = Cli::start(&mut procs, &cli_bin, &args, "cryptocat (twin)");
+    let mut twin = JsonChild::start(&mut procs, &cli_bin, &args, "cryptocat (twin)");
     twin.wait("joined", |v| v["type"] == "joined");
     d.until(
         "the nickname warning",
         "return document.querySelector('.banner.warnings .warning.nickname_taken')?.textContent",
     );
     screenshot(&xwd, display, "warning");
+
+    // ---- the desktop: tray icon, notification, a click on it, the tray menu ----
+    // The tray icon registered at start, without the unread dot. (libayatana-appindicator
+    // has no tooltips: the icon is what changes.)
+    let normal = tray.wait("the tray icon", |v| v["event"] == "item");
+    let normal_red =
+        red_pixels(&icon_file(&normal)).unwrap_or_else(|| panic!("no icon file for {normal}"));
+    let has_dot = |v: &Value| {
+        v["event"] == "item" && red_pixels(&icon_file(v)).is_some_and(|red| red > normal_red + 20)
+    };
+
+    // The person works in another window: a message makes a notification, content
+    // hidden, and puts the dot on the tray icon.
+    focus_another_window(&mut procs, &session_env);
+    d.until("the app's window unfocused", "return !document.hasFocus()");
+    tray.forget();
+    cli.line("are you there?");
+    let call = notify_log.wait("New message in");
+    assert!(
+        !call.contains("are you there") && !call.contains(CLI_NICK),
+        "the notification shows the content: {call}"
+    );
+    tray.wait("the icon with the unread dot", has_dot);
+
+    // A click on the notification (dunst's default action) brings the window back: it has
+    // the focus, and the dot goes.
+    tray.forget();
+    let status = Command::new("dunstctl")
+        .args(["action", "0"])
+        .envs(session_env.clone())
+        .status()
+        .unwrap();
+    assert!(status.success(), "dunstctl action 0: {status}");
+    tray.wait("the icon without the dot", |v| {
+        v["event"] == "item" && red_pixels(&icon_file(v)).is_some_and(|red| red <= normal_red)
+    });
+    d.until("the app's window focused", "return document.hasFocus()");
+
+    // The tray menu, as the panel reads it; Quit leaves the room and ends the app.
+    tray.line("menu");
+    let menu = tray.wait("the menu", |v| v["event"] == "menu");
+    let labels: Vec<&str> = menu["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["label"].as_str())
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(labels, ["Show Cryptocat", "Mute notifications", "Quit"]);
+    let quit = menu["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["label"] == "Quit")
+        .unwrap()["id"]
+        .clone();
+    tray.line(&format!("click {quit}"));
+    tray.wait("the click", |v| v["event"] == "clicked");
+    cli.wait("alice leaving (the app quit from the tray)", |v| {
+        v["type"] == "member_left" && v["nick"] == APP_NICK
+    });
 
     cli.line("/leave");
     cli.wait("left", |v| v["type"] == "left");
