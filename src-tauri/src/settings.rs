@@ -32,9 +32,22 @@ impl Default for Settings {
 }
 
 /// The settings and the unread count, shared by commands, notifications and the tray.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SettingsState {
     inner: Mutex<Inner>,
+    /// Turns true once the settings kept in the keyring were read at start (or found
+    /// missing, or the keyring did not answer): a join or the settings panel waits for it,
+    /// so that a quick first join still uses the remembered identity.
+    restored: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for SettingsState {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::default(),
+            restored: tokio::sync::watch::Sender::new(false),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -85,6 +98,18 @@ impl SettingsState {
         }
     }
 
+    /// The start-up read of the keyring is over (whatever it found).
+    pub fn mark_restored(&self) {
+        self.restored.send_replace(true);
+    }
+
+    /// Waits until [`Self::mark_restored`], at most `limit` (a keyring that never answers
+    /// must not hold a join forever; the settings then stay as they are).
+    pub async fn wait_restored(&self, limit: std::time::Duration) {
+        let mut rx = self.restored.subscribe();
+        let _ = tokio::time::timeout(limit, rx.wait_for(|done| *done)).await;
+    }
+
     /// Unread messages since the window last had the focus.
     pub fn unread(&self) -> u32 {
         self.inner.lock().map(|i| i.unread).unwrap_or(0)
@@ -95,6 +120,22 @@ impl SettingsState {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[tokio::test]
+    async fn waiting_for_the_restore_ends_when_marked_or_at_the_limit() {
+        let state = SettingsState::default();
+        let start = std::time::Instant::now();
+        state
+            .wait_restored(std::time::Duration::from_millis(50))
+            .await;
+        assert!(start.elapsed() >= std::time::Duration::from_millis(50));
+        state.mark_restored();
+        let start = std::time::Instant::now();
+        state
+            .wait_restored(std::time::Duration::from_secs(30))
+            .await;
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    }
 
     #[test]
     fn defaults_hide_content_and_keep_nothing() {

@@ -43,6 +43,7 @@ pub async fn prepare_join(
     settings: &SettingsState,
     config: &mut EngineConfig,
 ) -> Result<(), CommandError> {
+    settings.wait_restored(RESTORE_WAIT).await;
     if !settings.get().remember_identity {
         return Ok(());
     }
@@ -160,21 +161,28 @@ fn new_message<R: Runtime>(app: &AppHandle<R>, room: &str, nick: &str, text: &st
 pub fn restore_settings<R: Runtime>(app: &AppHandle<R>) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
-        if let Ok(Some(kept)) = blocking(|k| k.load_settings()).await {
-            let state = app.state::<SettingsState>();
+        let kept = blocking(|k| k.load_settings()).await;
+        let state = app.state::<SettingsState>();
+        if let Ok(Some(kept)) = kept {
             state.set(Settings {
                 remember_identity: true,
                 ..kept
             });
             tray::sync_mute(&app, &state.get());
         }
+        state.mark_restored();
     });
 }
 
-/// The current settings.
+/// How long a join or the settings panel waits for the start-up read of the keyring.
+const RESTORE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The current settings, once the start-up read of the keyring is over (or after
+/// [`RESTORE_WAIT`]).
 #[tauri::command]
-pub fn get_settings(settings: State<'_, SettingsState>) -> Settings {
-    settings.get()
+pub async fn get_settings(settings: State<'_, SettingsState>) -> Result<Settings, CommandError> {
+    settings.wait_restored(RESTORE_WAIT).await;
+    Ok(settings.get())
 }
 
 /// Changes the settings. Turning "remember my identity" on makes an identity and keeps it

@@ -21,12 +21,17 @@
 //! back and takes the dot off; the tray menu has Show, Mute and Quit, and Quit ends the app,
 //! which leaves the room (the CLI sees it go).
 //!
+//! The session also runs GNOME Keyring (unlocked, in a throw-away HOME). "Remember my
+//! identity" is turned on before the first join; after Quit, the app is started again and
+//! joins with the same fingerprint, showing the CLI's member as verified: both came back from
+//! the keyring.
+//!
 //! Needs `Xvfb`, `xwd` and `xclock` (Debian's `x11-apps`), `xdotool`, `dbus-daemon`,
-//! `dbus-monitor`, `dunst`, Debian's `python3-gi`, `tauri-driver` (`cargo install
-//! tauri-driver --version 2.1.0 --locked`), `WebKitWebDriver` (Debian's
-//! `webkit2gtk-driver`) and the CLI built into the same target directory (`cargo build -p
-//! cryptocat-cli`); `scripts/test` ensures all of them. Without them the test prints a
-//! notice and passes, unless `CRYPTOCAT_REQUIRE_INTEROP=1`.
+//! `dbus-monitor`, `dbus-send`, `dunst`, `gnome-keyring-daemon`, Debian's `python3-gi`,
+//! `tauri-driver` (`cargo install tauri-driver --version 2.1.0 --locked`),
+//! `WebKitWebDriver` (Debian's `webkit2gtk-driver`) and the CLI built into the same target
+//! directory (`cargo build -p cryptocat-cli`); `scripts/test` ensures all of them. Without
+//! them the test prints a notice and passes, unless `CRYPTOCAT_REQUIRE_INTEROP=1`.
 //!
 //! The WebDriver client is a few lines of HTTP/1.0 over `TcpStream` with `serde_json`.
 #![allow(
@@ -158,6 +163,25 @@ struct Driver {
 }
 
 impl Driver {
+    /// A new session: tauri-driver starts the app.
+    fn launch(port: u16, caps: &Value) -> Driver {
+        // tauri-driver accepts connections before WebKitWebDriver answers: retry briefly.
+        let start = Instant::now();
+        let session = loop {
+            match http(port, "POST", "/session", Some(caps)) {
+                Ok(v) => break v,
+                Err(e) if start.elapsed() > Duration::from_secs(20) => {
+                    panic!("WebDriver session: {e}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        };
+        Driver {
+            port,
+            session: session["sessionId"].as_str().unwrap().to_owned(),
+        }
+    }
+
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
         http(
             self.port,
@@ -595,8 +619,10 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     let desktop_tools = [
         "dbus-daemon",
         "dbus-monitor",
+        "dbus-send",
         "dunst",
         "dunstctl",
+        "gnome-keyring-daemon",
         "xdotool",
         "xclock",
     ];
@@ -661,10 +687,52 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
         "dbus-daemon printed {address:?}"
     );
     procs.0.push(("dbus-daemon", bus));
-    let session_env = [
+    // A throw-away HOME: the keyring's files and the WebKit data live there.
+    let home = std::env::temp_dir().join(format!("cryptocat-e2e-home-{display}"));
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(home.join("run")).unwrap();
+    let at_home = |p: &str| home.join(p).display().to_string();
+    let session_env = vec![
         ("DISPLAY", format!(":{display}")),
         ("DBUS_SESSION_BUS_ADDRESS", address.clone()),
+        ("HOME", at_home("")),
+        ("XDG_DATA_HOME", at_home(".local/share")),
+        ("XDG_CONFIG_HOME", at_home(".config")),
+        ("XDG_CACHE_HOME", at_home(".cache")),
+        ("XDG_RUNTIME_DIR", at_home("run")),
     ];
+    // GNOME Keyring's Secret Service, unlocked with a password on stdin, for "remember my
+    // identity".
+    let mut keyring = Command::new("gnome-keyring-daemon")
+        .args(["--foreground", "--unlock", "--components=secrets"])
+        .envs(session_env.clone())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    keyring
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"e2e-password")
+        .unwrap();
+    procs.0.push(("gnome-keyring-daemon", keyring));
+    wait_for("the Secret Service on the bus", WAIT, || {
+        Command::new("dbus-send")
+            .args([
+                "--session",
+                "--print-reply",
+                "--dest=org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus.NameHasOwner",
+                "string:org.freedesktop.secrets",
+            ])
+            .envs(session_env.clone())
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("boolean true"))
+    });
     procs.0.push((
         "dunst",
         Command::new("dunst")
@@ -713,23 +781,20 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     let caps = json!({ "capabilities": { "alwaysMatch": {
         "tauri:options": { "application": app.display().to_string() }
     }}});
-    // tauri-driver accepts connections before WebKitWebDriver answers: retry briefly.
-    let start = Instant::now();
-    let session = loop {
-        match http(port, "POST", "/session", Some(&caps)) {
-            Ok(v) => break v,
-            Err(e) if start.elapsed() > Duration::from_secs(20) => panic!("WebDriver session: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
-    };
-    let d = Driver {
-        port,
-        session: session["sessionId"].as_str().unwrap().to_owned(),
-    };
+    let d = Driver::launch(port, &caps);
     let launched = started.elapsed();
 
-    // Join screen.
+    // Join screen. First "remember my identity": kept in the session's keyring.
     d.el("#join-room");
+    d.click(".app-settings");
+    d.click(".dialog.settings input[aria-describedby=settings-remember-hint]");
+    d.until(
+        "the identity kept in the keyring",
+        "const d = document.querySelector('.dialog.settings'); \
+         return d && d.getAttribute('aria-busy') === 'false' && !d.querySelector('.error') \
+           && d.querySelector('input[aria-describedby=settings-remember-hint]').checked",
+    );
+    d.click(".dialog.settings button.close");
     screenshot(&xwd, display, "join");
     d.type_into("#join-room", ROOM);
     d.type_into("#join-nick", APP_NICK);
@@ -855,6 +920,8 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
         "return document.querySelector('.banner.warnings .warning.nickname_taken')?.textContent",
     );
     screenshot(&xwd, display, "warning");
+    twin.line("/leave");
+    twin.wait("left", |v| v["type"] == "left");
 
     // ---- the desktop: tray icon, notification, a click on it, the tray menu ----
     // The tray icon registered at start, without the unread dot. (libayatana-appindicator
@@ -916,10 +983,37 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     cli.wait("alice leaving (the app quit from the tray)", |v| {
         v["type"] == "member_left" && v["nick"] == APP_NICK
     });
+    let _ = d.call("DELETE", "", None);
+    cli.forget();
+
+    // ---- the app again: the keyring gave it back its identity and whom it verified ----
+    let d = Driver::launch(port, &caps);
+    d.type_into("#join-room", ROOM);
+    d.type_into("#join-nick", APP_NICK);
+    d.click("form button[type=submit]");
+    d.el(".room-header h1");
+    assert_eq!(
+        compact(&d.text("[data-testid=header-fingerprint]")),
+        compact(&my_fp),
+        "the second launch has the identity kept in the keyring"
+    );
+    d.until(
+        "bob shown verified (the kept list)",
+        "return [...document.querySelectorAll('.members .member')].some(m => \
+           m.querySelector('.nick')?.textContent === 'bob' && m.querySelector('.badge.verified'))",
+    );
+    let again = cli.wait("alice back", |v| {
+        v["type"] == "member_joined" && v["nick"] == APP_NICK
+    });
+    assert_eq!(
+        compact(again["fingerprint"].as_str().unwrap()),
+        compact(&my_fp)
+    );
 
     cli.line("/leave");
     cli.wait("left", |v| v["type"] == "left");
     let _ = d.call("DELETE", "", None);
+    let _ = std::fs::remove_dir_all(&home);
     eprintln!(
         "desktop e2e: app window up {:.1} s after start, whole run {:.1} s",
         launched.as_secs_f64(),
