@@ -198,6 +198,28 @@ test('no control lies under another, wide or narrow', async ({ page }) => {
   }
 });
 
+test('dialogs keep Tab inside and give the focus back when closed', async ({ page }) => {
+  await join(page);
+  const opener = page.getByRole('button', { name: s.room.verify('bob') });
+  await opener.focus();
+  await page.keyboard.press('Enter');
+  const dialog = page.getByRole('dialog');
+  await expect(dialog).toBeVisible();
+  const inside = () => page.evaluate(() => !!document.activeElement?.closest('[role=dialog]'));
+  // More presses than the dialog has controls: the focus goes round, never out.
+  for (let i = 0; i < 25; i++) {
+    await page.keyboard.press('Tab');
+    expect(await inside(), `Tab ${i + 1}`).toBe(true);
+  }
+  for (let i = 0; i < 5; i++) {
+    await page.keyboard.press('Shift+Tab');
+    expect(await inside(), `Shift+Tab ${i + 1}`).toBe(true);
+  }
+  await page.keyboard.press('Escape');
+  await expect(dialog).toBeHidden();
+  await expect(opener).toBeFocused();
+});
+
 test('settings panel: keyboard reachable, keyring error shown, forget', async ({ page }) => {
   await join(page);
   await page.evaluate(() => ((window as any).__stub.noKeyring = true));
