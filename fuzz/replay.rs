@@ -1,0 +1,41 @@
+//! Replaying fuzz corpora on stable Rust: shared by the corpus tests of the crates
+//! (`crates/xmpp/tests/xmpp/fuzz_corpus.rs`, `crates/relay/tests/relay/fuzz_corpus.rs`),
+//! which include this file with `#[path]` next to the checks they replay.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::panic)]
+
+use std::path::Path;
+
+/// Runs `check` on every file of `fuzz/corpus/TARGET` for each target (none may be empty),
+/// and fails when a fuzz target named `PREFIX*` in `fuzz/fuzz_targets` has no check here.
+/// Returns how many inputs ran.
+pub fn replay_corpora(targets: &[(&str, fn(&[u8]))], prefix: &str) -> usize {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    let mut total = 0;
+    for (target, check) in targets {
+        let dir = root.join(target);
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("corpus {} missing: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "corpus {target} is empty");
+        for f in &files {
+            check(&std::fs::read(f).unwrap());
+        }
+        eprintln!("fuzz corpus {target}: replayed {} inputs", files.len());
+        total += files.len();
+    }
+    for entry in std::fs::read_dir(root.join("../fuzz_targets")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if name.starts_with(prefix) {
+            assert!(
+                targets.iter().any(|(t, _)| *t == name),
+                "fuzz target {name} has no check in the list replayed here"
+            );
+        }
+    }
+    total
+}
