@@ -6,10 +6,13 @@
 
 use std::path::Path;
 
+/// A fuzz target's name and the checks its inputs must pass.
+pub type Target<'a> = (&'a str, fn(&[u8]));
+
 /// Runs `check` on every file of `fuzz/corpus/TARGET` for each target (none may be empty),
 /// and fails when a fuzz target named `PREFIX*` in `fuzz/fuzz_targets` has no check here.
 /// Returns how many inputs ran.
-pub fn replay_corpora(targets: &[(&str, fn(&[u8]))], prefix: &str) -> usize {
+pub fn replay_corpora(targets: &[Target<'_>], prefix: &str) -> usize {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
     let mut total = 0;
     for (target, check) in targets {
