@@ -42,3 +42,12 @@ pub fn replay_corpora(targets: &[Target<'_>], prefix: &str) -> usize {
     }
     total
 }
+
+/// The check of `target` for the seed `name` (fails for a seed of an unknown target).
+pub fn check_for(targets: &[Target<'_>], target: &str, name: &str) -> fn(&[u8]) {
+    targets
+        .iter()
+        .find(|(t, _)| *t == target)
+        .map(|(_, check)| *check)
+        .unwrap_or_else(|| panic!("seed {name} for unknown target {target}"))
+}

@@ -16,11 +16,7 @@ fn relay_fuzz_corpora_pass_their_checks() {
 #[test]
 fn relay_seeds_pass_their_checks() {
     for (target, name, bytes) in relay_checks::relay_seeds() {
-        let (_, check) = relay_checks::RELAY_TARGETS
-            .iter()
-            .find(|(t, _)| *t == target)
-            .unwrap_or_else(|| panic!("seed {name} for unknown target {target}"));
-        check(&bytes);
+        replay::check_for(relay_checks::RELAY_TARGETS, target, &name)(&bytes);
         // The seeds reach the paths they are named after.
         if target == "relay_stanza"
             && ["groupchat", "groupchat-ws", "chat"].contains(&name.as_str())

@@ -18,11 +18,7 @@ fn client_seeds_reach_the_accepting_paths() {
     use cryptocat_xmpp::bosh::parse_body;
     use cryptocat_xmpp::session::parse_server_first;
     for (target, name, bytes) in client_checks::client_seeds() {
-        let (_, check) = client_checks::CLIENT_TARGETS
-            .iter()
-            .find(|(t, _)| *t == target)
-            .unwrap_or_else(|| panic!("seed {name} for unknown target {target}"));
-        check(&bytes);
+        replay::check_for(client_checks::CLIENT_TARGETS, target, name)(&bytes);
         match (target, name) {
             ("client_bosh_body", _) => {
                 let limits = cryptocat_xmpp::xml::ParserLimits::default();
