@@ -193,6 +193,11 @@ impl Hub {
         &self.muc_domain
     }
 
+    /// Number of registered accounts (for tests and metrics; no names).
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+
     /// Number of rooms that exist (for tests and metrics; no names).
     pub fn room_count(&self) -> usize {
         self.rooms.len()

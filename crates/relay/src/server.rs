@@ -121,6 +121,11 @@ impl Running {
         self.shared.bosh.count()
     }
 
+    /// Number of registered (SCRAM) accounts.
+    pub fn account_count(&self) -> usize {
+        lock(&self.shared.hub).account_count()
+    }
+
     /// Number of rooms.
     pub fn room_count(&self) -> usize {
         lock(&self.shared.hub).room_count()

@@ -261,7 +261,7 @@ impl Http {
             })?;
         let io: Box<dyn Io> = if self.secure {
             let name = rustls_pki_types::ServerName::try_from(self.host.clone())
-                .map_err(|_| Failure::Fatal(TransportError::Tls(TlsFailure::NameMismatch)))?;
+                .map_err(|_| Failure::Fatal(TransportError::Tls(TlsFailure::InvalidName)))?;
             let stream = tokio_rustls::TlsConnector::from(Arc::clone(&self.tls))
                 .connect(name, tcp)
                 .await

@@ -127,9 +127,12 @@ pub mod session;
 pub mod sm;
 pub mod tls;
 pub mod transport;
-pub mod url;
 pub mod websocket;
 pub mod xml;
+
+/// Server addresses (from `cryptocat-link`, shared with invite links).
+pub use cryptocat_link::url;
+pub use cryptocat_link::{Access, Invite, InviteError, Pin};
 
 pub use bosh::{BoshConfig, BoshError};
 pub use client::{
@@ -137,6 +140,6 @@ pub use client::{
     Events, MessageId,
 };
 pub use session::{AuthError, Credentials, SessionError};
-pub use tls::{TlsConfigError, TrustConfig};
+pub use tls::{CertificateReason, Refusal, TlsConfigError, TrustConfig};
 pub use transport::{ElementStream, TlsFailure, TransportError};
 pub use url::{ServerUrl, Transport, UrlError};

@@ -61,21 +61,16 @@ pub(crate) fn exporter(conn: &rustls::ClientConnection) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// Why a TLS handshake failed. No names or certificate contents.
+/// Why a TLS handshake failed. No names; a refused certificate says why and which key it
+/// held (a public pin).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TlsFailure {
-    /// The certificate does not chain to a trusted root (self-signed, unknown CA).
-    #[error("the server's certificate is not trusted")]
-    UntrustedCertificate,
-    /// The certificate is for another name.
-    #[error("the server's certificate is for another name")]
-    NameMismatch,
-    /// The certificate has expired or is not yet valid.
-    #[error("the server's certificate has expired or is not yet valid")]
-    NotCurrentlyValid,
-    /// Any other refusal of the certificate.
-    #[error("the server's certificate was refused")]
-    BadCertificate,
+    /// The server's certificate was refused (by the pins or the certificate authorities).
+    #[error("{0}")]
+    Certificate(crate::tls::Refusal),
+    /// The host or domain cannot be a TLS server name.
+    #[error("the server's name cannot be used for TLS")]
+    InvalidName,
     /// The handshake failed for another reason.
     #[error("TLS handshake failed")]
     Handshake,
@@ -166,22 +161,10 @@ pub(crate) fn tls_failure(e: &std::io::Error) -> TransportError {
     let Some(err) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
         return TransportError::Tls(TlsFailure::Handshake);
     };
-    use rustls::CertificateError as C;
-    let failure = match err {
-        rustls::Error::InvalidCertificate(c) => match c {
-            C::UnknownIssuer | C::BadSignature | C::UnhandledCriticalExtension => {
-                TlsFailure::UntrustedCertificate
-            }
-            C::NotValidForName | C::NotValidForNameContext { .. } => TlsFailure::NameMismatch,
-            C::Expired
-            | C::NotValidYet
-            | C::ExpiredContext { .. }
-            | C::NotValidYetContext { .. } => TlsFailure::NotCurrentlyValid,
-            _ => TlsFailure::BadCertificate,
-        },
-        _ => TlsFailure::Handshake,
-    };
-    TransportError::Tls(failure)
+    TransportError::Tls(match crate::tls::refusal_of(err) {
+        Some(refusal) => TlsFailure::Certificate(refusal),
+        None => TlsFailure::Handshake,
+    })
 }
 
 /// Connects over TCP to `host:port`, negotiates STARTTLS for `domain` (the certificate
@@ -250,7 +233,7 @@ async fn connect_tcp_inner(
         return Err(TransportError::Protocol("TLS already established"));
     };
     let name = rustls_pki_types::ServerName::try_from(domain.to_owned())
-        .map_err(|_| TransportError::Tls(TlsFailure::NameMismatch))?;
+        .map_err(|_| TransportError::Tls(TlsFailure::InvalidName))?;
     let stream = tokio_rustls::TlsConnector::from(tls)
         .connect(name, tcp)
         .await

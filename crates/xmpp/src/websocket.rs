@@ -90,7 +90,7 @@ async fn connect_inner(
     let mut binding = None;
     let io: Box<dyn Io> = if secure {
         let name = rustls_pki_types::ServerName::try_from(url.host.clone())
-            .map_err(|_| TransportError::Tls(TlsFailure::NameMismatch))?;
+            .map_err(|_| TransportError::Tls(TlsFailure::InvalidName))?;
         let stream = tokio_rustls::TlsConnector::from(tls)
             .connect(name, tcp)
             .await

@@ -185,7 +185,10 @@ async fn https_bosh_with_the_relays_self_signed_certificate() {
     assert_eq!(
         err,
         ConnectError::Session(SessionError::Transport(TransportError::Tls(
-            TlsFailure::UntrustedCertificate
+            TlsFailure::Certificate(cryptocat_xmpp::Refusal {
+                reason: cryptocat_xmpp::CertificateReason::UnknownIssuer,
+                seen: cryptocat_xmpp::Pin::of_certificate(&server.tls.certificate).ok(),
+            })
         )))
     );
     assert_eq!(server.bosh_session_count(), 0);

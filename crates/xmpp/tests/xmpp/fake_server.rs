@@ -235,13 +235,16 @@ async fn certificate_for_another_name_is_refused() {
         serve_one(&relay, listener, "pw", false, Vec::new()).await;
     });
     // The certificate is for localhost; we expect example.org.
-    let mut cfg = config_for(addr, TrustConfig::only(cert)).with_domain("example.org");
+    let mut cfg = config_for(addr, TrustConfig::only(cert.clone())).with_domain("example.org");
     cfg.credentials = Some(Credentials::new("u", "pw"));
     let err = Client::connect(cfg).await.unwrap_err();
     assert_eq!(
         err,
         ConnectError::Session(SessionError::Transport(TransportError::Tls(
-            TlsFailure::NameMismatch
+            TlsFailure::Certificate(cryptocat_xmpp::Refusal {
+                reason: cryptocat_xmpp::CertificateReason::NameMismatch,
+                seen: cryptocat_xmpp::Pin::of_certificate(&cert).ok(),
+            })
         )))
     );
     server.await.unwrap();

@@ -13,6 +13,7 @@ mod bosh;
 mod fake_server;
 mod fuzz_corpus;
 mod keyauth;
+mod pins;
 mod proxy;
 mod relay;
 mod sm;

@@ -186,6 +186,7 @@ async fn server_restart_registers_anew_and_rejoins() {
             first.tls.certificate.clone(),
             second.tls.certificate.clone(),
         ],
+        pins: Vec::new(),
     };
     let mut alice = online(config_for(proxy.addr, trust)).await;
     joined(&mut alice, "room", "a").await;

@@ -8,8 +8,8 @@ use cryptocat_protocol::identity::Identity;
 use cryptocat_protocol::message::Message;
 use cryptocat_protocol::Timestamp;
 use cryptocat_xmpp::{
-    Client, ClientError, ConnectError, DisconnectReason, Event, SessionError, TlsFailure,
-    TransportError, TrustConfig,
+    CertificateReason, Client, ClientError, ConnectError, DisconnectReason, Event, Pin, Refusal,
+    SessionError, TlsFailure, TransportError, TrustConfig,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -256,9 +256,13 @@ async fn untrusted_certificate_is_refused() {
     assert_eq!(
         err,
         ConnectError::Session(SessionError::Transport(TransportError::Tls(
-            TlsFailure::UntrustedCertificate
+            TlsFailure::Certificate(Refusal {
+                reason: CertificateReason::UnknownIssuer,
+                seen: Some(Pin::of_certificate(&server.tls.certificate).unwrap()),
+            })
         )))
     );
+    assert!(err.to_string().contains("its key is sha256/"), "{err}");
     // The right certificate from a PEM file (as --ca-cert gives it) works.
     let mut trust = TrustConfig::default();
     trust.add_pem_file(&server.tls.certificate_path).unwrap();

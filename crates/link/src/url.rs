@@ -1,5 +1,6 @@
 //! Server addresses: `xmpp://host:port` (TCP with STARTTLS), `ws://` / `wss://…/xmpp-websocket`
-//! (RFC 7395) and `http://` / `https://…/http-bind` (BOSH, XEP-0124/0206).
+//! (RFC 7395) and `http://` / `https://…/http-bind` (BOSH, XEP-0124/0206). Parsed once
+//! here for the transport, the CLI, the desktop app and invite links.
 
 use std::fmt;
 
@@ -67,6 +68,30 @@ pub enum UrlError {
 }
 
 impl ServerUrl {
+    /// Whether the transport runs over TLS (`xmpp://` with STARTTLS, `wss://`, `https://`).
+    pub fn is_tls(&self) -> bool {
+        matches!(
+            self.transport,
+            Transport::Tcp
+                | Transport::WebSocket { secure: true }
+                | Transport::Bosh { secure: true }
+        )
+    }
+
+    /// Whether the host is this computer: `localhost` or a loopback IP address.
+    pub fn is_loopback(&self) -> bool {
+        self.host == "localhost"
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
+    /// Whether the host is an IP address rather than a name.
+    pub fn is_ip(&self) -> bool {
+        self.host.parse::<std::net::IpAddr>().is_ok()
+    }
+
     /// Parses a server address.
     pub fn parse(text: &str) -> Result<Self, UrlError> {
         let text = text.trim();
@@ -197,5 +222,18 @@ mod tests {
         let u = ServerUrl::parse("xmpp://[::1]:5222").unwrap();
         assert_eq!(u.host, "::1");
         assert_eq!(u.to_string(), "xmpp://[::1]:5222");
+        assert!(u.is_loopback() && u.is_tls() && u.is_ip());
+    }
+
+    #[test]
+    fn tls_and_loopback() {
+        let plain = ServerUrl::parse("ws://localhost:5280/xmpp-websocket").unwrap();
+        assert!(!plain.is_tls() && plain.is_loopback() && !plain.is_ip());
+        let remote = ServerUrl::parse("https://example.org/http-bind").unwrap();
+        assert!(remote.is_tls() && !remote.is_loopback());
+        assert!(ServerUrl::parse("http://127.0.0.2:80/http-bind")
+            .unwrap()
+            .is_loopback());
+        assert!(!ServerUrl::parse("xmpp://10.0.0.1").unwrap().is_loopback());
     }
 }
