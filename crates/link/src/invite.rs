@@ -428,13 +428,13 @@ mod tests {
     #[test]
     fn accepts_harmless_variations() {
         for text in [
-            format!("  CRYPTOCAT://JOIN?v=1&server=xmpp://a.example&room=x  "),
-            format!("cryptocat://join/?v=1&server=xmpp://a.example&room=x&"),
-            format!("cryptocat://join?room=x&server=xmpp%3A%2F%2Fa.example&v=1"),
-            format!("cryptocat://join?v=1&server=ws://localhost:5280/xmpp-websocket&room=x"),
-            format!("cryptocat://join?v=1&server=http://127.0.0.1:5280/http-bind&room=x"),
+            "  CRYPTOCAT://JOIN?v=1&server=xmpp://a.example&room=x  ",
+            "cryptocat://join/?v=1&server=xmpp://a.example&room=x&",
+            "cryptocat://join?room=x&server=xmpp%3A%2F%2Fa.example&v=1",
+            "cryptocat://join?v=1&server=ws://localhost:5280/xmpp-websocket&room=x",
+            "cryptocat://join?v=1&server=http://127.0.0.1:5280/http-bind&room=x",
         ] {
-            let invite = Invite::parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let invite = Invite::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(invite.room, "x");
         }
     }
