@@ -34,6 +34,8 @@ pub enum Input {
     Leave,
     /// `/help`.
     Help,
+    /// `/invite`: the invite links to this room.
+    Invite,
 }
 
 impl std::fmt::Debug for Input {
@@ -51,6 +53,7 @@ impl std::fmt::Debug for Input {
             Self::Answer { .. } => "Answer",
             Self::Leave => "Leave",
             Self::Help => "Help",
+            Self::Invite => "Invite",
         };
         f.write_str(name)
     }
@@ -66,6 +69,7 @@ A plain line is a message to the room. Commands:
   /unverify NICK             take the mark away
   /ask NICK QUESTION? ANSWER ask NICK a secret question only they can answer
   /answer NICK ANSWER        answer NICK's secret question
+  /invite                    the link that invites a friend to this room
   /leave                     leave the room and quit
 Nicknames with spaces go in double quotes: /msg \"Ada L\" hello
 A line starting with // sends the rest, starting with one /, as a message.";
@@ -132,6 +136,7 @@ pub fn parse(line: &str) -> Result<Input, &'static str> {
         }
         "leave" | "quit" | "exit" => Ok(Input::Leave),
         "help" | "?" => Ok(Input::Help),
+        "invite" => Ok(Input::Invite),
         _ => Err("unknown command (try /help; start a message with // to send a /)"),
     }
 }
@@ -185,6 +190,7 @@ mod tests {
             }
         );
         assert_eq!(parse("/who").unwrap(), Input::Who);
+        assert_eq!(parse("/invite").unwrap(), Input::Invite);
         assert_eq!(parse("/fingerprint").unwrap(), Input::Fingerprint(None));
         assert_eq!(
             parse("/fingerprint bob").unwrap(),

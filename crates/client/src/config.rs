@@ -5,12 +5,11 @@ use std::time::Duration;
 use cryptocat_protocol::group::wire::MAX_NICKNAME_BYTES;
 use cryptocat_protocol::group::RoomConfig;
 use cryptocat_protocol::identity::Identity;
-use cryptocat_xmpp::{Backoff, ServerUrl, TrustConfig};
+use cryptocat_xmpp::{Access, Backoff, ServerUrl, TrustConfig};
 
 use crate::error::StartError;
 
-/// Longest room name, in bytes (Cryptocat 2 allowed 1 to 32 characters; we allow a bit more).
-pub const MAX_ROOM_BYTES: usize = 64;
+pub use cryptocat_link::MAX_ROOM_BYTES;
 
 /// A fingerprint a person verified earlier, under the nickname it had then. The desktop
 /// app keeps these in the OS keyring so that verification carries across sessions.
@@ -26,8 +25,12 @@ pub struct VerifiedContact {
 pub struct EngineConfig {
     /// Where the XMPP server is.
     pub server: ServerUrl,
+    /// Other addresses of the same server, tried in order after `server`.
+    pub fallback_servers: Vec<ServerUrl>,
     /// The XMPP domain, when it differs from the URL's host.
     pub domain: Option<String>,
+    /// The room service (MUC), when it is not `conference.<domain>`.
+    pub muc_domain: Option<String>,
     /// Which certificates to trust.
     pub trust: TrustConfig,
     /// The room name as typed (checked by [`check_room_name`], lower-cased).
@@ -71,7 +74,9 @@ impl EngineConfig {
     pub fn new(server: ServerUrl, room: &str, nickname: &str) -> Self {
         Self {
             server,
+            fallback_servers: Vec::new(),
             domain: None,
+            muc_domain: None,
             trust: TrustConfig::system(),
             room: room.to_owned(),
             nickname: nickname.to_owned(),
@@ -86,22 +91,42 @@ impl EngineConfig {
     }
 }
 
+impl EngineConfig {
+    /// Joining `room` as `nickname` on the server an invite link (or a server address
+    /// with pins) describes: its addresses in order, its domain and room service, and
+    /// with pins, trust in exactly those keys (no certificate authority); without pins,
+    /// the system's authorities.
+    pub fn for_access(access: &Access, room: &str, nickname: &str) -> Result<Self, StartError> {
+        let mut servers = access.servers.iter().cloned();
+        let server = servers.next().ok_or(StartError::NoServer)?;
+        let mut config = Self::new(server, room, nickname);
+        config.fallback_servers = servers.collect();
+        config.domain = access.domain.clone();
+        config.muc_domain = access.muc.clone();
+        if !access.pins.is_empty() {
+            config.trust = TrustConfig::pinned(access.pins.clone());
+        }
+        Ok(config)
+    }
+
+    /// How to reach the server as configured (for invite links).
+    pub fn access(&self) -> Access {
+        Access {
+            servers: std::iter::once(self.server.clone())
+                .chain(self.fallback_servers.iter().cloned())
+                .collect(),
+            domain: self.domain.clone(),
+            muc: self.muc_domain.clone(),
+            pins: self.trust.pins.clone(),
+        }
+    }
+}
+
 /// Checks a room name: 1 to [`MAX_ROOM_BYTES`] bytes of letters, digits, `-`, `_` and `.`
 /// (no spaces, no `@`, `/` or other characters that mean something in an XMPP address).
 /// Returns it lower-cased.
 pub fn check_room_name(room: &str) -> Result<String, StartError> {
-    let ok = !room.is_empty()
-        && room.len() <= MAX_ROOM_BYTES
-        && room
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && !room.starts_with('.')
-        && !room.ends_with('.');
-    if ok {
-        Ok(room.to_lowercase())
-    } else {
-        Err(StartError::InvalidRoom)
-    }
+    cryptocat_link::room_name(room).ok_or(StartError::InvalidRoom)
 }
 
 /// Checks a nickname: 1 to 64 bytes, not only spaces, no control characters. Returns it

@@ -12,7 +12,9 @@ use cryptocat_protocol::group::{occupant_name, Alarm, Destination, Room, RoomEve
 use cryptocat_protocol::identity::Identity;
 use cryptocat_protocol::smp::SmpEvent;
 use cryptocat_protocol::Timestamp;
-use cryptocat_xmpp::{Client, ClientHandle, Config, Event, Events, MessageId};
+use cryptocat_xmpp::{
+    Access, Client, ClientHandle, Config, Event, Events, Invite, MessageId, ServerInUse,
+};
 use rand_core::OsRng;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -92,6 +94,10 @@ pub struct EngineHandle {
     fingerprint: Arc<str>,
     nick: Arc<str>,
     room: Arc<str>,
+    /// The server as configured (for invite links).
+    access: Arc<Access>,
+    /// The transport, for the address in use.
+    xmpp: ClientHandle,
 }
 
 impl EngineHandle {
@@ -121,6 +127,27 @@ impl EngineHandle {
     /// The room name.
     pub fn room(&self) -> &str {
         &self.room
+    }
+
+    /// The address we are connected through and the key its server showed.
+    pub fn server_in_use(&self) -> Option<ServerInUse> {
+        self.xmpp.server_in_use()
+    }
+
+    /// An invite to this room through the server in use: the address that worked first,
+    /// then the other configured ones, the domain and room service, and the pins we were
+    /// given. Without pins (a server trusted through the certificate authorities) the
+    /// link has none either, so the friend's app checks the server the same way.
+    pub fn invite(&self) -> Invite {
+        let mut access = (*self.access).clone();
+        if let Some(in_use) = self.server_in_use() {
+            access.servers.retain(|s| *s != in_use.url);
+            access.servers.insert(0, in_use.url);
+        }
+        Invite {
+            room: self.room.to_string(),
+            access,
+        }
     }
 
     /// Sends a text to the room. Returns a local id; [`EngineEvent::Sent`] names the
@@ -256,6 +283,7 @@ impl Engine {
     pub async fn start(config: EngineConfig) -> Result<(EngineHandle, EngineEvents), StartError> {
         let room_name = check_room_name(&config.room)?;
         let nick = check_nickname(&config.nickname)?;
+        let access = Arc::new(config.access());
         let mut rng = OsRng;
         let identity = match config.identity {
             Some(identity) => identity,
@@ -271,6 +299,10 @@ impl Engine {
         if let Some(domain) = &config.domain {
             xconfig = xconfig.with_domain(domain.clone());
         }
+        if let Some(muc) = &config.muc_domain {
+            xconfig.muc_domain.clone_from(muc);
+        }
+        xconfig.fallback_servers = config.fallback_servers.clone();
         xconfig.trust = config.trust.clone();
         xconfig.connect_timeout = config.connect_timeout;
         xconfig.reconnect = config.reconnect;
@@ -319,6 +351,8 @@ impl Engine {
             fingerprint: fingerprint.clone().into(),
             nick: nick.clone().into(),
             room: room_name.clone().into(),
+            access,
+            xmpp: xmpp.clone(),
         };
         let task = Task {
             room,

@@ -1,7 +1,7 @@
 //! Errors. None carries a room name, nickname, JID, key or text.
 
 use cryptocat_protocol::group::RoomError;
-use cryptocat_xmpp::ConnectError;
+use cryptocat_xmpp::{CertificateReason, ConnectError, SessionError, TlsFailure, TransportError};
 
 /// Why [`crate::Engine::start`] failed.
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +13,9 @@ pub enum StartError {
     /// The nickname is not allowed.
     #[error("nickname must be 1 to 64 bytes without control characters")]
     InvalidNickname,
+    /// No server address was given.
+    #[error("no server address was given")]
+    NoServer,
     /// The server could not be reached or refused us.
     #[error("could not connect to the server: {0}")]
     Connect(#[from] ConnectError),
@@ -36,10 +39,60 @@ impl StartError {
         match self {
             Self::InvalidRoom => "invalid_room",
             Self::InvalidNickname => "invalid_nickname",
+            Self::NoServer => "invalid_server",
             Self::Connect(_) => "unreachable",
             Self::JoinFailed { .. } => "join_failed",
             Self::JoinTimeout => "join_timeout",
             Self::Room(_) => "room_setup",
+        }
+    }
+
+    /// What went wrong when the server could not be reached ([`Self::code`]
+    /// `unreachable`), as a stable code: `wrong_server` (the key is not the pinned one),
+    /// `certificate_refused`, `name_not_found`, `connection_refused`, `timed_out`,
+    /// `unknown_domain` (the server does not serve that XMPP domain),
+    /// `registration_refused`, `login_refused`, `tls_config`, `invalid_domain`, or
+    /// `unreachable` for the rest. `None` for the other errors.
+    pub fn reason(&self) -> Option<&'static str> {
+        let Self::Connect(e) = self else {
+            return None;
+        };
+        Some(match e {
+            ConnectError::Tls(_) => "tls_config",
+            ConnectError::InvalidDomain => "invalid_domain",
+            ConnectError::Timeout => "timed_out",
+            ConnectError::Session(session) => match session {
+                SessionError::Transport(t) => match t {
+                    TransportError::Tls(TlsFailure::Certificate(r))
+                        if r.reason == CertificateReason::WrongKey =>
+                    {
+                        "wrong_server"
+                    }
+                    TransportError::Tls(TlsFailure::Certificate(_)) => "certificate_refused",
+                    TransportError::Resolve => "name_not_found",
+                    TransportError::Connect(std::io::ErrorKind::ConnectionRefused) => {
+                        "connection_refused"
+                    }
+                    TransportError::Connect(std::io::ErrorKind::TimedOut) => "timed_out",
+                    TransportError::StreamError { condition } if condition == "host-unknown" => {
+                        "unknown_domain"
+                    }
+                    _ => "unreachable",
+                },
+                SessionError::Registration { .. } | SessionError::RegistrationUnavailable => {
+                    "registration_refused"
+                }
+                SessionError::Auth(_) | SessionError::Bind { .. } => "login_refused",
+            },
+        })
+    }
+
+    /// The pin of the key a refused server showed, when its certificate was refused (so
+    /// that a person can compare it, or pass it as `--pin` after checking).
+    pub fn seen_key(&self) -> Option<cryptocat_xmpp::Pin> {
+        match self {
+            Self::Connect(e) => e.certificate_refusal().and_then(|r| r.seen),
+            _ => None,
         }
     }
 }

@@ -60,4 +60,6 @@ pub use engine::{Engine, EngineEvents, EngineHandle, MAX_HELD, MAX_OUTBOX};
 pub use error::{EngineError, StartError};
 pub use event::{ConnectionState, EngineEvent, MemberView, WarningCode};
 
-pub use cryptocat_xmpp::{Backoff, ServerUrl, TrustConfig};
+pub use cryptocat_xmpp::{
+    Access, Backoff, Invite, InviteError, Pin, ServerInUse, ServerUrl, TrustConfig,
+};

@@ -38,6 +38,7 @@
 //!   nicknames, room names, passwords or content.
 
 pub mod config;
+pub mod embedded;
 pub mod framing;
 pub mod http;
 pub mod hub;

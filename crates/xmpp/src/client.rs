@@ -16,10 +16,11 @@ use tokio::sync::mpsc;
 use crate::bosh::BoshConfig;
 use crate::session::{self, stanza_error_condition, Credentials, SessionError};
 use crate::sm::{self, StreamManagement, NS_SM};
-use crate::tls::{TlsConfigError, TrustConfig};
+use crate::tls::{AcceptedKey, TlsConfigError, TrustConfig};
 use crate::transport::{connect_tcp, ElementStream, TransportError};
 use crate::url::{ServerUrl, Transport};
 use crate::xml::{escape, ParserLimits};
+use cryptocat_link::Pin;
 
 /// The Cryptocat payload namespace.
 pub const NS_PAYLOAD: &str = "urn:xmpp:cryptocat:1";
@@ -70,6 +71,9 @@ impl Backoff {
 pub struct Config {
     /// Where the server is.
     pub server: ServerUrl,
+    /// Other addresses of the same server, tried in order when `server` cannot be reached
+    /// (an invite link's later `server` parameters).
+    pub fallback_servers: Vec<ServerUrl>,
     /// The XMPP domain (also the TLS name); defaults to the URL's host.
     pub domain: String,
     /// The MUC service; defaults to `conference.<domain>`.
@@ -101,6 +105,7 @@ impl Config {
             muc_domain: format!("conference.{domain}"),
             domain,
             server,
+            fallback_servers: Vec::new(),
             trust: TrustConfig::system(),
             credentials: None,
             identity: None,
@@ -134,6 +139,23 @@ pub enum ConnectError {
     /// The whole attempt took longer than the connect timeout.
     #[error("timed out connecting to the server")]
     Timeout,
+}
+
+impl ConnectError {
+    /// Whether a server's certificate was refused (wrong pinned key, untrusted, expired...).
+    pub fn is_certificate_refusal(&self) -> bool {
+        self.certificate_refusal().is_some()
+    }
+
+    /// The refusal, when a server's certificate was refused.
+    pub fn certificate_refusal(&self) -> Option<&crate::tls::Refusal> {
+        match self {
+            Self::Session(SessionError::Transport(TransportError::Tls(
+                crate::transport::TlsFailure::Certificate(r),
+            ))) => Some(r),
+            _ => None,
+        }
+    }
 }
 
 impl From<TlsConfigError> for ConnectError {
@@ -180,6 +202,15 @@ pub enum DisconnectReason {
     /// Reconnection gave up after its last attempt failed with this.
     #[error("gave up reconnecting: {0}")]
     GaveUp(ConnectError),
+}
+
+/// The address a client is connected through, and the key its server showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInUse {
+    /// The address (one of [`Config::server`] and [`Config::fallback_servers`]).
+    pub url: ServerUrl,
+    /// The pin of the server's TLS key (`None` without TLS).
+    pub key: Option<Pin>,
 }
 
 /// Identifies a message we sent (the stanza `id`), to match a later [`Event::StanzaError`].
@@ -304,6 +335,7 @@ enum Command {
 #[derive(Debug, Clone)]
 pub struct ClientHandle {
     commands: mpsc::UnboundedSender<Command>,
+    in_use: Arc<std::sync::Mutex<Option<ServerInUse>>>,
     muc_domain: Arc<str>,
     next_id: Arc<AtomicU64>,
     id_prefix: Arc<str>,
@@ -435,6 +467,16 @@ impl ClientHandle {
         Ok(id)
     }
 
+    /// The address in use (or last used) and the key its server showed.
+    pub fn server_in_use(&self) -> Option<ServerInUse> {
+        self.in_use.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// The room service's domain.
+    pub fn muc_domain(&self) -> &str {
+        &self.muc_domain
+    }
+
     /// Closes the stream; a final [`Event::Disconnected`] with
     /// [`DisconnectReason::Requested`] follows.
     pub fn disconnect(&self) -> Result<(), ClientError> {
@@ -475,7 +517,14 @@ pub const MAX_REJOIN_TRIES: u32 = 8;
 /// What one connection attempt needs, kept for reconnections.
 struct Connector {
     config: Config,
+    /// For TLS addresses; it records the key it accepted in `accepted`.
     tls: Arc<rustls::ClientConfig>,
+    /// For `ws://` and `http://` (never used to trust anyone).
+    tls_plain: Arc<rustls::ClientConfig>,
+    accepted: AcceptedKey,
+    /// Index into the addresses of the one that worked last (tried first).
+    current: usize,
+    in_use: Arc<std::sync::Mutex<Option<ServerInUse>>>,
     credentials: Credentials,
     /// We made the account: if the server forgot it (a restart), register a new one.
     generated: bool,
@@ -493,28 +542,81 @@ enum Established {
     Resumed(Element),
 }
 
+/// Which of several failures to report: a refused certificate says most (someone may be
+/// in the way), then the first address's error.
+fn telling(first: Option<ConnectError>, refused: Option<ConnectError>) -> ConnectError {
+    refused.or(first).unwrap_or(ConnectError::Timeout)
+}
+
 impl Connector {
-    /// Connects, logs in, then resumes with `resume` (a `<resume/>` element) when given
-    /// and the server agrees, else binds a new resource and enables stream management.
+    /// Every address, in order.
+    fn servers(&self) -> impl Iterator<Item = &ServerUrl> {
+        std::iter::once(&self.config.server).chain(&self.config.fallback_servers)
+    }
+
+    /// Connects through the address that worked last, then the others in order; logs in,
+    /// then resumes with `resume` (a `<resume/>` element) when given and the server
+    /// agrees, else binds a new resource and enables stream management. Each address gets
+    /// the whole connect timeout.
     async fn attempt(
         &mut self,
         resume: Option<String>,
     ) -> Result<(Box<dyn ElementStream>, Established), ConnectError> {
+        let count = self.servers().count();
         let timeout = self.config.connect_timeout;
-        tokio::time::timeout(timeout, self.attempt_inner(resume))
-            .await
-            .map_err(|_| ConnectError::Timeout)?
+        let (mut first, mut refused) = (None, None);
+        for step in 0..count {
+            let index = (self.current + step) % count;
+            let Some(url) = self.servers().nth(index).cloned() else {
+                break;
+            };
+            self.accepted.clear();
+            let result = tokio::time::timeout(timeout, self.attempt_inner(&url, resume.clone()))
+                .await
+                .map_err(|_| ConnectError::Timeout)
+                .and_then(|r| r);
+            match result {
+                Ok(done) => {
+                    self.current = index;
+                    let key = if url.is_tls() {
+                        self.accepted.get()
+                    } else {
+                        None
+                    };
+                    if let Ok(mut in_use) = self.in_use.lock() {
+                        *in_use = Some(ServerInUse { url, key });
+                    }
+                    return Ok(done);
+                }
+                Err(e) => {
+                    if count > 1 {
+                        tracing::info!(address = index + 1, "address failed: {e}");
+                    }
+                    if e.is_certificate_refusal() {
+                        refused.get_or_insert(e);
+                    } else {
+                        first.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        Err(telling(first, refused))
     }
 
-    async fn open(&self) -> Result<Box<dyn ElementStream>, ConnectError> {
+    async fn open(&self, url: &ServerUrl) -> Result<Box<dyn ElementStream>, ConnectError> {
         let c = &self.config;
-        match c.server.transport {
+        let tls = if url.is_tls() {
+            Arc::clone(&self.tls)
+        } else {
+            Arc::clone(&self.tls_plain)
+        };
+        match url.transport {
             Transport::Tcp => Ok(Box::new(
                 connect_tcp(
-                    &c.server.host,
-                    c.server.port,
+                    &url.host,
+                    url.port,
                     &c.domain,
-                    Arc::clone(&self.tls),
+                    tls,
                     c.limits,
                     c.connect_timeout,
                 )
@@ -522,9 +624,9 @@ impl Connector {
             )),
             Transport::WebSocket { .. } => Ok(Box::new(
                 crate::websocket::connect_websocket(
-                    &c.server,
+                    url,
                     &c.domain,
-                    Arc::clone(&self.tls),
+                    tls,
                     c.limits,
                     c.connect_timeout,
                 )
@@ -532,9 +634,9 @@ impl Connector {
             )),
             Transport::Bosh { .. } => Ok(Box::new(
                 crate::bosh::connect_bosh(
-                    &c.server,
+                    url,
                     &c.domain,
-                    Arc::clone(&self.tls),
+                    tls,
                     c.limits,
                     c.bosh.clone(),
                     c.connect_timeout,
@@ -546,9 +648,10 @@ impl Connector {
 
     async fn attempt_inner(
         &mut self,
+        url: &ServerUrl,
         mut resume: Option<String>,
     ) -> Result<(Box<dyn ElementStream>, Established), ConnectError> {
-        let mut stream = self.open().await?;
+        let mut stream = self.open(url).await?;
         let register = self.generated && !self.registered;
         // The key challenge when we have an identity and the server offers it.
         let identity = self.config.identity.clone();
@@ -578,7 +681,7 @@ impl Connector {
                 stream.close().await;
                 self.credentials = Credentials::random();
                 self.registered = false;
-                stream = self.open().await?;
+                stream = self.open(url).await?;
                 let features =
                     session::authenticate(stream.as_mut(), &self.credentials, true, key()).await?;
                 self.registered = true;
@@ -640,18 +743,27 @@ impl Client {
         {
             return Err(ConnectError::InvalidDomain);
         }
-        let tls = match config.server.transport {
-            Transport::WebSocket { secure: false } | Transport::Bosh { secure: false } => {
-                config.trust.client_config_allow_empty()?
-            }
-            _ => config.trust.client_config()?,
+        let accepted = AcceptedKey::default();
+        let needs_roots = std::iter::once(&config.server)
+            .chain(&config.fallback_servers)
+            .any(ServerUrl::is_tls);
+        let tls = if needs_roots {
+            config.trust.client_config_recording(&accepted)?
+        } else {
+            config.trust.client_config_allow_empty()?
         };
+        let tls_plain = config.trust.client_config_allow_empty()?;
         let (credentials, generated) = match &config.credentials {
             Some(c) => (c.clone(), false),
             None => (Credentials::random(), true),
         };
+        let in_use = Arc::new(std::sync::Mutex::new(None));
         let mut connector = Connector {
             tls,
+            tls_plain,
+            accepted,
+            current: 0,
+            in_use: Arc::clone(&in_use),
             credentials,
             generated,
             registered: false,
@@ -669,6 +781,7 @@ impl Client {
         OsRng.fill_bytes(&mut prefix);
         let handle = ClientHandle {
             commands: cmd_tx,
+            in_use,
             muc_domain: Arc::from(connector.config.muc_domain.as_str()),
             next_id: Arc::new(AtomicU64::new(1)),
             id_prefix: Arc::from(format!("cc{}", hex::encode(prefix)).as_str()),

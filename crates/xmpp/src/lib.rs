@@ -137,9 +137,9 @@ pub use cryptocat_link::{Access, Invite, InviteError, Pin};
 pub use bosh::{BoshConfig, BoshError};
 pub use client::{
     Backoff, Client, ClientError, ClientHandle, Config, ConnectError, DisconnectReason, Event,
-    Events, MessageId,
+    Events, MessageId, ServerInUse,
 };
 pub use session::{AuthError, Credentials, SessionError};
-pub use tls::{CertificateReason, Refusal, TlsConfigError, TrustConfig};
+pub use tls::{AcceptedKey, CertificateReason, Refusal, TlsConfigError, TrustConfig};
 pub use transport::{ElementStream, TlsFailure, TransportError};
 pub use url::{ServerUrl, Transport, UrlError};

@@ -157,17 +157,30 @@ impl TrustConfig {
 
     /// Builds the rustls client configuration (ring provider, TLS 1.2 and 1.3).
     pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, TlsConfigError> {
-        self.build(true)
+        self.build(true, AcceptedKey::default())
     }
 
     /// Like [`TrustConfig::client_config`], but no trust anchor at all is allowed (for
     /// transports without TLS, `ws://` and `http://`: such a configuration refuses every
     /// server, and is never used there).
     pub fn client_config_allow_empty(&self) -> Result<Arc<rustls::ClientConfig>, TlsConfigError> {
-        self.build(false)
+        self.build(false, AcceptedKey::default())
     }
 
-    fn build(&self, require_roots: bool) -> Result<Arc<rustls::ClientConfig>, TlsConfigError> {
+    /// Like [`TrustConfig::client_config`], and `accepted` learns the pin of every server
+    /// key the configuration accepts (so that the client can tell which key it talks to).
+    pub fn client_config_recording(
+        &self,
+        accepted: &AcceptedKey,
+    ) -> Result<Arc<rustls::ClientConfig>, TlsConfigError> {
+        self.build(true, accepted.clone())
+    }
+
+    fn build(
+        &self,
+        require_roots: bool,
+        accepted: AcceptedKey,
+    ) -> Result<Arc<rustls::ClientConfig>, TlsConfigError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let algorithms = provider.signature_verification_algorithms;
         let check = if self.pins.is_empty() {
@@ -191,7 +204,11 @@ impl TrustConfig {
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsConfigError::Config(e.to_string()))?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Verifier { check, algorithms }))
+            .with_custom_certificate_verifier(Arc::new(Verifier {
+                check,
+                algorithms,
+                accepted,
+            }))
             .with_no_client_auth();
         Ok(Arc::new(config))
     }
@@ -215,6 +232,30 @@ impl TrustConfig {
     }
 }
 
+/// The pin of the last server key a configuration accepted (shared with its verifier).
+#[derive(Debug, Clone, Default)]
+pub struct AcceptedKey(Arc<std::sync::Mutex<Option<Pin>>>);
+
+impl AcceptedKey {
+    /// The last accepted key's pin.
+    pub fn get(&self) -> Option<Pin> {
+        self.0.lock().map(|p| *p).unwrap_or(None)
+    }
+
+    /// Forgets it (before a new connection).
+    pub fn clear(&self) {
+        if let Ok(mut p) = self.0.lock() {
+            *p = None;
+        }
+    }
+
+    fn set(&self, pin: Pin) {
+        if let Ok(mut p) = self.0.lock() {
+            *p = Some(pin);
+        }
+    }
+}
+
 /// How the certificate is checked.
 #[derive(Debug)]
 enum Check {
@@ -233,6 +274,7 @@ enum Check {
 struct Verifier {
     check: Check,
     algorithms: WebPkiSupportedAlgorithms,
+    accepted: AcceptedKey,
 }
 
 fn refused(reason: CertificateReason, seen: Option<Pin>) -> rustls::Error {
@@ -268,7 +310,7 @@ impl ServerCertVerifier for Verifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let seen = Pin::of_certificate(end_entity).ok();
-        match &self.check {
+        let verdict = match &self.check {
             Check::Pins(pins) => match seen {
                 Some(pin) if pin.is_in(pins) => Ok(ServerCertVerified::assertion()),
                 _ => Err(refused(CertificateReason::WrongKey, seen)),
@@ -280,7 +322,11 @@ impl ServerCertVerifier for Verifier {
                     other => other,
                 }),
             Check::Nothing => Err(refused(CertificateReason::UnknownIssuer, seen)),
+        };
+        if let (Ok(_), Some(pin)) = (&verdict, seen) {
+            self.accepted.set(pin);
         }
+        verdict
     }
 
     fn verify_tls12_signature(

@@ -118,3 +118,32 @@ async fn a_ca_certificate_as_the_servers_own() {
     online(config_for(server.c2s_addr, TrustConfig::pinned(vec![pin]))).await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// An invite's servers are tried in order: a closed port and a server with another key
+/// are passed over, and the client reports the address and key it ended up with. When
+/// every address fails, a refused key is what is reported.
+#[tokio::test]
+async fn addresses_are_tried_in_order() {
+    let right = start_relay().await;
+    let impostor = crate::start_relay_at(SocketAddr::from(([127, 0, 0, 1], 0)), "impostor").await;
+    let pin = Pin::of_certificate(&right.tls.certificate).unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let url =
+        |addr: SocketAddr| cryptocat_xmpp::ServerUrl::parse(&format!("xmpp://{addr}")).unwrap();
+
+    let mut config = config_for(closed, TrustConfig::pinned(vec![pin]));
+    config.fallback_servers = vec![url(impostor.c2s_addr), url(right.c2s_addr)];
+    let peer = online(config).await;
+    let in_use = peer.handle.server_in_use().unwrap();
+    assert_eq!(in_use.url, url(right.c2s_addr));
+    assert_eq!(in_use.key, Some(pin));
+    assert_eq!(impostor.account_count(), 0);
+
+    let mut config = config_for(closed, TrustConfig::pinned(vec![pin]));
+    config.fallback_servers = vec![url(impostor.c2s_addr)];
+    let err = Client::connect(config).await.unwrap_err();
+    assert_eq!(refusal(&err).reason, CertificateReason::WrongKey);
+}
