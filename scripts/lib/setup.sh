@@ -94,6 +94,12 @@ ensure_tauri_deps() {
     libssl-dev libxdo-dev build-essential pkg-config
 }
 
+# ensure_netns_tools: what the "another computer" tests (tests/two_computers.rs) use:
+# iproute2 for network namespaces and veth pairs, tcpdump to watch the wire between them.
+ensure_netns_tools() {
+  ensure_apt iproute2 tcpdump
+}
+
 # ensure_chromium: Debian's Chromium, which the UI's Playwright tests drive (Playwright
 # never downloads a browser here; ui/playwright.config.ts points at /usr/bin/chromium).
 # ensure_desktop_os_deps: what the desktop app's OS-facing tests run against: a D-Bus session

@@ -1,0 +1,259 @@
+//! Support shared by the cross-crate end-to-end tests: the workspace's binaries as
+//! processes that speak JSON lines, other computers as network namespaces joined by a veth
+//! pair, and packet captures read back.
+//!
+//! Every resource is a guard: processes are killed and namespaces deleted on drop, so a
+//! failing test cleans up as a passing one does.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    missing_debug_implementations
+)]
+
+pub mod netns;
+pub mod pcap;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long a test waits for one expected event.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Whether `CRYPTOCAT_REQUIRE_INTEROP=1` (CI): then a missing tool fails the test.
+pub fn required() -> bool {
+    std::env::var("CRYPTOCAT_REQUIRE_INTEROP").as_deref() == Ok("1")
+}
+
+/// Skips (prints a notice and returns `false`) or, when [`required`], fails.
+pub fn skip(why: &str) -> bool {
+    if required() {
+        panic!("{why}");
+    }
+    eprintln!("SKIPPED: {why}");
+    false
+}
+
+/// Whether every program is installed (else [`skip`]).
+pub fn tools_present(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {t}")])
+                .stdout(Stdio::null())
+                .status()
+                .map(|s| !s.success())
+                .unwrap_or(true)
+        })
+        .collect();
+    missing.is_empty() || skip(&format!("missing {}", missing.join(", ")))
+}
+
+/// Whether this process runs as root (network namespaces need it).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// The profile directory the tests were built into (`target/debug`).
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_owned()
+}
+
+/// A workspace binary of the same build (`cryptocat`, `cryptocat-server`); fails with
+/// the command that builds it when it is missing.
+pub fn binary(name: &str) -> PathBuf {
+    let path = profile_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (cargo build -p cryptocat-cli -p cryptocat-server)",
+        path.display()
+    );
+    path
+}
+
+/// A fresh directory under the system's temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Makes `cryptocat-test-NAME-PID`.
+    pub fn new(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("cryptocat-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    /// A path inside it.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The lines of a process's output, read on a thread (so that a test can wait with a
+/// timeout instead of blocking on a pipe that never ends).
+pub fn lines_of(output: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// A child process, killed on drop.
+pub struct Killed(pub Child);
+
+impl Killed {
+    /// Starts `command` with nothing on stdin and its output inherited.
+    pub fn spawn(command: &mut Command) -> Self {
+        Self(command.stdin(Stdio::null()).spawn().unwrap())
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A process that prints one JSON object per line (`cryptocat … --json`) and reads
+/// commands on stdin; killed on drop.
+pub struct JsonChild {
+    label: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: Receiver<Value>,
+    seen: Vec<Value>,
+}
+
+impl JsonChild {
+    /// Starts `command` (stdin and stdout piped, stderr inherited).
+    pub fn start(command: &mut Command, label: &str) -> Self {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{label}: cannot start: {e}"));
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, events) = mpsc::channel();
+        let name = label.to_owned();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => {
+                        if tx.send(v).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => eprintln!("{name}: not JSON: {line}"),
+                }
+            }
+        });
+        Self {
+            label: label.to_owned(),
+            child,
+            stdin,
+            events,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Writes one line to its stdin.
+    pub fn line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin closed");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The first event (already seen, or from now on) that `f` accepts; fails after
+    /// [`WAIT`] with every event seen.
+    pub fn wait(&mut self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        if let Some(v) = self.seen.iter().find(|v| f(v)) {
+            return v.clone();
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if f(&v) {
+                        return v;
+                    }
+                }
+                Err(_) => panic!(
+                    "{}: no {what} within {WAIT:?}; seen: {:#?}",
+                    self.label, self.seen
+                ),
+            }
+        }
+    }
+
+    /// The first event of `type`.
+    pub fn wait_type(&mut self, kind: &str) -> Value {
+        self.wait(kind, |v| v["type"] == kind)
+    }
+
+    /// Closes stdin and waits (at most [`WAIT`]) for the process to end.
+    pub fn finish(&mut self) -> ExitStatus {
+        self.stdin = None;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Collect what it printed last.
+                while let Ok(v) = self.events.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(v);
+                }
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: did not exit; seen: {:#?}",
+                self.label,
+                self.seen
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every event seen so far.
+    pub fn seen(&self) -> &[Value] {
+        &self.seen
+    }
+}
+
+impl Drop for JsonChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
