@@ -314,7 +314,15 @@ impl Invite {
         let room = room.ok_or(InviteError::Missing("room"))?;
         let room = room_name(&room).ok_or(InviteError::BadRoom)?;
         access.check()?;
-        Ok(Self { room, access })
+        let invite = Self { room, access };
+        // What we accept we can write back within the limit (percent-encoding may lengthen
+        // a link that was written with raw UTF-8).
+        if invite.to_link().len() > MAX_LINK_BYTES {
+            return Err(InviteError::TooLong {
+                max: MAX_LINK_BYTES,
+            });
+        }
+        Ok(invite)
     }
 
     /// The link.
