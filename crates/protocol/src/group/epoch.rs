@@ -680,6 +680,11 @@ impl Epoch {
             .any(|p| p.contiguous > p.acked_sent)
     }
 
+    /// Skipped message keys held, all senders.
+    pub(crate) fn skipped_keys(&self) -> usize {
+        self.peers.iter().flatten().map(|p| p.skipped.len()).sum()
+    }
+
     /// Forgets every key (forward secrecy once the epoch is over).
     pub(crate) fn forget_keys(&mut self) {
         for p in self.peers.iter_mut().flatten() {

@@ -548,6 +548,38 @@ impl core::fmt::Debug for Room {
     }
 }
 
+/// What a room holds because of what others sent: the figures an attacker controls.
+/// For diagnostics, tests and the attack benchmark; sizes are payload bytes plus the
+/// size of each entry's own struct (allocator overhead not counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retained {
+    /// Pairwise data messages kept for members whose handshake has not finished.
+    pub early_bytes: usize,
+    /// Group messages kept for an epoch we do not hold, or for keys not yet arrived.
+    pub buffered_bytes: usize,
+    /// Group message keys kept for skipped messages, in every epoch held.
+    pub group_skipped_keys: usize,
+    /// Pairwise message keys kept for skipped messages, in every session.
+    pub pairwise_skipped_keys: usize,
+}
+
+/// Bytes one stored skipped key takes, as counted by [`Retained::total_bytes`]: the key,
+/// its index and, for pairwise keys, the ratchet key it belongs to.
+const SKIPPED_KEY_BYTES: usize = 32 + 4 + 32;
+
+impl Retained {
+    /// Everything above in bytes.
+    pub fn total_bytes(&self) -> usize {
+        self.early_bytes
+            .saturating_add(self.buffered_bytes)
+            .saturating_add(
+                self.group_skipped_keys
+                    .saturating_add(self.pairwise_skipped_keys)
+                    .saturating_mul(SKIPPED_KEY_BYTES),
+            )
+    }
+}
+
 /// Public facts about a member, for display.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberInfo {
@@ -655,6 +687,44 @@ impl Room {
                 in_epoch: roster.contains(&a.as_str()),
             })
             .collect()
+    }
+
+    /// What the room holds on others' behalf (see [`Retained`]).
+    pub fn retained(&self) -> Retained {
+        let early_bytes = self
+            .members
+            .values()
+            .flat_map(|m| m.early.iter())
+            .map(|p| p.capacity() + core::mem::size_of::<Vec<u8>>())
+            .sum();
+        let buffered_bytes = self
+            .buffered
+            .iter()
+            .map(|(from, msg, _)| {
+                from.capacity()
+                    + msg.ciphertext.capacity()
+                    + msg.macs.capacity() * wire::MAC_BYTES
+                    + core::mem::size_of::<(String, GroupMessage, Timestamp)>()
+            })
+            .sum();
+        let group_skipped_keys = self
+            .current
+            .iter()
+            .chain(self.old.iter())
+            .map(Epoch::skipped_keys)
+            .sum();
+        let pairwise_skipped_keys = self
+            .members
+            .values()
+            .filter_map(|m| m.session.as_ref())
+            .map(Session::stored_skipped_keys)
+            .sum();
+        Retained {
+            early_bytes,
+            buffered_bytes,
+            group_skipped_keys,
+            pairwise_skipped_keys,
+        }
     }
 
     /// The pairwise safety number with a member.
