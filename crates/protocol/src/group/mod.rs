@@ -28,6 +28,7 @@
 //!   within one heartbeat.
 
 pub(crate) mod epoch;
+mod pending;
 pub mod wire;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -37,6 +38,10 @@ use rand_core::CryptoRngCore;
 
 use self::epoch::{epoch_tag, Epoch, Finding};
 pub use self::epoch::{GroupReceiveError, GROUP_MAX_SKIP};
+use self::pending::PerOccupant;
+pub use self::pending::{
+    MAX_BUFFERED, MAX_BUFFERED_BYTES, MAX_BUFFERED_PER_SENDER, MAX_EARLY, MAX_EARLY_BYTES,
+};
 use self::wire::{
     Ack, BodyKind, EpochKey, EpochTag, GroupBody, GroupMessage, GroupProfile, RosterEntry,
     MAX_ADDRESS_BYTES, MAX_MEMBERS, MAX_NICKNAME_BYTES,
@@ -421,6 +426,10 @@ pub enum IncomingError {
     /// A pairwise content that makes no sense here (e.g. a profile for another room).
     #[error("unexpected content on a pairwise session")]
     UnexpectedContent,
+    /// A pairwise data message from a member with no session, while we wait for no Auth-I
+    /// from it: nothing could ever decrypt it, so it is not kept.
+    #[error("data message from a member with no session and no handshake waiting for it")]
+    NoSession,
 }
 
 enum Handshake {
@@ -450,8 +459,6 @@ struct Member {
     timeout_reported: bool,
     /// Hash of the Identity message we answered (duplicates are ignored).
     answered: Option<[u8; 32]>,
-    /// Data messages that overtook the end of the handshake.
-    early: Vec<Vec<u8>>,
     /// When `proposal` arrived, and whether its unknown members were reported.
     proposal_at: Timestamp,
     hidden_reported: bool,
@@ -474,7 +481,6 @@ impl Member {
             retry_backoff_ms: 0,
             timeout_reported: false,
             answered: None,
-            early: Vec::new(),
             proposal_at: now,
             hidden_reported: false,
             since: now,
@@ -500,18 +506,12 @@ impl Member {
     }
 }
 
-/// Most group messages held back while their epoch keys are on the way.
-const MAX_BUFFERED: usize = 1_024;
 /// Longest wait between two handshake retries with an unresponsive member.
 const MAX_RETRY_BACKOFF_MS: u64 = 10 * 60 * 1000;
 /// How far a proposed epoch counter may run ahead of the highest we know.
 const MAX_COUNTER_JUMP: u64 = 1 << 20;
-/// Most buffered group messages per sender.
-const MAX_BUFFERED_PER_SENDER: usize = 128;
 /// Most remembered nicknames of members who left (for messages still in flight).
 const MAX_FORMER: usize = 256;
-/// Most data messages kept per member while its handshake finishes.
-const MAX_EARLY: usize = 32;
 /// Most old epochs kept for messages in flight.
 const MAX_OLD_EPOCHS: usize = 4;
 
@@ -532,7 +532,10 @@ pub struct Room {
     events: VecDeque<RoomEvent>,
     queued: VecDeque<(u64, String)>,
     next_local_id: u64,
-    buffered: VecDeque<(String, GroupMessage, Timestamp)>,
+    /// Pairwise data messages that overtook a member's Auth-I.
+    early: PerOccupant<Vec<u8>>,
+    /// Group messages held back while their epoch or keys are on the way.
+    buffered: PerOccupant<GroupMessage>,
     left: bool,
     /// The last time timers were run: deadlines at or before it are not reported again
     /// (their conditions are re-checked whenever timers run next).
@@ -642,7 +645,8 @@ impl Room {
             events: VecDeque::new(),
             queued: VecDeque::new(),
             next_local_id: 1,
-            buffered: VecDeque::new(),
+            early: PerOccupant::new(pending::EARLY),
+            buffered: PerOccupant::new(pending::BUFFERED),
             left: false,
             timers_ran: Timestamp(0),
         };
@@ -691,22 +695,8 @@ impl Room {
 
     /// What the room holds on others' behalf (see [`Retained`]).
     pub fn retained(&self) -> Retained {
-        let early_bytes = self
-            .members
-            .values()
-            .flat_map(|m| m.early.iter())
-            .map(|p| p.capacity() + core::mem::size_of::<Vec<u8>>())
-            .sum();
-        let buffered_bytes = self
-            .buffered
-            .iter()
-            .map(|(from, msg, _)| {
-                from.capacity()
-                    + msg.ciphertext.capacity()
-                    + msg.macs.capacity() * wire::MAC_BYTES
-                    + core::mem::size_of::<(String, GroupMessage, Timestamp)>()
-            })
-            .sum();
+        let early_bytes = self.early.bytes();
+        let buffered_bytes = self.buffered.bytes();
         let group_skipped_keys = self
             .current
             .iter()
@@ -801,6 +791,7 @@ impl Room {
 
     /// An occupant left the room.
     pub fn member_absent(&mut self, now: Timestamp, rng: &mut impl CryptoRngCore, address: &str) {
+        self.early.forget(address);
         if let Some(m) = self.members.remove(address) {
             if let Some(nick) = &m.nickname {
                 if self.former.len() >= MAX_FORMER {
@@ -853,6 +844,8 @@ impl Room {
                     member.handshake = Handshake::Responded(Box::new(state));
                     member.answered = Some(digest);
                 }
+                // Data kept for an earlier attempt can never be read now.
+                self.early.forget(from);
                 self.send_private(from, &Message::AuthR(reply));
                 Ok(())
             }
@@ -917,10 +910,13 @@ impl Room {
                     .get_mut(from)
                     .ok_or(IncomingError::UnknownSender)?;
                 let Some(session) = member.session.as_mut() else {
-                    // It overtook the last handshake message: keep it for a moment.
-                    if member.early.len() < MAX_EARLY {
-                        member.early.push(payload.to_vec());
+                    // It may have overtaken the Auth-I we wait for: keep it until then.
+                    let waiting =
+                        member.pending() && matches!(member.handshake, Handshake::Responded(_));
+                    if !waiting {
+                        return Err(IncomingError::NoSession);
                     }
+                    self.early.push(from, payload.to_vec(), now);
                     return Ok(());
                 };
                 let event = session.handle_data(rng, &m)?;
@@ -1013,12 +1009,7 @@ impl Room {
         if let Some(msg) = sent {
             self.send_private(from, &Message::Data(msg));
         }
-        let early = self
-            .members
-            .get_mut(from)
-            .map(|m| std::mem::take(&mut m.early))
-            .unwrap_or_default();
-        for payload in early {
+        for payload in self.early.take(from) {
             let _ = self.handle_private(now, rng, from, &payload);
         }
         self.reconsider(now, rng);
@@ -1488,15 +1479,18 @@ impl Room {
             return Ok(()); // The server's echo of our own message.
         }
         let msg = GroupMessage::decode(payload)?;
-        self.receive_group(now, rng, from, msg)
+        self.receive_group(now, rng, from, msg, now)
     }
 
+    /// Receives a group message that arrived at `arrived` (earlier than `now` when it comes
+    /// out of the buffer).
     fn receive_group(
         &mut self,
         now: Timestamp,
         rng: &mut impl CryptoRngCore,
         from: &str,
         msg: GroupMessage,
+        arrived: Timestamp,
     ) -> Result<(), IncomingError> {
         let epoch = if self.current.as_ref().is_some_and(|e| e.tag == msg.epoch) {
             self.current.as_mut()
@@ -1506,7 +1500,7 @@ impl Room {
         let Some(epoch) = epoch else {
             // Only from someone present: a server inventing senders cannot fill the buffer.
             if self.members.contains_key(from) {
-                self.buffer(from, msg, now);
+                self.buffered.push(from, msg, arrived);
             }
             return Ok(());
         };
@@ -1523,7 +1517,7 @@ impl Room {
         let (body, _hash, mut findings) = match epoch.open(&msg, now) {
             Ok(v) => v,
             Err(GroupReceiveError::NoKeyYet(_)) => {
-                self.buffer(from, msg, now);
+                self.buffered.push(from, msg, arrived);
                 return Ok(());
             }
             Err(GroupReceiveError::BadMac(_)) => {
@@ -1642,29 +1636,21 @@ impl Room {
         self.report(&roster, t, of, findings);
     }
 
-    fn buffer(&mut self, from: &str, msg: GroupMessage, now: Timestamp) {
-        // Per sender and in all, oldest first out: a flood claiming one sender cannot
-        // push out what the others sent.
-        let from_sender = self.buffered.iter().filter(|(f, _, _)| f == from).count();
-        if from_sender >= MAX_BUFFERED_PER_SENDER {
-            if let Some(i) = self.buffered.iter().position(|(f, _, _)| f == from) {
-                self.buffered.remove(i);
-            }
-        } else if self.buffered.len() >= MAX_BUFFERED {
-            self.buffered.pop_front();
-        }
-        self.buffered.push_back((from.to_owned(), msg, now));
-    }
-
+    /// Retries buffered group messages whose epoch we now hold; drops those that arrived
+    /// `old_epoch_grace_ms` or longer ago (their keys did not come in time).
     fn retry_buffered(&mut self, now: Timestamp, rng: &mut impl CryptoRngCore) {
-        let pending: Vec<_> = self.buffered.drain(..).collect();
-        for (from, msg, at) in pending {
+        let lifetime = self.config.old_epoch_grace_ms;
+        for (from, msg, at) in self.buffered.take_all() {
+            if now >= at.plus_millis(lifetime) {
+                continue;
+            }
             let known = self.current.as_ref().is_some_and(|e| e.tag == msg.epoch)
                 || self.old.iter().any(|e| e.tag == msg.epoch);
             if known {
-                let _ = self.receive_group(now, rng, &from, msg);
-            } else if now.0.saturating_sub(at.0) < self.config.old_epoch_grace_ms {
-                self.buffered.push_back((from, msg, at));
+                // Buffered again, with its arrival time, if the keys are still missing.
+                let _ = self.receive_group(now, rng, &from, msg, at);
+            } else {
+                self.buffered.push(&from, msg, at);
             }
         }
     }
@@ -1762,6 +1748,7 @@ impl Room {
         }
         self.members.clear();
         self.queued.clear();
+        self.early.clear();
         self.buffered.clear();
         Ok(())
     }
@@ -1818,6 +1805,9 @@ impl Room {
                 consider(t);
             }
         }
+        if let Some(t) = self.buffered.oldest() {
+            consider(t.plus_millis(self.config.old_epoch_grace_ms));
+        }
         next
     }
 
@@ -1854,6 +1844,8 @@ impl Room {
             self.initiate(rng, &a);
         }
         for a in expired {
+            // The Auth-I its early data waited for is not coming.
+            self.early.forget(&a);
             let mut report = false;
             if let Some(m) = self.members.get_mut(&a) {
                 m.excluded = Exclusion::Retrying;
@@ -1880,6 +1872,7 @@ impl Room {
             .map(|(a, _)| a.clone())
             .collect();
         for a in retry {
+            self.early.forget(&a);
             if let Some(m) = self.members.get_mut(&a) {
                 m.handshake = Handshake::Idle;
                 m.answered = None;
