@@ -634,7 +634,10 @@ fn identity_replay(args: &Args, plan: Plan) -> Result<Finding> {
     let mut rng = ChaCha20Rng::seed_from_u64(args.seed ^ 0x1de7);
     let attacker = Identity::generate(&mut rng, NOW);
     let target_addr = address(&sim, 0)?;
-    let hostile = hostile_addresses(1).into_iter().next().context("no address")?;
+    let hostile = hostile_addresses(1)
+        .into_iter()
+        .next()
+        .context("no address")?;
     let mut pool = Vec::new();
     for _ in 0..IDENTITY_POOL {
         let ctx = DakeContext {
