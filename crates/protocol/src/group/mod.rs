@@ -430,6 +430,11 @@ pub enum IncomingError {
     /// from it: nothing could ever decrypt it, so it is not kept.
     #[error("data message from a member with no session and no handshake waiting for it")]
     NoSession,
+    /// An Identity message not answered: we answered another from the same member less
+    /// than a quarter of the handshake timeout ago (an honest initiator restarts no faster
+    /// than every half timeout).
+    #[error("handshake restarted too soon after the last one; ignored")]
+    HandshakeThrottled,
 }
 
 enum Handshake {
@@ -457,8 +462,11 @@ struct Member {
     retry_at: Option<Timestamp>,
     retry_backoff_ms: u64,
     timeout_reported: bool,
-    /// Hash of the Identity message we answered (duplicates are ignored).
-    answered: Option<[u8; 32]>,
+    /// Hashes of the Identity messages we answered while this member was present, the
+    /// newest last (at most [`ANSWERED_REMEMBERED`]): a replay of any is ignored.
+    answered: VecDeque<[u8; 32]>,
+    /// When we last answered an Identity from this member.
+    answered_at: Option<Timestamp>,
     /// When `proposal` arrived, and whether its unknown members were reported.
     proposal_at: Timestamp,
     hidden_reported: bool,
@@ -480,7 +488,8 @@ impl Member {
             retry_at: None,
             retry_backoff_ms: 0,
             timeout_reported: false,
-            answered: None,
+            answered: VecDeque::new(),
+            answered_at: None,
             proposal_at: now,
             hidden_reported: false,
             since: now,
@@ -512,6 +521,8 @@ const MAX_RETRY_BACKOFF_MS: u64 = 10 * 60 * 1000;
 const MAX_COUNTER_JUMP: u64 = 1 << 20;
 /// Most remembered nicknames of members who left (for messages still in flight).
 const MAX_FORMER: usize = 256;
+/// Identity digests remembered per member, so that replays are not answered.
+const ANSWERED_REMEMBERED: usize = 16;
 /// Most old epochs kept for messages in flight.
 const MAX_OLD_EPOCHS: usize = 4;
 
@@ -831,18 +842,31 @@ impl Room {
                 let digest = kdf::hash(label::HANDSHAKE_DIGEST, &[payload]);
                 let we_lead = self.me.as_str() < from;
                 let member = self.members.get(from).ok_or(IncomingError::UnknownSender)?;
-                if member.answered == Some(digest) {
-                    return Ok(()); // A duplicate of what we already answered.
+                if member.answered.contains(&digest) {
+                    return Ok(()); // A duplicate or replay of what we already answered.
                 }
                 if we_lead && matches!(member.handshake, Handshake::Initiated(_)) {
                     // Both started: the smaller address keeps its handshake.
                     return Err(IncomingError::UnexpectedHandshake);
                 }
+                // One answer per handshake attempt: an honest initiator restarts at half the
+                // handshake timeout at the soonest, so a quarter leaves room for delays.
+                let interval = self.config.handshake_timeout_ms / 4;
+                if member
+                    .answered_at
+                    .is_some_and(|t| now < t.plus_millis(interval))
+                {
+                    return Err(IncomingError::HandshakeThrottled);
+                }
                 let ctx = self.ctx(from, &self.me);
                 let (state, reply) = dake::respond(rng, &self.identity, ctx, &m, now)?;
                 if let Some(member) = self.members.get_mut(from) {
                     member.handshake = Handshake::Responded(Box::new(state));
-                    member.answered = Some(digest);
+                    if member.answered.len() >= ANSWERED_REMEMBERED {
+                        member.answered.pop_front();
+                    }
+                    member.answered.push_back(digest);
+                    member.answered_at = Some(now);
                 }
                 // Data kept for an earlier attempt can never be read now.
                 self.early.forget(from);
@@ -1875,7 +1899,6 @@ impl Room {
             self.early.forget(&a);
             if let Some(m) = self.members.get_mut(&a) {
                 m.handshake = Handshake::Idle;
-                m.answered = None;
                 m.since = now;
                 m.retry_backoff_ms = (m.retry_backoff_ms * 2).min(MAX_RETRY_BACKOFF_MS);
                 m.retry_at = Some(now.plus_millis(m.retry_backoff_ms));
