@@ -4,7 +4,7 @@
 //! Pure bookkeeping and cryptography: no member addresses or nicknames live here, only
 //! roster positions; `group/mod.rs` maps positions to people.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -95,7 +95,9 @@ pub(crate) struct Peer {
     chain: Option<Chain>,
     mac_from: Option<HmacKey>,
     pub(crate) nickname_hash: Option<[u8; 32]>,
-    skipped: HashMap<u32, MessageKey>,
+    /// Keys of skipped messages by index. A sender's chain only moves forward, so the
+    /// smallest index is the oldest key: eviction takes the first entry, O(log n).
+    skipped: BTreeMap<u32, MessageKey>,
     received: BTreeMap<u32, Received>,
     /// How many messages from index 0 we hold without a gap.
     pub(crate) contiguous: u32,
@@ -108,6 +110,9 @@ pub(crate) struct Peer {
     /// Claims by others about this member's messages we do not hold yet:
     /// index -> (reporter, hash).
     claims: BTreeMap<u32, Vec<(u16, [u8; 32])>>,
+    /// Entries examined by evictions (tests check it grows by one per eviction).
+    #[cfg(test)]
+    examined: u64,
 }
 
 impl Peer {
@@ -116,7 +121,7 @@ impl Peer {
             chain: None,
             mac_from: None,
             nickname_hash: None,
-            skipped: HashMap::new(),
+            skipped: BTreeMap::new(),
             received: BTreeMap::new(),
             contiguous: 0,
             expected: 0,
@@ -124,6 +129,8 @@ impl Peer {
             gap_reported: false,
             acked_sent: 0,
             claims: BTreeMap::new(),
+            #[cfg(test)]
+            examined: 0,
         }
     }
 
@@ -498,13 +505,19 @@ impl Epoch {
         match staged {
             Some(c) => {
                 peer.chain = Some(c);
-                for (i, k) in new_skipped {
-                    peer.skipped.insert(i, k);
-                }
-                while peer.skipped.len() > GROUP_MAX_SKIP as usize {
-                    if let Some(oldest) = peer.skipped.keys().min().copied() {
-                        peer.skipped.remove(&oldest);
+                // Oldest out first: the stored keys, then the oldest of the new ones (every
+                // new index is above every stored one).
+                let mut excess = (peer.skipped.len() + new_skipped.len())
+                    .saturating_sub(GROUP_MAX_SKIP as usize);
+                while excess > 0 && peer.skipped.pop_first().is_some() {
+                    excess -= 1;
+                    #[cfg(test)]
+                    {
+                        peer.examined += 1;
                     }
+                }
+                for (i, k) in new_skipped.into_iter().skip(excess) {
+                    peer.skipped.insert(i, k);
                 }
             }
             None => {
@@ -765,5 +778,85 @@ fn update_gap(peer: &mut Peer, now: Timestamp) {
     } else {
         peer.gap_since = None;
         peer.gap_reported = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::wire::BodyKind;
+
+    fn entry(address: &str) -> RosterEntry {
+        RosterEntry {
+            address: address.into(),
+            identity_key: [0; 32],
+            nickname_hash: [0; 32],
+        }
+    }
+
+    /// A sender (position 0) and a receiver (position 1) holding the sender's keys.
+    fn pair() -> (Epoch, Epoch) {
+        let roster = vec![entry("a"), entry("b")];
+        let secret = |b: u8| Secret32([b; 32]);
+        let t = Timestamp(0);
+        let sender = Epoch::new(
+            1,
+            [1; 16],
+            roster.clone(),
+            0,
+            secret(1),
+            vec![secret(2), secret(3)],
+            t,
+        );
+        let mut receiver = Epoch::new(
+            1,
+            [1; 16],
+            roster,
+            1,
+            secret(4),
+            vec![secret(5), secret(6)],
+            t,
+        );
+        let (chain, mac) = sender.keys_for(1).unwrap();
+        assert!(receiver.set_peer_keys(0, &chain, &mac, [0; 32]));
+        (sender, receiver)
+    }
+
+    fn heartbeat(e: &mut Epoch) -> GroupMessage {
+        e.seal(
+            &GroupBody {
+                acks: vec![],
+                kind: BodyKind::Heartbeat,
+            },
+            Timestamp(0),
+        )
+    }
+
+    /// Row 2 of issue 14: once the store is full, each message that skips s keys evicts s
+    /// keys, oldest first, examining O(1) entries per eviction (before: the whole store
+    /// for each, about s x 2,000). The same code serves an old epoch after a rekey.
+    #[test]
+    fn skipped_key_eviction_is_oldest_first_at_constant_cost_per_key() {
+        let (mut sender, mut receiver) = pair();
+        let rounds = 11u32;
+        for round in 0..rounds {
+            let mut last = None;
+            for _ in 0..=GROUP_MAX_SKIP {
+                last = Some(heartbeat(&mut sender));
+            }
+            receiver.open(&last.unwrap(), Timestamp(0)).unwrap();
+            let peer = receiver.peers[0].as_ref().unwrap();
+            assert_eq!(peer.skipped.len(), GROUP_MAX_SKIP as usize, "round {round}");
+            // The oldest were evicted: what is left is the last message's skipped keys.
+            let first_kept = round * (GROUP_MAX_SKIP + 1);
+            assert!(peer.skipped.contains_key(&first_kept));
+            assert!(first_kept == 0 || !peer.skipped.contains_key(&(first_kept - 1)));
+        }
+        let examined = receiver.peers[0].as_ref().unwrap().examined;
+        let evictions = u64::from(GROUP_MAX_SKIP) * u64::from(rounds - 1);
+        assert!(
+            examined <= 2 * evictions,
+            "{examined} entries examined for {evictions} evictions"
+        );
     }
 }
