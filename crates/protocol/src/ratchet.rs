@@ -9,9 +9,10 @@
 //! The header is authenticated only by the AES-GCM tag, so a forged header can make us
 //! walk a chain before the tag is checked. That walk is bounded per message
 //! ([`MAX_SKIP`]) and not repeatable: chain states passed on the way are kept every
-//! [`STRIDE`] indices ([`Lookahead`], a cache of values the chain key already determines),
-//! and the result of the DH step for the last new peer key tried is kept ([`NextChain`]),
-//! so a replayed or neighbouring forgery costs at most [`STRIDE`] chain steps and no DH.
+//! `STRIDE` (32) indices (`Lookahead`, a cache of values the chain key already
+//! determines), and the result of the DH step for the last new peer key tried is kept
+//! (`NextChain`), so a replayed or neighbouring forgery costs at most 32 chain steps and no
+//! DH.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 

@@ -45,6 +45,38 @@ pub(crate) const BUFFERED: Budget = Budget {
     keep_oldest: false,
 };
 
+/// What a room holds because of what others sent: the figures an attacker controls.
+/// For diagnostics, tests and the attack benchmark; sizes are payload bytes plus the
+/// size of each entry's own struct (allocator overhead not counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retained {
+    /// Pairwise data messages kept for members whose handshake has not finished.
+    pub early_bytes: usize,
+    /// Group messages kept for an epoch we do not hold, or for keys not yet arrived.
+    pub buffered_bytes: usize,
+    /// Group message keys kept for skipped messages, in every epoch held.
+    pub group_skipped_keys: usize,
+    /// Pairwise message keys kept for skipped messages, in every session.
+    pub pairwise_skipped_keys: usize,
+}
+
+/// Bytes one stored skipped key takes, as counted by [`Retained::total_bytes`]: the key,
+/// its index and, for pairwise keys, the ratchet key it belongs to.
+const SKIPPED_KEY_BYTES: usize = 32 + 4 + 32;
+
+impl Retained {
+    /// Everything above in bytes.
+    pub fn total_bytes(&self) -> usize {
+        self.early_bytes
+            .saturating_add(self.buffered_bytes)
+            .saturating_add(
+                self.group_skipped_keys
+                    .saturating_add(self.pairwise_skipped_keys)
+                    .saturating_mul(SKIPPED_KEY_BYTES),
+            )
+    }
+}
+
 /// Limits of one [`PerOccupant`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Budget {
