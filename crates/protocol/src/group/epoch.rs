@@ -4,7 +4,7 @@
 //! Pure bookkeeping and cryptography: no member addresses or nicknames live here, only
 //! roster positions; `group/mod.rs` maps positions to people.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -90,14 +90,77 @@ struct Received {
     prev: [u8; 32],
 }
 
+/// Keys of one sender's skipped messages. Its chain only moves forward, so keys come in
+/// increasing index order and the smallest index is the oldest: a deque sorted by index,
+/// oldest first. Adding and evicting a key is O(1), finding one a binary search. A used
+/// key leaves a hole, dropped when it reaches the front or when holes outnumber keys.
+#[derive(Default)]
+struct SkippedKeys {
+    entries: VecDeque<(u32, Option<MessageKey>)>,
+    live: usize,
+}
+
+impl SkippedKeys {
+    fn len(&self) -> usize {
+        self.live
+    }
+
+    fn get(&self, index: u32) -> Option<&MessageKey> {
+        let at = self.entries.binary_search_by_key(&index, |e| e.0).ok()?;
+        self.entries.get(at)?.1.as_ref()
+    }
+
+    fn remove(&mut self, index: u32) {
+        if let Ok(at) = self.entries.binary_search_by_key(&index, |e| e.0) {
+            if let Some(e) = self.entries.get_mut(at) {
+                if e.1.take().is_some() {
+                    self.live -= 1;
+                }
+            }
+        }
+        while self.entries.front().is_some_and(|e| e.1.is_none()) {
+            self.entries.pop_front();
+        }
+        if self.entries.len() > 2 * self.live + 64 {
+            self.entries.retain(|e| e.1.is_some());
+        }
+    }
+
+    /// Adds `keys` (in increasing order, above every index held), oldest out first past
+    /// `max`: the held keys, then the oldest new ones, which are then never stored.
+    /// Returns the entries examined by the evictions.
+    fn add(&mut self, keys: Vec<(u32, MessageKey)>, max: usize) -> u64 {
+        let mut examined = 0;
+        let mut excess = (self.live + keys.len()).saturating_sub(max);
+        while excess > 0 {
+            let Some((_, key)) = self.entries.pop_front() else {
+                break;
+            };
+            examined += 1;
+            if key.is_some() {
+                self.live -= 1;
+                excess -= 1;
+            }
+        }
+        for (i, k) in keys.into_iter().skip(excess) {
+            self.entries.push_back((i, Some(k)));
+            self.live += 1;
+        }
+        examined
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.live = 0;
+    }
+}
+
 /// Another member's chain as we hold it.
 pub(crate) struct Peer {
     chain: Option<Chain>,
     mac_from: Option<HmacKey>,
     pub(crate) nickname_hash: Option<[u8; 32]>,
-    /// Keys of skipped messages by index. A sender's chain only moves forward, so the
-    /// smallest index is the oldest key: eviction takes the first entry, O(log n).
-    skipped: BTreeMap<u32, MessageKey>,
+    skipped: SkippedKeys,
     received: BTreeMap<u32, Received>,
     /// How many messages from index 0 we hold without a gap.
     pub(crate) contiguous: u32,
@@ -121,7 +184,7 @@ impl Peer {
             chain: None,
             mac_from: None,
             nickname_hash: None,
-            skipped: BTreeMap::new(),
+            skipped: SkippedKeys::default(),
             received: BTreeMap::new(),
             contiguous: 0,
             expected: 0,
@@ -450,7 +513,7 @@ impl Epoch {
         let mut staged: Option<Chain> = None;
         let mut new_skipped = Vec::new();
         let key = if msg.index < chain.index {
-            match peer.skipped.get(&msg.index) {
+            match peer.skipped.get(msg.index) {
                 Some(_) => None,
                 None => {
                     return Err(GroupReceiveError::Duplicate {
@@ -482,7 +545,7 @@ impl Epoch {
                 Some(k) => k,
                 None => peer
                     .skipped
-                    .get(&msg.index)
+                    .get(msg.index)
                     .ok_or(GroupReceiveError::Duplicate {
                         sender: msg.sender,
                         index: msg.index,
@@ -505,23 +568,14 @@ impl Epoch {
         match staged {
             Some(c) => {
                 peer.chain = Some(c);
-                // Oldest out first: the stored keys, then the oldest of the new ones (every
-                // new index is above every stored one).
-                let mut excess = (peer.skipped.len() + new_skipped.len())
-                    .saturating_sub(GROUP_MAX_SKIP as usize);
-                while excess > 0 && peer.skipped.pop_first().is_some() {
-                    excess -= 1;
-                    #[cfg(test)]
-                    {
-                        peer.examined += 1;
-                    }
-                }
-                for (i, k) in new_skipped.into_iter().skip(excess) {
-                    peer.skipped.insert(i, k);
+                let _examined = peer.skipped.add(new_skipped, GROUP_MAX_SKIP as usize);
+                #[cfg(test)]
+                {
+                    peer.examined += _examined;
                 }
             }
             None => {
-                peer.skipped.remove(&msg.index);
+                peer.skipped.remove(msg.index);
             }
         }
         let mut findings = Vec::new();
@@ -849,8 +903,8 @@ mod tests {
             assert_eq!(peer.skipped.len(), GROUP_MAX_SKIP as usize, "round {round}");
             // The oldest were evicted: what is left is the last message's skipped keys.
             let first_kept = round * (GROUP_MAX_SKIP + 1);
-            assert!(peer.skipped.contains_key(&first_kept));
-            assert!(first_kept == 0 || !peer.skipped.contains_key(&(first_kept - 1)));
+            assert!(peer.skipped.get(first_kept).is_some());
+            assert!(first_kept == 0 || peer.skipped.get(first_kept - 1).is_none());
         }
         let examined = receiver.peers[0].as_ref().unwrap().examined;
         let evictions = u64::from(GROUP_MAX_SKIP) * u64::from(rounds - 1);
@@ -858,5 +912,30 @@ mod tests {
             examined <= 2 * evictions,
             "{examined} entries examined for {evictions} evictions"
         );
+        // Skipped messages that come late decrypt once each, in any order; the holes
+        // they leave are dropped.
+        let late: Vec<GroupMessage> = (0..=GROUP_MAX_SKIP)
+            .map(|_| heartbeat(&mut sender))
+            .collect();
+        let (last, rest) = late.split_last().unwrap();
+        receiver.open(last, Timestamp(0)).unwrap();
+        for (n, m) in rest.iter().enumerate().filter(|(n, _)| n % 3 != 1) {
+            receiver.open(m, Timestamp(0)).unwrap();
+            assert!(
+                matches!(
+                    receiver.open(m, Timestamp(0)),
+                    Err(GroupReceiveError::Duplicate { .. })
+                ),
+                "message {n} twice"
+            );
+        }
+        let peer = receiver.peers[0].as_ref().unwrap();
+        assert_eq!(peer.skipped.len(), rest.iter().skip(1).step_by(3).count());
+        assert!(peer.skipped.entries.len() <= 2 * peer.skipped.len() + 64);
+        for m in rest.iter().skip(1).step_by(3) {
+            receiver.open(m, Timestamp(0)).unwrap();
+        }
+        let peer = receiver.peers[0].as_ref().unwrap();
+        assert_eq!((peer.skipped.len(), peer.skipped.entries.len()), (0, 0));
     }
 }
