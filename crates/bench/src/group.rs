@@ -33,8 +33,8 @@ pub const PEER: &str = "vodozemac-megolm";
 /// The second reference line.
 pub const REFERENCE: &str = "cryptocat2-reference";
 
-const NOW: Timestamp = Timestamp(1_764_000_000_000);
-const ROOM: &str = "bench@conference.localhost";
+pub(crate) const NOW: Timestamp = Timestamp(1_764_000_000_000);
+pub(crate) const ROOM: &str = "bench@conference.localhost";
 
 /// Options of `group`.
 #[derive(Debug, Clone, clap::Args)]
@@ -159,12 +159,12 @@ pub fn measure(args: &Args, n: usize) -> Result<Vec<Report>> {
 }
 
 /// A room of rooms, driven in memory.
-struct Sim {
-    parties: Vec<(Room, ChaCha20Rng)>,
+pub(crate) struct Sim {
+    pub(crate) parties: Vec<(Room, ChaCha20Rng)>,
     next_seed: u64,
 }
 
-fn config() -> RoomConfig {
+pub(crate) fn config() -> RoomConfig {
     RoomConfig {
         rekey_after_messages: u32::MAX,
         rekey_after_ms: u64::MAX / 4,
@@ -173,7 +173,7 @@ fn config() -> RoomConfig {
 }
 
 impl Sim {
-    fn party(seed: u64, nick: &str) -> Result<(Room, ChaCha20Rng)> {
+    pub(crate) fn party(seed: u64, nick: &str) -> Result<(Room, ChaCha20Rng)> {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let id = Identity::generate(&mut rng, NOW);
         let addr = format!("{ROOM}/{}", occupant_name(&id.verifying_key()));
@@ -181,7 +181,7 @@ impl Sim {
         Ok((room, rng))
     }
 
-    fn settled(n: usize, seed: u64) -> Result<Self> {
+    pub(crate) fn settled(n: usize, seed: u64) -> Result<Self> {
         let mut sim = Sim {
             parties: Vec::new(),
             next_seed: seed.wrapping_mul(1_000_003),

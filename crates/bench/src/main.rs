@@ -6,6 +6,7 @@
 //! cargo run --release -p cryptocat-bench -- relay [--json]
 //! cargo run --release -p cryptocat-bench -- e2e [--transports tcp,websocket,bosh] [--members 50] [--json]
 //! cargo run --release -p cryptocat-bench -- desktop [--idle-secs 10] [--json]
+//! cargo run --release -p cryptocat-bench -- attack [--op early_data] [--occupants 254] [--json]
 //! ```
 //!
 //! Each subcommand is one suite in its own module; [`measure`] holds the shared timing
@@ -15,6 +16,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod attack;
 mod desktop;
 mod e2e;
 mod group;
@@ -47,6 +49,9 @@ enum Suite {
     /// The release desktop app against a blank Tauri window under Xvfb: launch to the
     /// join screen, idle PSS with a room open (app and WebKit processes), the .deb's size.
     Desktop(desktop::Args),
+    /// What a hostile member or server can make one member pay: one row per finding of
+    /// issue 14, each against an honest message in the same run.
+    Attack(attack::Args),
     /// Internal: our relay in a process of its own, for the relay suite.
     #[command(hide = true)]
     RelayServer(relay::ServeArgs),
@@ -60,6 +65,7 @@ fn main() -> anyhow::Result<()> {
         Suite::E2e(args) => e2e::run(args),
         Suite::Relay(args) => relay::run(args),
         Suite::Desktop(args) => desktop::run(args),
+        Suite::Attack(args) => attack::run(args),
         Suite::RelayServer(args) => relay::serve(args),
     }
 }
@@ -83,6 +89,30 @@ mod tests {
             panic!("group expected")
         };
         assert_eq!(args.members, vec![2, 10, 50, 200]);
+    }
+
+    #[test]
+    fn cli_parses_attack_ops() {
+        let cli = Cli::try_parse_from([
+            "cryptocat-bench",
+            "attack",
+            "--op",
+            "early_data",
+            "--op",
+            "identity_replay",
+            "--json",
+        ])
+        .unwrap();
+        let Suite::Attack(args) = cli.suite else {
+            panic!("attack expected")
+        };
+        assert_eq!(
+            args.ops,
+            vec![attack::Op::EarlyData, attack::Op::IdentityReplay]
+        );
+        assert!(args.measure.json);
+        assert_eq!(args.occupants, 254);
+        assert!(Cli::try_parse_from(["cryptocat-bench", "attack", "--occupants", "255"]).is_err());
     }
 
     #[test]

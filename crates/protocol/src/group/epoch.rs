@@ -4,7 +4,7 @@
 //! Pure bookkeeping and cryptography: no member addresses or nicknames live here, only
 //! roster positions; `group/mod.rs` maps positions to people.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, VecDeque};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -90,12 +90,77 @@ struct Received {
     prev: [u8; 32],
 }
 
+/// Keys of one sender's skipped messages. Its chain only moves forward, so keys come in
+/// increasing index order and the smallest index is the oldest: a deque sorted by index,
+/// oldest first. Adding and evicting a key is O(1), finding one a binary search. A used
+/// key leaves a hole, dropped when it reaches the front or when holes outnumber keys.
+#[derive(Default)]
+struct SkippedKeys {
+    entries: VecDeque<(u32, Option<MessageKey>)>,
+    live: usize,
+}
+
+impl SkippedKeys {
+    fn len(&self) -> usize {
+        self.live
+    }
+
+    fn get(&self, index: u32) -> Option<&MessageKey> {
+        let at = self.entries.binary_search_by_key(&index, |e| e.0).ok()?;
+        self.entries.get(at)?.1.as_ref()
+    }
+
+    fn remove(&mut self, index: u32) {
+        if let Ok(at) = self.entries.binary_search_by_key(&index, |e| e.0) {
+            if let Some(e) = self.entries.get_mut(at) {
+                if e.1.take().is_some() {
+                    self.live -= 1;
+                }
+            }
+        }
+        while self.entries.front().is_some_and(|e| e.1.is_none()) {
+            self.entries.pop_front();
+        }
+        if self.entries.len() > 2 * self.live + 64 {
+            self.entries.retain(|e| e.1.is_some());
+        }
+    }
+
+    /// Adds `keys` (in increasing order, above every index held), oldest out first past
+    /// `max`: the held keys, then the oldest new ones, which are then never stored.
+    /// Returns the entries examined by the evictions.
+    fn add(&mut self, keys: Vec<(u32, MessageKey)>, max: usize) -> u64 {
+        let mut examined = 0;
+        let mut excess = (self.live + keys.len()).saturating_sub(max);
+        while excess > 0 {
+            let Some((_, key)) = self.entries.pop_front() else {
+                break;
+            };
+            examined += 1;
+            if key.is_some() {
+                self.live -= 1;
+                excess -= 1;
+            }
+        }
+        for (i, k) in keys.into_iter().skip(excess) {
+            self.entries.push_back((i, Some(k)));
+            self.live += 1;
+        }
+        examined
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.live = 0;
+    }
+}
+
 /// Another member's chain as we hold it.
 pub(crate) struct Peer {
     chain: Option<Chain>,
     mac_from: Option<HmacKey>,
     pub(crate) nickname_hash: Option<[u8; 32]>,
-    skipped: HashMap<u32, MessageKey>,
+    skipped: SkippedKeys,
     received: BTreeMap<u32, Received>,
     /// How many messages from index 0 we hold without a gap.
     pub(crate) contiguous: u32,
@@ -108,6 +173,9 @@ pub(crate) struct Peer {
     /// Claims by others about this member's messages we do not hold yet:
     /// index -> (reporter, hash).
     claims: BTreeMap<u32, Vec<(u16, [u8; 32])>>,
+    /// Entries examined by evictions (tests check it grows by one per eviction).
+    #[cfg(test)]
+    examined: u64,
 }
 
 impl Peer {
@@ -116,7 +184,7 @@ impl Peer {
             chain: None,
             mac_from: None,
             nickname_hash: None,
-            skipped: HashMap::new(),
+            skipped: SkippedKeys::default(),
             received: BTreeMap::new(),
             contiguous: 0,
             expected: 0,
@@ -124,6 +192,8 @@ impl Peer {
             gap_reported: false,
             acked_sent: 0,
             claims: BTreeMap::new(),
+            #[cfg(test)]
+            examined: 0,
         }
     }
 
@@ -443,7 +513,7 @@ impl Epoch {
         let mut staged: Option<Chain> = None;
         let mut new_skipped = Vec::new();
         let key = if msg.index < chain.index {
-            match peer.skipped.get(&msg.index) {
+            match peer.skipped.get(msg.index) {
                 Some(_) => None,
                 None => {
                     return Err(GroupReceiveError::Duplicate {
@@ -475,7 +545,7 @@ impl Epoch {
                 Some(k) => k,
                 None => peer
                     .skipped
-                    .get(&msg.index)
+                    .get(msg.index)
                     .ok_or(GroupReceiveError::Duplicate {
                         sender: msg.sender,
                         index: msg.index,
@@ -498,17 +568,14 @@ impl Epoch {
         match staged {
             Some(c) => {
                 peer.chain = Some(c);
-                for (i, k) in new_skipped {
-                    peer.skipped.insert(i, k);
-                }
-                while peer.skipped.len() > GROUP_MAX_SKIP as usize {
-                    if let Some(oldest) = peer.skipped.keys().min().copied() {
-                        peer.skipped.remove(&oldest);
-                    }
+                let _examined = peer.skipped.add(new_skipped, GROUP_MAX_SKIP as usize);
+                #[cfg(test)]
+                {
+                    peer.examined += _examined;
                 }
             }
             None => {
-                peer.skipped.remove(&msg.index);
+                peer.skipped.remove(msg.index);
             }
         }
         let mut findings = Vec::new();
@@ -680,6 +747,11 @@ impl Epoch {
             .any(|p| p.contiguous > p.acked_sent)
     }
 
+    /// Skipped message keys held, all senders.
+    pub(crate) fn skipped_keys(&self) -> usize {
+        self.peers.iter().flatten().map(|p| p.skipped.len()).sum()
+    }
+
     /// Forgets every key (forward secrecy once the epoch is over).
     pub(crate) fn forget_keys(&mut self) {
         for p in self.peers.iter_mut().flatten() {
@@ -760,5 +832,110 @@ fn update_gap(peer: &mut Peer, now: Timestamp) {
     } else {
         peer.gap_since = None;
         peer.gap_reported = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::wire::BodyKind;
+
+    fn entry(address: &str) -> RosterEntry {
+        RosterEntry {
+            address: address.into(),
+            identity_key: [0; 32],
+            nickname_hash: [0; 32],
+        }
+    }
+
+    /// A sender (position 0) and a receiver (position 1) holding the sender's keys.
+    fn pair() -> (Epoch, Epoch) {
+        let roster = vec![entry("a"), entry("b")];
+        let secret = |b: u8| Secret32([b; 32]);
+        let t = Timestamp(0);
+        let sender = Epoch::new(
+            1,
+            [1; 16],
+            roster.clone(),
+            0,
+            secret(1),
+            vec![secret(2), secret(3)],
+            t,
+        );
+        let mut receiver = Epoch::new(
+            1,
+            [1; 16],
+            roster,
+            1,
+            secret(4),
+            vec![secret(5), secret(6)],
+            t,
+        );
+        let (chain, mac) = sender.keys_for(1).unwrap();
+        assert!(receiver.set_peer_keys(0, &chain, &mac, [0; 32]));
+        (sender, receiver)
+    }
+
+    fn heartbeat(e: &mut Epoch) -> GroupMessage {
+        e.seal(
+            &GroupBody {
+                acks: vec![],
+                kind: BodyKind::Heartbeat,
+            },
+            Timestamp(0),
+        )
+    }
+
+    /// Row 2 of issue 14: once the store is full, each message that skips s keys evicts s
+    /// keys, oldest first, examining O(1) entries per eviction (before: the whole store
+    /// for each, about s x 2,000). The same code serves an old epoch after a rekey.
+    #[test]
+    fn skipped_key_eviction_is_oldest_first_at_constant_cost_per_key() {
+        let (mut sender, mut receiver) = pair();
+        let rounds = 11u32;
+        for round in 0..rounds {
+            let mut last = None;
+            for _ in 0..=GROUP_MAX_SKIP {
+                last = Some(heartbeat(&mut sender));
+            }
+            receiver.open(&last.unwrap(), Timestamp(0)).unwrap();
+            let peer = receiver.peers[0].as_ref().unwrap();
+            assert_eq!(peer.skipped.len(), GROUP_MAX_SKIP as usize, "round {round}");
+            // The oldest were evicted: what is left is the last message's skipped keys.
+            let first_kept = round * (GROUP_MAX_SKIP + 1);
+            assert!(peer.skipped.get(first_kept).is_some());
+            assert!(first_kept == 0 || peer.skipped.get(first_kept - 1).is_none());
+        }
+        let examined = receiver.peers[0].as_ref().unwrap().examined;
+        let evictions = u64::from(GROUP_MAX_SKIP) * u64::from(rounds - 1);
+        assert!(
+            examined <= 2 * evictions,
+            "{examined} entries examined for {evictions} evictions"
+        );
+        // Skipped messages that come late decrypt once each, in any order; the holes
+        // they leave are dropped.
+        let late: Vec<GroupMessage> = (0..=GROUP_MAX_SKIP)
+            .map(|_| heartbeat(&mut sender))
+            .collect();
+        let (last, rest) = late.split_last().unwrap();
+        receiver.open(last, Timestamp(0)).unwrap();
+        for (n, m) in rest.iter().enumerate().filter(|(n, _)| n % 3 != 1) {
+            receiver.open(m, Timestamp(0)).unwrap();
+            assert!(
+                matches!(
+                    receiver.open(m, Timestamp(0)),
+                    Err(GroupReceiveError::Duplicate { .. })
+                ),
+                "message {n} twice"
+            );
+        }
+        let peer = receiver.peers[0].as_ref().unwrap();
+        assert_eq!(peer.skipped.len(), rest.iter().skip(1).step_by(3).count());
+        assert!(peer.skipped.entries.len() <= 2 * peer.skipped.len() + 64);
+        for m in rest.iter().skip(1).step_by(3) {
+            receiver.open(m, Timestamp(0)).unwrap();
+        }
+        let peer = receiver.peers[0].as_ref().unwrap();
+        assert_eq!((peer.skipped.len(), peer.skipped.entries.len()), (0, 0));
     }
 }

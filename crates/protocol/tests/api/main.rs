@@ -10,6 +10,7 @@
     clippy::needless_range_loop
 )]
 
+mod attacks;
 mod common;
 mod dake;
 mod group;

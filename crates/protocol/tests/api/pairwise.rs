@@ -199,7 +199,11 @@ fn skipped_key_store_is_bounded() {
     for i in 0..2_100 {
         msgs.push(p.a.send_text(&mut rng, &i.to_string()).unwrap());
     }
-    // Deliver only the last: 2,099 keys are skipped, at most 2,000 are kept.
+    // Deliver 1,500 and then the last: 2,098 keys are skipped, at most 2,000 are kept.
+    assert_eq!(
+        text(p.b.handle_data(&mut rng, &msgs[1_500]).unwrap()),
+        "1500"
+    );
     assert_eq!(
         text(p.b.handle_data(&mut rng, msgs.last().unwrap()).unwrap()),
         "2099"
