@@ -51,6 +51,13 @@ fn run(check: checks::Check, data: &[u8]) -> Result<(), String> {
     })
 }
 
+/// Targets whose corpora other crates' tests replay.
+fn other_crates_target(name: &str) -> bool {
+    ["relay_", "client_", "link_"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+}
+
 #[test]
 fn every_corpus_input_passes_its_target_checks() {
     let root = corpus_root();
@@ -62,9 +69,9 @@ fn every_corpus_input_passes_its_target_checks() {
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_owned();
-        // `relay_*` targets check the relay, `client_*` the client transport; the tests
-        // of crates/relay and crates/xmpp replay them.
-        if path.is_dir() && !name.starts_with("relay_") && !name.starts_with("client_") {
+        // `relay_*` targets check the relay, `client_*` the client transport, `link_*` what
+        // people paste; the tests of crates/relay, crates/xmpp and crates/link replay them.
+        if path.is_dir() && !other_crates_target(&name) {
             assert!(
                 checks::TARGETS.iter().any(|(target, _)| *target == name),
                 "fuzz/corpus/{name} matches no target in fuzz/checks.rs"
@@ -80,7 +87,7 @@ fn every_corpus_input_passes_its_target_checks() {
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_owned();
-        if name.starts_with("relay_") || name.starts_with("client_") {
+        if other_crates_target(&name) {
             continue;
         }
         assert!(

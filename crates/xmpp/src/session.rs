@@ -1,17 +1,16 @@
 //! Getting from a protected [`ElementStream`] to a bound session: the `X-CRYPTOCAT-KEY`
 //! key challenge when the server offers it and an identity is given (no registration:
-//! the account is the key's), else XEP-0077 in-band registration and SASL SCRAM-SHA-256
-//! (RFC 5802/7677, server signature verified in constant time); then resource binding.
+//! the account is the key's), else XEP-0077 in-band registration and SASL SCRAM (SHA-256 or
+//! SHA-1, with `-PLUS` channel binding where both sides can: rsasl, RFC 5802/7677/9266, the
+//! server signature verified); then resource binding.
 //! Works on any framing.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use cryptocat_protocol::identity::Identity;
 use cryptocat_protocol::keyauth::{self, Challenge, ChannelBinding, ClientFirst, KeyAuthError};
-use hmac::{Hmac, Mac};
 use minidom::Element;
 use rand_core::{OsRng, RngCore as _};
-use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
@@ -85,8 +84,8 @@ impl std::fmt::Debug for Credentials {
 /// Why SCRAM login failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
-    /// The server does not offer SCRAM-SHA-256 (we use nothing weaker).
-    #[error("the server does not offer SCRAM-SHA-256")]
+    /// The server offers no SCRAM mechanism (we never use PLAIN or anything weaker).
+    #[error("the server offers no SCRAM mechanism (SCRAM-SHA-1 or SCRAM-SHA-256; never PLAIN)")]
     MechanismUnavailable,
     /// The server refused the credentials (`not-authorized`, ...).
     #[error("the server refused the login: {condition}")]
@@ -208,14 +207,6 @@ pub async fn register(
     }
 }
 
-type HmacSha256 = Hmac<Sha256>;
-
-fn hmac(key: &[u8], data: &[u8]) -> Result<[u8; 32], AuthError> {
-    let mut m = HmacSha256::new_from_slice(key).map_err(|_| AuthError::Malformed)?;
-    m.update(data);
-    Ok(m.finalize().into_bytes().into())
-}
-
 fn sasl_failure(el: &Element) -> AuthError {
     AuthError::Refused {
         condition: el
@@ -271,29 +262,141 @@ pub fn parse_server_first<'a>(text: &'a str, cnonce: &str) -> Result<ServerFirst
     })
 }
 
-/// SASL SCRAM-SHA-256 without channel binding (`n,,`; SCRAM-SHA-256-PLUS with
-/// `tls-exporter` is a later slice). Verifies the server signature.
+/// Most mechanisms read from a server's `<mechanisms/>`.
+const MAX_MECHANISMS: usize = 32;
+
+/// The SASL mechanisms a server offers (at most [`MAX_MECHANISMS`]).
+pub fn offered_mechanisms(features: &Element) -> Vec<String> {
+    features
+        .get_child("mechanisms", NS_SASL)
+        .map(|m| {
+            m.children()
+                .filter(|c| c.name() == "mechanism")
+                .take(MAX_MECHANISMS)
+                .map(|c| c.text().trim().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether the server lets us bind SCRAM to the channel with `tls-exporter` (RFC 9266):
+/// it must not list its channel-binding types (XEP-0440), or list that one.
+fn server_takes_exporter(features: &Element) -> bool {
+    match features.get_child("sasl-channel-binding", "urn:xmpp:sasl-cb:0") {
+        None => true,
+        Some(list) => list
+            .children()
+            .take(MAX_MECHANISMS)
+            .any(|c| c.attr("type") == Some("tls-exporter")),
+    }
+}
+
+/// What rsasl asks of us: the account's name and password (a copy, owned by rsasl's
+/// configuration and zeroized when it is dropped), and whether we can bind the exchange to
+/// the channel.
+struct ScramCredentials {
+    creds: Credentials,
+    channel_binding: bool,
+}
+
+impl rsasl::callback::SessionCallback for ScramCredentials {
+    fn callback(
+        &self,
+        _session: &rsasl::callback::SessionData,
+        _context: &rsasl::callback::Context<'_>,
+        request: &mut rsasl::callback::Request<'_>,
+    ) -> Result<(), rsasl::prelude::SessionError> {
+        request
+            .satisfy::<rsasl::property::AuthId>(self.creds.username.as_str())?
+            .satisfy::<rsasl::property::Password>(self.creds.password.as_bytes())?;
+        Ok(())
+    }
+
+    fn enable_channel_binding(&self) -> bool {
+        self.channel_binding
+    }
+}
+
+/// The stream's `tls-exporter` value, the one channel binding we give.
+struct Exporter(Option<[u8; 32]>);
+
+impl rsasl::prelude::ChannelBindingCallback for Exporter {
+    fn get_cb_data(&self, cbname: &str) -> Option<&[u8]> {
+        match (cbname, &self.0) {
+            ("tls-exporter", Some(data)) => Some(data.as_slice()),
+            _ => None,
+        }
+    }
+}
+
+/// The client nonce (`r=`) of a SCRAM client-first message.
+fn client_nonce(first: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(first).ok()?;
+    text.split(',')
+        .find_map(|p| p.strip_prefix("r="))
+        .map(str::to_owned)
+}
+
+/// One SASL payload element's data (`=` or nothing for empty).
+fn sasl_data(el: &Element) -> Result<Vec<u8>, AuthError> {
+    let t = el.text();
+    let t = t.trim();
+    if t.is_empty() || t == "=" {
+        return Ok(Vec::new());
+    }
+    STANDARD.decode(t).map_err(|_| AuthError::Malformed)
+}
+
+/// SASL SCRAM through rsasl: the best mechanism both sides have, in the order
+/// SCRAM-SHA-256-PLUS, SCRAM-SHA-256, SCRAM-SHA-1-PLUS, SCRAM-SHA-1 (never PLAIN: it is
+/// not compiled in). The `-PLUS` variants bind the exchange to the stream's TLS exporter
+/// (RFC 9266) when the stream has one and the server takes it; a client that could bind
+/// but finds no `-PLUS` offered says so (`y` flag, RFC 5802 section 6), so a server that
+/// did offer it sees the downgrade. Before rsasl reads the server's first message it is
+/// checked by [`parse_server_first`] (our nonce extended, iterations within bounds).
+/// The server's signature is verified. Returns the mechanism used.
 pub async fn login_scram(
     stream: &mut dyn ElementStream,
     features: &Element,
     creds: &Credentials,
-) -> Result<(), SessionError> {
-    let offered = features
-        .get_child("mechanisms", NS_SASL)
-        .is_some_and(|m| m.children().any(|c| c.text() == "SCRAM-SHA-256"));
-    if !offered {
-        return Err(AuthError::MechanismUnavailable.into());
-    }
-    let mut nonce_bytes = [0u8; 18];
-    OsRng.fill_bytes(&mut nonce_bytes);
-    let cnonce = STANDARD.encode(nonce_bytes);
-    // SASLprep is not applied: our usernames are hex; '=' and ',' are escaped per RFC 5802.
-    let user = creds.username.replace('=', "=3D").replace(',', "=2C");
-    let first_bare = format!("n={user},r={cnonce}");
+) -> Result<String, SessionError> {
+    use rsasl::prelude::{Mechname, SASLClient, SASLConfig, State};
+    let offered = offered_mechanisms(features);
+    let names: Vec<&Mechname> = offered
+        .iter()
+        .filter_map(|m| Mechname::parse(m.as_bytes()).ok())
+        .collect();
+    let exporter = stream.channel_binding();
+    let channel_binding = exporter.is_some() && server_takes_exporter(features);
+    let callback = ScramCredentials {
+        creds: creds.clone(),
+        channel_binding,
+    };
+    let config = SASLConfig::builder()
+        .with_defaults()
+        .with_callback(callback)
+        .map_err(|_| AuthError::MechanismUnavailable)?;
+    let exporter = Exporter(exporter.filter(|_| channel_binding));
+    let mut session = SASLClient::with_cb(config, exporter)
+        .start_suggested(&names)
+        .map_err(|_| AuthError::MechanismUnavailable)?;
+    let mechanism = session.get_mechname().as_str().to_owned();
+    let step = |session: &mut rsasl::prelude::Session<_, Exporter>, input: Option<&[u8]>| {
+        let mut out = Vec::new();
+        session
+            .step(input, &mut out)
+            .map(|state| (state, out))
+            .map_err(|e| {
+                tracing::debug!("SCRAM step refused: {e}");
+            })
+    };
+    let (_, first) = step(&mut session, None).map_err(|()| AuthError::Malformed)?;
+    let cnonce = client_nonce(&first).ok_or(AuthError::Malformed)?;
     stream
         .send(format!(
-            "<auth xmlns='{NS_SASL}' mechanism='SCRAM-SHA-256'>{}</auth>",
-            STANDARD.encode(format!("n,,{first_bare}"))
+            "<auth xmlns='{NS_SASL}' mechanism='{}'>{}</auth>",
+            escape(&mechanism),
+            STANDARD.encode(&first)
         ))
         .await?;
     let challenge = stream.next().await?;
@@ -303,62 +406,45 @@ pub async fn login_scram(
     if !challenge.is("challenge", NS_SASL) {
         return Err(AuthError::Malformed.into());
     }
-    let server_first = STANDARD
-        .decode(challenge.text().trim())
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or(AuthError::Malformed)?;
-    let ServerFirst {
-        nonce,
-        salt,
-        iterations,
-    } = parse_server_first(&server_first, &cnonce)?;
-    let mut salted = Zeroizing::new([0u8; 32]);
-    pbkdf2::pbkdf2_hmac::<Sha256>(
-        creds.password.as_bytes(),
-        &salt,
-        iterations,
-        salted.as_mut(),
-    );
-    let client_key = Zeroizing::new(hmac(salted.as_ref(), b"Client Key")?);
-    let stored_key: [u8; 32] = Sha256::digest(client_key.as_ref()).into();
-    let without_proof = format!("c=biws,r={nonce}");
-    let auth_message = format!("{first_bare},{server_first},{without_proof}");
-    let signature = hmac(&stored_key, auth_message.as_bytes())?;
-    let proof: Vec<u8> = client_key
-        .iter()
-        .zip(signature.iter())
-        .map(|(a, b)| a ^ b)
-        .collect();
+    let server_first = sasl_data(&challenge)?;
+    let text = std::str::from_utf8(&server_first).map_err(|_| AuthError::Malformed)?;
+    // Our checks first: rsasl would compute any iteration count it is given.
+    parse_server_first(text, &cnonce)?;
+    let (_, client_final) =
+        step(&mut session, Some(&server_first)).map_err(|()| AuthError::Malformed)?;
     stream
         .send(format!(
             "<response xmlns='{NS_SASL}'>{}</response>",
-            STANDARD.encode(format!("{without_proof},p={}", STANDARD.encode(proof)))
+            STANDARD.encode(&client_final)
         ))
         .await?;
-    let outcome = stream.next().await?;
+    let mut outcome = stream.next().await?;
+    // A server may send the server-final as one more challenge, answered with an empty
+    // response, before <success/>.
+    let server_final = if outcome.is("challenge", NS_SASL) {
+        let data = sasl_data(&outcome)?;
+        stream
+            .send(format!("<response xmlns='{NS_SASL}'/>"))
+            .await?;
+        outcome = stream.next().await?;
+        Some(data)
+    } else {
+        None
+    };
     if outcome.is("failure", NS_SASL) {
         return Err(sasl_failure(&outcome).into());
     }
     if !outcome.is("success", NS_SASL) {
         return Err(AuthError::Malformed.into());
     }
-    let server_key = hmac(salted.as_ref(), b"Server Key")?;
-    let expected = hmac(&server_key, auth_message.as_bytes())?;
-    let server_final = STANDARD
-        .decode(outcome.text().trim())
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or(AuthError::Malformed)?;
-    let verifier = server_final
-        .split(',')
-        .find_map(|p| p.strip_prefix("v="))
-        .and_then(|v| STANDARD.decode(v).ok())
-        .ok_or(AuthError::BadServerSignature)?;
-    if verifier.len() != expected.len() || !bool::from(verifier.ct_eq(&expected)) {
-        return Err(AuthError::BadServerSignature.into());
+    let server_final = match server_final {
+        Some(data) => data,
+        None => sasl_data(&outcome)?,
+    };
+    match step(&mut session, Some(&server_final)) {
+        Ok((State::Finished(_), _)) => Ok(mechanism),
+        Ok((State::Running, _)) | Err(()) => Err(AuthError::BadServerSignature.into()),
     }
-    Ok(())
 }
 
 /// The key challenge login: what [`establish_with_key`] needs to prove the identity.
@@ -381,15 +467,6 @@ pub fn offers_key_challenge(features: &Element) -> bool {
     features
         .get_child("mechanisms", NS_SASL)
         .is_some_and(|m| m.children().any(|c| c.text() == keyauth::MECHANISM))
-}
-
-fn decode_sasl_data(el: &Element) -> Result<Vec<u8>, AuthError> {
-    let t = el.text();
-    let t = t.trim();
-    if t.is_empty() || t == "=" {
-        return Ok(Vec::new());
-    }
-    STANDARD.decode(t).map_err(|_| AuthError::Malformed)
 }
 
 fn key_refused(el: &Element) -> AuthError {
@@ -426,7 +503,7 @@ pub async fn login_key(
     if !challenge.is("challenge", NS_SASL) {
         return Err(AuthError::Malformed.into());
     }
-    let data = decode_sasl_data(&challenge)?;
+    let data = sasl_data(&challenge)?;
     let parsed = Challenge::decode(&data).map_err(AuthError::KeyChallenge)?;
     let binding = match stream.channel_binding() {
         Some(exporter) => ChannelBinding::TlsExporter(exporter),
@@ -453,7 +530,7 @@ pub async fn login_key(
         return Err(AuthError::Malformed.into());
     }
     let expected = keyauth::localpart(&key.identity.verifying_key());
-    let got = decode_sasl_data(&outcome)?;
+    let got = sasl_data(&outcome)?;
     if got.ct_eq(expected.as_bytes()).unwrap_u8() != 1 {
         return Err(AuthError::WrongLocalpart.into());
     }
@@ -554,6 +631,7 @@ pub async fn authenticate(
     if register_first {
         register(stream, &features, creds).await?;
     }
-    login_scram(stream, &features, creds).await?;
+    let mechanism = login_scram(stream, &features, creds).await?;
+    tracing::debug!(mechanism, "logged in");
     Ok(stream.open().await?)
 }
