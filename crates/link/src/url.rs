@@ -10,6 +10,8 @@ pub const DEFAULT_XMPP_PORT: u16 = 5222;
 pub const WEBSOCKET_PATH: &str = "/xmpp-websocket";
 /// The BOSH endpoint path.
 pub const BOSH_PATH: &str = "/http-bind";
+/// Longest path accepted.
+pub const MAX_PATH_BYTES: usize = 256;
 
 /// How to reach the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +39,8 @@ pub struct ServerUrl {
     pub host: String,
     /// Port (explicit, or the scheme's default).
     pub port: u16,
-    /// The path (`/xmpp-websocket` or `/http-bind`; empty for `xmpp://`).
+    /// The HTTP path for WebSocket and BOSH (`/xmpp-websocket` and `/http-bind` when the
+    /// address gave none; ejabberd uses `/ws` and `/bosh`); empty for `xmpp://`.
     pub path: String,
 }
 
@@ -56,7 +59,7 @@ pub enum UrlError {
     /// The port is not a number in 1..=65535.
     #[error("server address has an invalid port")]
     InvalidPort,
-    /// A path that does not match the transport.
+    /// A path for `xmpp://`, or the other HTTP transport's usual path.
     #[error("wrong path for this scheme: expected {expected}")]
     WrongPath {
         /// The path the scheme needs.
@@ -130,19 +133,28 @@ impl ServerUrl {
             return Err(UrlError::NotAllowed("characters not allowed in a host"));
         }
         let path = path.trim_end_matches('/');
-        let path_ok = match transport {
-            Transport::Tcp => path.is_empty(),
-            _ => path.ends_with(expected),
-        };
-        if !path_ok {
-            return Err(UrlError::WrongPath {
-                expected: if expected.is_empty() {
-                    "no path"
-                } else {
-                    expected
-                },
-            });
+        if path.len() > MAX_PATH_BYTES
+            || !path
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"\"<>\\^`{|}".contains(&b))
+        {
+            return Err(UrlError::NotAllowed("characters not allowed in a path"));
         }
+        // Any path the server uses (ejabberd: /ws and /bosh; Prosody and ours:
+        // /xmpp-websocket and /http-bind, the default when none is given), but not the
+        // other transport's usual one, which is a mix-up.
+        let path = match transport {
+            Transport::Tcp if path.is_empty() => "",
+            Transport::Tcp => return Err(UrlError::WrongPath { expected: "no path" }),
+            _ if path.is_empty() => expected,
+            Transport::WebSocket { .. } if path.ends_with(BOSH_PATH) => {
+                return Err(UrlError::WrongPath { expected })
+            }
+            Transport::Bosh { .. } if path.ends_with(WEBSOCKET_PATH) => {
+                return Err(UrlError::WrongPath { expected })
+            }
+            _ => path,
+        };
         Ok(Self {
             transport,
             host: host.to_ascii_lowercase(),

@@ -14,6 +14,11 @@ fn accepted_forms() {
     assert_eq!(u.host, "chat.example.org");
     assert_eq!(u.port, 443);
     assert_eq!(u.to_string(), "https://chat.example.org:443/http-bind");
+    // The default path when none is given, and the paths other servers use.
+    assert_eq!(ServerUrl::parse("https://localhost/").unwrap().path, "/http-bind");
+    assert_eq!(ServerUrl::parse("wss://localhost").unwrap().path, "/xmpp-websocket");
+    assert_eq!(ServerUrl::parse("http://localhost:5280/bosh").unwrap().path, "/bosh");
+    assert_eq!(ServerUrl::parse("ws://localhost:5280/ws/").unwrap().path, "/ws");
 }
 
 #[test]
@@ -38,10 +43,14 @@ fn refused_forms_have_clear_errors() {
             },
         ),
         (
-            "https://localhost/",
+            "http://localhost/xmpp-websocket",
             UrlError::WrongPath {
                 expected: "/http-bind",
             },
+        ),
+        (
+            "https://localhost/a b",
+            UrlError::NotAllowed("characters not allowed in a path"),
         ),
         (
             "xmpp://user:pw@localhost",
