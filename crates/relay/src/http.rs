@@ -23,13 +23,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{SinkExt as _, StreamExt as _};
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
@@ -37,6 +37,8 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::framing::{classify_ws_frame, standalone, synthetic_header, WsFrame};
 use crate::hub::lock;
+use crate::outbox::Outbox;
+use crate::retained::Counters;
 use crate::server::{open_session, SessionGuard, Shared};
 use crate::stream::{C2s, Framing, OsEntropy, Output};
 use crate::xml::{escape, ParserLimits, StreamParser, XmlEvent, NS_STREAM};
@@ -72,7 +74,9 @@ pub(crate) async fn accept(listener: TcpListener, shared: Arc<Shared>) {
         let _ = tcp.set_nodelay(true);
         let shared = Arc::clone(&shared);
         let tls = tls.clone();
+        let counted = ConnectionCount::new(&shared.counters);
         tokio::spawn(async move {
+            let _counted = counted;
             let limit = shared.config.limits.negotiation_timeout();
             match tls {
                 Some(acceptor) => {
@@ -87,6 +91,22 @@ pub(crate) async fn accept(listener: TcpListener, shared: Arc<Shared>) {
                 None => serve(TokioIo::new(tcp), peer, false, None, shared).await,
             }
         });
+    }
+}
+
+/// Counts one open HTTP connection for as long as it lives.
+struct ConnectionCount(Arc<Counters>);
+
+impl ConnectionCount {
+    fn new(counters: &Arc<Counters>) -> Self {
+        Counters::add(&counters.http_connections, 1);
+        Self(Arc::clone(counters))
+    }
+}
+
+impl Drop for ConnectionCount {
+    fn drop(&mut self) {
+        Counters::sub(&self.0.http_connections, 1);
     }
 }
 
@@ -300,7 +320,7 @@ async fn websocket(
         let _ = ws.close(None).await;
         return;
     };
-    let (mut rx, _guard, c2s) = open_session(&shared, id, ip, Instant::now());
+    let (rx, _guard, c2s) = open_session(&shared, id, ip, Instant::now());
     let mut c2s = c2s.with_framing(Framing::WebSocket, secure);
     if let Some(exporter) = exporter {
         c2s.set_channel_binding(exporter);
@@ -431,7 +451,7 @@ struct BoshState {
     /// The rid expected next.
     next_rid: u64,
     /// Elements waiting for a response to carry them.
-    pending: Vec<String>,
+    pending: Pending,
     /// Recent responses by rid, replayed for a repeated rid.
     replies: VecDeque<(u64, String)>,
     /// Requests currently held, oldest first: (rid, token). A resent rid takes the
@@ -447,6 +467,49 @@ struct BoshState {
     last_input: Instant,
     tokens: f64,
     last_request: Instant,
+}
+
+/// Elements waiting for a response to carry them, their bytes counted as outbox bytes.
+struct Pending {
+    items: Vec<String>,
+    bytes: usize,
+    counters: Arc<Counters>,
+}
+
+impl Pending {
+    fn new(counters: &Arc<Counters>) -> Self {
+        Self {
+            items: Vec::new(),
+            bytes: 0,
+            counters: Arc::clone(counters),
+        }
+    }
+
+    fn push(&mut self, element: String) {
+        self.bytes = self.bytes.saturating_add(element.len());
+        Counters::add(&self.counters.outbox_bytes, element.len());
+        self.items.push(element);
+    }
+
+    fn take(&mut self) -> Vec<String> {
+        Counters::sub(&self.counters.outbox_bytes, self.bytes);
+        self.bytes = 0;
+        std::mem::take(&mut self.items)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, String> {
+        self.items.iter()
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        Counters::sub(&self.counters.outbox_bytes, self.bytes);
+    }
 }
 
 fn body_open(extra: &str) -> String {
@@ -529,6 +592,43 @@ pub fn parse_bosh_body(bytes: &[u8], limits: &crate::config::Limits) -> Option<B
     closed.then_some(BoshBody { root, payload })
 }
 
+/// Request body bytes read so far, counted in [`Counters::http_body_bytes`] until dropped.
+struct BodyBytes<'a> {
+    counters: &'a Counters,
+    n: usize,
+}
+
+impl BodyBytes<'_> {
+    fn add(&mut self, n: usize) {
+        self.n = self.n.saturating_add(n);
+        Counters::add(&self.counters.http_body_bytes, n);
+    }
+}
+
+impl Drop for BodyBytes<'_> {
+    fn drop(&mut self) {
+        Counters::sub(&self.counters.http_body_bytes, self.n);
+    }
+}
+
+/// Reads a whole request body of at most `max` bytes; `Err` when it is larger or the
+/// connection failed.
+async fn read_body(mut body: Incoming, max: usize, counters: &Counters) -> Result<Vec<u8>, ()> {
+    let mut held = BodyBytes { counters, n: 0 };
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| ())?.into_data() else {
+            continue; // trailers
+        };
+        if out.len().saturating_add(data.len()) > max {
+            return Err(());
+        }
+        out.extend_from_slice(&data);
+        held.add(data.len());
+    }
+    Ok(out)
+}
+
 async fn bosh_request(
     req: Request<Incoming>,
     ip: IpAddr,
@@ -544,9 +644,8 @@ async fn bosh_request(
     if declared.is_some_and(|n| n > max) {
         return with_cors(text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"));
     }
-    let bytes = match Limited::new(req.into_body(), max).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(_) => return with_cors(text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n")),
+    let Ok(bytes) = read_body(req.into_body(), max, &shared.counters).await else {
+        return with_cors(text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"));
     };
     let Some(body) = parse_bosh_body(&bytes, &shared.config.limits) else {
         return terminate("bad-request");
@@ -636,7 +735,7 @@ fn create_session(
             state: Mutex::new(BoshState {
                 c2s,
                 next_rid: rid.saturating_add(1),
-                pending: Vec::new(),
+                pending: Pending::new(&shared.counters),
                 replies: VecDeque::new(),
                 held: VecDeque::new(),
                 next_token: 0,
@@ -651,8 +750,8 @@ fn create_session(
         });
         s.by_sid.insert(sid.clone(), Arc::clone(&session));
         *s.per_ip.entry(ip).or_insert(0) += 1;
-        let (tx, rx) = mpsc::channel(limits.outbox_stanzas.max(1));
-        lock(&shared.outboxes).insert(id, tx);
+        let rx = Outbox::new(limits, Arc::clone(&shared.counters));
+        lock(&shared.outboxes).insert(id, Arc::clone(&rx));
         let guard = SessionGuard {
             shared: Arc::clone(shared),
             ip,
@@ -662,7 +761,7 @@ fn create_session(
         // The features (or a stream error) go in the creation response.
         let mut st = lock(&session.state);
         let _pause = drain(&mut st, shared);
-        let elements = std::mem::take(&mut st.pending);
+        let elements = st.pending.take();
         let terminated = st.terminated;
         drop(st);
         tracing::debug!(session = id.0, secure, "bosh session created");
@@ -879,7 +978,7 @@ async fn hold(
                 || tokio::time::Instant::now() >= deadline
             {
                 let elements = if oldest || st.terminated.is_some() {
-                    std::mem::take(&mut st.pending)
+                    st.pending.take()
                 } else {
                     Vec::new()
                 };
@@ -939,11 +1038,7 @@ fn end_session(session: &BoshSession, condition: &'static str, shared: &Shared) 
 
 /// Per-session task: carries stanzas from other sessions into the pending queue, and ends
 /// the session after inactivity. Owns the hub registration through `guard`.
-async fn session_task(
-    session: Arc<BoshSession>,
-    mut rx: mpsc::Receiver<String>,
-    guard: SessionGuard,
-) {
+async fn session_task(session: Arc<BoshSession>, rx: Arc<Outbox>, guard: SessionGuard) {
     let shared = Arc::clone(&guard.shared);
     let inactivity = Duration::from_secs(shared.config.limits.bosh_inactivity_secs);
     loop {

@@ -155,6 +155,8 @@ pub struct Hub {
     by_jid: HashMap<String, SessionId>,
     rooms: HashMap<String, Room>,
     addresses: HashMap<IpAddr, AddressState>,
+    /// Streams admitted and not yet disconnected.
+    open: usize,
     next_session: u64,
     require_key_bound: bool,
 }
@@ -171,6 +173,7 @@ impl Hub {
             by_jid: HashMap::new(),
             rooms: HashMap::new(),
             addresses: HashMap::new(),
+            open: 0,
             next_session: 1,
             require_key_bound: false,
         }
@@ -218,6 +221,7 @@ impl Hub {
             return None;
         }
         state.connections += 1;
+        self.open += 1;
         let id = SessionId(self.next_session);
         self.next_session += 1;
         Some(id)
@@ -237,6 +241,11 @@ impl Hub {
         });
     }
 
+    /// Streams admitted and not yet disconnected (TCP, WebSocket, BOSH, detached).
+    pub fn session_count(&self) -> usize {
+        self.open
+    }
+
     /// Number of addresses with counters (for tests).
     pub fn tracked_addresses(&self) -> usize {
         self.addresses.len()
@@ -251,6 +260,7 @@ impl Hub {
                 self.leave_room(id, &session.jid, room, false, &mut out);
             }
         }
+        self.open = self.open.saturating_sub(1);
         if let Some(state) = self.addresses.get_mut(&ip) {
             state.connections = state.connections.saturating_sub(1);
             if state.connections == 0

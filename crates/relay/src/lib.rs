@@ -43,6 +43,8 @@ pub mod framing;
 pub mod http;
 pub mod hub;
 pub mod keyauth;
+pub(crate) mod outbox;
+pub mod retained;
 pub mod scram;
 pub mod server;
 pub mod stanza;
@@ -51,4 +53,5 @@ pub mod tls;
 pub mod xml;
 
 pub use config::{Config, Limits};
+pub use retained::Retained;
 pub use server::{Running, Server, StartError};

@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::hub::{lock, Delivery, Hub, SessionId};
+use crate::outbox::Outbox;
+use crate::retained::{Counters, Retained};
 use crate::stream::{C2s, Detached, OsEntropy, Output};
 use crate::tls::{TlsError, TlsIdentity};
 use crate::xml;
@@ -45,10 +47,9 @@ pub(crate) struct Shared {
     /// a signal that makes the connection let go of the session (a `<resume/>` that arrives
     /// before the server noticed the old connection broke).
     pub(crate) attached: Mutex<HashMap<String, (String, Arc<Notify>)>>,
-    /// Sessions whose outbox overflowed (a stanza for them was dropped): such a session is
-    /// not resumed, since resumption promises that nothing was lost.
-    pub(crate) overflowed: Mutex<std::collections::HashSet<SessionId>>,
-    pub(crate) outboxes: Mutex<HashMap<SessionId, mpsc::Sender<String>>>,
+    pub(crate) outboxes: Mutex<HashMap<SessionId, Arc<Outbox>>>,
+    /// What is held on clients' behalf, counted where it is kept.
+    pub(crate) counters: Arc<Counters>,
     pub(crate) config: Config,
     pub(crate) secret: [u8; 32],
     pub(crate) tls: TlsIdentity,
@@ -65,10 +66,9 @@ impl Shared {
     pub(crate) fn dispatch(&self, deliveries: Vec<Delivery>) {
         let outboxes = lock(&self.outboxes);
         for d in deliveries {
-            if let Some(tx) = outboxes.get(&d.to) {
-                if tx.try_send(d.xml).is_err() {
-                    tracing::warn!(session = d.to.0, "outbox full or closed; stanza dropped");
-                    lock(&self.overflowed).insert(d.to);
+            if let Some(outbox) = outboxes.get(&d.to) {
+                if !outbox.push(d.xml) {
+                    tracing::warn!(session = d.to.0, "outbox full; stanza dropped");
                 }
             }
         }
@@ -119,6 +119,18 @@ impl Running {
     /// Number of open BOSH sessions.
     pub fn bosh_session_count(&self) -> usize {
         self.shared.bosh.count()
+    }
+
+    /// What the relay holds on its clients' behalf now (counted where it is kept).
+    pub fn retained(&self) -> Retained {
+        let c = &self.shared.counters;
+        Retained {
+            outbox_bytes: Counters::get(&c.outbox_bytes),
+            http_body_bytes: Counters::get(&c.http_body_bytes),
+            http_connections: Counters::get(&c.http_connections),
+            sessions: lock(&self.shared.hub).session_count(),
+            bosh_sessions: self.shared.bosh.count(),
+        }
     }
 
     /// Number of registered (SCRAM) accounts.
@@ -181,13 +193,13 @@ impl Server {
                     .with_require_key_bound(config.require_key_bound),
             ),
             outboxes: Mutex::new(HashMap::new()),
+            counters: Arc::new(Counters::default()),
             config,
             secret,
             tls,
             bosh: crate::http::Bosh::default(),
             detached: Mutex::new(HashMap::new()),
             attached: Mutex::new(HashMap::new()),
-            overflowed: Mutex::new(std::collections::HashSet::new()),
         });
         Ok(Self { shared, c2s, http })
     }
@@ -243,7 +255,7 @@ enum End {
 /// there) and the guard that keeps it in the hub and its rooms until it expires.
 pub(crate) struct Parked {
     state: Detached,
-    rx: mpsc::Receiver<String>,
+    rx: Arc<Outbox>,
     guard: SessionGuard,
     /// Tells this parking from a later one of the same session.
     generation: u64,
@@ -252,7 +264,7 @@ pub(crate) struct Parked {
 static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Keeps the session for `sm_resume_secs` (if there is room), then ends it.
-fn park(shared: &Arc<Shared>, state: Detached, rx: mpsc::Receiver<String>, guard: SessionGuard) {
+fn park(shared: &Arc<Shared>, state: Detached, rx: Arc<Outbox>, guard: SessionGuard) {
     let id = state.id.clone();
     let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     {
@@ -331,7 +343,7 @@ fn take_parked(shared: &Shared, previd: &str, user: &str) -> Option<Parked> {
             _ => None,
         }
     }?;
-    if lock(&shared.overflowed).contains(&taken.guard.id) {
+    if taken.rx.overflowed() {
         // Stanzas for it were dropped: end it (the guard leaves the rooms) rather than
         // resume it as if nothing was lost.
         tracing::info!(session = taken.guard.id.0, "outbox overflowed; not resumed");
@@ -379,7 +391,7 @@ async fn connection(mut tcp: TcpStream, ip: IpAddr, shared: Arc<Shared>) {
         takeover: Arc::new(Notify::new()),
         registered: None,
     };
-    if let End::StartTls = drive(&mut tcp, &mut c2s, &mut rx, &shared, &mut attachment).await {
+    if let End::StartTls = drive(&mut tcp, &mut c2s, &rx, &shared, &mut attachment).await {
         let handshake = tokio::time::timeout(
             c2s.read_timeout(Instant::now()),
             shared.tls.acceptor.accept(tcp),
@@ -391,7 +403,7 @@ async fn connection(mut tcp: TcpStream, ip: IpAddr, shared: Arc<Shared>) {
             }
             c2s.tls_established();
             while let End::Resume { previd, h, user } =
-                drive(&mut tls, &mut c2s, &mut rx, &shared, &mut attachment).await
+                drive(&mut tls, &mut c2s, &rx, &shared, &mut attachment).await
             {
                 match find_session(&shared, &previd, &user).await {
                     Some(p) => {
@@ -422,9 +434,9 @@ pub(crate) fn open_session(
     id: SessionId,
     ip: IpAddr,
     now: Instant,
-) -> (mpsc::Receiver<String>, SessionGuard, C2s) {
-    let (tx, rx) = mpsc::channel(shared.config.limits.outbox_stanzas.max(1));
-    lock(&shared.outboxes).insert(id, tx);
+) -> (Arc<Outbox>, SessionGuard, C2s) {
+    let rx = Outbox::new(&shared.config.limits, Arc::clone(&shared.counters));
+    lock(&shared.outboxes).insert(id, Arc::clone(&rx));
     let guard = SessionGuard {
         shared: Arc::clone(shared),
         ip,
@@ -451,7 +463,6 @@ pub(crate) struct SessionGuard {
 impl Drop for SessionGuard {
     fn drop(&mut self) {
         lock(&self.shared.outboxes).remove(&self.id);
-        lock(&self.shared.overflowed).remove(&self.id);
         let deliveries = lock(&self.shared.hub).disconnect(self.ip, self.id);
         self.shared.dispatch(deliveries);
         tracing::debug!(session = self.id.0, "disconnected");
@@ -516,7 +527,7 @@ async fn flush<S: AsyncWrite + Unpin>(io: &mut S, c2s: &mut C2s, shared: &Shared
 async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut S,
     c2s: &mut C2s,
-    rx: &mut mpsc::Receiver<String>,
+    rx: &Outbox,
     shared: &Shared,
     attachment: &mut Attachment,
 ) -> End {
