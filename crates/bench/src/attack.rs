@@ -1,6 +1,7 @@
 //! The `attack` suite: what a hostile member, or the server, can make one member of a room
 //! pay, against an honest message measured in the same run (issue 14). One row per
-//! finding; the relay and client findings are meant to join as more [`Op`]s.
+//! finding; the relay's rows (6 to 9) are in [`crate::attack_relay`], the client's are
+//! meant to join as more [`Op`]s.
 //!
 //! Ops are named as in the output (`--op early_data`).
 //!
@@ -12,6 +13,7 @@
 //! | `forged_pairwise_new_key` | forged data messages, each with a fresh ratchet key and index `MAX_SKIP` | a 1 KiB private text |
 //! | `unknown_epoch_buffer` | hostile occupants send largest group messages (135 KB) for epochs nobody knows | a 1 KiB group text, in order |
 //! | `identity_replay` | one occupant's 64 captured Identity messages, replayed in turn | a 1 KiB private text |
+//! | `raw_connections`, `slow_bosh_body`, `stalled_reader_outbox`, `ipv6_per_address` | see [`crate::attack_relay`]: `ns_per_message` is an honest round trip on the attacked relay | the same round trip on a quiet relay |
 //!
 //! Figures: `retained_bytes` is what the attack made the target hold
 //! ([`Room::retained`], payload bytes) once the attack filled what it can;
@@ -68,18 +70,38 @@ pub enum Op {
     UnknownEpochBuffer,
     /// Captured Identity messages replayed.
     IdentityReplay,
+    /// Relay: raw connections to the HTTP listener that send nothing (row 6).
+    RawConnections,
+    /// Relay: BOSH request bodies that stop short (row 7).
+    SlowBoshBody,
+    /// Relay: a room member that stops reading (row 8).
+    StalledReaderOutbox,
+    /// Relay: sessions from many addresses of one IPv6 /64 (row 9).
+    Ipv6PerAddress,
 }
 
 impl Op {
     /// Every op, in the order of the issue.
-    pub const ALL: [Op; 6] = [
+    pub const ALL: [Op; 10] = [
         Op::EarlyData,
         Op::SkippedKeyEviction,
         Op::ForgedPairwise,
         Op::ForgedPairwiseNewKey,
         Op::UnknownEpochBuffer,
         Op::IdentityReplay,
+        Op::RawConnections,
+        Op::SlowBoshBody,
+        Op::StalledReaderOutbox,
+        Op::Ipv6PerAddress,
     ];
+
+    /// Whether the op attacks the relay (measured by [`crate::attack_relay`]).
+    pub fn is_relay(self) -> bool {
+        matches!(
+            self,
+            Op::RawConnections | Op::SlowBoshBody | Op::StalledReaderOutbox | Op::Ipv6PerAddress
+        )
+    }
 
     /// The stable name in the output.
     pub fn name(self) -> &'static str {
@@ -90,6 +112,10 @@ impl Op {
             Op::ForgedPairwiseNewKey => "forged_pairwise_new_key",
             Op::UnknownEpochBuffer => "unknown_epoch_buffer",
             Op::IdentityReplay => "identity_replay",
+            Op::RawConnections => "raw_connections",
+            Op::SlowBoshBody => "slow_bosh_body",
+            Op::StalledReaderOutbox => "stalled_reader_outbox",
+            Op::Ipv6PerAddress => "ipv6_per_address",
         }
     }
 }
@@ -122,6 +148,10 @@ pub struct Finding {
     pub retained_after_timers_bytes: Option<usize>,
     /// What the target sent back per attack message, in bytes (when it answers).
     pub reply_bytes_per_message: Option<u64>,
+    /// Connections or sessions the relay holds because of the attack (relay ops).
+    pub retained_connections: Option<usize>,
+    /// The same once the relay's deadlines could run.
+    pub retained_connections_after_timers: Option<usize>,
     /// The target's time per attack message.
     pub attack: Estimate,
     /// The target's time per honest message.
@@ -141,6 +171,10 @@ struct Line<'a> {
     retained_after_timers_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reply_bytes_per_message: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retained_connections: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retained_connections_after_timers: Option<u64>,
 }
 
 #[allow(clippy::cast_possible_truncation)] // positive, far below 2^53
@@ -165,6 +199,8 @@ impl Finding {
             ratio: ratio(ns, peer_ns),
             retained_after_timers_bytes: self.retained_after_timers_bytes.map(to_u64),
             reply_bytes_per_message: self.reply_bytes_per_message,
+            retained_connections: self.retained_connections.map(to_u64),
+            retained_connections_after_timers: self.retained_connections_after_timers.map(to_u64),
         })?)
     }
 }
@@ -175,15 +211,24 @@ pub fn table(findings: &[Finding]) -> String {
         "suite attack: the target's cost per attack message, against an honest message\n",
     );
     out.push_str(&format!(
-        "{:<24} {:>13} {:>13} {:>12} {:>7} {:>10} {:>7} {:>9} {:>8}\n",
-        "op", "retained B", "after timers", "ns/msg", "±", "honest ns", "±", "ratio", "reply B"
+        "{:<24} {:>13} {:>13} {:>12} {:>7} {:>10} {:>7} {:>9} {:>8} {:>13}\n",
+        "op",
+        "retained B",
+        "after timers",
+        "ns/msg",
+        "±",
+        "honest ns",
+        "±",
+        "ratio",
+        "reply B",
+        "conns (after)"
     ));
     for f in findings {
         let ns = round_ns(f.attack.median_ns());
         let peer_ns = round_ns(f.honest.median_ns());
         let opt = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
         out.push_str(&format!(
-            "{:<24} {:>13} {:>13} {:>12} {:>6.1}% {:>10} {:>6.1}% {:>9.3} {:>8}\n",
+            "{:<24} {:>13} {:>13} {:>12} {:>6.1}% {:>10} {:>6.1}% {:>9.3} {:>8} {:>13}\n",
             f.op.name(),
             f.retained_bytes,
             opt(f.retained_after_timers_bytes.map(to_u64)),
@@ -193,11 +238,17 @@ pub fn table(findings: &[Finding]) -> String {
             f.honest.spread() * 100.0,
             ratio(ns, peer_ns),
             opt(f.reply_bytes_per_message),
+            match (f.retained_connections, f.retained_connections_after_timers) {
+                (Some(n), Some(m)) => format!("{n} ({m})"),
+                (Some(n), None) => n.to_string(),
+                _ => "-".to_owned(),
+            },
         ));
     }
     out.push_str(
         "(retained: what the target holds once the attack filled what it can; after timers: \
-         once its timers ran to 60 s later; median of the timed batches)\n",
+         once its timers ran to 60 s later; median of the timed batches; relay ops: ns/msg is \
+         an honest round trip on the attacked relay, honest ns on a quiet one)\n",
     );
     out
 }
@@ -227,6 +278,9 @@ pub fn run(args: &Args) -> Result<()> {
 /// Measures one op.
 pub fn measure(args: &Args, op: Op) -> Result<Finding> {
     let plan = args.measure.plan();
+    if op.is_relay() {
+        return crate::attack_relay::measure(op, plan, &crate::attack_relay::Sizes::FULL);
+    }
     match op {
         Op::EarlyData => early_data(args, plan),
         Op::SkippedKeyEviction => skipped_key_eviction(args, plan),
@@ -234,6 +288,9 @@ pub fn measure(args: &Args, op: Op) -> Result<Finding> {
         Op::ForgedPairwiseNewKey => forged_pairwise(args, plan, true),
         Op::UnknownEpochBuffer => unknown_epoch_buffer(args, plan),
         Op::IdentityReplay => identity_replay(args, plan),
+        Op::RawConnections | Op::SlowBoshBody | Op::StalledReaderOutbox | Op::Ipv6PerAddress => {
+            bail!("{} is a relay op", op.name())
+        }
     }
 }
 
@@ -428,6 +485,8 @@ fn early_data(args: &Args, plan: Plan) -> Result<Finding> {
         retained_bytes: retained,
         retained_after_timers_bytes: Some(later),
         reply_bytes_per_message: None,
+        retained_connections: None,
+        retained_connections_after_timers: None,
         attack,
         honest,
     })
@@ -487,6 +546,8 @@ fn skipped_key_eviction(args: &Args, plan: Plan) -> Result<Finding> {
         retained_bytes: retained,
         retained_after_timers_bytes: None,
         reply_bytes_per_message: None,
+        retained_connections: None,
+        retained_connections_after_timers: None,
         attack,
         honest,
     })
@@ -565,6 +626,8 @@ fn forged_pairwise(args: &Args, plan: Plan, new_key: bool) -> Result<Finding> {
         retained_bytes: retained,
         retained_after_timers_bytes: None,
         reply_bytes_per_message: None,
+        retained_connections: None,
+        retained_connections_after_timers: None,
         attack,
         honest,
     })
@@ -624,6 +687,8 @@ fn unknown_epoch_buffer(args: &Args, plan: Plan) -> Result<Finding> {
         retained_bytes: retained,
         retained_after_timers_bytes: Some(later),
         reply_bytes_per_message: None,
+        retained_connections: None,
+        retained_connections_after_timers: None,
         attack,
         honest,
     })
@@ -680,6 +745,8 @@ fn identity_replay(args: &Args, plan: Plan) -> Result<Finding> {
         retained_bytes: retained,
         retained_after_timers_bytes: None,
         reply_bytes_per_message: Some(to_u64(reply_bytes) / to_u64(2 * IDENTITY_POOL)),
+        retained_connections: None,
+        retained_connections_after_timers: None,
         attack,
         honest,
     })
@@ -702,8 +769,24 @@ mod tests {
             occupants: 3,
             seed: 5,
         };
+        let small = crate::attack_relay::Sizes {
+            raw_addresses: 1,
+            raw_per_address: 3,
+            raw_wait: Duration::ZERO,
+            slow_addresses: 1,
+            slow_per_address: 2,
+            slow_sent: 1024,
+            slow_wait: Duration::ZERO,
+            flood_messages: 3,
+            flood_wait: Duration::ZERO,
+            v6_sessions: 3,
+        };
         for op in Op::ALL {
-            let f = measure(&args, op).unwrap();
+            let f = if op.is_relay() {
+                crate::attack_relay::measure(op, args.measure.plan(), &small).unwrap()
+            } else {
+                measure(&args, op).unwrap()
+            };
             let line = f.line().unwrap();
             let v: serde_json::Value = serde_json::from_str(&line).unwrap();
             for key in [

@@ -6,7 +6,7 @@
 //! cargo run --release -p cryptocat-bench -- relay [--json]
 //! cargo run --release -p cryptocat-bench -- e2e [--transports tcp,websocket,bosh] [--members 50] [--json]
 //! cargo run --release -p cryptocat-bench -- desktop [--idle-secs 10] [--json]
-//! cargo run --release -p cryptocat-bench -- attack [--op early_data] [--occupants 254] [--json]
+//! cargo run --release -p cryptocat-bench -- attack [--op early_data] [--op raw_connections] [--occupants 254] [--json]
 //! ```
 //!
 //! Each subcommand is one suite in its own module; [`measure`] holds the shared timing
@@ -17,6 +17,7 @@
 use clap::{Parser, Subcommand};
 
 mod attack;
+mod attack_relay;
 mod desktop;
 mod e2e;
 mod group;

@@ -40,12 +40,12 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_rustls::client::TlsStream;
 
-const DOMAIN: &str = "localhost";
+pub(crate) const DOMAIN: &str = "localhost";
 const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 const NS_TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
 const NS_BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
-const NS_PAYLOAD: &str = "urn:xmpp:cryptocat:1";
-const NS_HTTPBIND: &str = "http://jabber.org/protocol/httpbind";
+pub(crate) const NS_PAYLOAD: &str = "urn:xmpp:cryptocat:1";
+pub(crate) const NS_HTTPBIND: &str = "http://jabber.org/protocol/httpbind";
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Options of the relay suite.
@@ -113,7 +113,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-fn raise_fd_limit(want: u64) {
+pub(crate) fn raise_fd_limit(want: u64) {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let mut lim = getrlimit(Resource::Nofile);
     if lim.current.is_some_and(|c| c < want) {
@@ -264,7 +264,7 @@ fn which(program: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// A field of `/proc/PID/status` in kB.
-fn proc_status_kb(pid: u32, field: &str) -> anyhow::Result<u64> {
+pub(crate) fn proc_status_kb(pid: u32, field: &str) -> anyhow::Result<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     text.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
@@ -275,7 +275,7 @@ fn proc_status_kb(pid: u32, field: &str) -> anyhow::Result<u64> {
 // ---------------------------------------------------------------------------------------
 // A raw XMPP client: TCP, STARTTLS, in-band registration, SCRAM-SHA-256, bind, MUC.
 
-struct Xmpp<S> {
+pub(crate) struct Xmpp<S> {
     io: S,
     parser: StreamParser,
     queue: VecDeque<XmlEvent>,
@@ -325,7 +325,7 @@ impl<S: AsyncRead + Unpin> Xmpp<S> {
     }
 
     /// The next stanza (stream headers skipped).
-    async fn next(&mut self) -> anyhow::Result<Element> {
+    pub(crate) async fn next(&mut self) -> anyhow::Result<Element> {
         loop {
             match self.queue.pop_front() {
                 Some(XmlEvent::Stanza(e)) => return Ok(e),
@@ -348,7 +348,7 @@ impl<S: AsyncRead + Unpin> Xmpp<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Xmpp<S> {
-    async fn send(&mut self, xml: &str) -> anyhow::Result<()> {
+    pub(crate) async fn send(&mut self, xml: &str) -> anyhow::Result<()> {
         self.io.write_all(xml.as_bytes()).await?;
         self.io.flush().await?;
         Ok(())
@@ -388,14 +388,22 @@ fn hmac(key: &[u8], data: &[u8]) -> anyhow::Result<Vec<u8>> {
     Ok(m.finalize().into_bytes().to_vec())
 }
 
-type Conn = Xmpp<TlsStream<TcpStream>>;
+pub(crate) type Conn = Xmpp<TlsStream<TcpStream>>;
 
 async fn account(
     addr: SocketAddr,
     tls: &tokio_rustls::TlsConnector,
     user: &str,
 ) -> anyhow::Result<Conn> {
-    let tcp = TcpStream::connect(addr).await?;
+    account_on(TcpStream::connect(addr).await?, tls, user).await
+}
+
+/// Registers and logs `user` in on an open TCP connection, up to a bound resource.
+pub(crate) async fn account_on(
+    tcp: TcpStream,
+    tls: &tokio_rustls::TlsConnector,
+    user: &str,
+) -> anyhow::Result<Conn> {
     tcp.set_nodelay(true)?;
     let mut plain = Xmpp::new(tcp);
     let f = plain.open().await.context("opening the stream")?;
@@ -489,7 +497,7 @@ fn rand_nonce() -> [u8; 12] {
     b
 }
 
-async fn join(c: &mut Conn, room: &str, nick: &str) -> anyhow::Result<()> {
+pub(crate) async fn join(c: &mut Conn, room: &str, nick: &str) -> anyhow::Result<()> {
     c.send(&format!(
         "<presence to='{room}@conference.{DOMAIN}/{nick}'><x xmlns='http://jabber.org/protocol/muc'>\
          <history maxstanzas='0'/></x></presence>"
@@ -507,7 +515,9 @@ async fn join(c: &mut Conn, room: &str, nick: &str) -> anyhow::Result<()> {
     }
 }
 
-fn tls_connector(cert: CertificateDer<'static>) -> anyhow::Result<tokio_rustls::TlsConnector> {
+pub(crate) fn tls_connector(
+    cert: CertificateDer<'static>,
+) -> anyhow::Result<tokio_rustls::TlsConnector> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert)?;
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -532,7 +542,7 @@ struct RoomFigures {
 }
 
 /// A 1 KiB payload (base64 of a group message) for message `seq`.
-fn payload_b64(seq: u32, members: usize) -> String {
+pub(crate) fn payload_b64(seq: u32, members: usize) -> String {
     let macs = members.saturating_sub(1).max(1);
     // 1,024 base64 characters = 768 bytes: 16+4+4+32 header-ish fields, the MACs, the rest
     // ciphertext (the exact encoding overhead is measured below and adjusted).
@@ -747,7 +757,7 @@ async fn room_run(
 // Idle BOSH sessions
 
 /// One HTTP/1.1 request on `tcp`; returns the response body.
-async fn http_post(
+pub(crate) async fn http_post(
     tcp: &mut TcpStream,
     body: &str,
     forwarded_for: IpAddr,
