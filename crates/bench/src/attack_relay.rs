@@ -222,6 +222,11 @@ impl Relays {
     }
 }
 
+/// Sleeps on the runtime (the relays keep running).
+fn pause(rt: &Runtime, d: Duration) {
+    rt.block_on(async { tokio::time::sleep(d).await });
+}
+
 fn rss_bytes() -> Result<usize> {
     let kb = proc_status_kb(std::process::id(), "VmRSS")?;
     Ok(usize::try_from(kb.saturating_mul(1024))?)
@@ -302,9 +307,7 @@ fn raw_connections(rt: &Runtime, plan: Plan, sizes: &Sizes) -> Result<Finding> {
         .saturating_sub(before.http_connections);
     let grown = rss_bytes()?.saturating_sub(rss0);
     let honest = relays.honest(rt, plan)?;
-    rt.block_on(tokio::time::sleep(
-        sizes.raw_wait.saturating_sub(filled.elapsed()),
-    ));
+    pause(rt, sizes.raw_wait.saturating_sub(filled.elapsed()));
     let later = relays
         .retained()
         .http_connections
@@ -348,9 +351,7 @@ fn slow_bosh_body(rt: &Runtime, plan: Plan, sizes: &Sizes) -> Result<Finding> {
     let bytes = now.http_body_bytes.saturating_sub(before.http_body_bytes);
     let connections = now.http_connections.saturating_sub(before.http_connections);
     let honest = relays.honest(rt, plan)?;
-    rt.block_on(tokio::time::sleep(
-        sizes.slow_wait.saturating_sub(filled.elapsed()),
-    ));
+    pause(rt, sizes.slow_wait.saturating_sub(filled.elapsed()));
     let later = relays.retained();
     drop(held);
     let mut f = finding(Op::SlowBoshBody, bytes, honest);
@@ -395,9 +396,7 @@ fn stalled_reader_outbox(rt: &Runtime, plan: Plan, sizes: &Sizes) -> Result<Find
     })?;
     let filled = Instant::now();
     let held = relays.retained().sessions.saturating_sub(before.sessions);
-    rt.block_on(tokio::time::sleep(
-        sizes.flood_wait.saturating_sub(filled.elapsed()),
-    ));
+    pause(rt, sizes.flood_wait.saturating_sub(filled.elapsed()));
     let later = relays.retained();
     let honest = relays.honest(rt, plan)?;
     drop(stalled);
