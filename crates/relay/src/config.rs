@@ -20,8 +20,13 @@ pub struct Limits {
     pub stanzas_per_second: u32,
     /// Burst allowance for `stanzas_per_second`.
     pub stanza_burst: u32,
-    /// Open connections allowed per IP address.
+    /// Open connections allowed per client address (IPv6: per /64, an IPv4-mapped address
+    /// counts as IPv4; as for every per-address limit): TCP streams, WebSocket streams,
+    /// BOSH sessions, detached sessions.
     pub connections_per_ip: usize,
+    /// Open connections allowed on the whole server, counted as `connections_per_ip`;
+    /// above it: `<policy-violation/>` and close (BOSH: `policy-violation`).
+    pub connections: usize,
     /// In-band registrations allowed per IP address in `registration_window_secs`.
     pub registrations_per_ip: u32,
     /// The registration rate window.
@@ -78,6 +83,7 @@ impl Default for Limits {
             stanzas_per_second: 100,
             stanza_burst: 400,
             connections_per_ip: 64,
+            connections: 20_000,
             registrations_per_ip: 20,
             registration_window_secs: 600,
             auth_failures_per_connection: 3,

@@ -35,6 +35,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::address::AddressKey;
 use crate::framing::{classify_ws_frame, standalone, synthetic_header, WsFrame};
 use crate::hub::lock;
 use crate::outbox::Outbox;
@@ -135,13 +136,16 @@ async fn serve<I>(
 }
 
 /// The client address and whether the channel counts as secure (module documentation).
+/// IPv4-mapped IPv6 addresses (a dual-stack listener's view of IPv4 peers) are read as
+/// IPv4, for the loopback and proxy checks as for the per-address limits.
 pub fn client_of(
     peer: IpAddr,
     https: bool,
     headers: &HeaderMap,
     trusted_proxies: &[IpAddr],
 ) -> (IpAddr, bool) {
-    let proxied = peer.is_loopback() || trusted_proxies.contains(&peer);
+    let peer = peer.to_canonical();
+    let proxied = peer.is_loopback() || trusted_proxies.iter().any(|p| p.to_canonical() == peer);
     if !proxied {
         return (peer, https);
     }
@@ -152,7 +156,7 @@ pub fn client_of(
         .flat_map(|v| v.split(','))
         .filter_map(|a| a.trim().parse::<IpAddr>().ok())
         .next_back()
-        .unwrap_or(peer);
+        .map_or(peer, |a| a.to_canonical());
     let clear = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
@@ -302,23 +306,26 @@ async fn websocket(
     exporter: Option<[u8; 32]>,
     shared: Arc<Shared>,
 ) {
-    let admitted = lock(&shared.hub).connect(ip, Instant::now());
-    let Some(id) = admitted else {
-        tracing::info!("websocket refused: too many connections from one address");
-        let domain = shared.config.domain.clone();
-        let open = format!(
-            "<open xmlns='{}' from='{}' id='refused' version='1.0'/>",
-            crate::stream::NS_FRAMING,
-            escape(&domain)
-        );
-        let _ = ws.send(Message::text(open)).await;
-        let err = crate::xml::stream_error_element(
-            "policy-violation",
-            "too many connections from your address",
-        );
-        let _ = ws.send(Message::text(err)).await;
-        let _ = ws.close(None).await;
-        return;
+    let admitted = lock(&shared.hub).admit(ip, Instant::now());
+    let id = match admitted {
+        Ok(id) => id,
+        Err(refused) => {
+            tracing::info!(%refused, "websocket refused");
+            let open = format!(
+                "<open xmlns='{}' from='{}' id='refused' version='1.0'/>",
+                crate::stream::NS_FRAMING,
+                escape(&shared.config.domain)
+            );
+            let err = crate::xml::stream_error_element("policy-violation", &refused.to_string());
+            // A client that does not read gets no more than the write deadline.
+            let _ = tokio::time::timeout(shared.config.limits.negotiation_timeout(), async {
+                let _ = ws.send(Message::text(open)).await;
+                let _ = ws.send(Message::text(err)).await;
+                let _ = ws.close(None).await;
+            })
+            .await;
+            return;
+        }
     };
     let (rx, _guard, c2s) = open_session(&shared, id, ip, Instant::now());
     let mut c2s = c2s.with_framing(Framing::WebSocket, secure);
@@ -404,7 +411,7 @@ pub struct Bosh {
 #[derive(Debug, Default)]
 struct BoshSessions {
     by_sid: HashMap<String, Arc<BoshSession>>,
-    per_ip: HashMap<IpAddr, usize>,
+    per_ip: HashMap<AddressKey, usize>,
 }
 
 impl Bosh {
@@ -420,10 +427,11 @@ impl Bosh {
     fn remove(&self, sid: &str, ip: IpAddr) {
         let mut s = lock(&self.sessions);
         if s.by_sid.remove(sid).is_some() {
-            if let Some(n) = s.per_ip.get_mut(&ip) {
+            let key = AddressKey::of(ip);
+            if let Some(n) = s.per_ip.get_mut(&key) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
-                    s.per_ip.remove(&ip);
+                    s.per_ip.remove(&key);
                 }
             }
         }
@@ -703,14 +711,17 @@ fn create_session(
     // Caps first, then the per-address connection limit shared with TCP and WebSocket.
     {
         let mut s = lock(&shared.bosh.sessions);
-        let from_ip = s.per_ip.get(&ip).copied().unwrap_or(0);
+        let from_ip = s.per_ip.get(&AddressKey::of(ip)).copied().unwrap_or(0);
         if s.by_sid.len() >= limits.bosh_sessions || from_ip >= limits.bosh_sessions_per_ip {
             tracing::info!("bosh session refused: cap reached");
             return terminate("policy-violation");
         }
-        let Some(id) = lock(&shared.hub).connect(ip, now) else {
-            tracing::info!("bosh session refused: too many connections from one address");
-            return terminate("policy-violation");
+        let id = match lock(&shared.hub).admit(ip, now) {
+            Ok(id) => id,
+            Err(refused) => {
+                tracing::info!(%refused, "bosh session refused");
+                return terminate("policy-violation");
+            }
         };
         let mut c2s = C2s::new(
             id,
@@ -749,7 +760,7 @@ fn create_session(
             notify: Notify::new(),
         });
         s.by_sid.insert(sid.clone(), Arc::clone(&session));
-        *s.per_ip.entry(ip).or_insert(0) += 1;
+        *s.per_ip.entry(AddressKey::of(ip)).or_insert(0) += 1;
         let rx = Outbox::new(limits, Arc::clone(&shared.counters));
         lock(&shared.outboxes).insert(id, Arc::clone(&rx));
         let guard = SessionGuard {
@@ -1111,6 +1122,20 @@ mod tests {
         fwd.insert("x-forwarded-proto", HeaderValue::from_static("http"));
         assert_eq!(client_of(proxy, false, &fwd, &[proxy]), (far, false));
         assert_eq!(client_of(lo, false, &fwd, &[]), (far, false));
+        // IPv4-mapped peers (a dual-stack listener) are their IPv4 selves: loopback and
+        // listed proxies are recognised, and forwarded mapped addresses read as IPv4.
+        let mapped = |v4: IpAddr| match v4 {
+            IpAddr::V4(a) => IpAddr::V6(a.to_ipv6_mapped()),
+            v6 => v6,
+        };
+        assert_eq!(client_of(mapped(lo), false, &none, &[]), (lo, true));
+        assert_eq!(client_of(mapped(far), false, &none, &[]), (far, false));
+        let mut fwd = HeaderMap::new();
+        fwd.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("::ffff:203.0.113.5"),
+        );
+        assert_eq!(client_of(mapped(proxy), false, &fwd, &[proxy]), (far, true));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use jid::{BareJid, FullJid, Jid};
 
+use crate::address::AddressKey;
 use crate::config::Limits;
 use crate::scram::Credentials;
 use crate::stanza::{
@@ -49,6 +50,17 @@ pub struct Delivery {
     pub to: SessionId,
     /// The stanza.
     pub xml: String,
+}
+
+/// Why [`Hub::admit`] refused a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// The client's address (IPv6: its /64) has `connections_per_ip` open.
+    #[error("too many connections from your address")]
+    PerAddress,
+    /// The server has `connections` open.
+    #[error("too many connections")]
+    Total,
 }
 
 /// Why a registration was refused.
@@ -154,7 +166,8 @@ pub struct Hub {
     /// Bound full JID (as text) to session.
     by_jid: HashMap<String, SessionId>,
     rooms: HashMap<String, Room>,
-    addresses: HashMap<IpAddr, AddressState>,
+    /// Per-address counters, IPv6 by /64 ([`AddressKey`]).
+    addresses: HashMap<AddressKey, AddressState>,
     /// Streams admitted and not yet disconnected.
     open: usize,
     next_session: u64,
@@ -211,20 +224,29 @@ impl Hub {
         self.rooms.contains_key(room)
     }
 
-    /// Admits a new connection from `ip`, or refuses it when the address has too many.
+    /// Admits a new connection from `ip`, or refuses it when its address (IPv6: its /64)
+    /// or the whole server has too many.
     pub fn connect(&mut self, ip: IpAddr, now: Instant) -> Option<SessionId> {
+        self.admit(ip, now).ok()
+    }
+
+    /// [`Self::connect`], saying why a connection is refused.
+    pub fn admit(&mut self, ip: IpAddr, now: Instant) -> Result<SessionId, Refused> {
         if self.next_session % 256 == 0 {
             self.prune(now);
         }
-        let state = self.addresses.entry(ip).or_default();
+        if self.open >= self.limits.connections {
+            return Err(Refused::Total);
+        }
+        let state = self.addresses.entry(AddressKey::of(ip)).or_default();
         if state.connections >= self.limits.connections_per_ip {
-            return None;
+            return Err(Refused::PerAddress);
         }
         state.connections += 1;
         self.open += 1;
         let id = SessionId(self.next_session);
         self.next_session += 1;
-        Some(id)
+        Ok(id)
     }
 
     /// Forgets per-address counters that no longer limit anything, so the table does not
@@ -261,13 +283,14 @@ impl Hub {
             }
         }
         self.open = self.open.saturating_sub(1);
-        if let Some(state) = self.addresses.get_mut(&ip) {
+        let key = AddressKey::of(ip);
+        if let Some(state) = self.addresses.get_mut(&key) {
             state.connections = state.connections.saturating_sub(1);
             if state.connections == 0
                 && state.registrations.is_empty()
                 && state.recent_auth_failures == 0
             {
-                self.addresses.remove(&ip);
+                self.addresses.remove(&key);
             }
         }
         out
@@ -277,7 +300,7 @@ impl Hub {
     pub fn admit_registration(&mut self, ip: IpAddr, now: Instant) -> bool {
         let window = Duration::from_secs(self.limits.registration_window_secs);
         let max = self.limits.registrations_per_ip as usize;
-        let state = self.addresses.entry(ip).or_default();
+        let state = self.addresses.entry(AddressKey::of(ip)).or_default();
         while let Some(first) = state.registrations.front() {
             if now.saturating_duration_since(*first) >= window {
                 state.registrations.pop_front();
@@ -318,7 +341,7 @@ impl Hub {
     /// Records a failed authentication and returns how long to wait before answering.
     pub fn auth_failed(&mut self, ip: IpAddr, now: Instant) -> Duration {
         let base = self.limits.auth_failure_delay_ms;
-        let state = self.addresses.entry(ip).or_default();
+        let state = self.addresses.entry(AddressKey::of(ip)).or_default();
         if let Some(last) = state.last_auth_failure {
             if now.saturating_duration_since(last) > AUTH_FAILURE_MEMORY {
                 state.recent_auth_failures = 0;
@@ -860,6 +883,77 @@ mod tests {
         );
         hub.disconnect(a, id);
         assert_eq!(hub.tracked_addresses(), 0);
+    }
+
+    #[test]
+    fn every_per_address_limit_counts_an_ipv6_64_as_one_address() {
+        let limits = Limits {
+            connections_per_ip: 3,
+            registrations_per_ip: 2,
+            auth_failure_delay_ms: 100,
+            ..Limits::default()
+        };
+        let mut hub = Hub::new("localhost", limits);
+        let t = Instant::now();
+        let host = |i: u16| IpAddr::from([0x2001, 0xdb8, 7, 7, i, 0, 0, i]);
+        // Connections: three addresses of one /64 fill its budget; a fourth is refused.
+        let ids: Vec<SessionId> = (1..=3).map(|i| hub.admit(host(i), t).unwrap()).collect();
+        assert_eq!(hub.admit(host(4), t), Err(Refused::PerAddress));
+        // Another /64 has its own.
+        let other: IpAddr = "2001:db8:7:8::1".parse().unwrap();
+        let o = hub.admit(other, t).unwrap();
+        // Freed by any address of the /64.
+        hub.disconnect(host(9), ids[0]);
+        assert!(hub.admit(host(5), t).is_ok());
+        // Registrations and the authentication back-off are shared too.
+        assert!(hub.admit_registration(host(10), t));
+        assert!(hub.admit_registration(host(11), t));
+        assert!(!hub.admit_registration(host(12), t));
+        assert!(hub.admit_registration(other, t));
+        assert_eq!(hub.auth_failed(host(13), t), Duration::from_millis(100));
+        assert_eq!(hub.auth_failed(host(14), t), Duration::from_millis(200));
+        assert_eq!(hub.auth_failed(other, t), Duration::from_millis(100));
+        hub.disconnect(other, o);
+    }
+
+    #[test]
+    fn ipv4_mapped_ipv6_shares_the_ipv4_budget() {
+        let limits = Limits {
+            connections_per_ip: 2,
+            ..Limits::default()
+        };
+        let mut hub = Hub::new("localhost", limits);
+        let t = Instant::now();
+        let v4: IpAddr = "192.0.2.5".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.5".parse().unwrap();
+        let a = hub.admit(v4, t).unwrap();
+        let b = hub.admit(mapped, t).unwrap();
+        assert_eq!(hub.admit(v4, t), Err(Refused::PerAddress));
+        assert_eq!(hub.admit(mapped, t), Err(Refused::PerAddress));
+        hub.disconnect(mapped, a);
+        hub.disconnect(v4, b);
+        assert_eq!(hub.tracked_addresses(), 0);
+    }
+
+    #[test]
+    fn the_whole_server_has_a_connection_cap() {
+        let limits = Limits {
+            connections: 5,
+            ..Limits::default()
+        };
+        let mut hub = Hub::new("localhost", limits);
+        let t = Instant::now();
+        let ids: Vec<SessionId> = (1..=5u8)
+            .map(|i| hub.admit(IpAddr::from([192, 0, 2, i]), t).unwrap())
+            .collect();
+        assert_eq!(hub.session_count(), 5);
+        // A fresh address is refused: the cap is the server's, not the address's.
+        assert_eq!(
+            hub.admit(IpAddr::from([198, 51, 100, 1]), t),
+            Err(Refused::Total)
+        );
+        hub.disconnect(IpAddr::from([192, 0, 2, 3]), ids[2]);
+        assert!(hub.admit(IpAddr::from([198, 51, 100, 1]), t).is_ok());
     }
 
     #[test]

@@ -37,6 +37,7 @@
 //! - `tracing` output carries session numbers and event names only: no JID localparts,
 //!   nicknames, room names, passwords or content.
 
+pub mod address;
 pub mod config;
 pub mod embedded;
 pub mod framing;

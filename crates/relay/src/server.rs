@@ -373,17 +373,10 @@ async fn find_session(shared: &Shared, previd: &str, user: &str) -> Option<Parke
 }
 
 async fn connection(mut tcp: TcpStream, ip: IpAddr, shared: Arc<Shared>) {
-    let admitted = lock(&shared.hub).connect(ip, Instant::now());
-    let Some(id) = admitted else {
-        tracing::info!("connection refused: too many from one address");
-        let msg = format!(
-            "{}{}",
-            xml::stream_header(&shared.config.domain, "refused"),
-            xml::stream_error("policy-violation", "too many connections from your address")
-        );
-        let _ = tcp.write_all(msg.as_bytes()).await;
-        let _ = tcp.shutdown().await;
-        return;
+    let admitted = lock(&shared.hub).admit(ip, Instant::now());
+    let id = match admitted {
+        Ok(id) => id,
+        Err(refused) => return refuse(tcp, refused, &shared).await,
     };
     let (mut rx, mut guard, mut c2s) = open_session(&shared, id, ip, Instant::now());
     tracing::debug!(session = id.0, "connected");
@@ -424,6 +417,22 @@ async fn connection(mut tcp: TcpStream, ip: IpAddr, shared: Arc<Shared>) {
     if let Some(state) = c2s.detach() {
         park(&shared, state, rx, guard);
     }
+}
+
+/// Answers a refused connection with a stream error and closes it.
+async fn refuse(mut tcp: TcpStream, refused: crate::hub::Refused, shared: &Shared) {
+    tracing::info!(%refused, "connection refused");
+    let msg = format!(
+        "{}{}",
+        xml::stream_header(&shared.config.domain, "refused"),
+        xml::stream_error("policy-violation", &refused.to_string())
+    );
+    let limit = shared.config.limits.negotiation_timeout();
+    let _ = tokio::time::timeout(limit, async {
+        let _ = tcp.write_all(msg.as_bytes()).await;
+        let _ = tcp.shutdown().await;
+    })
+    .await;
 }
 
 /// What an admitted stream starts with, whatever its transport: its outbox in the routing

@@ -12,6 +12,7 @@
 mod client;
 mod fuzz_corpus;
 mod js;
+mod limits;
 mod prosody;
 mod robustness;
 mod slixmpp;

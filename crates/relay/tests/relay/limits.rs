@@ -1,0 +1,189 @@
+//! Issue 14, rows 6 to 9: each attack on the relay replayed, with the bound it must meet
+//! asserted on the relay's own counts ([`Running::retained`]) or on what the attacker
+//! sees (refusals, closed connections). Deadlines are configured short and only outcomes
+//! are asserted, never durations.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use minidom::Element;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::start_with;
+use cryptocat_relay::{Limits, Running};
+
+const NS_HTTPBIND: &str = "http://jabber.org/protocol/httpbind";
+
+/// Waits until `pred` holds, polling for up to 20 s (a liveness bound, not a timing
+/// assertion: the outcome is what is checked).
+#[allow(dead_code)] // used by the later rows
+pub(crate) async fn eventually(what: &str, mut pred: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if pred() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+/// One HTTP/1.1 request on a kept-alive connection; returns (status, body).
+async fn request(tcp: &mut TcpStream, head: &str, body: &str) -> (u16, String) {
+    let req = format!("{head}Content-Length: {}\r\n\r\n{body}", body.len());
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some((head, rest)) = text.split_once("\r\n\r\n") {
+            let len = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if rest.len() >= len {
+                let status = head[9..12].parse().unwrap();
+                return (status, rest[..len].to_owned());
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
+            .await
+            .expect("no HTTP response")
+            .unwrap();
+        assert!(n > 0, "connection closed: {text}");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Creates a BOSH session through a (loopback) proxy for `client`; the session id, or the
+/// terminate condition.
+async fn bosh_session_for(tcp: &mut TcpStream, client: IpAddr) -> Result<String, String> {
+    let head = format!(
+        "POST /http-bind HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/xml\r\n\
+         X-Forwarded-For: {client}\r\n"
+    );
+    let body = format!(
+        "<body xmlns='{NS_HTTPBIND}' rid='100' to='localhost' wait='5' hold='1' ver='1.6' \
+         xmpp:version='1.0' xmlns:xmpp='urn:xmpp:xbosh'/>"
+    );
+    let (status, text) = request(tcp, &head, &body).await;
+    assert_eq!(status, 200, "{text}");
+    let el: Element = text.parse().unwrap();
+    match el.attr("sid") {
+        Some(sid) => Ok(sid.to_owned()),
+        None => Err(el.attr("condition").unwrap_or_default().to_owned()),
+    }
+}
+
+fn in_64(prefix: u16, host: u16) -> IpAddr {
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, prefix, host, 0, 0, host))
+}
+
+fn http(server: &Running) -> SocketAddr {
+    server.http_addr.unwrap()
+}
+
+/// Row 9: a host with a /64 gets one address's budget, not one per address.
+#[tokio::test]
+async fn ipv6_addresses_of_one_64_share_one_budget() {
+    let server = start_with(Limits {
+        bosh_sessions_per_ip: 4,
+        connections_per_ip: 6,
+        ..Limits::default()
+    })
+    .await;
+    let mut proxy = TcpStream::connect(http(&server)).await.unwrap();
+    // Four addresses of one /64: the BOSH budget of one address.
+    for host in 1..=4 {
+        bosh_session_for(&mut proxy, in_64(1, host)).await.unwrap();
+    }
+    for host in 5..=8 {
+        assert_eq!(
+            bosh_session_for(&mut proxy, in_64(1, host)).await,
+            Err("policy-violation".to_owned()),
+            "a 5th session from the /64"
+        );
+    }
+    assert_eq!(server.retained().bosh_sessions, 4);
+    // Another /64 has its own budget.
+    bosh_session_for(&mut proxy, in_64(2, 1)).await.unwrap();
+    // The connection budget (shared with WebSocket and TCP) is per /64 too: 4 of its 6
+    // are BOSH sessions, so two WebSocket streams fit and a third is refused.
+    let _a = websocket_as(&server, in_64(1, 20)).await.unwrap();
+    let _b = websocket_as(&server, in_64(1, 21)).await.unwrap();
+    assert_eq!(
+        websocket_as(&server, in_64(1, 22)).await.err().as_deref(),
+        Some("policy-violation")
+    );
+    assert_eq!(server.retained().sessions, 4 + 1 + 2);
+}
+
+/// Row 9: an IPv4-mapped IPv6 client address is its IPv4 address.
+#[tokio::test]
+async fn ipv4_mapped_addresses_count_as_ipv4() {
+    let server = start_with(Limits {
+        bosh_sessions_per_ip: 2,
+        ..Limits::default()
+    })
+    .await;
+    let mut proxy = TcpStream::connect(http(&server)).await.unwrap();
+    let v4: IpAddr = "198.51.100.7".parse().unwrap();
+    let mapped: IpAddr = "::ffff:198.51.100.7".parse().unwrap();
+    bosh_session_for(&mut proxy, v4).await.unwrap();
+    bosh_session_for(&mut proxy, mapped).await.unwrap();
+    assert_eq!(
+        bosh_session_for(&mut proxy, v4).await,
+        Err("policy-violation".to_owned())
+    );
+    assert_eq!(
+        bosh_session_for(&mut proxy, mapped).await,
+        Err("policy-violation".to_owned())
+    );
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// Opens a WebSocket XMPP stream through a (loopback) proxy for `client`: the stream once
+/// its features came, or the stream error's condition.
+async fn websocket_as(server: &Running, client: IpAddr) -> Result<Ws, String> {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let url = format!("ws://{}/xmpp-websocket", http(server));
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "xmpp".parse().unwrap());
+    req.headers_mut()
+        .insert("X-Forwarded-For", client.to_string().parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(Message::text(
+        "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>",
+    ))
+    .await
+    .unwrap();
+    let mut frames = Vec::new();
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("no frame");
+        let Some(Ok(Message::Text(t))) = m else {
+            panic!("closed without a stream error: {frames:?}");
+        };
+        let el: Element = t.as_str().parse().unwrap();
+        if el.name() == "features" {
+            return Ok(ws);
+        }
+        if el.name() == "error" {
+            return Err(el
+                .children()
+                .find(|c| c.name() != "text")
+                .map(|c| c.name().to_owned())
+                .unwrap_or_default());
+        }
+        frames.push(t.as_str().to_owned());
+    }
+}
