@@ -144,6 +144,7 @@ async fn start_relay() -> anyhow::Result<Running> {
     config.limits = Limits {
         // Many clients from one loopback address, registering quickly.
         connections_per_ip: 10_000,
+        http_connections_per_ip: 10_000,
         registrations_per_ip: 100_000,
         ..Limits::default()
     };

@@ -102,6 +102,10 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     config.limits.negotiation_timeout_secs = 600;
     config.limits.bosh_inactivity_secs = 600;
     config.limits.registrations_per_ip = 10_000;
+    // The idle BOSH sessions come through one address, as from a reverse proxy on the
+    // same host (their X-Forwarded-For addresses are the clients'): such a proxy is listed,
+    // so that its connections count in the listener's total only.
+    config.trusted_proxies = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -1,6 +1,10 @@
-//! Client addresses as the per-address limits see them.
+//! Client addresses as the per-address limits see them, and the HTTP listener's
+//! connection counts.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
+
+use crate::hub::Refused;
 
 /// The unit every per-address limit counts by (connections, registrations, BOSH sessions,
 /// the authentication back-off): an IPv4 address, or the /64 prefix of an IPv6 address,
@@ -28,6 +32,65 @@ impl AddressKey {
 impl From<IpAddr> for AddressKey {
     fn from(ip: IpAddr) -> Self {
         Self::of(ip)
+    }
+}
+
+/// Open connections per address ([`AddressKey`]) and in total, for the HTTP listener
+/// (whose connections are not the hub's streams: a WebSocket is both, a BOSH session may
+/// use several). A trusted proxy's connections count in the total only: they carry many
+/// clients, whose own limits apply to the streams and sessions they open.
+#[derive(Debug, Default)]
+pub struct ConnectionCounts {
+    per_address: HashMap<AddressKey, usize>,
+    total: usize,
+}
+
+impl ConnectionCounts {
+    /// Counts a new connection from `ip` (`proxy`: a trusted proxy), or refuses it when
+    /// its address has `per_address` open or the listener `total`.
+    pub fn admit(
+        &mut self,
+        ip: IpAddr,
+        proxy: bool,
+        per_address: usize,
+        total: usize,
+    ) -> Result<(), Refused> {
+        if self.total >= total {
+            return Err(Refused::Total);
+        }
+        if !proxy {
+            let n = self.per_address.entry(AddressKey::of(ip)).or_default();
+            if *n >= per_address {
+                return Err(Refused::PerAddress);
+            }
+            *n += 1;
+        }
+        self.total += 1;
+        Ok(())
+    }
+
+    /// A connection [`Self::admit`] counted has ended.
+    pub fn release(&mut self, ip: IpAddr, proxy: bool) {
+        self.total = self.total.saturating_sub(1);
+        if !proxy {
+            let key = AddressKey::of(ip);
+            if let Some(n) = self.per_address.get_mut(&key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.per_address.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Open connections.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Addresses with open connections.
+    pub fn addresses(&self) -> usize {
+        self.per_address.len()
     }
 }
 
@@ -61,5 +124,29 @@ mod tests {
         // All of ::ffff:0:0/96 maps to IPv4, so it never shares the /64 key ::ffff:0:0 has.
         assert_ne!(key("::ffff:192.0.2.7"), key("::ffff:192.0.2.8"));
         assert_eq!(key("::1"), key("::2"), "::/64 is one prefix");
+    }
+
+    #[test]
+    fn connections_are_counted_per_address_and_in_total() {
+        let mut c = ConnectionCounts::default();
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let a2: IpAddr = "2001:db8::2".parse().unwrap();
+        let b: IpAddr = "192.0.2.1".parse().unwrap();
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        assert_eq!(c.admit(a, false, 2, 4), Ok(()));
+        assert_eq!(c.admit(a2, false, 2, 4), Ok(()));
+        assert_eq!(c.admit(a, false, 2, 4), Err(Refused::PerAddress), "one /64");
+        assert_eq!(c.admit(b, false, 2, 4), Ok(()));
+        // A proxy is not limited per address, only in total.
+        assert_eq!(c.admit(proxy, true, 2, 4), Ok(()));
+        assert_eq!(c.admit(proxy, true, 2, 4), Err(Refused::Total));
+        assert_eq!(c.admit(b, false, 2, 4), Err(Refused::Total));
+        assert_eq!(c.total(), 4);
+        c.release(a2, false);
+        assert_eq!(c.admit(a, false, 2, 4), Ok(()), "freed by the /64");
+        for (ip, proxy) in [(a, false), (a, false), (b, false), (proxy, true)] {
+            c.release(ip, proxy);
+        }
+        assert_eq!((c.total(), c.addresses()), (0, 0));
     }
 }

@@ -40,6 +40,20 @@ pub struct Limits {
     pub idle_timeout_secs: u64,
     /// A connection must authenticate and bind within this time.
     pub negotiation_timeout_secs: u64,
+    /// A TLS handshake (STARTTLS on c2s, HTTPS) must end within this time; the
+    /// connection is closed otherwise.
+    pub tls_handshake_timeout_secs: u64,
+    /// Open connections to the HTTP listener per client address (the TCP peer's; IPv6 by
+    /// /64), counted from accept (TLS handshakes, request heads, held BOSH requests,
+    /// WebSockets); above it a connection is closed at once. Addresses in
+    /// `trusted_proxies` count in `http_connections` only.
+    pub http_connections_per_ip: usize,
+    /// Open connections to the HTTP listener in total; above it a connection is closed at
+    /// once.
+    pub http_connections: usize,
+    /// An HTTP request head must arrive within this time, counted from when the listener
+    /// starts waiting for it (the connection's start, or the end of the previous response).
+    pub http_head_timeout_secs: u64,
     /// Rooms one session may be in at once.
     pub rooms_per_session: usize,
     /// Occupants in one room.
@@ -90,6 +104,10 @@ impl Default for Limits {
             auth_failure_delay_ms: 250,
             idle_timeout_secs: 600,
             negotiation_timeout_secs: 60,
+            tls_handshake_timeout_secs: 10,
+            http_connections_per_ip: 256,
+            http_connections: 20_000,
+            http_head_timeout_secs: 10,
             rooms_per_session: 32,
             occupants_per_room: cryptocat_protocol::group::wire::MAX_MEMBERS,
             outbox_stanzas: 4096,
@@ -116,6 +134,11 @@ impl Limits {
     /// [`Self::negotiation_timeout_secs`] as a duration.
     pub fn negotiation_timeout(&self) -> Duration {
         Duration::from_secs(self.negotiation_timeout_secs)
+    }
+
+    /// [`Self::tls_handshake_timeout_secs`] as a duration.
+    pub fn tls_handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.tls_handshake_timeout_secs)
     }
 }
 

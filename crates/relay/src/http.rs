@@ -37,6 +37,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::address::AddressKey;
 use crate::framing::{classify_ws_frame, standalone, synthetic_header, WsFrame};
+use crate::http_conn::{HttpConn, Slot};
 use crate::hub::lock;
 use crate::outbox::Outbox;
 use crate::retained::Counters;
@@ -72,44 +73,42 @@ pub(crate) async fn accept(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
+        // Counted from accept, per address and in total; refused at once past the limits.
+        let slot = match Slot::admit(&shared, peer.ip()) {
+            Ok(slot) => slot,
+            Err(refused) => {
+                tracing::debug!(%refused, "http connection refused");
+                if tls.is_none() {
+                    // Best effort, never waiting: the connection is closed right after.
+                    let _ = tcp.try_write(REFUSED_RESPONSE);
+                }
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let shared = Arc::clone(&shared);
         let tls = tls.clone();
-        let counted = ConnectionCount::new(&shared.counters);
         tokio::spawn(async move {
-            let _counted = counted;
-            let limit = shared.config.limits.negotiation_timeout();
+            let io = HttpConn::new(tcp, slot);
+            let limit = shared.config.limits.tls_handshake_timeout();
             match tls {
                 Some(acceptor) => {
-                    if let Ok(Ok(stream)) = tokio::time::timeout(limit, acceptor.accept(tcp)).await
-                    {
+                    if let Ok(Ok(stream)) = tokio::time::timeout(limit, acceptor.accept(io)).await {
                         // Channel binding for X-CRYPTOCAT-KEY over WebSocket (one TLS
                         // connection per stream; BOSH requests may use several: none).
                         let exporter = crate::tls::exporter(stream.get_ref().1);
                         serve(TokioIo::new(stream), peer, true, exporter, shared).await;
                     }
                 }
-                None => serve(TokioIo::new(tcp), peer, false, None, shared).await,
+                None => serve(TokioIo::new(io), peer, false, None, shared).await,
             }
         });
     }
 }
 
-/// Counts one open HTTP connection for as long as it lives.
-struct ConnectionCount(Arc<Counters>);
-
-impl ConnectionCount {
-    fn new(counters: &Arc<Counters>) -> Self {
-        Counters::add(&counters.http_connections, 1);
-        Self(Arc::clone(counters))
-    }
-}
-
-impl Drop for ConnectionCount {
-    fn drop(&mut self) {
-        Counters::sub(&self.0.http_connections, 1);
-    }
-}
+/// What a plain-HTTP connection refused at accept is sent before it is closed.
+const REFUSED_RESPONSE: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
 
 async fn serve<I>(
     io: I,
@@ -120,6 +119,7 @@ async fn serve<I>(
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    let head_timeout = Duration::from_secs(shared.config.limits.http_head_timeout_secs.max(1));
     let service = hyper::service::service_fn(move |req| {
         let shared = Arc::clone(&shared);
         async move {
@@ -128,7 +128,7 @@ async fn serve<I>(
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10))
+        .header_read_timeout(head_timeout)
         .max_buf_size(64 * 1024)
         .serve_connection(io, service)
         .with_upgrades();

@@ -42,6 +42,7 @@ pub mod config;
 pub mod embedded;
 pub mod framing;
 pub mod http;
+mod http_conn;
 pub mod hub;
 pub mod keyauth;
 pub(crate) mod outbox;

@@ -12,8 +12,6 @@ pub(crate) struct Counters {
     pub(crate) outbox_bytes: AtomicUsize,
     /// BOSH request body bytes read so far by requests still being read.
     pub(crate) http_body_bytes: AtomicUsize,
-    /// Open connections on the HTTP listener.
-    pub(crate) http_connections: AtomicUsize,
 }
 
 impl Counters {

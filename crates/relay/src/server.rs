@@ -54,6 +54,8 @@ pub(crate) struct Shared {
     pub(crate) secret: [u8; 32],
     pub(crate) tls: TlsIdentity,
     pub(crate) bosh: crate::http::Bosh,
+    /// Open connections to the HTTP listener, per address and in total.
+    pub(crate) http_connections: Mutex<crate::address::ConnectionCounts>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -127,7 +129,7 @@ impl Running {
         Retained {
             outbox_bytes: Counters::get(&c.outbox_bytes),
             http_body_bytes: Counters::get(&c.http_body_bytes),
-            http_connections: Counters::get(&c.http_connections),
+            http_connections: lock(&self.shared.http_connections).total(),
             sessions: lock(&self.shared.hub).session_count(),
             bosh_sessions: self.shared.bosh.count(),
         }
@@ -198,6 +200,7 @@ impl Server {
             secret,
             tls,
             bosh: crate::http::Bosh::default(),
+            http_connections: Mutex::default(),
             detached: Mutex::new(HashMap::new()),
             attached: Mutex::new(HashMap::new()),
         });
@@ -385,11 +388,10 @@ async fn connection(mut tcp: TcpStream, ip: IpAddr, shared: Arc<Shared>) {
         registered: None,
     };
     if let End::StartTls = drive(&mut tcp, &mut c2s, &rx, &shared, &mut attachment).await {
-        let handshake = tokio::time::timeout(
-            c2s.read_timeout(Instant::now()),
-            shared.tls.acceptor.accept(tcp),
-        )
-        .await;
+        let limit = c2s
+            .read_timeout(Instant::now())
+            .min(shared.config.limits.tls_handshake_timeout());
+        let handshake = tokio::time::timeout(limit, shared.tls.acceptor.accept(tcp)).await;
         if let Ok(Ok(mut tls)) = handshake {
             if let Some(exporter) = crate::tls::exporter(tls.get_ref().1) {
                 c2s.set_channel_binding(exporter);

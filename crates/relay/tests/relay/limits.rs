@@ -10,14 +10,16 @@ use minidom::Element;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+use crate::client::{connect_tcp_from, Client};
 use crate::start_with;
-use cryptocat_relay::{Limits, Running};
+use cryptocat_relay::{Config, Limits, Running, Server};
 
 const NS_HTTPBIND: &str = "http://jabber.org/protocol/httpbind";
 
 /// Waits until `pred` holds, polling for up to 20 s (a liveness bound, not a timing
 /// assertion: the outcome is what is checked).
-#[allow(dead_code)] // used by the later rows
 pub(crate) async fn eventually(what: &str, mut pred: impl FnMut() -> bool) {
     for _ in 0..400 {
         if pred() {
@@ -151,7 +153,6 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<T
 /// its features came, or the stream error's condition.
 async fn websocket_as(server: &Running, client: IpAddr) -> Result<Ws, String> {
     use futures::{SinkExt as _, StreamExt as _};
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
     use tokio_tungstenite::tungstenite::Message;
     let url = format!("ws://{}/xmpp-websocket", http(server));
     let mut req = url.into_client_request().unwrap();
@@ -186,4 +187,154 @@ async fn websocket_as(server: &Running, client: IpAddr) -> Result<Ws, String> {
         }
         frames.push(t.as_str().to_owned());
     }
+}
+
+async fn start_https(limits: Limits) -> Running {
+    let mut config = Config::new("localhost", SocketAddr::from(([127, 0, 0, 1], 0)));
+    config.http = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    config.http_tls = Some(true);
+    config.state_dir = Some(
+        std::env::temp_dir().join(format!("cryptocat-relay-test-{}-https", std::process::id())),
+    );
+    config.limits = limits;
+    Server::bind(config).await.unwrap().spawn()
+}
+
+/// Reads until the relay closes the connection; what it sent. Panics if it stays open.
+async fn closed_by_relay(tcp: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the relay kept the connection open");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Whether the relay still holds the connection open (nothing to read, no EOF) now.
+async fn still_open(tcp: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1];
+    tokio::time::timeout(Duration::from_millis(200), tcp.read(&mut buf))
+        .await
+        .is_err()
+}
+
+/// Row 6: raw connections to the plain HTTP listener are counted per address and in
+/// total from accept, and refused at once past either limit; a WebSocket keeps its place.
+#[tokio::test]
+async fn http_connections_are_refused_past_the_per_address_and_total_limits() {
+    let server = start_with(Limits {
+        http_connections_per_ip: 3,
+        http_connections: 5,
+        ..Limits::default()
+    })
+    .await;
+    let a = "127.0.6.1".parse().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect_tcp_from(http(&server), a).await);
+    }
+    eventually("3 counted", || server.retained().http_connections == 3).await;
+    // The 4th from the address: a 503 and closed, never counted.
+    let mut fourth = connect_tcp_from(http(&server), a).await;
+    let said = closed_by_relay(&mut fourth).await;
+    assert!(said.starts_with("HTTP/1.1 503"), "{said:?}");
+    // Another address has its own budget, up to the listener's total.
+    let b = "127.0.6.2".parse().unwrap();
+    held.push(connect_tcp_from(http(&server), b).await);
+    held.push(connect_tcp_from(http(&server), b).await);
+    eventually("5 counted", || server.retained().http_connections == 5).await;
+    let mut over = connect_tcp_from(http(&server), "127.0.6.3".parse().unwrap()).await;
+    assert!(closed_by_relay(&mut over).await.starts_with("HTTP/1.1 503"));
+    assert_eq!(server.retained().http_connections, 5);
+    for c in &mut held {
+        assert!(still_open(c).await, "an admitted connection was closed");
+    }
+    // A place is given back when its connection ends.
+    held.clear();
+    eventually("all released", || server.retained().http_connections == 0).await;
+
+    // WebSocket streams keep their place after the upgrade: three from 127.0.0.1, then
+    // the fourth is refused before any HTTP is read.
+    let mut ws = Vec::new();
+    for _ in 0..3 {
+        let (c, _) = crate::web::WsClient::connect(&server).await;
+        ws.push(c);
+    }
+    assert_eq!(server.retained().http_connections, 3);
+    let url = format!("ws://{}/xmpp-websocket", http(&server));
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "xmpp".parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(req).await.is_err());
+    assert_eq!(server.retained().sessions, 3);
+}
+
+/// Row 6: HTTPS connections are counted before their TLS handshake, refused past the
+/// limit (closed, nothing sent), and a handshake that never comes ends at its deadline.
+#[tokio::test]
+async fn tls_handshakes_are_counted_and_have_a_deadline() {
+    let server = start_https(Limits {
+        http_connections_per_ip: 2,
+        tls_handshake_timeout_secs: 1,
+        ..Limits::default()
+    })
+    .await;
+    let a = "127.0.7.1".parse().unwrap();
+    let mut idle = vec![
+        connect_tcp_from(http(&server), a).await,
+        connect_tcp_from(http(&server), a).await,
+    ];
+    eventually("2 counted", || server.retained().http_connections == 2).await;
+    let mut third = connect_tcp_from(http(&server), a).await;
+    assert_eq!(
+        closed_by_relay(&mut third).await,
+        "",
+        "refused without a byte"
+    );
+    assert_eq!(server.retained().http_connections, 2);
+    // Neither ever sends a ClientHello: both are closed at the handshake deadline.
+    for c in &mut idle {
+        closed_by_relay(c).await;
+    }
+    eventually("released", || server.retained().http_connections == 0).await;
+}
+
+/// Row 6: a request head that never ends is cut at the head deadline.
+#[tokio::test]
+async fn a_request_head_has_a_deadline() {
+    let server = start_with(Limits {
+        http_head_timeout_secs: 1,
+        ..Limits::default()
+    })
+    .await;
+    let mut tcp = TcpStream::connect(http(&server)).await.unwrap();
+    tcp.write_all(b"POST /http-bind HTTP/1.1\r\nHost: localhost\r\nX-Slow: a")
+        .await
+        .unwrap();
+    closed_by_relay(&mut tcp).await;
+    eventually("released", || server.retained().http_connections == 0).await;
+}
+
+/// Row 9: the hub's total cap applies to TCP streams from any address.
+#[tokio::test]
+async fn tcp_streams_are_refused_past_the_total() {
+    let server = start_with(Limits {
+        connections: 2,
+        ..Limits::default()
+    })
+    .await;
+    let mut a = Client::connect_from(&server, "127.0.8.1".parse().unwrap()).await;
+    a.open_stream().await;
+    let mut b = Client::connect_from(&server, "127.0.8.2".parse().unwrap()).await;
+    b.open_stream().await;
+    let mut c = Client::connect_from(&server, "127.0.8.3".parse().unwrap()).await;
+    assert_eq!(c.expect_stream_error().await, "policy-violation");
+    assert_eq!(server.retained().sessions, 2);
 }
