@@ -54,6 +54,10 @@ pub struct Limits {
     /// An HTTP request head must arrive within this time, counted from when the listener
     /// starts waiting for it (the connection's start, or the end of the previous response).
     pub http_head_timeout_secs: u64,
+    /// A whole HTTP request, head and body, must arrive within this time, counted as the
+    /// head's; a BOSH body still coming then is answered HTTP 408 and the connection
+    /// closed, so a slow sender cannot hold a connection and its body buffer.
+    pub http_request_timeout_secs: u64,
     /// Rooms one session may be in at once.
     pub rooms_per_session: usize,
     /// Occupants in one room.
@@ -108,6 +112,7 @@ impl Default for Limits {
             http_connections_per_ip: 256,
             http_connections: 20_000,
             http_head_timeout_secs: 10,
+            http_request_timeout_secs: 30,
             rooms_per_session: 32,
             occupants_per_room: cryptocat_protocol::group::wire::MAX_MEMBERS,
             outbox_stanzas: 4096,

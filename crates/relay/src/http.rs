@@ -119,11 +119,21 @@ async fn serve<I>(
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let head_timeout = Duration::from_secs(shared.config.limits.http_head_timeout_secs.max(1));
+    let limits = &shared.config.limits;
+    let head_timeout = Duration::from_secs(limits.http_head_timeout_secs.max(1));
+    let request_timeout = Duration::from_secs(limits.http_request_timeout_secs.max(1));
+    // When the connection began waiting for its current request: its start, then the end
+    // of each response. The whole request (head and body) must arrive within
+    // `request_timeout` of it; hyper bounds the head alone with `head_timeout`.
+    let waiting_since = Arc::new(Mutex::new(tokio::time::Instant::now()));
     let service = hyper::service::service_fn(move |req| {
         let shared = Arc::clone(&shared);
+        let waiting_since = Arc::clone(&waiting_since);
         async move {
-            Ok::<_, std::convert::Infallible>(route(req, peer.ip(), https, exporter, shared).await)
+            let deadline = *lock(&waiting_since) + request_timeout;
+            let response = route(req, peer.ip(), https, exporter, deadline, shared).await;
+            *lock(&waiting_since) = tokio::time::Instant::now();
+            Ok::<_, std::convert::Infallible>(response)
         }
     });
     let conn = hyper::server::conn::http1::Builder::new()
@@ -182,6 +192,7 @@ async fn route(
     peer: IpAddr,
     https: bool,
     exporter: Option<[u8; 32]>,
+    deadline: tokio::time::Instant,
     shared: Arc<Shared>,
 ) -> Response<Body> {
     let (ip, secure) = client_of(peer, https, req.headers(), &shared.config.trusted_proxies);
@@ -192,7 +203,7 @@ async fn route(
         ),
         "/xmpp-websocket" => websocket_upgrade(req, ip, secure, exporter, shared),
         "/http-bind" | "/http-bind/" => match *req.method() {
-            Method::POST => bosh_request(req, ip, secure, shared).await,
+            Method::POST => bosh_request(req, ip, secure, deadline, shared).await,
             Method::OPTIONS => with_cors(text(StatusCode::OK, "")),
             Method::GET => text(
                 StatusCode::OK,
@@ -637,10 +648,13 @@ async fn read_body(mut body: Incoming, max: usize, counters: &Counters) -> Resul
     Ok(out)
 }
 
+/// Reads a BOSH request body and handles it; the body must be complete by `deadline`
+/// (the whole request's, see `serve`).
 async fn bosh_request(
     req: Request<Incoming>,
     ip: IpAddr,
     secure: bool,
+    deadline: tokio::time::Instant,
     shared: Arc<Shared>,
 ) -> Response<Body> {
     let max = shared.config.limits.bosh_max_body_bytes;
@@ -652,8 +666,17 @@ async fn bosh_request(
     if declared.is_some_and(|n| n > max) {
         return with_cors(text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"));
     }
-    let Ok(bytes) = read_body(req.into_body(), max, &shared.counters).await else {
-        return with_cors(text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"));
+    let read = read_body(req.into_body(), max, &shared.counters);
+    let bytes = match tokio::time::timeout_at(deadline, read).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(())) => return with_cors(text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n")),
+        Err(_) => {
+            tracing::debug!("bosh request too slow; connection closed");
+            let mut r = with_cors(text(StatusCode::REQUEST_TIMEOUT, "request too slow\n"));
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
     };
     let Some(body) = parse_bosh_body(&bytes, &shared.config.limits) else {
         return terminate("bad-request");

@@ -338,3 +338,51 @@ async fn tcp_streams_are_refused_past_the_total() {
     assert_eq!(c.expect_stream_error().await, "policy-violation");
     assert_eq!(server.retained().sessions, 2);
 }
+
+/// Row 7: a BOSH body that comes too slowly is cut off at the whole request's deadline,
+/// however steadily its bytes trickle, and the bytes it had sent are freed.
+#[tokio::test]
+async fn a_slow_bosh_body_is_cut_off_and_its_bytes_freed() {
+    let server = start_with(Limits {
+        http_request_timeout_secs: 2,
+        ..Limits::default()
+    })
+    .await;
+    let head = "POST /http-bind HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/xml\r\n\
+                Content-Length: 100000\r\n\r\n";
+    // One sends 50,000 bytes at once and stalls; one trickles a byte every 100 ms, so no
+    // single read ever waits long.
+    let mut stalled = TcpStream::connect(http(&server)).await.unwrap();
+    let mut first = head.as_bytes().to_vec();
+    first.resize(first.len() + 50_000, b' ');
+    stalled.write_all(&first).await.unwrap();
+    eventually("the body bytes are counted", || {
+        server.retained().http_body_bytes >= 50_000
+    })
+    .await;
+    let trickling = TcpStream::connect(http(&server)).await.unwrap();
+    let (mut rd, mut wr) = trickling.into_split();
+    let trickle = tokio::spawn(async move {
+        wr.write_all(head.as_bytes()).await.unwrap();
+        for _ in 0..200 {
+            if wr.write_all(b" ").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let said = closed_by_relay(&mut stalled).await;
+    assert!(said.starts_with("HTTP/1.1 408"), "{said:?}");
+    // The trickler is closed too (its last unread byte may turn the close into a reset,
+    // which can swallow the 408, so only its start is checked when it arrived).
+    let mut got = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(20), rd.read_to_end(&mut got)).await;
+    assert!(ended.is_ok(), "the trickling request was never cut off");
+    assert!(got.is_empty() || got.starts_with(b"HTTP/1.1 408"));
+    trickle.abort();
+    eventually("bytes and connections freed", || {
+        let r = server.retained();
+        r.http_body_bytes == 0 && r.http_connections == 0
+    })
+    .await;
+}
