@@ -38,6 +38,10 @@ pub struct Limits {
     pub auth_failure_delay_ms: u64,
     /// An authenticated connection that sends nothing for this long is closed.
     pub idle_timeout_secs: u64,
+    /// A write to a client (one stanza on TCP or WebSocket; on the HTTP listener, any
+    /// write) that makes no progress for this long drops the connection: a client that
+    /// stops reading does not hold its task and buffers for `idle_timeout_secs`.
+    pub write_timeout_secs: u64,
     /// A connection must authenticate and bind within this time.
     pub negotiation_timeout_secs: u64,
     /// A TLS handshake (STARTTLS on c2s, HTTPS) must end within this time; the
@@ -62,8 +66,14 @@ pub struct Limits {
     pub rooms_per_session: usize,
     /// Occupants in one room.
     pub occupants_per_room: usize,
-    /// Stanzas queued for one slow reader before further ones to it are dropped.
+    /// Stanzas queued for one session (routed to it and not yet written; BOSH: waiting
+    /// for a response). One more means its client is not reading: the queue is freed at
+    /// once and the session ended (its connection dropped).
     pub outbox_stanzas: usize,
+    /// Bytes queued for one session, counted as `outbox_stanzas`; also the most a
+    /// stream-managed session keeps unacknowledged (XEP-0198: above it
+    /// `resource-constraint`). Keep it well above `max_stanza_bytes`.
+    pub outbox_bytes: usize,
     /// BOSH sessions open at once on the whole server; above it session creation gets
     /// `<body type='terminate' condition='policy-violation'/>`.
     pub bosh_sessions: usize,
@@ -107,6 +117,7 @@ impl Default for Limits {
             auth_failures_per_connection: 3,
             auth_failure_delay_ms: 250,
             idle_timeout_secs: 600,
+            write_timeout_secs: 30,
             negotiation_timeout_secs: 60,
             tls_handshake_timeout_secs: 10,
             http_connections_per_ip: 256,
@@ -116,6 +127,7 @@ impl Default for Limits {
             rooms_per_session: 32,
             occupants_per_room: cryptocat_protocol::group::wire::MAX_MEMBERS,
             outbox_stanzas: 4096,
+            outbox_bytes: 4 * 1024 * 1024,
             bosh_sessions: 10_000,
             bosh_sessions_per_ip: 32,
             bosh_max_wait_secs: 60,
@@ -139,6 +151,11 @@ impl Limits {
     /// [`Self::negotiation_timeout_secs`] as a duration.
     pub fn negotiation_timeout(&self) -> Duration {
         Duration::from_secs(self.negotiation_timeout_secs)
+    }
+
+    /// [`Self::write_timeout_secs`] as a duration.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_secs)
     }
 
     /// [`Self::tls_handshake_timeout_secs`] as a duration.

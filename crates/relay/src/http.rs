@@ -89,7 +89,7 @@ pub(crate) async fn accept(listener: TcpListener, shared: Arc<Shared>) {
         let shared = Arc::clone(&shared);
         let tls = tls.clone();
         tokio::spawn(async move {
-            let io = HttpConn::new(tcp, slot);
+            let io = HttpConn::new(tcp, slot, shared.config.limits.write_timeout());
             let limit = shared.config.limits.tls_handshake_timeout();
             match tls {
                 Some(acceptor) => {
@@ -303,11 +303,15 @@ fn websocket_upgrade(
 
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
-async fn ws_send(ws: &mut Ws, xml: &str, limit: Duration) -> bool {
-    matches!(
-        tokio::time::timeout(limit, ws.send(Message::text(standalone(xml)))).await,
-        Ok(Ok(()))
-    )
+/// Sends one stanza: `false` when it failed, took longer than `write_timeout_secs`, or
+/// the session's outbox overflowed meanwhile (the client is not reading).
+async fn ws_send(ws: &mut Ws, xml: &str, limit: Duration, outbox: &Outbox) -> bool {
+    tokio::select! {
+        r = tokio::time::timeout(limit, ws.send(Message::text(standalone(xml)))) => {
+            matches!(r, Ok(Ok(())))
+        }
+        () = outbox.ended() => false,
+    }
 }
 
 async fn websocket(
@@ -329,7 +333,7 @@ async fn websocket(
             );
             let err = crate::xml::stream_error_element("policy-violation", &refused.to_string());
             // A client that does not read gets no more than the write deadline.
-            let _ = tokio::time::timeout(shared.config.limits.negotiation_timeout(), async {
+            let _ = tokio::time::timeout(shared.config.limits.write_timeout(), async {
                 let _ = ws.send(Message::text(open)).await;
                 let _ = ws.send(Message::text(err)).await;
                 let _ = ws.close(None).await;
@@ -344,6 +348,7 @@ async fn websocket(
         c2s.set_channel_binding(exporter);
     }
     tracing::debug!(session = id.0, secure, "websocket connected");
+    let write_timeout = shared.config.limits.write_timeout();
     loop {
         // After a failed write nothing more is written, but deliveries to others from
         // stanzas already handled still go out (see `server::flush`).
@@ -353,7 +358,7 @@ async fn websocket(
                 Output::Deliver(d) => shared.dispatch(d),
                 _ if broken => {}
                 Output::Send(xml) => {
-                    if !ws_send(&mut ws, &xml, c2s.idle_timeout()).await {
+                    if !ws_send(&mut ws, &xml, write_timeout, &rx).await {
                         tracing::debug!(session = id.0, "websocket write failed");
                         broken = true;
                     }
@@ -362,7 +367,7 @@ async fn websocket(
                 // Resumption is offered on TCP only.
                 Output::StartTls | Output::Resume { .. } => {}
                 Output::Close => {
-                    let _ = ws.close(None).await;
+                    let _ = tokio::time::timeout(write_timeout, ws.close(None)).await;
                     return;
                 }
             }
@@ -401,8 +406,12 @@ async fn websocket(
                     }
                 }
             },
-            Some(xml) = rx.recv() => {
-                if !ws_send(&mut ws, &xml, c2s.idle_timeout()).await {
+            next = rx.recv() => {
+                let Some(xml) = next else {
+                    tracing::info!(session = id.0, "outbox full: client not reading; dropped");
+                    return;
+                };
+                if !ws_send(&mut ws, &xml, write_timeout, &rx).await {
                     return;
                 }
             }
@@ -508,6 +517,17 @@ impl Pending {
         self.bytes = self.bytes.saturating_add(element.len());
         Counters::add(&self.counters.outbox_bytes, element.len());
         self.items.push(element);
+    }
+
+    /// Adds a stanza routed to the session if it stays within the outbox limits.
+    fn push_within(&mut self, element: String, limits: &crate::config::Limits) -> bool {
+        if self.items.len() >= limits.outbox_stanzas.max(1)
+            || self.bytes.saturating_add(element.len()) > limits.outbox_bytes
+        {
+            return false;
+        }
+        self.push(element);
+        true
     }
 
     fn take(&mut self) -> Vec<String> {
@@ -1074,7 +1094,8 @@ fn end_session(session: &BoshSession, condition: &'static str, shared: &Shared) 
 /// the session after inactivity. Owns the hub registration through `guard`.
 async fn session_task(session: Arc<BoshSession>, rx: Arc<Outbox>, guard: SessionGuard) {
     let shared = Arc::clone(&guard.shared);
-    let inactivity = Duration::from_secs(shared.config.limits.bosh_inactivity_secs);
+    let limits = &shared.config.limits;
+    let inactivity = Duration::from_secs(limits.bosh_inactivity_secs);
     loop {
         let notified = session.notify.notified();
         let mut notified = pin!(notified);
@@ -1106,8 +1127,20 @@ async fn session_task(session: Arc<BoshSession>, rx: Arc<Outbox>, guard: Session
             a.min(b).max(Duration::from_millis(50))
         };
         tokio::select! {
-            Some(xml) = rx.recv() => {
-                lock(&session.state).pending.push(standalone(&xml));
+            next = rx.recv() => {
+                let mut st = lock(&session.state);
+                // What waits for a response counts against the session's outbox limits:
+                // a client that stops polling is ended, and what it held freed.
+                let kept = next.is_some_and(|xml| st.pending.push_within(standalone(&xml), limits));
+                if !kept {
+                    tracing::info!(session = guard.id.0, "bosh outbox full: client not polling; ended");
+                    drop(st.pending.take());
+                    st.terminated = Some("policy-violation");
+                    drop(st);
+                    session.notify.notify_waiters();
+                    break;
+                }
+                drop(st);
                 session.notify.notify_waiters();
             }
             () = &mut notified => {}

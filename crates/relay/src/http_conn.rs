@@ -1,6 +1,9 @@
 //! One connection of the HTTP listener, below TLS and hyper: it holds the connection's
 //! place in the listener's counts ([`crate::address::ConnectionCounts`]) for as long as
-//! it lives, an upgraded WebSocket included (hyper hands this very stream to the upgrade).
+//! it lives, an upgraded WebSocket included (hyper hands this very stream to the upgrade),
+//! and it fails a write that makes no progress for `write_timeout_secs`, so that a client
+//! that does not read its responses (a held BOSH response, a WebSocket) is dropped and
+//! what waited for it freed.
 
 use std::io;
 use std::net::IpAddr;
@@ -8,7 +11,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use std::future::Future as _;
+use std::time::Duration;
+
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
 
 use crate::hub::{lock, Refused};
 use crate::server::Shared;
@@ -50,15 +57,42 @@ impl Drop for Slot {
     }
 }
 
-/// A connection of the HTTP listener with its [`Slot`].
+/// A connection of the HTTP listener with its [`Slot`] and its write deadline.
 pub(crate) struct HttpConn<S> {
     io: S,
     _slot: Slot,
+    write_timeout: Duration,
+    /// Armed when a write (or flush) would block; reset by any progress.
+    stalled: Option<Pin<Box<Sleep>>>,
 }
 
 impl<S> HttpConn<S> {
-    pub(crate) fn new(io: S, slot: Slot) -> Self {
-        Self { io, _slot: slot }
+    pub(crate) fn new(io: S, slot: Slot, write_timeout: Duration) -> Self {
+        Self {
+            io,
+            _slot: slot,
+            write_timeout,
+            stalled: None,
+        }
+    }
+
+    /// Passes a write's result on, failing a `Pending` that has lasted `write_timeout`.
+    fn deadline<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if r.is_ready() {
+            self.stalled = None;
+            return r;
+        }
+        let timeout = self.write_timeout;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client does not read",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -78,15 +112,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for HttpConn<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.deadline(cx, r)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        let r = Pin::new(&mut self.io).poll_flush(cx);
+        self.deadline(cx, r)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        let r = Pin::new(&mut self.io).poll_shutdown(cx);
+        self.deadline(cx, r)
     }
 
     fn poll_write_vectored(
@@ -94,7 +131,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for HttpConn<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.deadline(cx, r)
     }
 
     fn is_write_vectored(&self) -> bool {

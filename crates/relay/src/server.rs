@@ -283,7 +283,7 @@ fn park(shared: &Arc<Shared>, state: Detached, rx: Arc<Outbox>, guard: SessionGu
             id.clone(),
             Parked {
                 state,
-                rx,
+                rx: Arc::clone(&rx),
                 guard,
                 generation,
             },
@@ -292,7 +292,12 @@ fn park(shared: &Arc<Shared>, state: Detached, rx: Arc<Outbox>, guard: SessionGu
     let shared = Arc::clone(shared);
     let lifetime = Duration::from_secs(shared.config.limits.sm_resume_secs);
     tokio::spawn(async move {
-        tokio::time::sleep(lifetime).await;
+        // Ends at its lifetime, or as soon as its outbox overflows (it could not be
+        // resumed, and what it held is freed now).
+        tokio::select! {
+            () = tokio::time::sleep(lifetime) => {}
+            () = rx.ended() => {}
+        }
         let expired = {
             let mut parked = lock(&shared.detached);
             match parked.get(&id) {
@@ -416,7 +421,8 @@ async fn connection(mut tcp: TcpStream, ip: IpAddr, shared: Arc<Shared>) {
         }
     }
     attachment.release(&shared);
-    if let Some(state) = c2s.detach() {
+    // A session whose outbox overflowed ends: its client was not reading.
+    if let Some(state) = c2s.detach().filter(|_| !rx.overflowed()) {
         park(&shared, state, rx, guard);
     }
 }
@@ -429,7 +435,7 @@ async fn refuse(mut tcp: TcpStream, refused: crate::hub::Refused, shared: &Share
         xml::stream_header(&shared.config.domain, "refused"),
         xml::stream_error("policy-violation", &refused.to_string())
     );
-    let limit = shared.config.limits.negotiation_timeout();
+    let limit = shared.config.limits.write_timeout();
     let _ = tokio::time::timeout(limit, async {
         let _ = tcp.write_all(msg.as_bytes()).await;
         let _ = tcp.shutdown().await;
@@ -480,13 +486,20 @@ impl Drop for SessionGuard {
     }
 }
 
-/// Writes everything or fails; a client that stops reading for the idle timeout is
-/// dropped instead of holding its task forever.
-async fn write<S: AsyncWrite + Unpin>(io: &mut S, bytes: &[u8], limit: Duration) -> bool {
-    matches!(
-        tokio::time::timeout(limit, io.write_all(bytes)).await,
-        Ok(Ok(()))
-    )
+/// Runs a write (or flush, or shutdown) to the client: `false` when it failed, took
+/// longer than `write_timeout_secs`, or the session's outbox overflowed meanwhile. A
+/// client that stops reading is dropped instead of holding its task and buffers.
+async fn bounded<T>(
+    io_op: impl std::future::Future<Output = std::io::Result<T>>,
+    shared: &Shared,
+    outbox: &Outbox,
+) -> bool {
+    tokio::select! {
+        r = tokio::time::timeout(shared.config.limits.write_timeout(), io_op) => {
+            matches!(r, Ok(Ok(_)))
+        }
+        () = outbox.ended() => false,
+    }
 }
 
 /// Writes what the machine produced. Returns `Some(end)` when the connection must stop
@@ -496,40 +509,48 @@ async fn write<S: AsyncWrite + Unpin>(io: &mut S, bytes: &[u8], limit: Duration)
 /// machine queued behind it still go out: they come from stanzas already read and
 /// handled (a leave read together with an earlier message whose echo could not be
 /// written must still reach the other occupants).
-async fn flush<S: AsyncWrite + Unpin>(io: &mut S, c2s: &mut C2s, shared: &Shared) -> Option<End> {
+async fn flush<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    c2s: &mut C2s,
+    shared: &Shared,
+    outbox: &Outbox,
+) -> Option<End> {
     let mut broken = false;
     while let Some(out) = c2s.poll_output() {
         match out {
             Output::Deliver(d) => shared.dispatch(d),
             _ if broken => {}
             Output::Send(xml) => {
-                if !write(io, xml.as_bytes(), c2s.idle_timeout()).await {
+                if !bounded(io.write_all(xml.as_bytes()), shared, outbox).await {
                     tracing::debug!(session = c2s.id().0, "write failed; connection dropped");
                     broken = true;
                 }
             }
             Output::Pause(d) => {
-                let _ = io.flush().await;
+                broken = !bounded(io.flush(), shared, outbox).await;
                 tokio::time::sleep(d).await;
             }
             Output::StartTls => {
-                let _ = io.flush().await;
+                if !bounded(io.flush(), shared, outbox).await {
+                    return Some(End::Closed);
+                }
                 return Some(End::StartTls);
             }
             Output::Close => {
-                let _ = io.flush().await;
-                let _ = io.shutdown().await;
+                if bounded(io.flush(), shared, outbox).await {
+                    bounded(io.shutdown(), shared, outbox).await;
+                }
                 return Some(End::Closed);
             }
             Output::Resume { previd, h, user } => {
-                if io.flush().await.is_err() {
+                if !bounded(io.flush(), shared, outbox).await {
                     return Some(End::Closed);
                 }
                 return Some(End::Resume { previd, h, user });
             }
         }
     }
-    if broken || io.flush().await.is_err() {
+    if broken || !bounded(io.flush(), shared, outbox).await {
         return Some(End::Closed);
     }
     None
@@ -545,7 +566,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         attachment.sync(c2s, shared);
-        if let Some(end) = flush(io, c2s, shared).await {
+        if let Some(end) = flush(io, c2s, shared, rx).await {
             return end;
         }
         let takeover = Arc::clone(&attachment.takeover);
@@ -566,7 +587,13 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                     c2s.handle_bytes(Instant::now(), bytes, &shared.hub);
                 }
             },
-            Some(xml) = rx.recv() => c2s.outgoing(xml),
+            next = rx.recv() => match next {
+                Some(xml) => c2s.outgoing(xml),
+                None => {
+                    tracing::info!(session = c2s.id().0, "outbox full: client not reading; dropped");
+                    return End::Closed;
+                }
+            },
             // A resumption on another connection takes this session over.
             () = takeover.notified() => return End::Closed,
         }

@@ -95,6 +95,22 @@ struct Sm {
     acked: u32,
     /// Stanzas sent and not yet acknowledged, oldest first.
     unacked: VecDeque<String>,
+    /// Their bytes (bounded by `outbox_bytes`).
+    unacked_bytes: usize,
+}
+
+impl Sm {
+    fn push(&mut self, xml: String) {
+        self.unacked_bytes = self.unacked_bytes.saturating_add(xml.len());
+        self.unacked.push_back(xml);
+    }
+
+    /// Forgets the oldest `newly` stanzas (acknowledged); at most all of them.
+    fn acknowledged(&mut self, newly: usize) {
+        for xml in self.unacked.drain(..newly.min(self.unacked.len())) {
+            self.unacked_bytes = self.unacked_bytes.saturating_sub(xml.len());
+        }
+    }
 }
 
 /// A stream-managed session whose connection broke, as the shell keeps it for
@@ -351,8 +367,9 @@ impl C2s {
         if let Some(sm) = &mut self.sm {
             if is_stanza(&xml) {
                 sm.sent = sm.sent.wrapping_add(1);
-                sm.unacked.push_back(xml.clone());
-                let over = sm.unacked.len() > self.limits.sm_max_unacked;
+                sm.push(xml.clone());
+                let over = sm.unacked.len() > self.limits.sm_max_unacked
+                    || sm.unacked_bytes > self.limits.outbox_bytes;
                 let ask = sm.sent % SM_REQUEST_EVERY == 0;
                 self.out.push_back(Output::Send(xml));
                 if over {
@@ -426,7 +443,7 @@ impl C2s {
             self.id = id;
             return self.fail("undefined-condition", "acknowledged more than was sent");
         }
-        sm.unacked.drain(..newly);
+        sm.acknowledged(newly);
         sm.acked = h;
         tracing::info!(session = id.0, resent = sm.unacked.len(), "stream resumed");
         self.id = id;
@@ -494,6 +511,7 @@ impl C2s {
                     sent: 0,
                     acked: 0,
                     unacked: VecDeque::new(),
+                    unacked_bytes: 0,
                 });
             }
             "r" => {
@@ -513,7 +531,7 @@ impl C2s {
                     self.fail("undefined-condition", "acknowledged more than was sent");
                     return true;
                 }
-                sm.unacked.drain(..newly);
+                sm.acknowledged(newly);
                 sm.acked = h;
             }
             _ => self.fail(

@@ -83,6 +83,19 @@ impl Client {
         }
     }
 
+    /// Connects through a socket the caller set up (its buffer sizes chosen).
+    pub async fn connect_socket(server: &Running, socket: tokio::net::TcpSocket) -> Client {
+        let tcp = socket.connect(server.c2s_addr).await.unwrap();
+        Client {
+            conn: Conn::Plain(tcp),
+            parser: StreamParser::new(limits()),
+            queue: VecDeque::new(),
+            cert: server.tls.certificate.clone(),
+            jid: String::new(),
+            eof: false,
+        }
+    }
+
     /// Connects from a chosen local address (any of 127.0.0.0/8 works on Linux), so that
     /// tests can play many clients without sharing one address's connection budget.
     pub async fn connect_from(server: &Running, local: std::net::IpAddr) -> Client {
@@ -363,7 +376,11 @@ impl Client {
 
     /// Connect, STARTTLS, register, log in, bind.
     pub async fn account(server: &Running, user: &str) -> Client {
-        let mut c = Client::connect(server).await;
+        Self::account_on(Client::connect(server).await, user).await
+    }
+
+    /// [`Self::account`] on a connected client.
+    pub async fn account_on(mut c: Client, user: &str) -> Client {
         c.starttls().await;
         c.open_stream().await;
         let reg = c.register(user, &format!("pw-{user}")).await;

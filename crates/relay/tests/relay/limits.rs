@@ -12,8 +12,8 @@ use tokio::net::TcpStream;
 
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
-use crate::client::{connect_tcp_from, Client};
-use crate::start_with;
+use crate::client::{connect_tcp_from, payload_text, Client};
+use crate::{groupchat, payload, start_with};
 use cryptocat_relay::{Config, Limits, Running, Server};
 
 const NS_HTTPBIND: &str = "http://jabber.org/protocol/httpbind";
@@ -385,4 +385,197 @@ async fn a_slow_bosh_body_is_cut_off_and_its_bytes_freed() {
         r.http_body_bytes == 0 && r.http_connections == 0
     })
     .await;
+}
+
+/// A group message of about `kib` KiB of base64.
+fn big_payload(seed: u8, kib: usize) -> String {
+    cryptocat_protocol::group::wire::GroupMessage {
+        epoch: [seed; 16],
+        sender: 1,
+        index: u32::from(seed),
+        prev_hash: [seed; 32],
+        ciphertext: vec![seed; kib * 768],
+        macs: vec![[seed; 16]; 2],
+    }
+    .to_base64()
+}
+
+/// Alice sends one message to the room; she and Bob each read up to it.
+async fn round(alice: &mut Client, bob: &mut Client, room: &str, b64: &str) {
+    alice.send(&groupchat(room, &payload(b64))).await;
+    for c in [alice, bob] {
+        loop {
+            let m = c.next().await;
+            if payload_text(&m).as_deref() == Some(b64) {
+                break;
+            }
+        }
+    }
+}
+
+fn flood_limits() -> Limits {
+    Limits {
+        stanzas_per_second: 100_000,
+        stanza_burst: 100_000,
+        outbox_bytes: 1024 * 1024,
+        ..Limits::default()
+    }
+}
+
+/// Row 8: a WebSocket client that stops reading is dropped once its outbox is full, what
+/// it held is freed, and the honest pair in its room keeps chatting.
+#[tokio::test]
+async fn a_stalled_websocket_client_is_dropped_once_its_outbox_is_full() {
+    let server = start_with(flood_limits()).await;
+    let mut alice = Client::account(&server, "alice").await;
+    let mut bob = Client::account(&server, "bob").await;
+    alice.join("busy", "a").await;
+    bob.join("busy", "b").await;
+    // The staller: a tiny receive buffer, so that the relay's writes block early.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(http(&server)).await.unwrap();
+    let (mut staller, _) = crate::web::WsClient::connect_over(tcp, &server).await;
+    crate::web::account(&mut staller, "staller").await;
+    crate::web::join(&mut staller, "busy", "s").await;
+    assert_eq!(server.retained().sessions, 3);
+    // It reads nothing more. 87 KB messages: the 1 MiB outbox holds about 12 of them
+    // beyond what the sockets buffer.
+    let mut sent = 0u8;
+    while server.retained().sessions == 3 {
+        assert!(sent < 200, "the staller was never dropped");
+        round(&mut alice, &mut bob, "busy", &big_payload(sent, 64)).await;
+        sent += 1;
+    }
+    eventually("the staller's outbox is freed", || {
+        server.retained().outbox_bytes == 0
+    })
+    .await;
+    // Its connection is closed: after what the sockets held, the stream ends.
+    let mut frames = 0;
+    while staller.frame().await.is_some() {
+        frames += 1;
+        assert!(frames < 1000);
+    }
+    // The pair goes on.
+    for seed in 0..5 {
+        round(&mut alice, &mut bob, "busy", &big_payload(seed, 1)).await;
+    }
+    assert_eq!(server.retained().sessions, 2);
+}
+
+/// Row 8: a BOSH client that stops polling is ended once its queue is full (not after
+/// `bosh_inactivity_secs`), and what it held is freed.
+#[tokio::test]
+async fn a_bosh_client_that_stops_polling_is_ended_once_its_queue_is_full() {
+    let server = start_with(flood_limits()).await;
+    let mut alice = Client::account(&server, "alice").await;
+    let mut bob = Client::account(&server, "bob").await;
+    alice.join("busy", "a").await;
+    bob.join("busy", "b").await;
+    let (mut idle, _) = crate::web::BoshClient::connect(&server).await;
+    crate::web::Xmpp::next(&mut idle).await; // the features
+    crate::web::account(&mut idle, "idler").await;
+    crate::web::join(&mut idle, "busy", "i").await;
+    assert_eq!(server.retained().bosh_sessions, 1);
+    let mut sent = 0u8;
+    while server.retained().bosh_sessions == 1 {
+        assert!(sent < 30, "the idle BOSH session was never ended");
+        round(&mut alice, &mut bob, "busy", &big_payload(sent, 64)).await;
+        sent += 1;
+    }
+    eventually("its queue is freed", || server.retained().outbox_bytes == 0).await;
+    assert_eq!(server.retained().sessions, 2);
+    round(&mut alice, &mut bob, "busy", &big_payload(1, 1)).await;
+}
+
+/// Row 8: a TCP client that stops reading while its outbox still has room is dropped at
+/// the write deadline (not after the 10-minute idle timeout), and its session ends.
+#[tokio::test]
+async fn a_tcp_client_that_stops_reading_is_dropped_at_the_write_deadline() {
+    let server = start_with(Limits {
+        write_timeout_secs: 1,
+        outbox_bytes: 64 * 1024 * 1024,
+        ..flood_limits()
+    })
+    .await;
+    let mut alice = Client::account(&server, "alice").await;
+    let mut bob = Client::account(&server, "bob").await;
+    alice.join("busy", "a").await;
+    bob.join("busy", "b").await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut staller = Client::account_on(Client::connect_socket(&server, socket).await, "st").await;
+    staller.join("busy", "s").await;
+    // Enough to fill the sockets' buffers (the relay's may grow to 4 MB), far from
+    // filling the outbox.
+    for seed in 0..150 {
+        if server.retained().sessions == 2 {
+            break;
+        }
+        round(&mut alice, &mut bob, "busy", &big_payload(seed, 64)).await;
+    }
+    eventually("the staller is dropped", || server.retained().sessions == 2).await;
+    eventually("its outbox is freed", || {
+        server.retained().outbox_bytes == 0
+    })
+    .await;
+    round(&mut alice, &mut bob, "busy", &big_payload(1, 1)).await;
+}
+
+/// Row 8: a held BOSH response that its client does not read is dropped at the write
+/// deadline, with the connection it held.
+#[tokio::test]
+async fn an_unread_bosh_response_is_dropped_at_the_write_deadline() {
+    let server = start_with(Limits {
+        write_timeout_secs: 1,
+        outbox_bytes: 64 * 1024 * 1024,
+        http_head_timeout_secs: 600,
+        http_request_timeout_secs: 600,
+        ..flood_limits()
+    })
+    .await;
+    let mut alice = Client::account(&server, "alice").await;
+    let mut bob = Client::account(&server, "bob").await;
+    alice.join("busy", "a").await;
+    bob.join("busy", "b").await;
+    let (mut reader, _) = crate::web::BoshClient::connect(&server).await;
+    crate::web::Xmpp::next(&mut reader).await; // the features
+    crate::web::account(&mut reader, "reader").await;
+    crate::web::join(&mut reader, "busy", "r").await;
+    // About 5 MB waits for the BOSH client, more than the sockets can buffer.
+    for seed in 0..60 {
+        round(&mut alice, &mut bob, "busy", &big_payload(seed, 64)).await;
+    }
+    eventually("the BOSH requests are done", || {
+        server.retained().http_connections == 0
+    })
+    .await;
+    // One request takes it all as its response, and is never read.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut poll = socket.connect(http(&server)).await.unwrap();
+    let body = format!(
+        "<body xmlns='{NS_HTTPBIND}' rid='{}' sid='{}'/>",
+        reader.rid + 1,
+        reader.sid
+    );
+    poll.write_all(
+        format!(
+            "POST /http-bind HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    eventually("the response took what waited", || {
+        server.retained().outbox_bytes == 0
+    })
+    .await;
+    eventually("the unread connection is dropped", || {
+        server.retained().http_connections == 0
+    })
+    .await;
+    drop(poll);
 }

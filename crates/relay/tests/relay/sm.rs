@@ -185,6 +185,61 @@ async fn unacknowledged_queue_and_detached_lifetime_are_bounded() {
     assert_eq!(server.detached_count(), 0);
 }
 
+/// A group message of about 16 KiB of base64.
+fn big(seed: u8) -> String {
+    cryptocat_protocol::group::wire::GroupMessage {
+        epoch: [seed; 16],
+        sender: 1,
+        index: 1,
+        prev_hash: [seed; 32],
+        ciphertext: vec![seed; 12 * 1024],
+        macs: vec![[seed; 16]; 2],
+    }
+    .to_base64()
+}
+
+/// Issue 14 row 8: what a stream-managed session keeps is bounded in bytes too: the
+/// unacknowledged stanzas (`resource-constraint` past `outbox_bytes`), and a detached
+/// session whose outbox overflows ends at once rather than at `sm_resume_secs`.
+#[tokio::test]
+async fn unacknowledged_and_detached_bytes_are_bounded() {
+    let server = start_with(Limits {
+        outbox_bytes: 64 * 1024,
+        sm_resume_secs: 120,
+        ..limits()
+    })
+    .await;
+    // Read but never acknowledged: five 16 KiB stanzas are past 64 KiB, far below the
+    // 1,024-stanza count.
+    let (mut alice, _) = managed(&server, "smbytes", "120").await;
+    alice.join("smroom3", "a").await;
+    let mut bob = Client::account(&server, "smbytes2").await;
+    bob.join("smroom3", "b").await;
+    for seed in 0..3 {
+        bob.send(&groupchat("smroom3", &payload(&big(seed)))).await;
+        loop {
+            if payload_text(&alice.next().await).is_some() {
+                break;
+            }
+        }
+    }
+    for seed in 3..5 {
+        bob.send(&groupchat("smroom3", &payload(&big(seed)))).await;
+    }
+    assert_eq!(alice.expect_stream_error().await, "resource-constraint");
+
+    // Detached, then flooded: ended as soon as its outbox overflows.
+    let (mut erin, _) = managed(&server, "smbytes3", "120").await;
+    erin.join("smroom3", "e").await;
+    drop(erin);
+    eventually(|| server.detached_count() == 1).await;
+    for seed in 0..5 {
+        bob.send(&groupchat("smroom3", &payload(&big(seed)))).await;
+    }
+    eventually(|| server.detached_count() == 0).await;
+    assert_eq!(server.retained().outbox_bytes, 0);
+}
+
 /// A client sends a groupchat message, leaves, closes its stream and resets the
 /// connection at once, with the server's answers unread: the server's write of the echo
 /// fails, yet the leave it read in the same go reaches the other occupant at once, and the

@@ -181,6 +181,20 @@ impl WsClient {
         (c, f)
     }
 
+    /// The same over a TCP connection the caller made (its socket options chosen).
+    pub async fn connect_over(tcp: TcpStream, server: &Running) -> (WsClient, Element) {
+        let url = format!("ws://{}/xmpp-websocket", server.http_addr.unwrap());
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", "xmpp".parse().unwrap());
+        let (ws, _) = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(tcp))
+            .await
+            .unwrap();
+        let mut c = WsClient { ws };
+        let f = c.restart().await;
+        (c, f)
+    }
+
     /// The next frame as text, or None when the connection closed.
     pub async fn frame(&mut self) -> Option<String> {
         loop {
