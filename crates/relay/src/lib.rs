@@ -19,6 +19,9 @@
 //!   `/xmpp-websocket`, BOSH (XEP-0124/0206) at `/http-bind`, and the channel security rule.
 //! - [`hub`]: shared state (accounts, sessions, rooms, per-address counters) and routing,
 //!   returning deliveries instead of writing.
+//! - [`address`]: the unit of every per-address limit (IPv4, or IPv6 /64) and the HTTP
+//!   listener's connection counts; `outbox`: each session's capped queue of routed
+//!   stanzas; [`retained`]: what the relay holds for clients, read from those counts.
 //! - [`tls`], [`server`], [`config`]: certificates, the tokio shell, settings.
 //!
 //! # Invariants
@@ -32,8 +35,11 @@
 //!   `policy-violation` error and reaches nobody.
 //! - Network input never panics the process: parse errors close the stream with an RFC
 //!   6120 stream error. Limits: stanza size, nesting depth, stanza rate (back-pressure),
-//!   connections per address, registrations per address, authentication failures (delay
-//!   doubling per address, connection closed after a few), idle and negotiation timeouts.
+//!   connections per address and in total (streams, and HTTP connections from accept),
+//!   registrations per address, authentication failures (delay doubling per address,
+//!   connection closed after a few); an IPv6 address counts by its /64. Deadlines on
+//!   every read (TLS handshake, request head, whole HTTP request, negotiation, idle) and
+//!   on writes; outboxes capped in stanzas and bytes, a client that does not read dropped.
 //! - `tracing` output carries session numbers and event names only: no JID localparts,
 //!   nicknames, room names, passwords or content.
 
