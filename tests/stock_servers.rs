@@ -10,10 +10,10 @@
     clippy::print_stdout
 )]
 
+use cryptocat_tests::binary;
 use cryptocat_tests::prosody::Prosody;
 use cryptocat_tests::relay::Relay;
 use cryptocat_tests::stock::{print_table, three_clients, Row, Target};
-use cryptocat_tests::binary;
 
 /// BOSH runs this many times per server: flakiness was the bug there.
 const BOSH_RUNS: usize = 3;
@@ -63,11 +63,31 @@ fn relay_rows() -> Vec<Row> {
         ours: true,
     };
     let targets = vec![
-        target("tcp", format!("xmpp://127.0.0.1:{}", plain.c2s_port), Some(plain.pin)),
-        target("ws", format!("ws://127.0.0.1:{}/xmpp-websocket", plain.http_port), None),
-        target("wss", format!("wss://127.0.0.1:{}/xmpp-websocket", tls.http_port), Some(tls.pin)),
-        target("bosh", format!("http://127.0.0.1:{}/http-bind", plain.http_port), None),
-        target("bosh-tls", format!("https://127.0.0.1:{}/http-bind", tls.http_port), Some(tls.pin)),
+        target(
+            "tcp",
+            format!("xmpp://127.0.0.1:{}", plain.c2s_port),
+            Some(plain.pin),
+        ),
+        target(
+            "ws",
+            format!("ws://127.0.0.1:{}/xmpp-websocket", plain.http_port),
+            None,
+        ),
+        target(
+            "wss",
+            format!("wss://127.0.0.1:{}/xmpp-websocket", tls.http_port),
+            Some(tls.pin),
+        ),
+        target(
+            "bosh",
+            format!("http://127.0.0.1:{}/http-bind", plain.http_port),
+            None,
+        ),
+        target(
+            "bosh-tls",
+            format!("https://127.0.0.1:{}/http-bind", tls.http_port),
+            Some(tls.pin),
+        ),
     ];
     run_rows(targets, || None)
 }
@@ -82,11 +102,31 @@ fn prosody_rows(prosody: &Prosody) -> Vec<Row> {
         ours: false,
     };
     let targets = vec![
-        target("tcp", format!("xmpp://127.0.0.1:{}", prosody.c2s_port), Some(prosody.pin)),
-        target("ws", format!("ws://127.0.0.1:{}/xmpp-websocket", prosody.http_port), None),
-        target("wss", format!("wss://127.0.0.1:{}/xmpp-websocket", prosody.https_port), Some(prosody.pin)),
-        target("bosh", format!("http://127.0.0.1:{}/http-bind", prosody.http_port), None),
-        target("bosh-tls", format!("https://127.0.0.1:{}/http-bind", prosody.https_port), Some(prosody.pin)),
+        target(
+            "tcp",
+            format!("xmpp://127.0.0.1:{}", prosody.c2s_port),
+            Some(prosody.pin),
+        ),
+        target(
+            "ws",
+            format!("ws://127.0.0.1:{}/xmpp-websocket", prosody.http_port),
+            None,
+        ),
+        target(
+            "wss",
+            format!("wss://127.0.0.1:{}/xmpp-websocket", prosody.https_port),
+            Some(prosody.pin),
+        ),
+        target(
+            "bosh",
+            format!("http://127.0.0.1:{}/http-bind", prosody.http_port),
+            None,
+        ),
+        target(
+            "bosh-tls",
+            format!("https://127.0.0.1:{}/http-bind", prosody.https_port),
+            Some(prosody.pin),
+        ),
     ];
     run_rows(targets, || Some(prosody.accounts().len()))
 }
@@ -94,13 +134,15 @@ fn prosody_rows(prosody: &Prosody) -> Vec<Row> {
 #[test]
 fn three_clients_on_each_server_over_each_transport() {
     let relay = std::thread::spawn(relay_rows);
-    let prosody = std::thread::spawn(|| Prosody::start("stock").map(|p| {
-        let rows = prosody_rows(&p);
-        if rows.iter().any(|r| r.runs.iter().any(Result::is_err)) {
-            eprintln!("prosody log:\n{}", p.log());
-        }
-        rows
-    }));
+    let prosody = std::thread::spawn(|| {
+        Prosody::start("stock").map(|p| {
+            let rows = prosody_rows(&p);
+            if rows.iter().any(|r| r.runs.iter().any(Result::is_err)) {
+                eprintln!("prosody log:\n{}", p.log());
+            }
+            rows
+        })
+    });
     let mut rows = relay.join().unwrap();
     rows.extend(prosody.join().unwrap().unwrap_or_default());
     print_table(&rows);
@@ -115,6 +157,12 @@ fn three_clients_on_each_server_over_each_transport() {
         .collect();
     assert!(failed.is_empty(), "failed cases:\n{}", failed.join("\n"));
     for r in &rows {
-        assert_eq!(r.accounts_left.unwrap_or(0), 0, "{} {} left accounts", r.server, r.transport);
+        assert_eq!(
+            r.accounts_left.unwrap_or(0),
+            0,
+            "{} {} left accounts",
+            r.server,
+            r.transport
+        );
     }
 }

@@ -31,9 +31,14 @@ pub struct Prosody {
 /// Returns its key's pin.
 pub fn self_signed_ca_cert(cert: &Path, key: &Path) -> Pin {
     let status = Command::new("openssl")
-        .args(["req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30"])
+        .args([
+            "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+        ])
         .args(["-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,DNS:conference.localhost"])
+        .args([
+            "-addext",
+            "subjectAltName=DNS:localhost,DNS:conference.localhost",
+        ])
         .arg("-keyout")
         .arg(key)
         .arg("-out")
@@ -57,9 +62,10 @@ impl Prosody {
         std::fs::create_dir_all(dir.join("data")).unwrap();
         let pin = self_signed_ca_cert(&dir.join("localhost.crt"), &dir.join("localhost.key"));
         let (c2s_port, http_port, https_port) = (free_port(), free_port(), free_port());
-        let template =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("support/prosody/stock.cfg.lua"))
-                .unwrap();
+        let template = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("support/prosody/stock.cfg.lua"),
+        )
+        .unwrap();
         let config = template
             .replace("@DIR@", &dir.0.display().to_string())
             .replace("@C2S_PORT@", &c2s_port.to_string())
@@ -80,8 +86,12 @@ impl Prosody {
         );
         let started = Instant::now();
         for port in [c2s_port, http_port, https_port] {
-            crate::wait_listening(port, Duration::from_secs(15))
-                .unwrap_or_else(|| panic!("prosody did not listen on {port}; see {}", dir.join("prosody.log").display()));
+            crate::wait_listening(port, Duration::from_secs(15)).unwrap_or_else(|| {
+                panic!(
+                    "prosody did not listen on {port}; see {}",
+                    dir.join("prosody.log").display()
+                )
+            });
         }
         eprintln!("prosody: started in {:?}", started.elapsed());
         Some(Self {

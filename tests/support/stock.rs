@@ -56,7 +56,16 @@ pub fn three_clients(cli: &Path, target: &Target, room: &str) -> Result<Outcome,
 
 fn client(cli: &PathBuf, target: &Target, room: &str, nick: &str) -> JsonChild {
     let mut command = Command::new(cli);
-    command.args(["join", "--server", &target.url, "--room", room, "--nick", nick, "--json"]);
+    command.args([
+        "join",
+        "--server",
+        &target.url,
+        "--room",
+        room,
+        "--nick",
+        nick,
+        "--json",
+    ]);
     if let Some(domain) = &target.domain {
         command.args(["--domain", domain]);
     }
@@ -76,7 +85,9 @@ fn run(cli: &PathBuf, target: &Target, room: &str) -> Outcome {
         people.push(c);
     }
     for c in &mut people {
-        c.wait("three members", |v| v["type"] == "rekeyed" && v["members"] == 3);
+        c.wait("three members", |v| {
+            v["type"] == "rekeyed" && v["members"] == 3
+        });
     }
     let [alice, bob, carol] = &mut people[..] else {
         unreachable!()
@@ -87,7 +98,8 @@ fn run(cli: &PathBuf, target: &Target, room: &str) -> Outcome {
             .iter()
             .any(|v| v["type"] == "warning" && v["code"] == "server_guarantees");
         assert_eq!(
-            warned, !target.ours,
+            warned,
+            !target.ours,
             "server_guarantees warning: {:?}",
             c.seen()
         );
@@ -197,7 +209,10 @@ pub fn print_table(rows: &[Row]) {
             row.runs.len()
         );
         for e in row.runs.iter().filter_map(|r| r.as_ref().err()) {
-            println!("|   | failed: {} | | | | |", e.lines().next().unwrap_or_default());
+            println!(
+                "|   | failed: {} | | | | |",
+                e.lines().next().unwrap_or_default()
+            );
         }
     }
 }

@@ -14,10 +14,8 @@ use rand_core::{OsRng, RngCore as _};
 use tokio::sync::mpsc;
 
 use crate::bosh::BoshConfig;
-use crate::session::{
-    self, stanza_error_condition, Credentials, Login, RoomService, SessionError,
-};
 use crate::room_config;
+use crate::session::{self, stanza_error_condition, Credentials, Login, RoomService, SessionError};
 use crate::sm::{self, StreamManagement, NS_SM};
 use crate::tls::{AcceptedKey, TlsConfigError, TrustConfig};
 use crate::transport::{connect_tcp, ElementStream, TransportError};
@@ -688,38 +686,34 @@ impl Connector {
                 domain: &domain,
             })
         };
-        let features = match session::authenticate_as(
-            stream.as_mut(),
-            &self.credentials,
-            register,
-            key(),
-        )
-        .await
-        {
-            Ok((features, login)) => {
-                self.registered = true;
-                self.login = Some(login);
-                features
-            }
-            Err(SessionError::Auth(session::AuthError::Refused { .. }))
-                if self.generated && self.registered =>
+        let features =
+            match session::authenticate_as(stream.as_mut(), &self.credentials, register, key())
+                .await
             {
-                tracing::info!("account unknown to the server; registering a new one");
-                stream.close().await;
-                self.credentials = Credentials::random();
-                self.registered = false;
-                stream = self.open(url).await?;
-                let (features, login) =
-                    session::authenticate_as(stream.as_mut(), &self.credentials, true, key())
-                        .await?;
-                self.registered = true;
-                self.login = Some(login);
-                // A new account has no session to resume.
-                resume = None;
-                features
-            }
-            Err(e) => return Err(e.into()),
-        };
+                Ok((features, login)) => {
+                    self.registered = true;
+                    self.login = Some(login);
+                    features
+                }
+                Err(SessionError::Auth(session::AuthError::Refused { .. }))
+                    if self.generated && self.registered =>
+                {
+                    tracing::info!("account unknown to the server; registering a new one");
+                    stream.close().await;
+                    self.credentials = Credentials::random();
+                    self.registered = false;
+                    stream = self.open(url).await?;
+                    let (features, login) =
+                        session::authenticate_as(stream.as_mut(), &self.credentials, true, key())
+                            .await?;
+                    self.registered = true;
+                    self.login = Some(login);
+                    // A new account has no session to resume.
+                    resume = None;
+                    features
+                }
+                Err(e) => return Err(e.into()),
+            };
         let offers_sm = sm::offered(&features);
         if let Some(xml) = resume.filter(|_| offers_sm) {
             stream.send(xml).await?;
@@ -1357,7 +1351,10 @@ impl Task {
             }
         };
         let (xml, step) = next.unwrap_or_else(|| {
-            (room_config::instant(&id, &room_jid), room_config::Step::Instant)
+            (
+                room_config::instant(&id, &room_jid),
+                room_config::Step::Instant,
+            )
         });
         self.outgoing.push(xml);
         self.configuring.insert(id, (room, step));

@@ -117,7 +117,10 @@ mod tests {
         assert!(xml.contains("<field var='muc#roomconfig_publicroom'><value>0</value></field>"));
         assert!(!xml.contains("roomname"));
         assert!(!xml.contains("enablelogging"), "not in the server's form");
-        let parsed: Element = xml.replace("<iq ", "<iq xmlns='jabber:client' ").parse().unwrap();
+        let parsed: Element = xml
+            .replace("<iq ", "<iq xmlns='jabber:client' ")
+            .parse()
+            .unwrap();
         assert_eq!(parsed.attr("type"), Some("set"));
         let no_form: Element = "<iq xmlns='jabber:client' type='result'/>".parse().unwrap();
         assert!(submit("c1", "r@m", &no_form).is_none());

@@ -691,9 +691,8 @@ pub const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// confirmed.
 pub async fn cancel_registration(stream: &mut dyn ElementStream) -> bool {
     let id = random_id("unreg");
-    let xml = format!(
-        "<iq type='set' id='{id}'><query xmlns='{NS_REGISTER}'><remove/></query></iq>"
-    );
+    let xml =
+        format!("<iq type='set' id='{id}'><query xmlns='{NS_REGISTER}'><remove/></query></iq>");
     if stream.send(xml).await.is_err() {
         return false;
     }

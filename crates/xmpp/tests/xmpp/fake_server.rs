@@ -145,8 +145,20 @@ async fn serve_one(
         bind.attr("id").unwrap()
     ))
     .await;
-    // Wait for the join presence, then answer as a room would and send the script.
-    let presence = c.next().await;
+    // Answer service discovery with nothing (a server without a listed room service),
+    // wait for the join presence, then answer as a room would and send the script.
+    let presence = loop {
+        let el = c.next().await;
+        if el.name() == "iq" {
+            c.send(&format!(
+                "<iq type='result' id='{}'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
+                el.attr("id").unwrap()
+            ))
+            .await;
+            continue;
+        }
+        break el;
+    };
     assert_eq!(presence.name(), "presence");
     c.send("<presence from='room@conference.localhost/a' to='u@localhost/r'><x xmlns='http://jabber.org/protocol/muc#user'><item role='participant'/><status code='110'/></x></presence>").await;
     for xml in after_bind {
