@@ -599,7 +599,10 @@ impl Task {
                 self.go_offline("").await;
             }
             Event::OccupantJoined { room, nick } if room == self.room_name => {
-                if self.present.insert(nick.clone()) {
+                // The transport keeps at most MAX_OCCUPANTS per room; so do we.
+                if self.present.len() < cryptocat_xmpp::client::MAX_OCCUPANTS
+                    && self.present.insert(nick.clone())
+                {
                     let address = self.address(&nick);
                     self.room.member_present(now(), rng, &address);
                 }

@@ -507,6 +507,8 @@ struct RoomState {
     rejoin_tries: u32,
     /// A re-join refused with `conflict` waits for [`Task::rejoin_due`].
     awaiting_retry: bool,
+    /// The server reported more than [`MAX_OCCUPANTS`] (said once in the log).
+    over_capacity: bool,
 }
 
 impl RoomState {
@@ -517,6 +519,7 @@ impl RoomState {
             occupants: BTreeSet::new(),
             rejoin_tries: 0,
             awaiting_retry: false,
+            over_capacity: false,
         }
     }
 }
@@ -524,6 +527,10 @@ impl RoomState {
 /// How often a re-join refused with `conflict` (the server still holds our old occupant,
 /// e.g. over a half-open connection) is retried before [`Event::JoinFailed`].
 pub const MAX_REJOIN_TRIES: u32 = 8;
+
+/// Most occupants kept per room: twice what the group protocol admits (members who are
+/// joining or leaving count too). Presences for more are ignored.
+pub const MAX_OCCUPANTS: usize = 2 * cryptocat_protocol::group::wire::MAX_MEMBERS;
 
 /// What one connection attempt needs, kept for reconnections.
 struct Connector {
@@ -1517,6 +1524,15 @@ impl Task {
                         self.configure(&room);
                     }
                     self.emit(Event::Joined { room, occupants }).await
+                } else if state.occupants.len() >= MAX_OCCUPANTS && !state.occupants.contains(&nick)
+                {
+                    // More occupants than any Cryptocat room can hold: the server makes
+                    // them up. Kept out, so what it can make us keep stays bounded.
+                    if !state.over_capacity {
+                        state.over_capacity = true;
+                        tracing::warn!("the server reports more occupants than a room holds");
+                    }
+                    true
                 } else if state.occupants.insert(nick.clone()) && state.joined {
                     self.emit(Event::OccupantJoined { room, nick }).await
                 } else {
