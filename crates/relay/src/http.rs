@@ -72,7 +72,10 @@ pub(crate) async fn accept(listener: TcpListener, shared: Arc<Shared>) {
         let _ = tcp.set_nodelay(true);
         let shared = Arc::clone(&shared);
         let tls = tls.clone();
+        let alive = shared.alive();
         tokio::spawn(async move {
+            // Shutdown waits for this connection (closed at once when idle).
+            let _alive = alive;
             let limit = shared.config.limits.negotiation_timeout();
             match tls {
                 Some(acceptor) => {
@@ -99,18 +102,25 @@ async fn serve<I>(
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    let shared_stopping = Arc::clone(&shared);
     let service = hyper::service::service_fn(move |req| {
         let shared = Arc::clone(&shared);
         async move {
             Ok::<_, std::convert::Infallible>(route(req, peer.ip(), https, exporter, shared).await)
         }
     });
+    let stopping = shared_stopping.stopping();
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10))
         .max_buf_size(64 * 1024)
         .serve_connection(io, service)
         .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        () = stopping => conn.as_mut().graceful_shutdown(),
+    }
     let _ = conn.await;
 }
 
@@ -306,6 +316,8 @@ async fn websocket(
         c2s.set_channel_binding(exporter);
     }
     tracing::debug!(session = id.0, secure, "websocket connected");
+    let mut stopping = std::pin::pin!(shared.stopping());
+    let mut stopped = false;
     loop {
         // After a failed write nothing more is written, but deliveries to others from
         // stanzas already handled still go out (see `server::flush`).
@@ -367,6 +379,15 @@ async fn websocket(
                 if !ws_send(&mut ws, &xml, c2s.idle_timeout()).await {
                     return;
                 }
+            }
+            () = &mut stopping, if !stopped => {
+                stopped = true;
+                if c2s.is_closed() {
+                    let _ = ws.close(None).await;
+                    return;
+                }
+                // Written by the loop: the stream error, <close/>, then the close frame.
+                c2s.fail("system-shutdown", "the server is shutting down");
             }
         }
     }
@@ -653,11 +674,7 @@ fn create_session(
         *s.per_ip.entry(ip).or_insert(0) += 1;
         let (tx, rx) = mpsc::channel(limits.outbox_stanzas.max(1));
         lock(&shared.outboxes).insert(id, tx);
-        let guard = SessionGuard {
-            shared: Arc::clone(shared),
-            ip,
-            id,
-        };
+        let guard = SessionGuard::new(shared, ip, id);
         tokio::spawn(session_task(Arc::clone(&session), rx, guard));
         // The features (or a stream error) go in the creation response.
         let mut st = lock(&session.state);
@@ -946,6 +963,8 @@ async fn session_task(
 ) {
     let shared = Arc::clone(&guard.shared);
     let inactivity = Duration::from_secs(shared.config.limits.bosh_inactivity_secs);
+    let mut stopping = pin!(shared.stopping());
+    let mut stopped = false;
     loop {
         let notified = session.notify.notified();
         let mut notified = pin!(notified);
@@ -983,6 +1002,20 @@ async fn session_task(
             }
             () = &mut notified => {}
             () = tokio::time::sleep(sleep_for) => {}
+            () = &mut stopping, if !stopped => {
+                // The held request (if any) answers with the stream error in a terminate
+                // body; the next turn of the loop ends the session.
+                stopped = true;
+                let mut st = lock(&session.state);
+                if st.c2s.is_closed() {
+                    st.terminated.get_or_insert("");
+                } else {
+                    st.c2s.fail("system-shutdown", "the server is shutting down");
+                    let _ = drain(&mut st, &shared);
+                }
+                drop(st);
+                session.notify.notify_waiters();
+            }
         }
     }
     shared.bosh.remove(&session.sid, session.ip);

@@ -19,7 +19,12 @@
 //!   `/xmpp-websocket`, BOSH (XEP-0124/0206) at `/http-bind`, and the channel security rule.
 //! - [`hub`]: shared state (accounts, sessions, rooms, per-address counters) and routing,
 //!   returning deliveries instead of writing.
-//! - [`tls`], [`server`], [`config`]: certificates, the tokio shell, settings.
+//! - [`tls`], [`server`], [`config`]: certificates (the generated key kept in the state
+//!   directory, so the pin survives restarts), the tokio shell (with the clean shutdown),
+//!   settings.
+//! - [`acme`]: certificates by ACME (HTTP-01, `instant-acme`), renewed in the background
+//!   for the same key. [`store`]: the state directory's private files.
+//! - [`public`]: the addresses and invite-link prefix the start banner prints.
 //!
 //! # Invariants
 //!
@@ -37,15 +42,18 @@
 //! - `tracing` output carries session numbers and event names only: no JID localparts,
 //!   nicknames, room names, passwords or content.
 
+pub mod acme;
 pub mod config;
 pub mod embedded;
 pub mod framing;
 pub mod http;
 pub mod hub;
 pub mod keyauth;
+pub mod public;
 pub mod scram;
 pub mod server;
 pub mod stanza;
+pub mod store;
 pub mod stream;
 pub mod tls;
 pub mod xml;
