@@ -368,7 +368,7 @@ impl Acme {
                         next_try = None;
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, retry_in_secs = retry.as_secs(), "ACME");
+                        tracing::warn!(retry_in_secs = retry.as_secs(), "{e}");
                         next_try = Some(SystemTime::now() + retry);
                         retry = retry.saturating_mul(2).min(RETRY_MAX);
                     }
@@ -573,8 +573,20 @@ impl Drop for Tokens<'_> {
     }
 }
 
+/// The error and its causes ("client error (Connect): dns error: …"): the CA's problem
+/// document, or why it could not be reached.
 fn failed(e: instant_acme::Error) -> AcmeError {
-    AcmeError::Order(e.to_string())
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    AcmeError::Order(text)
 }
 
 /// Why an order ended `status` rather than ready: the CA's word on each failed challenge.

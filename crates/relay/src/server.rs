@@ -200,7 +200,14 @@ impl Running {
     /// drops the sessions kept for resumption, and waits until every connection is gone,
     /// at most `grace`. Returns whether all were gone in time.
     pub async fn shutdown(mut self, grace: Duration) -> bool {
-        self.stop();
+        // The listeners are closed when this returns (a new server may bind them).
+        let tasks = std::mem::take(&mut self.tasks);
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
         self.shared.shutdown.send_replace(true);
         let parked = std::mem::take(&mut *lock(&self.shared.detached));
         drop(parked);
