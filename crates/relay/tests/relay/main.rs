@@ -9,9 +9,11 @@
     clippy::indexing_slicing
 )]
 
+mod acme;
 mod client;
 mod fuzz_corpus;
 mod js;
+mod process;
 mod prosody;
 mod robustness;
 mod slixmpp;
