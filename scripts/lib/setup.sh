@@ -60,6 +60,14 @@ ensure_prosody() {
   command -v prosody >/dev/null 2>&1 || ensure_apt prosody
 }
 
+# ensure_pebble: Pebble, the ACME test CA, and pebble-challtestsrv (its DNS), from
+# Debian's package, for the relay's ACME test (crates/relay/tests/relay/acme.rs starts both
+# on free loopback ports).
+ensure_pebble() {
+  { command -v pebble >/dev/null 2>&1 && command -v pebble-challtestsrv >/dev/null 2>&1; } ||
+    ensure_apt pebble
+}
+
 # ensure_npm_packages DIR: the packages pinned in DIR/package-lock.json.
 ensure_npm_packages() {
   local dir=$1
