@@ -360,8 +360,8 @@ impl Acme {
                     Ok(issued) => {
                         tracing::info!(
                             names = ?self.inner.names,
-                            valid_until = %httpdate(issued.not_after),
-                            renew_at = %httpdate(issued.renew_at),
+                            valid_until = %utc(issued.not_after),
+                            renew_at = %utc(issued.renew_at),
                             "ACME certificate installed"
                         );
                         retry = RETRY_FIRST;
@@ -671,12 +671,9 @@ fn read_kept(
     (SystemTime::now() < issued.not_after).then_some((chain, issued))
 }
 
-fn httpdate(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    format!("@{secs}")
+/// A time as `YYYY-MM-DDTHH:MM:SSZ` for the logs.
+fn utc(t: SystemTime) -> String {
+    x509_cert::der::DateTime::from_system_time(t).map_or_else(|_| "?".to_owned(), |d| d.to_string())
 }
 
 // ---------------------------------------------------------------------------------------

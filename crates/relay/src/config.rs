@@ -219,6 +219,20 @@ mod tests {
         assert_eq!(c.public_host(), "example.org");
     }
 
+    /// The example shipped in `deploy/` parses and means what its comments say.
+    #[test]
+    fn the_deploy_example_parses() {
+        let c: Config =
+            toml::from_str(include_str!("../../../deploy/cryptocat-server.toml")).unwrap();
+        assert_eq!(c.domain, "chat.example.org");
+        assert_eq!(c.http.map(|a| a.port()), Some(443));
+        assert!(c.http_is_tls());
+        let acme = c.acme.as_ref().unwrap();
+        assert_eq!(acme.directory, crate::acme::LETS_ENCRYPT);
+        assert_eq!(acme.challenge_listen.port(), 80);
+        assert_eq!(crate::acme::names(&c), vec!["chat.example.org".to_owned()]);
+    }
+
     #[test]
     fn acme_table_with_defaults() {
         let c: Config = toml::from_str(
