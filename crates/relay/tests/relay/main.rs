@@ -13,6 +13,7 @@ mod acme;
 mod client;
 mod fuzz_corpus;
 mod js;
+#[cfg(unix)] // SIGTERM
 mod process;
 mod prosody;
 mod robustness;
