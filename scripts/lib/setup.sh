@@ -68,6 +68,24 @@ ensure_pebble() {
     ensure_apt pebble
 }
 
+# ensure_ejabberd: ejabberd from Debian's packages, for the stock-server tests
+# (tests/support/ejabberd.rs runs a private node per test: its own directory, node name,
+# ports and cookie, no epmd). The tests never use the system service, and none may be left
+# running: where the package's service was started (systemd), it is stopped and disabled.
+ensure_ejabberd() {
+  command -v ejabberdctl >/dev/null 2>&1 || ensure_apt ejabberd
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    if systemctl is-active --quiet ejabberd || systemctl is-enabled --quiet ejabberd 2>/dev/null; then
+      log "Stopping and disabling the system ejabberd service (the tests run their own nodes)"
+      as_root systemctl disable --now ejabberd
+    fi
+  elif pgrep -f -- '-sname ejabberd@' >/dev/null 2>&1; then
+    log "Stopping the system ejabberd node (the tests run their own nodes)"
+    as_root ejabberdctl stop >/dev/null 2>&1 || true
+    as_root ejabberdctl stopped >/dev/null 2>&1 || true
+  fi
+}
+
 # ensure_npm_packages DIR: the packages pinned in DIR/package-lock.json.
 ensure_npm_packages() {
   local dir=$1

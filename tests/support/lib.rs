@@ -13,6 +13,7 @@
     missing_debug_implementations
 )]
 
+pub mod ejabberd;
 pub mod netns;
 pub mod pcap;
 pub mod prosody;
@@ -237,10 +238,20 @@ impl JsonChild {
     /// The first event (already seen, or from now on) that `f` accepts; fails after
     /// [`WAIT`] with every event seen.
     pub fn wait(&mut self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        self.wait_within(what, WAIT, f)
+    }
+
+    /// [`JsonChild::wait`] with another bound.
+    pub fn wait_within(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        f: impl Fn(&Value) -> bool,
+    ) -> Value {
         if let Some(v) = self.seen.iter().find(|v| f(v)) {
             return v.clone();
         }
-        let deadline = Instant::now() + WAIT;
+        let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {
@@ -251,7 +262,7 @@ impl JsonChild {
                     }
                 }
                 Err(_) => panic!(
-                    "{}: no {what} within {WAIT:?}; seen: {:#?}",
+                    "{}: no {what} within {limit:?}; seen: {:#?}",
                     self.label, self.seen
                 ),
             }

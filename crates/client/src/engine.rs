@@ -401,6 +401,7 @@ impl Engine {
             verified: config.verified,
             private_counter: 0,
             finished: false,
+            leaving: None,
             #[cfg(feature = "test-hooks")]
             frozen: false,
             #[cfg(feature = "test-hooks")]
@@ -490,6 +491,8 @@ struct Task {
     verified: Vec<VerifiedContact>,
     private_counter: u64,
     finished: bool,
+    /// The answer to [`Command::Leave`], given once the transport has closed.
+    leaving: Option<oneshot::Sender<()>>,
     /// Test hook: drop what the server sends instead of handing it to the room.
     #[cfg(feature = "test-hooks")]
     frozen: bool,
@@ -542,6 +545,12 @@ impl Task {
             if matches!(event, Event::Disconnected { .. }) {
                 break;
             }
+        }
+        if let Some(reply) = self.leaving.take() {
+            self.emit(EngineEvent::Left).await;
+            self.emit(EngineEvent::Connection(ConnectionState::Offline))
+                .await;
+            let _ = reply.send(());
         }
         #[cfg(feature = "test-hooks")]
         if let Some(reply) = self.defect.take() {
@@ -950,11 +959,10 @@ impl Task {
                 let _ = self.xmpp.disconnect();
                 self.held.clear();
                 self.outbox.clear();
-                self.emit(EngineEvent::Left).await;
-                self.emit(EngineEvent::Connection(ConnectionState::Offline))
-                    .await;
+                // `Left` and the answer wait until the transport has closed (bounded, in
+                // `run`): a process that exits on `Left` must not cut off the leave.
+                self.leaving = Some(reply);
                 self.finished = true;
-                let _ = reply.send(());
             }
             #[cfg(feature = "test-hooks")]
             Command::Freeze { reply } => {
