@@ -123,6 +123,7 @@
 
 pub mod bosh;
 pub mod client;
+pub mod room_config;
 pub mod session;
 pub mod sm;
 pub mod tls;
