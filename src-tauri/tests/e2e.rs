@@ -837,6 +837,23 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
         d.text("[data-testid=invite-command-this_computer]"),
         format!("cryptocat join '{link}' --nick NICK")
     );
+    // Copy: to the clipboard, or (no clipboard access) the link selected for Ctrl+C.
+    d.click("[data-testid=copy-this_computer]");
+    let copy = d.until(
+        "the copy's outcome",
+        "const b = document.querySelector('[data-testid=copy-this_computer]'); \
+         return b.textContent.trim() === 'Copied' ? 'copied' \
+           : document.querySelector('.invite-way [role=status]') && window.getSelection().toString()",
+    );
+    assert!(copy == "copied" || copy == link.as_str(), "{copy}");
+    eprintln!(
+        "desktop e2e: the invite panel's copy button: {}",
+        if copy == "copied" {
+            "clipboard"
+        } else {
+            "selection"
+        }
+    );
     screenshot(&xwd, display, "invite");
     d.click(".dialog.invite button.close");
     let args: Vec<String> = vec![
