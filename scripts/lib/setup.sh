@@ -165,8 +165,9 @@ ensure_tauri_driver() {
   fi
 }
 
-# check_deb FILE: fails unless the desktop .deb holds the binary, its desktop entry and
-# icons, declares the runtime libraries it needs, and its binary finds every library.
+# check_deb FILE: fails unless the desktop .deb holds the binary, its desktop entry (which
+# handles cryptocat:// links: MimeType=x-scheme-handler/cryptocat, Exec with %u) and icons,
+# declares the runtime libraries it needs, and its binary finds every library.
 check_deb() {
   local deb=$1 listing control dir
   listing=$(dpkg-deb -c "$deb")
@@ -184,11 +185,20 @@ check_deb() {
   dpkg-deb -x "$deb" "$dir"
   grep -q '^Exec=cryptocat-desktop' "$dir/usr/share/applications/Cryptocat.desktop" ||
     { echo "check_deb: the desktop entry does not run cryptocat-desktop" >&2; rm -rf "$dir"; return 1; }
+  # Invite links: the entry handles the cryptocat URL scheme and is given the link (%u).
+  grep -Eq '^MimeType=([^;]*;)*x-scheme-handler/cryptocat(;.*)?$' "$dir/usr/share/applications/Cryptocat.desktop" ||
+    { echo "check_deb: the desktop entry does not handle cryptocat:// links (MimeType=x-scheme-handler/cryptocat)" >&2; rm -rf "$dir"; return 1; }
+  grep -q '^Exec=cryptocat-desktop %u$' "$dir/usr/share/applications/Cryptocat.desktop" ||
+    { echo "check_deb: the desktop entry does not pass the link to cryptocat-desktop (Exec=cryptocat-desktop %u)" >&2; rm -rf "$dir"; return 1; }
+  if command -v desktop-file-validate >/dev/null 2>&1; then
+    desktop-file-validate "$dir/usr/share/applications/Cryptocat.desktop" >&2 ||
+      { echo "check_deb: desktop-file-validate refused the desktop entry" >&2; rm -rf "$dir"; return 1; }
+  fi
   if ldd "$dir/usr/bin/cryptocat-desktop" | grep -q 'not found'; then
     ldd "$dir/usr/bin/cryptocat-desktop" | grep 'not found' >&2
     rm -rf "$dir"
     return 1
   fi
   rm -rf "$dir"
-  echo "check_deb: $deb holds the binary, desktop entry and icons; Depends: $(sed -n 's/^Depends: //p' <<<"$control")"
+  echo "check_deb: $deb holds the binary, desktop entry (cryptocat:// links) and icons; Depends: $(sed -n 's/^Depends: //p' <<<"$control")"
 }
