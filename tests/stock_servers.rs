@@ -11,6 +11,7 @@
 )]
 
 use cryptocat_tests::binary;
+use cryptocat_tests::ejabberd::Ejabberd;
 use cryptocat_tests::prosody::Prosody;
 use cryptocat_tests::relay::Relay;
 use cryptocat_tests::stock::{print_table, three_clients, Row, Target};
@@ -131,6 +132,25 @@ fn prosody_rows(prosody: &Prosody) -> Vec<Row> {
     run_rows(targets, || Some(prosody.accounts().len()))
 }
 
+fn ejabberd_rows(ejabberd: &Ejabberd) -> Vec<Row> {
+    let target = |transport, url: String, pin| Target {
+        server: "ejabberd 23.01",
+        transport,
+        url,
+        domain: Some("localhost".into()),
+        pin,
+        ours: false,
+    };
+    let targets = vec![
+        target("tcp", ejabberd.xmpp_url(), Some(ejabberd.pin)),
+        target("ws", ejabberd.ws_url(), None),
+        target("wss", ejabberd.wss_url(), Some(ejabberd.pin)),
+        target("bosh", ejabberd.bosh_url(), None),
+        target("bosh-tls", ejabberd.bosh_tls_url(), Some(ejabberd.pin)),
+    ];
+    run_rows(targets, || Some(ejabberd.registered_users().len()))
+}
+
 #[test]
 fn three_clients_on_each_server_over_each_transport() {
     let relay = std::thread::spawn(relay_rows);
@@ -143,8 +163,18 @@ fn three_clients_on_each_server_over_each_transport() {
             rows
         })
     });
+    let ejabberd = std::thread::spawn(|| {
+        Ejabberd::start("stock").map(|e| {
+            let rows = ejabberd_rows(&e);
+            if rows.iter().any(|r| r.runs.iter().any(Result::is_err)) {
+                eprintln!("ejabberd log:\n{}", e.log_tail(80));
+            }
+            rows
+        })
+    });
     let mut rows = relay.join().unwrap();
     rows.extend(prosody.join().unwrap().unwrap_or_default());
+    rows.extend(ejabberd.join().unwrap().unwrap_or_default());
     print_table(&rows);
     let failed: Vec<String> = rows
         .iter()

@@ -215,12 +215,9 @@ fn private_dir(dir: &Path) -> std::io::Result<PathBuf> {
     Ok(dir.to_owned())
 }
 
-/// Makes the relay's next start use a new key. Until the relay keeps its key across
-/// starts, every start already makes a new one, and nothing is left to remove. When it
-/// keeps it (in `dir`), this must call the relay's function that makes a new key there:
-/// `tests::local_network_switch_and_new_key` fails until it does.
-fn forget_relay_key(_dir: &Path) -> std::io::Result<()> {
-    Ok(())
+/// Makes the relay's next start use a new key (the one kept in `dir` is deleted).
+fn forget_relay_key(dir: &Path) -> std::io::Result<()> {
+    cryptocat_relay::embedded::forget_key(dir)
 }
 
 #[cfg(test)]

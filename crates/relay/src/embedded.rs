@@ -91,23 +91,16 @@ impl Embedded {
         Some(self.running.tls.pin())
     }
 
-    /// How this computer reaches it: c2s with STARTTLS on loopback, checked by the pin,
-    /// then the loopback WebSocket.
+    /// How this computer reaches it: c2s with STARTTLS on loopback, checked by the pin.
+    /// (No plain loopback WebSocket beside it: a link with a pin names TLS addresses only,
+    /// so that nothing answering on a port of this computer can stand in for the relay.)
     pub fn this_computer(&self) -> Access {
-        let mut servers = Vec::new();
-        if let Ok(url) = ServerUrl::parse(&format!(
+        let servers = ServerUrl::parse(&format!(
             "xmpp://127.0.0.1:{}",
             self.running.c2s_addr.port()
-        )) {
-            servers.push(url);
-        }
-        if let Some(http) = self.running.http_addr {
-            if let Ok(url) =
-                ServerUrl::parse(&format!("ws://localhost:{}/xmpp-websocket", http.port()))
-            {
-                servers.push(url);
-            }
-        }
+        ))
+        .into_iter()
+        .collect();
         self.access(servers)
     }
 
@@ -192,7 +185,7 @@ mod tests {
         assert_ne!(a.running.c2s_addr.port(), b.running.c2s_addr.port());
         let access = b.this_computer();
         access.check().unwrap();
-        assert_eq!(access.servers.len(), 2);
+        assert_eq!(access.servers.len(), 1);
         assert_eq!(access.servers[0].port, b.running.c2s_addr.port());
         assert!(access.servers.iter().all(ServerUrl::is_loopback));
         assert_eq!(access.domain.as_deref(), Some(LOCAL_DOMAIN));

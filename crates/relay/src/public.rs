@@ -2,14 +2,13 @@
 //! banner (`cryptocat_link::Access::link_prefix`, `docs/invite.md`).
 //!
 //! Addresses, in the order a client tries them: `wss://` then `https://` (BOSH) when the
-//! HTTP listener speaks TLS, `ws://` then `http://` when it is plain and on loopback (plain
-//! ones are refused in links from anywhere else), then `xmpp://` (c2s with STARTTLS).
+//! HTTP listener speaks TLS, then `xmpp://` (c2s with STARTTLS). A plain HTTP listener is
+//! never in the link: the link carries the pin, which only TLS can check.
 //!
 //! Host names: a TLS address uses [`Config::public_host`] when it is set, else the
 //! listener's own address when that is loopback (a test or a development set-up: what
 //! is printed works as printed), else the domain. An unspecified listener (`0.0.0.0`,
-//! `[::]`) is never printed as a host. Plain addresses use the loopback listener's
-//! address. The link names the XMPP domain when the first address's host is not it, and
+//! `[::]`) is never printed as a host. The link names the XMPP domain when the first address's host is not it, and
 //! always carries the pin of the server's key.
 
 use std::net::SocketAddr;
@@ -45,16 +44,10 @@ pub fn access(
     pin: Pin,
 ) -> Access {
     let mut servers = Vec::new();
-    if let Some(http) = http {
-        if http_tls {
-            let host = tls_host(config, http);
-            servers.extend(url("wss", &host, http.port(), "/xmpp-websocket"));
-            servers.extend(url("https", &host, http.port(), "/http-bind"));
-        } else if http.ip().is_loopback() {
-            let host = http.ip().to_string();
-            servers.extend(url("ws", &host, http.port(), "/xmpp-websocket"));
-            servers.extend(url("http", &host, http.port(), "/http-bind"));
-        }
+    if let Some(http) = http.filter(|_| http_tls) {
+        let host = tls_host(config, http);
+        servers.extend(url("wss", &host, http.port(), "/xmpp-websocket"));
+        servers.extend(url("https", &host, http.port(), "/http-bind"));
     }
     servers.extend(url("xmpp", &tls_host(config, c2s), c2s.port(), ""));
     let domain = servers
@@ -132,7 +125,7 @@ mod tests {
     }
 
     #[test]
-    fn plain_http_only_on_loopback_and_printed_with_its_address() {
+    fn plain_http_is_never_in_a_link() {
         let config = Config::new("localhost", addr("127.0.0.1:5222"));
         let local = access(
             &config,
@@ -142,14 +135,7 @@ mod tests {
             pin(),
         );
         let servers: Vec<String> = local.servers.iter().map(ToString::to_string).collect();
-        assert_eq!(
-            servers,
-            [
-                "ws://127.0.0.1:5280/xmpp-websocket",
-                "http://127.0.0.1:5280/http-bind",
-                "xmpp://127.0.0.1:5222",
-            ]
-        );
+        assert_eq!(servers, ["xmpp://127.0.0.1:5222"]);
         assert_eq!(local.domain.as_deref(), Some("localhost"));
         local.check().unwrap();
 

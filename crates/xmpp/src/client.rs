@@ -592,6 +592,14 @@ impl Connector {
             let Some(url) = self.servers().nth(index).cloned() else {
                 break;
             };
+            // A pin is checked over TLS only: with pins, a plain address is never used
+            // (anything answering there could stand in for the pinned server).
+            if !url.is_tls() && !self.config.trust.pins.is_empty() {
+                first.get_or_insert(ConnectError::Tls(
+                    "a pinned server cannot be reached without TLS".into(),
+                ));
+                continue;
+            }
             self.accepted.clear();
             let result = tokio::time::timeout(timeout, self.attempt_inner(&url, resume.clone()))
                 .await
