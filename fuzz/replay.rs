@@ -5,6 +5,40 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::panic)]
 
 use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Longest one corpus input may take to replay: the fuzzers look for slow inputs too
+/// (run them with `-timeout`), and an input over this fails the replay.
+pub const INPUT_BUDGET: Duration = Duration::from_millis(50);
+
+/// Runs `check` on `data` and returns how long it took; when a run is over
+/// [`INPUT_BUDGET`], the least of three (a busy machine's scheduling is not the input's
+/// cost; a slow input is slow every time).
+pub fn timed(check: fn(&[u8]), data: &[u8]) -> Duration {
+    let once = || {
+        let start = Instant::now();
+        check(data);
+        start.elapsed()
+    };
+    let first = once();
+    if first <= INPUT_BUDGET {
+        return first;
+    }
+    first.min(once()).min(once())
+}
+
+/// Fails listing the inputs over [`INPUT_BUDGET`], with their times.
+pub fn assert_within_budget(slow: &[(String, Duration)]) {
+    assert!(
+        slow.is_empty(),
+        "{} corpus inputs took longer than {INPUT_BUDGET:?} to replay:\n{}",
+        slow.len(),
+        slow.iter()
+            .map(|(name, took)| format!("{name}: {took:?}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
 
 /// A fuzz target's name and the checks its inputs must pass.
 pub type Target<'a> = (&'a str, fn(&[u8]));
@@ -15,6 +49,7 @@ pub type Target<'a> = (&'a str, fn(&[u8]));
 pub fn replay_corpora(targets: &[Target<'_>], prefix: &str) -> usize {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
     let mut total = 0;
+    let mut slow = Vec::new();
     for (target, check) in targets {
         let dir = root.join(target);
         let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -24,12 +59,21 @@ pub fn replay_corpora(targets: &[Target<'_>], prefix: &str) -> usize {
             .collect();
         files.sort();
         assert!(!files.is_empty(), "corpus {target} is empty");
+        let mut slowest = Duration::ZERO;
         for f in &files {
-            check(&std::fs::read(f).unwrap());
+            let took = timed(*check, &std::fs::read(f).unwrap());
+            slowest = slowest.max(took);
+            if took > INPUT_BUDGET {
+                slow.push((f.display().to_string(), took));
+            }
         }
-        eprintln!("fuzz corpus {target}: replayed {} inputs", files.len());
+        eprintln!(
+            "fuzz corpus {target}: replayed {} inputs, slowest {slowest:?}",
+            files.len()
+        );
         total += files.len();
     }
+    assert_within_budget(&slow);
     for entry in std::fs::read_dir(root.join("../fuzz_targets")).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();

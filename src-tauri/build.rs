@@ -16,7 +16,10 @@ fn main() {
         "set_settings",
         "forget_remembered",
         "open_link",
-        "local_server",
+        "invites",
+        "renew_relay_key",
+        "read_invite",
+        "take_opened_link",
         "ui_ready",
     ];
     let attributes = tauri_build::Attributes::new()

@@ -142,7 +142,10 @@ fn a_friend_on_another_computer_joins_through_the_link_and_a_wrong_server_is_ref
             break;
         }
     }
-    //TEMP assert!(impostor_pin.is_some(), "the impostor's banner has no invite link prefix");
+    assert!(
+        impostor_pin.is_some(),
+        "the impostor's banner has no invite link prefix"
+    );
 
     // Watch the wire from B's side.
     let capture_file = state.join("wrong-server.pcap");

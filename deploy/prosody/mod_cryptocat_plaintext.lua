@@ -18,6 +18,9 @@ local NS_MUC_USER = "http://jabber.org/protocol/muc#user";
 local NS_SID = "urn:xmpp:sid:0";
 local max_payload = module:get_option_number("cryptocat_max_payload_chars", 350000);
 
+-- Tell clients (service discovery) that rooms here relay only Cryptocat payloads.
+module:add_feature(NS_PAYLOAD);
+
 local function well_formed_base64(text)
 	if #text == 0 or #text > max_payload or #text % 4 ~= 0 then return false; end
 	return text:match("^[A-Za-z0-9+/]+=?=?$") ~= nil;

@@ -60,6 +60,32 @@ ensure_prosody() {
   command -v prosody >/dev/null 2>&1 || ensure_apt prosody
 }
 
+# ensure_pebble: Pebble, the ACME test CA, and pebble-challtestsrv (its DNS), from
+# Debian's package, for the relay's ACME test (crates/relay/tests/relay/acme.rs starts both
+# on free loopback ports).
+ensure_pebble() {
+  { command -v pebble >/dev/null 2>&1 && command -v pebble-challtestsrv >/dev/null 2>&1; } ||
+    ensure_apt pebble
+}
+
+# ensure_ejabberd: ejabberd from Debian's packages, for the stock-server tests
+# (tests/support/ejabberd.rs runs a private node per test: its own directory, node name,
+# ports and cookie, no epmd). The tests never use the system service, and none may be left
+# running: where the package's service was started (systemd), it is stopped and disabled.
+ensure_ejabberd() {
+  command -v ejabberdctl >/dev/null 2>&1 || ensure_apt ejabberd
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    if systemctl is-active --quiet ejabberd || systemctl is-enabled --quiet ejabberd 2>/dev/null; then
+      log "Stopping and disabling the system ejabberd service (the tests run their own nodes)"
+      as_root systemctl disable --now ejabberd
+    fi
+  elif pgrep -f -- '-sname ejabberd@' >/dev/null 2>&1; then
+    log "Stopping the system ejabberd node (the tests run their own nodes)"
+    as_root ejabberdctl stop >/dev/null 2>&1 || true
+    as_root ejabberdctl stopped >/dev/null 2>&1 || true
+  fi
+}
+
 # ensure_npm_packages DIR: the packages pinned in DIR/package-lock.json.
 ensure_npm_packages() {
   local dir=$1
@@ -139,8 +165,9 @@ ensure_tauri_driver() {
   fi
 }
 
-# check_deb FILE: fails unless the desktop .deb holds the binary, its desktop entry and
-# icons, declares the runtime libraries it needs, and its binary finds every library.
+# check_deb FILE: fails unless the desktop .deb holds the binary, its desktop entry (which
+# handles cryptocat:// links: MimeType=x-scheme-handler/cryptocat, Exec with %u) and icons,
+# declares the runtime libraries it needs, and its binary finds every library.
 check_deb() {
   local deb=$1 listing control dir
   listing=$(dpkg-deb -c "$deb")
@@ -158,11 +185,20 @@ check_deb() {
   dpkg-deb -x "$deb" "$dir"
   grep -q '^Exec=cryptocat-desktop' "$dir/usr/share/applications/Cryptocat.desktop" ||
     { echo "check_deb: the desktop entry does not run cryptocat-desktop" >&2; rm -rf "$dir"; return 1; }
+  # Invite links: the entry handles the cryptocat URL scheme and is given the link (%u).
+  grep -Eq '^MimeType=([^;]*;)*x-scheme-handler/cryptocat(;.*)?$' "$dir/usr/share/applications/Cryptocat.desktop" ||
+    { echo "check_deb: the desktop entry does not handle cryptocat:// links (MimeType=x-scheme-handler/cryptocat)" >&2; rm -rf "$dir"; return 1; }
+  grep -q '^Exec=cryptocat-desktop %u$' "$dir/usr/share/applications/Cryptocat.desktop" ||
+    { echo "check_deb: the desktop entry does not pass the link to cryptocat-desktop (Exec=cryptocat-desktop %u)" >&2; rm -rf "$dir"; return 1; }
+  if command -v desktop-file-validate >/dev/null 2>&1; then
+    desktop-file-validate "$dir/usr/share/applications/Cryptocat.desktop" >&2 ||
+      { echo "check_deb: desktop-file-validate refused the desktop entry" >&2; rm -rf "$dir"; return 1; }
+  fi
   if ldd "$dir/usr/bin/cryptocat-desktop" | grep -q 'not found'; then
     ldd "$dir/usr/bin/cryptocat-desktop" | grep 'not found' >&2
     rm -rf "$dir"
     return 1
   fi
   rm -rf "$dir"
-  echo "check_deb: $deb holds the binary, desktop entry and icons; Depends: $(sed -n 's/^Depends: //p' <<<"$control")"
+  echo "check_deb: $deb holds the binary, desktop entry (cryptocat:// links) and icons; Depends: $(sed -n 's/^Depends: //p' <<<"$control")"
 }

@@ -3,15 +3,16 @@
 //! soon as the engine has them; nothing here logs user data.
 
 use cryptocat_client::{
-    check_nickname, check_room_name, Engine, EngineConfig, EngineHandle, ServerUrl,
+    check_nickname, check_room_name, Access, Engine, EngineConfig, EngineHandle, Invite, Pin,
+    ServerUrl,
 };
 use tauri::{AppHandle, Emitter, Manager, State};
 
-use crate::dto::LocalServer;
 use crate::dto::{
-    CommandError, Event, JoinRequest, Joined, Member, RoomEvent, ServerChoice, ENGINE_EVENT,
+    CommandError, Event, JoinRequest, Joined, Member, RoomEvent, RoomInvites, ServerChoice,
+    ENGINE_EVENT,
 };
-use crate::state::{AppState, RelayError, LOCAL_DOMAIN};
+use crate::state::{AppState, RelayError, RenewError};
 
 type Result<T> = std::result::Result<T, CommandError>;
 
@@ -26,35 +27,52 @@ async fn handle(state: &AppState, room: &str) -> Result<EngineHandle> {
 }
 
 /// The engine settings for a join request: checks the room name and nickname first (no
-/// relay is started for a bad one), then picks the server.
+/// relay is started for a bad one), then picks the server and how its certificate is
+/// checked (the key pins of a link or of the built-in server, or the system's authorities).
 pub async fn engine_config(state: &AppState, req: &JoinRequest) -> Result<EngineConfig> {
     let room = check_room_name(&req.room)?;
     let nick = check_nickname(&req.nick)?;
-    match &req.server {
-        ServerChoice::ThisComputer { local_network } => {
-            let local = state
-                .local_relay(*local_network)
-                .await
-                .map_err(|e| match e {
-                    RelayError::Failed => {
-                        CommandError::new("relay_failed", "the built-in server could not start")
-                    }
-                    RelayError::InUse => CommandError::new(
-                        "relay_in_use",
-                        "the built-in server runs with the other network setting for a joined room",
-                    ),
-                })?;
-            let mut config = EngineConfig::new(local.url, &room, &nick);
-            config.domain = Some(LOCAL_DOMAIN.to_owned());
-            config.trust = local.trust;
-            Ok(config)
-        }
-        ServerChoice::Url { url } => {
+    let access = match &req.server {
+        ServerChoice::ThisComputer { local_network } => state
+            .local_relay(*local_network)
+            .await
+            .map_err(|e| match e {
+                RelayError::Failed => {
+                    CommandError::new("relay_failed", "the built-in server could not start")
+                }
+                RelayError::InUse => CommandError::new(
+                    "relay_in_use",
+                    "the built-in server runs with the other network setting for a joined room",
+                ),
+            })?,
+        ServerChoice::Url { url, .. } if Invite::looks_like_link(url) => invite_access(url, &room)?,
+        ServerChoice::Url { url, pin } => {
             let url = ServerUrl::parse(url.trim())
                 .map_err(|e| CommandError::new("invalid_server", e.to_string()))?;
-            Ok(EngineConfig::new(url, &room, &nick))
+            let mut access = Access::server(url);
+            if let Some(pin) = pin.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+                let pin = pin
+                    .parse::<Pin>()
+                    .map_err(|e| CommandError::new("invalid_pin", e.to_string()))?;
+                access.pins.push(pin);
+            }
+            access
         }
+        ServerChoice::Invite { link } => invite_access(link, &room)?,
+    };
+    Ok(EngineConfig::for_access(&access, &room, &nick)?)
+}
+
+/// The access of an invite link for a join request to `room` (which must be the link's).
+fn invite_access(link: &str, room: &str) -> Result<Access> {
+    let invite = Invite::parse(link)?;
+    if invite.room != room {
+        return Err(CommandError::new(
+            "invalid_invite",
+            "the room to join is not the invite link's room",
+        ));
     }
+    Ok(invite.access)
 }
 
 /// Joins a room; events follow as `engine` Tauri events.
@@ -66,14 +84,24 @@ pub async fn join(app: AppHandle, state: State<'_, AppState>, req: JoinRequest) 
     if state.rooms.lock().await.contains_key(&room) {
         return Err(CommandError::new("already_joined", "already in that room"));
     }
+    let config_pins = config.trust.pins.clone();
     let (handle, mut events) = Engine::start(config).await?;
     let joined = Joined {
         room: handle.room().to_owned(),
         nick: handle.nick().to_owned(),
         fingerprint: handle.fingerprint().to_owned(),
     };
+    // On the built-in server: picked as "this computer", or reached through a link that
+    // carries its key (our own link, clicked). It then stays up for the room.
+    let built_in = match &req.server {
+        ServerChoice::ThisComputer { .. } => true,
+        _ => state
+            .relay_pin()
+            .await
+            .is_some_and(|pin| pin.is_in(&config_pins)),
+    };
     state.rooms.lock().await.insert(joined.room.clone(), handle);
-    if matches!(req.server, ServerChoice::ThisComputer { .. }) {
+    if built_in {
         state.local_rooms.lock().await.insert(joined.room.clone());
     }
     tracing::info!(target: crate::READY_TARGET, "room joined");
@@ -180,14 +208,29 @@ pub async fn leave(state: State<'_, AppState>, room: String) -> Result<()> {
     Ok(())
 }
 
-/// How someone else joins a room held on the embedded relay (`None` for a room on
-/// another server).
+/// The invite panel of a room: one link per way in.
 #[tauri::command]
-pub async fn local_server(state: State<'_, AppState>, room: String) -> Result<Option<LocalServer>> {
-    if !state.local_rooms.lock().await.contains(&room) {
-        return Ok(None);
-    }
-    Ok(state.local_server(&room).await)
+pub async fn invites(state: State<'_, AppState>, room: String) -> Result<RoomInvites> {
+    state
+        .invites(&room)
+        .await
+        .ok_or_else(|| CommandError::new("not_joined", "not in that room"))
+}
+
+/// Makes the built-in server a new key: the links made before stop working. Refused
+/// (`relay_key_in_use`) while a room uses the built-in server.
+#[tauri::command]
+pub async fn renew_relay_key(state: State<'_, AppState>) -> Result<()> {
+    state.renew_relay_key().await.map_err(|e| match e {
+        RenewError::InUse => CommandError::new(
+            "relay_key_in_use",
+            "rooms use the built-in server: leave them first",
+        ),
+        RenewError::Failed => CommandError::new(
+            "relay_key_failed",
+            "the built-in server's new key could not be made",
+        ),
+    })
 }
 
 /// Our readable fingerprint in a room.
@@ -248,54 +291,78 @@ mod tests {
         .expect("timed out waiting for an event")
     }
 
-    #[tokio::test]
-    async fn bad_input_is_refused_before_anything_starts() {
-        let state = AppState::default();
-        let e = engine_config(
-            &state,
-            &req(
-                "bad room",
-                "alice",
-                ServerChoice::ThisComputer {
-                    local_network: false,
-                },
-            ),
-        )
-        .await
-        .unwrap_err();
-        assert_eq!(e.code, "invalid_room");
-        let e = engine_config(
-            &state,
-            &req(
-                "lobby",
-                " \n ",
-                ServerChoice::ThisComputer {
-                    local_network: false,
-                },
-            ),
-        )
-        .await
-        .unwrap_err();
-        assert_eq!(e.code, "invalid_nickname");
-        let e = engine_config(
-            &state,
-            &req(
-                "lobby",
-                "alice",
-                ServerChoice::Url {
-                    url: "example.org".into(),
-                },
-            ),
-        )
-        .await
-        .unwrap_err();
-        assert_eq!(e.code, "invalid_server");
-        assert!(!e.message.contains("example"), "no user data in errors");
-        assert!(!state.relay_started().await);
+    fn this_computer() -> ServerChoice {
+        ServerChoice::ThisComputer {
+            local_network: false,
+        }
+    }
+
+    async fn refused(state: &AppState, req: &JoinRequest) -> CommandError {
+        engine_config(state, req).await.unwrap_err()
     }
 
     #[tokio::test]
-    async fn unreachable_server_has_its_code() {
+    async fn bad_input_is_refused_before_anything_starts() {
+        let state = AppState::default();
+        let e = refused(&state, &req("bad room", "alice", this_computer())).await;
+        assert_eq!(e.code, "invalid_room");
+        let e = refused(&state, &req("lobby", " \n ", this_computer())).await;
+        assert_eq!(e.code, "invalid_nickname");
+        let url = |url: &str, pin: Option<&str>| ServerChoice::Url {
+            url: url.into(),
+            pin: pin.map(Into::into),
+        };
+        let e = refused(&state, &req("lobby", "alice", url("example.org", None))).await;
+        assert_eq!(e.code, "invalid_server");
+        assert!(!e.message.contains("example"), "no user data in errors");
+        let e = refused(
+            &state,
+            &req(
+                "lobby",
+                "alice",
+                url("xmpp://example.org", Some("sha256/nope")),
+            ),
+        )
+        .await;
+        assert_eq!(e.code, "invalid_pin");
+        // A link pasted as the address is read as a link.
+        let e = refused(
+            &state,
+            &req(
+                "lobby",
+                "alice",
+                url("cryptocat://join?v=9&room=lobby", None),
+            ),
+        )
+        .await;
+        assert_eq!(e.code, "invalid_invite");
+        assert!(e.message.contains("version 9"), "{}", e.message);
+        let link = "cryptocat://join?v=1&server=wss://example.org/xmpp-websocket&room=other";
+        let e = refused(
+            &state,
+            &req("lobby", "alice", ServerChoice::Invite { link: link.into() }),
+        )
+        .await;
+        assert_eq!(e.code, "invalid_invite", "the room must be the link's");
+        assert!(!state.relay_started().await);
+        // A blank pin is no pin; a link's own room is accepted.
+        engine_config(
+            &state,
+            &req("lobby", "a", url("xmpp://example.org", Some(" "))),
+        )
+        .await
+        .unwrap();
+        let config = engine_config(
+            &state,
+            &req("Other", "a", ServerChoice::Invite { link: link.into() }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(config.room, "other");
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_has_its_reason() {
         let state = AppState::default();
         // A port nothing listens on (bound, then closed).
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -310,6 +377,7 @@ mod tests {
                 "alice",
                 ServerChoice::Url {
                     url: format!("xmpp://127.0.0.1:{port}"),
+                    pin: None,
                 },
             ),
         )
@@ -317,45 +385,53 @@ mod tests {
         .unwrap();
         config.connect_timeout = Duration::from_secs(2);
         let e = CommandError::from(Engine::start(config).await.unwrap_err());
-        assert_eq!(e.code, "unreachable");
+        assert_eq!(e.code, "connection_refused");
+        assert_eq!(e.seen_key, None);
     }
 
-    /// Two people join the same room on the embedded relay, one as the app does, the
-    /// other through the relay's WebSocket as the shown `cryptocat join` command does;
-    /// they exchange a group text and see it confirmed.
+    /// Alice joins on the built-in server; Bob joins through the room's "this computer"
+    /// invite link (pinned TLS on loopback); they exchange a group text and see it
+    /// confirmed. A server address with another key's pin is refused as the wrong server,
+    /// naming the key it showed.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn two_people_chat_on_the_embedded_relay() {
+    async fn two_people_chat_through_the_invite_link() {
         let state = AppState::default();
-        let a = engine_config(
+        let a = engine_config(&state, &req("Lobby", "alice", this_computer()))
+            .await
+            .unwrap();
+        let relay = a.server.clone();
+        let (ha, mut ea) = Engine::start(a).await.unwrap();
+        assert_eq!(ha.room(), "lobby");
+        // As `join` does.
+        state.rooms.lock().await.insert("lobby".into(), ha.clone());
+        state.local_rooms.lock().await.insert("lobby".into());
+        let panel = state.invites("lobby").await.unwrap();
+        assert!(panel.built_in && !panel.local_network);
+        let [link] = &panel.links[..] else {
+            panic!("one link: {panel:?}")
+        };
+        assert_eq!(link.way, crate::dto::Way::ThisComputer);
+        assert!(link.pinned);
+        assert!(link
+            .join_command
+            .starts_with("cryptocat join 'cryptocat://join?v=1&"));
+        assert!(link.join_command.ends_with("' --nick NICK"));
+        let b = engine_config(
             &state,
             &req(
-                "Lobby",
-                "alice",
-                ServerChoice::ThisComputer {
-                    local_network: false,
+                "lobby",
+                "bob",
+                ServerChoice::Invite {
+                    link: link.link.clone(),
                 },
             ),
         )
         .await
         .unwrap();
-        // Bob joins as `cryptocat join` would with the command the room screen shows: the
-        // relay's plain WebSocket on loopback, system roots only (no --ca-cert).
-        let share = state.local_server("lobby").await.unwrap();
-        let cmd = &share.join_command;
-        assert!(
-            cmd.contains(&format!("--server {} ", share.websocket_url)),
-            "{cmd}"
-        );
-        assert!(cmd.ends_with("--room lobby --nick NICK"), "{cmd}");
-        let mut b = EngineConfig::new(
-            ServerUrl::parse(&share.websocket_url).unwrap(),
-            "lobby",
-            "bob",
-        );
-        b.trust = cryptocat_client::TrustConfig::system();
-        let (ha, mut ea) = Engine::start(a).await.unwrap();
+        assert_eq!(b.trust.pins.len(), 1, "checked by the link's key");
         let (hb, mut eb) = Engine::start(b).await.unwrap();
-        assert_eq!(ha.room(), "lobby");
+        let in_use = hb.server_in_use().unwrap();
+        assert_eq!(in_use.url, relay, "c2s with STARTTLS first");
 
         let joined = next_matching(&mut ea, |e| matches!(e, Event::MemberJoined { .. })).await;
         let Event::MemberJoined { member } = joined else {
@@ -363,7 +439,6 @@ mod tests {
         };
         assert_eq!(member.nick, "bob");
         assert_eq!(member.fingerprint, hb.fingerprint());
-        assert!(!member.safety_qr.is_empty());
         next_matching(&mut ea, |e| matches!(e, Event::Rekeyed { members: 2, .. })).await;
         next_matching(&mut eb, |e| matches!(e, Event::Rekeyed { members: 2, .. })).await;
 
@@ -383,18 +458,34 @@ mod tests {
                 private: false
             }
         );
-        let confirmed = next_matching(&mut ea, |e| {
+        next_matching(&mut ea, |e| {
             matches!(e, Event::Confirmation { confirmed: 1, .. })
         })
         .await;
-        assert_eq!(
-            confirmed,
-            Event::Confirmation {
-                id,
-                confirmed: 1,
-                of: 1
-            }
-        );
+
+        // The relay's c2s address in a link with another key's pin: not the server the
+        // link names. (Only that address: the loopback WebSocket after it has no TLS, so no
+        // pin to check.)
+        let pin = state.relay_pin().await.unwrap().to_string();
+        let mut other = Invite::parse(&link.link).unwrap();
+        other.access.servers.truncate(1);
+        other.access.pins = vec![format!("sha256/{}", "A".repeat(43)).parse().unwrap()];
+        let mut c = engine_config(
+            &state,
+            &req(
+                "lobby",
+                "carol",
+                ServerChoice::Invite {
+                    link: other.to_link(),
+                },
+            ),
+        )
+        .await
+        .unwrap();
+        c.reconnect = None;
+        let e = CommandError::from(Engine::start(c).await.unwrap_err());
+        assert_eq!(e.code, "wrong_server");
+        assert_eq!(e.seen_key, Some(pin), "names the key the server showed");
         ha.leave().await.unwrap();
         hb.leave().await.unwrap();
     }

@@ -21,10 +21,20 @@ pub enum ServerChoice {
         local_network: bool,
     },
     /// A server address: `xmpp://host[:port]`, `ws(s)://host[:port]/xmpp-websocket` or
-    /// `http(s)://host[:port]/http-bind`.
+    /// `http(s)://host[:port]/http-bind` (an invite link pasted here is read as one).
     Url {
         /// The address as typed.
         url: String,
+        /// A key pin (`sha256/…`) the server's key must match; none (or blank): the
+        /// system's certificate authorities decide.
+        #[serde(default)]
+        pin: Option<String>,
+    },
+    /// An invite link (`cryptocat://join?v=1&…`): its servers, domain and pins; the
+    /// request's room must be the link's.
+    Invite {
+        /// The link as given.
+        link: String,
     },
 }
 
@@ -51,16 +61,68 @@ pub struct Joined {
 }
 
 /// A failed command: a stable snake_case code for the UI to translate, and an English
-/// sentence (no user data in either).
+/// sentence (no user data in either). Every code is in [`ERROR_CODES`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct CommandError {
-    /// Stable code (`invalid_room`, `invalid_nickname`, `invalid_server`, `unreachable`,
-    /// `join_failed`, `join_timeout`, `already_joined`, `not_joined`, `relay_failed`, and
-    /// the engine's codes such as `no_session`, `offline`, `empty_text`).
+    /// Stable code: one of [`ERROR_CODES`]. For a server that could not be reached, the
+    /// reason (`wrong_server`, `certificate_refused`, `connection_refused`, ...) rather
+    /// than the plain `unreachable`.
     pub code: String,
-    /// English sentence.
+    /// English sentence (for `invalid_invite`, what is wrong with the link).
     pub message: String,
+    /// The pin of the key a refused server showed (`wrong_server`, `certificate_refused`):
+    /// public, for the person to compare.
+    #[serde(default)]
+    pub seen_key: Option<String>,
 }
+
+/// Every [`CommandError::code`] a command can return; the UI has a sentence for each
+/// (`ui/tests/strings.test.ts` fails when one lacks it).
+pub const ERROR_CODES: &[&str] = &[
+    // Join requests (commands.rs) and StartError::code().
+    "invalid_room",
+    "invalid_nickname",
+    "invalid_server",
+    "invalid_pin",
+    "invalid_invite",
+    "unreachable",
+    "join_failed",
+    "join_timeout",
+    "room_setup",
+    "already_joined",
+    "not_joined",
+    "relay_failed",
+    "relay_in_use",
+    "relay_key_in_use",
+    "relay_key_failed",
+    // StartError::reason(): why a server could not be reached.
+    "wrong_server",
+    "certificate_refused",
+    "name_not_found",
+    "connection_refused",
+    "timed_out",
+    "unknown_domain",
+    "registration_refused",
+    "login_refused",
+    "tls_config",
+    "invalid_domain",
+    // EngineError::code().
+    "closed",
+    "unknown_nickname",
+    "ambiguous_nickname",
+    "offline",
+    "empty_text",
+    "text_too_long",
+    "no_session",
+    "verification",
+    "room",
+    // secrets.rs and links.rs.
+    "keyring_unavailable",
+    "keyring_failed",
+    "keyring_corrupt",
+    "invalid_link",
+    "open_failed",
+];
 
 impl CommandError {
     /// From a code and a sentence.
@@ -68,6 +130,7 @@ impl CommandError {
         Self {
             code: code.to_owned(),
             message: message.into(),
+            seen_key: None,
         }
     }
 }
@@ -79,8 +142,20 @@ impl From<cryptocat_client::EngineError> for CommandError {
 }
 
 impl From<cryptocat_client::StartError> for CommandError {
+    /// The reason when the server could not be reached (so the UI can say which), else
+    /// the code; with the key a refused server showed.
     fn from(e: cryptocat_client::StartError) -> Self {
-        Self::new(e.code(), e.to_string())
+        Self {
+            code: e.reason().unwrap_or(e.code()).to_owned(),
+            message: e.to_string(),
+            seen_key: e.seen_key().map(|pin| pin.to_string()),
+        }
+    }
+}
+
+impl From<cryptocat_client::InviteError> for CommandError {
+    fn from(e: cryptocat_client::InviteError) -> Self {
+        Self::new("invalid_invite", e.to_string())
     }
 }
 
@@ -331,33 +406,100 @@ impl Event {
     }
 }
 
-/// How someone else reaches the embedded relay: what the room screen shows to share.
-/// Nothing secret: addresses, the relay certificate's SHA-256 and where its PEM is.
+/// An invite link, read for the join screen: what it leads to and how the server is checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-pub struct LocalServer {
-    /// The relay's XMPP domain (`localhost`).
-    pub domain: String,
-    /// WebSocket address on this computer: `ws://localhost:PORT/xmpp-websocket` (the
-    /// desktop app's "Another server" takes it too).
-    pub websocket_url: String,
-    /// BOSH address on this computer: `http://localhost:PORT/http-bind`.
-    pub bosh_url: String,
-    /// The c2s (TCP with STARTTLS) port.
-    pub c2s_port: u16,
-    /// The command that joins the room from a terminal on this computer (`NICK` is a
-    /// placeholder for the other person's nickname).
+pub struct InviteView {
+    /// The link, as this app writes it (what a join request carries).
+    pub link: String,
+    /// The room name (lower-cased).
+    pub room: String,
+    /// The servers' host names, in the order tried, each once.
+    pub hosts: Vec<String>,
+    /// The key pins (`sha256/…`) the server must show one of; empty: the system's
+    /// certificate authorities check it.
+    pub pins: Vec<String>,
+    /// Every server is on this computer (loopback).
+    pub this_computer: bool,
+}
+
+impl From<&cryptocat_client::Invite> for InviteView {
+    fn from(invite: &cryptocat_client::Invite) -> Self {
+        Self {
+            link: invite.to_link(),
+            room: invite.room.clone(),
+            hosts: hosts(&invite.access),
+            pins: invite.access.pins.iter().map(ToString::to_string).collect(),
+            this_computer: invite.access.servers.iter().all(|s| s.is_loopback()),
+        }
+    }
+}
+
+/// The host names of an access's servers, in order, each once.
+pub fn hosts(access: &cryptocat_client::Access) -> Vec<String> {
+    let mut hosts: Vec<String> = Vec::new();
+    for server in &access.servers {
+        if !hosts.contains(&server.host) {
+            hosts.push(server.host.clone());
+        }
+    }
+    hosts
+}
+
+/// A link opened from outside (a clicked `cryptocat://` link, or one given at launch), as
+/// the window takes it: read, or refused with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OpenedLink {
+    /// A usable invite.
+    Invite {
+        /// What it leads to.
+        invite: InviteView,
+    },
+    /// Not a usable invite (`invalid_invite`, with what is wrong).
+    Invalid {
+        /// Why.
+        error: CommandError,
+    },
+}
+
+/// A way into a room, as the invite panel names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Way {
+    /// The built-in server, from this computer only.
+    ThisComputer,
+    /// The built-in server, from the local network.
+    LocalNetwork,
+    /// The server the room is on (another server).
+    ServerInUse,
+}
+
+/// One invite link of the panel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct InviteLink {
+    /// Who can use it.
+    pub way: Way,
+    /// The link.
+    pub link: String,
+    /// `cryptocat join 'LINK' --nick NICK`, for a terminal (`NICK` is a placeholder).
     pub join_command: String,
-    /// Whether the relay also listens on the local network.
+    /// The servers' host names.
+    pub hosts: Vec<String>,
+    /// Carries the server's key pin.
+    pub pinned: bool,
+}
+
+/// The invite panel of a room: one link per way in. No secret: addresses and public key
+/// pins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct RoomInvites {
+    /// The links, this computer's first.
+    pub links: Vec<InviteLink>,
+    /// The room is on the built-in server.
+    pub built_in: bool,
+    /// The built-in server also listens on the local network (with no `local_network`
+    /// link, no network address was found).
     pub local_network: bool,
-    /// The address the local network reaches it at, when `local_network` and one was found.
-    pub lan_address: Option<String>,
-    /// The command for another computer on the local network (TCP with STARTTLS, trusting
-    /// a copy of the relay's certificate), when `lan_address` is known.
-    pub lan_join_command: Option<String>,
-    /// SHA-256 of the relay's (self-signed) certificate, colon-separated hex.
-    pub certificate_fingerprint: String,
-    /// Where the certificate's PEM is, to copy to the other computer.
-    pub certificate_path: String,
 }
 
 /// What the `engine` Tauri event carries: which room, what happened.
@@ -372,6 +514,10 @@ pub struct RoomEvent {
 /// The name of the Tauri event carrying [`RoomEvent`]s.
 pub const ENGINE_EVENT: &str = "engine";
 
+/// The name of the Tauri event that says an invite link was opened from outside (no
+/// payload: the window takes it with the `take_opened_link` command).
+pub const OPENED_LINK_EVENT: &str = "opened_link";
+
 /// The TypeScript declarations of every IPC type, as one module.
 pub fn bindings() -> String {
     let decls = [
@@ -385,7 +531,11 @@ pub fn bindings() -> String {
         RoomEvent::decl(),
         crate::settings::Settings::decl(),
         crate::notify::OpenChat::decl(),
-        LocalServer::decl(),
+        InviteView::decl(),
+        OpenedLink::decl(),
+        Way::decl(),
+        InviteLink::decl(),
+        RoomInvites::decl(),
     ];
     let mut out = String::from(
         "// Generated from src-tauri/src/dto.rs by `cargo test -p cryptocat-desktop export_bindings`\n\
@@ -397,6 +547,12 @@ pub fn bindings() -> String {
     out.push_str(&format!(
         "/** The Tauri event carrying an `OpenChat` (a notification was clicked). */\nexport const OPEN_CHAT_EVENT = {:?};\n",
         crate::notify::OPEN_CHAT_EVENT
+    ));
+    out.push_str(&format!(
+        "/** The Tauri event saying an invite link was opened from outside. */\nexport const OPENED_LINK_EVENT = {OPENED_LINK_EVENT:?};\n"
+    ));
+    out.push_str(&format!(
+        "/** Every `CommandError` code (each has a sentence in strings.ts). */\nexport const ERROR_CODES = {ERROR_CODES:?} as const;\n"
     ));
     for d in decls {
         out.push('\n');
@@ -457,9 +613,85 @@ mod tests {
         assert_eq!(
             c,
             ServerChoice::Url {
-                url: "xmpp://x".into()
+                url: "xmpp://x".into(),
+                pin: None
             }
         );
+        let c: ServerChoice =
+            serde_json::from_str(r#"{"kind":"invite","link":"cryptocat://join?v=1"}"#).unwrap();
+        assert_eq!(
+            c,
+            ServerChoice::Invite {
+                link: "cryptocat://join?v=1".into()
+            }
+        );
+    }
+
+    /// A link as the desktop hands it over (through the `url` crate of the deep-link
+    /// plugin) reads as the link written; the view names the hosts once and the pin.
+    #[test]
+    fn invite_view_of_a_link() {
+        let pin = format!("sha256/{}", "A".repeat(43));
+        let link = format!(
+            "cryptocat://join?v=1&server=xmpp://127.0.0.1:5222&server=ws://localhost:5280/xmpp-websocket\
+             &server=xmpp://127.0.0.1:5223&domain=localhost&pin={pin}&room=Garden"
+        );
+        let through_url = url::Url::parse(&link).unwrap();
+        let invite = cryptocat_client::Invite::parse(through_url.as_str()).unwrap();
+        let view = InviteView::from(&invite);
+        assert_eq!(view.room, "garden");
+        assert_eq!(view.hosts, ["127.0.0.1", "localhost"]);
+        assert_eq!(view.pins, [pin]);
+        assert!(view.this_computer);
+        assert_eq!(
+            cryptocat_client::Invite::parse(&view.link).unwrap(),
+            invite,
+            "the view's link is the same invite"
+        );
+        let bad = CommandError::from(
+            cryptocat_client::Invite::parse("cryptocat://join?v=2&room=x").unwrap_err(),
+        );
+        assert_eq!(bad.code, "invalid_invite");
+        assert!(bad.message.contains("version 2"), "{}", bad.message);
+        assert_eq!(
+            serde_json::to_value(OpenedLink::Invalid { error: bad }).unwrap()["kind"],
+            "invalid"
+        );
+    }
+
+    /// Every code the sources hand to `CommandError::new` is listed in `ERROR_CODES`
+    /// (whose sentences the UI's tests check).
+    #[test]
+    fn every_error_code_is_listed() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for part in text.split("CommandError::new(\"").skip(1) {
+                found.push(part.split('"').next().unwrap().to_owned());
+            }
+        }
+        assert!(found.len() > 5, "{found:?}");
+        for code in found {
+            assert!(
+                ERROR_CODES.contains(&code.as_str()),
+                "{code} is not in ERROR_CODES"
+            );
+        }
+        for e in [
+            cryptocat_client::StartError::InvalidRoom,
+            cryptocat_client::StartError::NoServer,
+            cryptocat_client::StartError::JoinTimeout,
+        ] {
+            assert!(ERROR_CODES.contains(&CommandError::from(e).code.as_str()));
+        }
+        for e in [
+            cryptocat_client::EngineError::Closed,
+            cryptocat_client::EngineError::Offline,
+            cryptocat_client::EngineError::EmptyText,
+        ] {
+            assert!(ERROR_CODES.contains(&CommandError::from(e).code.as_str()));
+        }
     }
 
     #[test]

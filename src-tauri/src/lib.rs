@@ -1,14 +1,16 @@
 //! `cryptocat-desktop`: the Tauri 2 shell. The only crate that knows Tauri and JSON.
 //!
 //! The Rust side owns everything secret: one [`cryptocat_client::Engine`] per joined room
-//! (keys, sessions, transport), and the embedded relay ([`cryptocat_relay::Server`],
-//! in-process on loopback) when the person picks "this computer". The webview gets typed
+//! (keys, sessions, transport), and the embedded relay ([`cryptocat_relay::embedded`],
+//! in-process, its key kept in the app's data directory) when the person picks "this
+//! computer". Invite links opened from outside arrive through [`deeplink`]. The webview gets typed
 //! commands ([`commands`]) and one typed event stream (the `engine` Tauri event carrying
 //! [`dto::RoomEvent`]s); the types are in [`dto`] and their TypeScript twins are generated
 //! into `ui/src/lib/bindings/`. No key crosses: only readable fingerprints, safety numbers
 //! and QR payload bytes.
 
 pub mod commands;
+pub mod deeplink;
 pub mod dto;
 pub mod links;
 pub mod notify;
@@ -48,6 +50,9 @@ pub fn run() -> ExitCode {
         return run_blank(context);
     }
     let app = tauri::Builder::default()
+        // First: a second launch hands over its arguments and exits before anything else.
+        .plugin(deeplink::single_instance())
+        .plugin(tauri_plugin_deep_link::init())
         .manage(state::AppState::default())
         .manage(settings::SettingsState::default())
         .setup(|app| {
@@ -55,6 +60,15 @@ pub fn run() -> ExitCode {
                 tracing::warn!("no tray icon (closing the window will quit): {e}");
             }
             sys::restore_settings(app.handle());
+            match app.path().app_data_dir() {
+                Ok(dir) => app
+                    .state::<state::AppState>()
+                    .set_relay_dir(dir.join("relay")),
+                Err(e) => tracing::warn!(
+                    "no data directory (the built-in server's key will not be kept): {e}"
+                ),
+            }
+            deeplink::setup(app.handle());
             if let Some(window) = app.get_webview_window("main") {
                 webkit::tune(&window);
             }
@@ -75,7 +89,10 @@ pub fn run() -> ExitCode {
             sys::set_settings,
             sys::forget_remembered,
             links::open_link,
-            commands::local_server,
+            commands::invites,
+            commands::renew_relay_key,
+            deeplink::read_invite,
+            deeplink::take_opened_link,
             commands::ui_ready,
         ])
         .build(context);

@@ -1,29 +1,32 @@
-//! What the app holds: the engines of the joined rooms and the embedded relay.
+//! What the app holds: the engines of the joined rooms, the embedded relay, and an invite
+//! link handed over from outside (a click on a `cryptocat://` link) until the window takes it.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-use cryptocat_client::{EngineHandle, ServerUrl, TrustConfig};
-use cryptocat_relay::{Config as RelayConfig, Running, Server, StartError};
+use cryptocat_client::{Access, EngineHandle, Invite, Pin};
+use cryptocat_relay::embedded::{self, Embedded};
 use tokio::sync::Mutex;
 
-use crate::dto::LocalServer;
+use crate::dto::{InviteLink, RoomInvites, Way};
 
 /// Shared by every command (Tauri's managed state).
 #[derive(Default)]
 pub struct AppState {
     /// Joined rooms by (lower-cased) room name.
     pub rooms: Mutex<HashMap<String, EngineHandle>>,
-    /// The rooms joined on the embedded relay.
+    /// The rooms joined on the embedded relay (through "this computer", or through a link
+    /// that carries its key).
     pub local_rooms: Mutex<HashSet<String>>,
     /// The embedded relay, once started.
     relay: Mutex<Option<Embedded>>,
-}
-
-struct Embedded {
-    running: Running,
-    /// Listening on every interface (the "local network" opt-in), not loopback only.
-    local_network: bool,
+    /// Where the embedded relay keeps its TLS key and certificate (the app's data
+    /// directory, `relay/`), set once at start; unset (tests): a temporary directory, so a
+    /// new key at every start.
+    relay_dir: OnceLock<PathBuf>,
+    /// The last invite link opened from outside that the window has not taken yet.
+    opened: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -31,15 +34,6 @@ impl std::fmt::Debug for AppState {
         // No room names: this may end up in a log.
         f.debug_struct("AppState").finish_non_exhaustive()
     }
-}
-
-/// Where the embedded relay listens, and what to trust to reach it.
-#[derive(Debug, Clone)]
-pub struct LocalRelay {
-    /// `xmpp://127.0.0.1:PORT`.
-    pub url: ServerUrl,
-    /// Its self-signed certificate only.
-    pub trust: TrustConfig,
 }
 
 /// Why the embedded relay is not available.
@@ -51,14 +45,21 @@ pub enum RelayError {
     InUse,
 }
 
-/// The relay's XMPP domain (rooms at `conference.localhost`).
-pub const LOCAL_DOMAIN: &str = "localhost";
-/// The ports tried first (the XMPP defaults); free ports are used when they are taken.
-pub const DEFAULT_C2S_PORT: u16 = 5222;
-/// See [`DEFAULT_C2S_PORT`].
-pub const DEFAULT_HTTP_PORT: u16 = 5280;
+/// Why the embedded relay's key was not replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenewError {
+    /// Rooms use the relay: leave them first.
+    InUse,
+    /// The new key could not be made or kept.
+    Failed,
+}
 
 impl AppState {
+    /// Sets where the embedded relay keeps its key (once; later calls change nothing).
+    pub fn set_relay_dir(&self, dir: PathBuf) {
+        let _ = self.relay_dir.set(dir);
+    }
+
     /// Leaves every joined room, each bounded by `timeout`.
     pub async fn leave_all(&self, timeout: std::time::Duration) {
         let rooms: Vec<EngineHandle> = self.rooms.lock().await.drain().map(|(_, h)| h).collect();
@@ -74,13 +75,12 @@ impl AppState {
         self.relay.lock().await.is_some()
     }
 
-    /// The embedded relay, started on first use: c2s (STARTTLS) and plain HTTP (WebSocket,
-    /// BOSH; plain HTTP counts as secure from loopback only) on 127.0.0.1, or on every
-    /// interface with `local_network`; ports 5222 and 5280 when free, otherwise free
-    /// ports. Its self-signed certificate is written to a temporary directory (so that it
-    /// can be handed to `cryptocat join --ca-cert`); nothing else goes to disk. Asking for
-    /// the other `local_network` setting restarts it when no room uses it.
-    pub async fn local_relay(&self, local_network: bool) -> Result<LocalRelay, RelayError> {
+    /// The embedded relay ([`cryptocat_relay::embedded`]), started on first use: on
+    /// loopback, or on every interface with `local_network`; its key kept in the app's data
+    /// directory. Asking for the other `local_network` setting restarts it when no room
+    /// uses it. Returns how this computer reaches it (c2s with STARTTLS checked by its pin,
+    /// then the loopback WebSocket).
+    pub async fn local_relay(&self, local_network: bool) -> Result<Access, RelayError> {
         let mut relay = self.relay.lock().await;
         if relay
             .as_ref()
@@ -92,71 +92,107 @@ impl AppState {
             *relay = None;
         }
         if relay.is_none() {
-            let running = start_relay(local_network).await.map_err(|e| {
+            let state_dir = match self.relay_dir.get() {
+                Some(dir) => Some(private_dir(dir).map_err(|e| {
+                    tracing::warn!("the built-in server's folder could not be made: {e}");
+                    RelayError::Failed
+                })?),
+                None => None,
+            };
+            let options = embedded::Options {
+                local_network,
+                state_dir,
+            };
+            let started = embedded::start(&options).await.map_err(|e| {
                 tracing::warn!("the embedded relay could not start: {e}");
                 RelayError::Failed
             })?;
-            *relay = Some(Embedded {
-                running,
-                local_network,
-            });
+            *relay = Some(started);
         }
-        let running = &relay.as_ref().ok_or(RelayError::Failed)?.running;
-        let url = ServerUrl::parse(&format!("xmpp://127.0.0.1:{}", running.c2s_addr.port()))
-            .map_err(|_| RelayError::Failed)?;
-        Ok(LocalRelay {
-            url,
-            trust: TrustConfig::only(running.tls.certificate.clone()),
-        })
+        Ok(relay.as_ref().ok_or(RelayError::Failed)?.this_computer())
     }
 
-    /// How someone else joins `room` on the embedded relay, when it runs.
-    pub async fn local_server(&self, room: &str) -> Option<LocalServer> {
-        let relay = self.relay.lock().await;
-        let embedded = relay.as_ref()?;
-        let running = &embedded.running;
-        let http = running.http_addr?;
-        let c2s_port = running.c2s_addr.port();
-        let websocket_url = format!("ws://{LOCAL_DOMAIN}:{}/xmpp-websocket", http.port());
-        let cert_path = running.tls.certificate_path.display().to_string();
-        let lan_address = if embedded.local_network {
-            lan_address().map(|ip| ip.to_string())
-        } else {
-            None
+    /// The pin of the running embedded relay's key.
+    pub async fn relay_pin(&self) -> Option<Pin> {
+        self.relay.lock().await.as_ref().and_then(Embedded::pin)
+    }
+
+    /// Stops the embedded relay and makes it a new key: links made before stop working.
+    /// Refused while a room uses it.
+    pub async fn renew_relay_key(&self) -> Result<(), RenewError> {
+        let mut relay = self.relay.lock().await;
+        if !self.local_rooms.lock().await.is_empty() {
+            return Err(RenewError::InUse);
+        }
+        *relay = None;
+        // Without a kept key (no data directory), every start makes a new one already.
+        let Some(dir) = self.relay_dir.get() else {
+            return Ok(());
         };
-        let lan_join_command = lan_address.as_ref().map(|ip| {
-            format!(
-                "cryptocat join --server xmpp://{ip}:{c2s_port} --domain {LOCAL_DOMAIN} \
-                 --ca-cert {} --room {room} --nick NICK",
-                shell_word(&cert_file_name())
-            )
-        });
-        Some(LocalServer {
-            domain: LOCAL_DOMAIN.to_owned(),
-            join_command: join_command(&websocket_url, room),
-            websocket_url,
-            bosh_url: format!("http://{LOCAL_DOMAIN}:{}/http-bind", http.port()),
-            c2s_port,
-            local_network: embedded.local_network,
-            lan_address,
-            lan_join_command,
-            certificate_fingerprint: running.tls.fingerprint(),
-            certificate_path: cert_path,
+        forget_relay_key(dir).map_err(|e| {
+            tracing::warn!("the built-in server's key could not be replaced: {e}");
+            RenewError::Failed
         })
+    }
+
+    /// The invite links to `room`: through the embedded relay for a room held there (this
+    /// computer, and the local network when it listens there), through the server in use
+    /// otherwise. `None` when we are not in that room.
+    pub async fn invites(&self, room: &str) -> Option<RoomInvites> {
+        let handle = self.rooms.lock().await.get(room).cloned()?;
+        if self.local_rooms.lock().await.contains(room) {
+            if let Some(relay) = self.relay.lock().await.as_ref() {
+                let mut links = vec![invite_link(Way::ThisComputer, room, relay.this_computer())];
+                if let Some(access) = relay.local_network_access() {
+                    links.push(invite_link(Way::LocalNetwork, room, access));
+                }
+                return Some(RoomInvites {
+                    links,
+                    built_in: true,
+                    local_network: relay.local_network,
+                });
+            }
+        }
+        let invite = handle.invite();
+        Some(RoomInvites {
+            links: vec![invite_link(Way::ServerInUse, &invite.room, invite.access)],
+            built_in: false,
+            local_network: false,
+        })
+    }
+
+    /// Keeps an invite link opened from outside until the window takes it.
+    pub fn set_opened(&self, link: String) {
+        if let Ok(mut opened) = self.opened.lock() {
+            *opened = Some(link);
+        }
+    }
+
+    /// The invite link opened from outside, once.
+    pub fn take_opened(&self) -> Option<String> {
+        self.opened.lock().ok()?.take()
     }
 }
 
-/// `cryptocat join` on this computer through the relay's WebSocket (plain HTTP is secure
-/// on loopback; the host `localhost` is also the XMPP domain). Room names never need
-/// quoting (the engine allows letters, digits, `-`, `_` and `.` only).
-pub fn join_command(websocket_url: &str, room: &str) -> String {
-    format!("cryptocat join --server {websocket_url} --room {room} --nick NICK")
+fn invite_link(way: Way, room: &str, access: Access) -> InviteLink {
+    let invite = Invite {
+        room: room.to_owned(),
+        access,
+    };
+    let link = invite.to_link();
+    InviteLink {
+        way,
+        join_command: join_command(&link),
+        hosts: crate::dto::hosts(&invite.access),
+        pinned: !invite.access.pins.is_empty(),
+        link,
+    }
 }
 
-/// The name the certificate has in the local-network command (the other person copies the
-/// file shown next to it).
-fn cert_file_name() -> String {
-    format!("{LOCAL_DOMAIN}.pem")
+/// `cryptocat join 'LINK' --nick NICK`: the command a terminal user runs (`NICK` is a
+/// placeholder for their nickname). The link is quoted: it has `&` and `?` in it.
+pub fn join_command(link: &str) -> String {
+    format!("cryptocat join {} --nick NICK", shell_word(link))
 }
 
 fn shell_word(s: &str) -> String {
@@ -169,41 +205,19 @@ fn shell_word(s: &str) -> String {
     }
 }
 
-async fn start_relay(local_network: bool) -> Result<Running, StartError> {
-    let ip = if local_network {
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-    } else {
-        IpAddr::V4(Ipv4Addr::LOCALHOST)
-    };
-    let mut c2s = SocketAddr::new(ip, DEFAULT_C2S_PORT);
-    let mut http = SocketAddr::new(ip, DEFAULT_HTTP_PORT);
-    // At most three tries: each taken default port falls back to a free one once.
-    for _ in 0..3 {
-        let mut config = RelayConfig::new(LOCAL_DOMAIN, c2s);
-        config.http = Some(http);
-        config.http_tls = Some(false);
-        match Server::bind(config).await {
-            Ok(server) => return Ok(server.spawn()),
-            Err(StartError::Bind { addr, .. }) if addr == c2s && c2s.port() != 0 => c2s.set_port(0),
-            Err(StartError::Bind { addr, .. }) if addr == http && http.port() != 0 => {
-                http.set_port(0)
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    let mut config = RelayConfig::new(LOCAL_DOMAIN, c2s);
-    config.http = Some(http);
-    config.http_tls = Some(false);
-    Ok(Server::bind(config).await?.spawn())
+/// Makes `dir` (and its parents) with the owner alone allowed in (0700 on Unix).
+fn private_dir(dir: &Path) -> std::io::Result<PathBuf> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    Ok(dir.to_owned())
 }
 
-/// This computer's address on the local network: the source address of the default route
-/// (a UDP "connect" sends nothing). `None` without a route.
-fn lan_address() -> Option<IpAddr> {
-    let socket = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
-    socket.connect((Ipv4Addr::new(192, 0, 2, 1), 9)).ok()?;
-    let ip = socket.local_addr().ok()?.ip();
-    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+/// Makes the relay's next start use a new key (the one kept in `dir` is deleted).
+fn forget_relay_key(dir: &Path) -> std::io::Result<()> {
+    cryptocat_relay::embedded::forget_key(dir)
 }
 
 #[cfg(test)]
@@ -214,44 +228,45 @@ mod tests {
     #[test]
     fn commands_are_shell_safe() {
         assert_eq!(
-            join_command("ws://localhost:5280/xmpp-websocket", "lobby"),
-            "cryptocat join --server ws://localhost:5280/xmpp-websocket --room lobby --nick NICK"
+            join_command("cryptocat://join?v=1&server=xmpp://127.0.0.1:5222&room=lobby"),
+            "cryptocat join 'cryptocat://join?v=1&server=xmpp://127.0.0.1:5222&room=lobby' --nick NICK"
         );
         assert_eq!(shell_word("/tmp/a b/x.pem"), "'/tmp/a b/x.pem'");
         assert_eq!(shell_word("it's"), r"'it'\''s'");
     }
 
-    /// The relay starts on loopback with both listeners; a second one (the defaults now
-    /// taken by the first, or by anything else) falls back to free ports.
+    /// The relay starts on loopback; a second one (the defaults now taken by the first, or
+    /// by anything else) falls back to free ports and has its own key.
     #[tokio::test]
     async fn relay_falls_back_to_free_ports() {
         let a = AppState::default();
         let b = AppState::default();
-        a.local_relay(false).await.unwrap();
-        b.local_relay(false).await.unwrap();
-        let (sa, sb) = (
-            a.local_server("lobby").await.unwrap(),
-            b.local_server("lobby").await.unwrap(),
-        );
-        assert_ne!(sa.c2s_port, sb.c2s_port);
-        assert_ne!(sa.websocket_url, sb.websocket_url);
-        assert!(sb.websocket_url.starts_with("ws://localhost:"));
-        assert!(!sa.local_network && sa.lan_address.is_none() && sa.lan_join_command.is_none());
-        assert_eq!(sa.certificate_fingerprint.len(), 32 * 3 - 1);
-        assert!(std::path::Path::new(&sa.certificate_path).exists());
+        let sa = a.local_relay(false).await.unwrap();
+        let sb = b.local_relay(false).await.unwrap();
+        assert_ne!(sa.servers, sb.servers);
+        assert!(sa.servers.iter().all(|s| s.is_loopback()));
+        assert_eq!(sa.pins.len(), 1);
+        assert_ne!(sa.pins, sb.pins);
+        assert_eq!(a.relay_pin().await.as_ref(), sa.pins.first());
     }
 
     /// Switching to the local network restarts an unused relay on every interface, and
-    /// is refused while a room uses it.
+    /// is refused while a room uses it; so is a new key.
     #[tokio::test]
-    async fn local_network_switch() {
+    async fn local_network_switch_and_new_key() {
+        let dir = std::env::temp_dir().join(format!("cryptocat-state-test-{}", std::process::id()));
         let state = AppState::default();
+        state.set_relay_dir(dir.join("relay"));
         state.local_relay(false).await.unwrap();
         state.local_relay(true).await.unwrap();
-        let info = state.local_server("lobby").await.unwrap();
-        assert!(info.local_network);
-        if let Some(cmd) = &info.lan_join_command {
-            assert!(cmd.contains("--ca-cert localhost.pem"), "{cmd}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(dir.join("relay"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o700);
         }
         state.local_rooms.lock().await.insert("lobby".into());
         assert_eq!(
@@ -259,5 +274,27 @@ mod tests {
             RelayError::InUse
         );
         assert!(state.local_relay(true).await.is_ok());
+        assert_eq!(state.renew_relay_key().await, Err(RenewError::InUse));
+        assert!(state.relay_started().await);
+        state.local_rooms.lock().await.clear();
+        let before = state.relay_pin().await.unwrap();
+        state.renew_relay_key().await.unwrap();
+        assert!(!state.relay_started().await);
+        let after = state.local_relay(true).await.unwrap();
+        assert!(!before.is_in(&after.pins), "a new key after renewing");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn opened_link_is_taken_once() {
+        let state = AppState::default();
+        assert_eq!(state.take_opened(), None);
+        state.set_opened("cryptocat://join?v=1".into());
+        state.set_opened("cryptocat://join?v=1&room=b".into());
+        assert_eq!(
+            state.take_opened().as_deref(),
+            Some("cryptocat://join?v=1&room=b")
+        );
+        assert_eq!(state.take_opened(), None);
     }
 }

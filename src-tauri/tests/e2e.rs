@@ -1,13 +1,18 @@
 //! The real app end to end: the debug `cryptocat-desktop` binary under Xvfb, driven through
 //! WebDriver (`tauri-driver` in front of Debian's `WebKitWebDriver`), together with the
-//! `cryptocat` CLI (`cryptocat join --json`) joining the same room on the app's embedded
-//! relay with the command the room screen shows.
+//! `cryptocat` CLI (`cryptocat join LINK --nick bob --json`) joining the same room on the
+//! app's embedded relay through the link the room's invite panel shows (c2s with STARTTLS,
+//! the relay's key checked against the link's pin).
 //!
 //! It joins through the UI, exchanges group messages both ways, sees the app's message
 //! confirmed by 1 of 1, chats in private, compares the fingerprint in the verification
 //! dialog with the one the CLI printed, marks the CLI's member verified, answers the CLI's
 //! secret question in the UI (both sides see the match), and sees the "nickname taken"
-//! warning when a second CLI claims the same nickname with another key. It takes a
+//! warning when a second CLI claims the same nickname with another key. Then it leaves and
+//! hands the invite link to a second invocation of the app binary, as the desktop does when
+//! a link is clicked: that process exits with status 0, the first window shows the join
+//! screen filled from the link (the room and the "checked by the invite's key" mark), and
+//! with a nickname typed it joins and chats with the CLI again. It takes a
 //! screenshot of each screen from the X server (`xwd`); with `CRYPTOCAT_UPDATE_SCREENSHOTS=1`
 //! they are written to `docs/screenshots/`.
 //!
@@ -425,6 +430,17 @@ impl JsonChild {
         self.seen.clear();
     }
 
+    /// The last event printed so far that `f` accepts (waiting for one if none was).
+    fn latest(&mut self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        while let Ok(v) = self.events.try_recv() {
+            self.seen.push(v);
+        }
+        match self.seen.iter().rev().find(|v| f(v)) {
+            Some(v) => v.clone(),
+            None => self.wait(what, f),
+        }
+    }
+
     /// The first event (from now on, or already seen) that `f` accepts.
     fn wait(&mut self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
         if let Some(v) = self.seen.iter().find(|v| f(v)) {
@@ -803,31 +819,62 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     assert_eq!(d.text(".room-header h1"), format!("#{ROOM}"));
     let my_fp = d.text("[data-testid=header-fingerprint]");
 
-    // The room screen tells how someone else joins; the CLI runs exactly that command.
-    d.click("[data-testid=share] summary");
-    let command = d.text("[data-testid=join-command]");
-    let words: Vec<&str> = command.split_whitespace().collect();
-    assert_eq!(words.first(), Some(&"cryptocat"), "{command}");
+    // The room's invite panel: the CLI joins through its "this computer" link, as
+    // `cryptocat join LINK --nick bob`.
+    d.click("[data-testid=invite-open]");
+    let link = d.text("[data-testid=invite-link-this_computer]");
     assert!(
-        command.contains(&format!("--room {ROOM} --nick NICK")),
-        "{command}"
+        link.starts_with("cryptocat://join?v=1&server=xmpp://127.0.0.1:"),
+        "{link}"
     );
-    assert!(
-        d.text("[data-testid=share-address]")
-            .starts_with("ws://localhost:"),
-        "{command}"
+    assert!(link.ends_with(&format!("&room={ROOM}")), "{link}");
+    let pin = link
+        .split('&')
+        .find_map(|p| p.strip_prefix("pin="))
+        .unwrap_or_else(|| panic!("no pin in {link}"))
+        .to_owned();
+    assert_eq!(
+        d.text("[data-testid=invite-command-this_computer]"),
+        format!("cryptocat join '{link}' --nick NICK")
     );
-    let mut args: Vec<String> = words[1..]
-        .iter()
-        .map(|w| if *w == "NICK" { CLI_NICK } else { w }.to_owned())
-        .collect();
-    args.push("--json".into());
-    // Close the panel again (it lies over the conversation while open).
-    d.click("[data-testid=share] summary");
+    // Copy: to the clipboard, or (no clipboard access) the link selected for Ctrl+C.
+    d.click("[data-testid=copy-this_computer]");
+    let copy = d.until(
+        "the copy's outcome",
+        "const b = document.querySelector('[data-testid=copy-this_computer]'); \
+         return b.textContent.trim() === 'Copied' ? 'copied' \
+           : document.querySelector('.invite-way [role=status]') && window.getSelection().toString()",
+    );
+    assert!(copy == "copied" || copy == link.as_str(), "{copy}");
+    eprintln!(
+        "desktop e2e: the invite panel's copy button: {}",
+        if copy == "copied" {
+            "clipboard"
+        } else {
+            "selection"
+        }
+    );
+    screenshot(&xwd, display, "invite");
+    d.click(".dialog.invite button.close");
+    let args: Vec<String> = vec![
+        "join".into(),
+        link.clone(),
+        "--nick".into(),
+        CLI_NICK.into(),
+        "--json".into(),
+    ];
     let mut cli = JsonChild::start(&mut procs, &cli_bin, &args, "cryptocat");
 
     let joined = cli.wait("joined", |v| v["type"] == "joined");
     let cli_fp = joined["fingerprint"].as_str().unwrap().to_owned();
+    // Over c2s with STARTTLS, the relay's key checked against the link's pin.
+    assert!(
+        joined["server"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("xmpp://127.0.0.1:")),
+        "{joined}"
+    );
+    assert_eq!(joined["server_key"], pin.as_str(), "{joined}");
     let alice = cli.wait("alice joined", |v| {
         v["type"] == "member_joined" && v["nick"] == APP_NICK
     });
@@ -923,10 +970,72 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     twin.line("/leave");
     twin.wait("left", |v| v["type"] == "left");
 
+    // ---- the link clicked: the desktop runs the app again with it ----
+    // Back on the join screen, the link goes to a second invocation of the app, which hands
+    // it to this one and exits; the join screen fills in, and the nickname is all to type.
+    d.click("//button[text()='Leave the room']");
+    cli.wait("alice leaving", |v| {
+        v["type"] == "member_left" && v["nick"] == APP_NICK
+    });
+    d.el("#join-room");
+    let mut second = Command::new(&app)
+        .arg(&link)
+        .envs(session_env.clone())
+        .env("NO_AT_BRIDGE", "1")
+        .stdout(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let status = {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = second.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > WAIT {
+                let _ = second.kill();
+                panic!("the second launch did not exit");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert!(status.success(), "the second launch exited with {status}");
+    assert_eq!(
+        d.until(
+            "the join screen filled from the link",
+            "return document.querySelector('[data-testid=invite-room]')?.textContent",
+        ),
+        format!("#{ROOM}")
+    );
+    assert!(d
+        .text("[data-testid=invite-key]")
+        .contains("Checked by the invite"));
+    screenshot(&xwd, display, "join-invite");
+    d.type_into("#join-nick", APP_NICK);
+    d.click("form button[type=submit]");
+    assert_eq!(d.text(".room-header h1"), format!("#{ROOM}"));
+    cli.wait("alice back through the link", |v| {
+        v["type"] == "member_joined" && v["nick"] == APP_NICK
+    });
+    cli.forget();
+    cli.wait("a settled room", |v| {
+        v["type"] == "rekeyed" && v["members"] == 2
+    });
+    d.type_into(".composer textarea", "back through the link");
+    d.click(".composer button[type=submit]");
+    let got = cli.wait("the app's message", |v| v["type"] == "message");
+    assert_eq!(got["text"], "back through the link");
+    cli.line("welcome back");
+    d.until(
+        "the CLI's message",
+        "return [...document.querySelectorAll('.messages .text')].some(e => e.textContent === 'welcome back')",
+    );
+
     // ---- the desktop: tray icon, notification, a click on it, the tray menu ----
-    // The tray icon registered at start, without the unread dot. (libayatana-appindicator
-    // has no tooltips: the icon is what changes.)
-    let normal = tray.wait("the tray icon", |v| v["event"] == "item");
+    // The tray icon as it is now, without the unread dot: the window has the focus (each
+    // focus, as when a second launch brought it to the front, writes the icon again).
+    // (libayatana-appindicator has no tooltips: the icon is what changes.)
+    let normal = tray.latest("the tray icon", |v| v["event"] == "item");
     let normal_red =
         red_pixels(&icon_file(&normal)).unwrap_or_else(|| panic!("no icon file for {normal}"));
     let has_dot = |v: &Value| {

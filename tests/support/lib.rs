@@ -13,8 +13,12 @@
     missing_debug_implementations
 )]
 
+pub mod ejabberd;
 pub mod netns;
 pub mod pcap;
+pub mod prosody;
+pub mod relay;
+pub mod stock;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -110,6 +114,43 @@ impl Drop for TempDir {
     }
 }
 
+/// The key pin of the first certificate in a PEM file.
+pub fn pem_pin(pem: &[u8]) -> cryptocat_link::Pin {
+    use base64::Engine as _;
+    let text = String::from_utf8_lossy(pem);
+    let body: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .unwrap();
+    cryptocat_link::Pin::of_certificate(&der.into()).unwrap()
+}
+
+/// A free TCP port on loopback (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts TCP connections on loopback `port`; `None` after `limit`.
+pub fn wait_listening(port: u16, limit: Duration) -> Option<()> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
 /// The lines of a process's output, read on a thread (so that a test can wait with a
 /// timeout instead of blocking on a pipe that never ends).
 pub fn lines_of(output: impl std::io::Read + Send + 'static) -> Receiver<String> {
@@ -197,10 +238,20 @@ impl JsonChild {
     /// The first event (already seen, or from now on) that `f` accepts; fails after
     /// [`WAIT`] with every event seen.
     pub fn wait(&mut self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        self.wait_within(what, WAIT, f)
+    }
+
+    /// [`JsonChild::wait`] with another bound.
+    pub fn wait_within(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        f: impl Fn(&Value) -> bool,
+    ) -> Value {
         if let Some(v) = self.seen.iter().find(|v| f(v)) {
             return v.clone();
         }
-        let deadline = Instant::now() + WAIT;
+        let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {
@@ -211,7 +262,7 @@ impl JsonChild {
                     }
                 }
                 Err(_) => panic!(
-                    "{}: no {what} within {WAIT:?}; seen: {:#?}",
+                    "{}: no {what} within {limit:?}; seen: {:#?}",
                     self.label, self.seen
                 ),
             }

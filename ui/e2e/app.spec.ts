@@ -44,10 +44,10 @@ test('join screen: errors for a bad room, nickname and server', async ({ page })
   await page.getByLabel(s.join.otherServer).check();
   await page.getByLabel(s.join.serverUrl).fill('xmpp://unreachable.invalid');
   await page.getByRole('button', { name: s.join.submit }).click();
-  await expect(page.getByText(s.errors.unreachable)).toBeVisible();
+  await expect(page.getByText(s.errors.connection_refused)).toBeVisible();
   const calls = await page.evaluate(() => (window as any).__stub.calls.filter((c: any) => c.cmd === 'join'));
   expect(calls).toEqual([
-    { cmd: 'join', args: { req: { room: 'lobby', nick: 'alice', server: { kind: 'url', url: 'xmpp://unreachable.invalid' } } } },
+    { cmd: 'join', args: { req: { room: 'lobby', nick: 'alice', server: { kind: 'url', url: 'xmpp://unreachable.invalid', pin: null } } } },
   ]);
 });
 
@@ -264,40 +264,112 @@ test('links: only http(s), opened after confirmation; a notification click opens
   await expect(page.getByRole('tab', { name: s.room.privateWith('bob') })).toHaveAttribute('aria-selected', 'true');
 });
 
-test('invite someone: the built-in server shows its address and the join command', async ({ page }) => {
-  await join(page);
-  const share = page.getByTestId('share');
-  await share.getByText(s.share.title).click();
-  await expect(share.getByTestId('share-address')).toHaveText('ws://localhost:5280/xmpp-websocket');
-  await expect(share.getByTestId('join-command')).toHaveText(
-    'cryptocat join --server ws://localhost:5280/xmpp-websocket --room lobby --nick NICK',
-  );
-  await expect(share.getByText(s.share.lanOff)).toBeVisible();
+const PIN = 'sha256/' + 'q'.repeat(43);
+const LINK = `cryptocat://join?v=1&server=xmpp://192.168.1.20:5222&domain=localhost&pin=${PIN}&room=Garden`;
+
+async function openInvitePanel(page: Page) {
+  await page.getByRole('button', { name: s.share.title }).click();
+  const dialog = page.getByRole('dialog', { name: s.share.title });
+  await expect(dialog.getByTestId('invite-panel')).toBeVisible();
+  return dialog;
+}
+
+test('a link clicked while the app runs fills the join screen; joining goes through the link', async ({ page }) => {
+  await page.goto('/');
+  await page.getByLabel(s.join.room).fill('typed-room');
+  await page.evaluate((link) => (window as any).__stub.openLink(link), LINK);
+  await expect(page.getByRole('heading', { name: s.invite.title })).toBeVisible();
+  await expect(page.getByTestId('invite-room')).toHaveText('#garden');
+  await expect(page.getByTestId('invite-hosts')).toHaveText('192.168.1.20');
+  await expect(page.getByTestId('invite-key')).toContainText(s.invite.keyMark);
+  await expect(page.getByLabel(s.join.nick)).toBeFocused();
+  await page.getByLabel(s.join.nick).fill('carol');
+  await page.getByRole('button', { name: s.join.submit }).click();
+  await expect(page.getByRole('heading', { name: '#garden' })).toBeVisible();
+  const calls = await page.evaluate(() => (window as any).__stub.calls.filter((c: any) => c.cmd === 'join'));
+  expect(calls.map((c: any) => c.args.req)).toEqual([{ room: 'garden', nick: 'carol', server: { kind: 'invite', link: LINK } }]);
+  // The room's invite panel offers the same server to the next person.
+  const dialog = await openInvitePanel(page);
+  await expect(dialog.getByTestId('invite-link-server_in_use')).toHaveText(LINK);
+  await expect(dialog.getByText(s.share.who.server_in_use)).toBeVisible();
 });
 
-test('invite someone on the local network (opt-in on the join screen)', async ({ page }) => {
+test('a link given at launch is shown once the window is up; a bad one says what is wrong', async ({ page }) => {
+  await page.addInitScript((link) => (window as any).__stub.launchWith(link), LINK.replace('xmpp://192.168.1.20', 'xmpp://wrong.example.org'));
+  await page.goto('/');
+  await expect(page.getByTestId('invite-room')).toHaveText('#garden');
+  await page.getByLabel(s.join.nick).fill('carol');
+  await page.getByRole('button', { name: s.join.submit }).click();
+  await expect(page.getByText(s.errors.wrong_server)).toBeVisible();
+  await expect(page.getByTestId('seen-key')).toHaveText('sha256/' + 'z'.repeat(43));
+
+  await page.evaluate(() => (window as any).__stub.openLink('cryptocat://join?v=2&room=x'));
+  await expect(page.getByRole('alert')).toContainText(s.errors.invalid_invite);
+  await expect(page.getByRole('alert')).toContainText('version 2');
+  await expect(page.getByLabel(s.join.room)).toBeVisible();
+});
+
+test('"Another server" takes a pasted invite link, or an address with a key pin', async ({ page }) => {
+  await page.goto('/');
+  await page.getByLabel(s.join.otherServer).check();
+  await page.getByLabel(s.join.serverUrl).fill(LINK);
+  await expect(page.getByTestId('invite-room')).toHaveText('#garden');
+  await page.getByRole('button', { name: s.invite.other }).click();
+  await page.getByLabel(s.join.room).fill('lobby');
+  await page.getByLabel(s.join.nick).fill('alice');
+  await page.getByLabel(s.join.otherServer).check();
+  await page.getByLabel(s.join.serverUrl).fill('xmpp://example.org');
+  await page.getByLabel(s.join.pin).fill(PIN);
+  await page.getByRole('button', { name: s.join.submit }).click();
+  await expect(page.getByRole('heading', { name: '#lobby' })).toBeVisible();
+  const calls = await page.evaluate(() => (window as any).__stub.calls.filter((c: any) => c.cmd === 'join'));
+  expect(calls.map((c: any) => c.args.req.server)).toEqual([{ kind: 'url', url: 'xmpp://example.org', pin: PIN }]);
+});
+
+test('invite panel: the built-in server on this computer only, with copy, QR code and command', async ({ page, context }) => {
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  await join(page);
+  const dialog = await openInvitePanel(page);
+  const link = dialog.getByTestId('invite-link-this_computer');
+  await expect(link).toContainText('cryptocat://join?v=1&server=xmpp://127.0.0.1:5222');
+  await expect(link).toContainText(`pin=${PIN}`);
+  await expect(dialog.getByText(s.share.who.this_computer)).toBeVisible();
+  await expect(dialog.getByRole('img', { name: s.share.qr(s.share.way.this_computer) })).toBeVisible();
+  await expect(dialog.getByTestId('invite-command-this_computer')).toHaveText(`cryptocat join '${await link.textContent()}' --nick NICK`);
+  await expect(dialog.getByText(s.share.lanOff)).toBeVisible();
+  await expect(dialog.getByTestId('invite-local_network')).toHaveCount(0);
+  await dialog.getByTestId('copy-this_computer').click();
+  await expect(dialog.getByTestId('copy-this_computer')).toHaveText(s.share.copied);
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(await link.textContent());
+  await page.keyboard.press('Escape');
+  await expect(dialog).toBeHidden();
+});
+
+test('invite panel on the local network (opt-in on the join screen); a new key is refused while in use', async ({ page }) => {
   await page.goto('/');
   await expect(page.getByLabel(s.join.localNetwork)).not.toBeChecked();
   await page.getByLabel(s.join.room).fill('lobby');
   await page.getByLabel(s.join.nick).fill('alice');
   await page.getByLabel(s.join.localNetwork).check();
   await page.getByRole('button', { name: s.join.submit }).click();
-  const share = page.getByTestId('share');
-  await share.getByText(s.share.title).click();
-  await expect(share.getByTestId('lan-address')).toHaveText('192.168.1.20');
-  await expect(share.getByTestId('lan-join-command')).toContainText('--ca-cert localhost.pem');
-  await expect(share.getByTestId('certificate-fingerprint')).toHaveText('AB:CD');
+  const dialog = await openInvitePanel(page);
+  await expect(dialog.getByTestId('invite-link-local_network')).toContainText('server=xmpp://192.168.1.20:5222');
+  await expect(dialog.getByText(s.share.who.local_network)).toBeVisible();
+  await expect(dialog.getByText(s.share.who.this_computer)).toBeVisible();
+  await expect(dialog.getByRole('img', { name: s.share.qr(s.share.way.local_network) })).toBeVisible();
+  await expect(dialog.getByText(s.share.lanOff)).toHaveCount(0);
   const calls = await page.evaluate(() => (window as any).__stub.calls.filter((c: any) => c.cmd === 'join'));
   expect(calls[0].args.req.server).toEqual({ kind: 'this_computer', local_network: true });
-});
+  await dialog.getByRole('button', { name: s.verify.close }).click();
 
-test('a room on another server shows no invitation', async ({ page }) => {
-  await page.goto('/');
-  await page.getByLabel(s.join.room).fill('lobby');
-  await page.getByLabel(s.join.nick).fill('alice');
-  await page.getByLabel(s.join.otherServer).check();
-  await page.getByLabel(s.join.serverUrl).fill('xmpp://example.org');
-  await page.getByRole('button', { name: s.join.submit }).click();
-  await expect(page.getByRole('heading', { name: '#lobby' })).toBeVisible();
-  await expect(page.getByTestId('share')).toHaveCount(0);
+  await page.getByRole('button', { name: s.settings.open }).click();
+  const settings = page.getByRole('dialog', { name: s.settings.title });
+  await settings.getByRole('button', { name: s.settings.renewKey }).click();
+  await expect(settings.getByRole('alert')).toHaveText(s.errors.relay_key_in_use);
+  await settings.getByRole('button', { name: s.settings.close }).click();
+  await page.getByRole('button', { name: s.room.leave }).click();
+  await page.getByRole('button', { name: s.settings.open }).click();
+  await settings.getByRole('button', { name: s.settings.renewKey }).click();
+  await expect(settings.getByText(s.settings.renewed)).toBeVisible();
+  expect(await page.evaluate(() => (window as any).__stub.renewed)).toBe(1);
 });

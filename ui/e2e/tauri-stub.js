@@ -11,7 +11,39 @@
   let localId = 0;
   let msg = 0;
   const calls = [];
-  const room = { name: null, nick: null, local: false, lan: false };
+  const room = { name: null, nick: null, local: false, lan: false, server: null };
+  const PIN = 'sha256/' + 'q'.repeat(43);
+  // An invite link opened from outside, not yet taken by the window.
+  let pendingLink = null;
+
+  // Reads a link roughly as Rust does (enough for the tests): v=1, servers, pins, room.
+  function readInvite(link) {
+    const m = /^cryptocat:\/\/join\?(.*)$/i.exec(link.trim());
+    if (!m) throw { code: 'invalid_invite', message: 'this is not a Cryptocat invite link: it must start with cryptocat://join?', seen_key: null };
+    const params = m[1].split('&').map((p) => p.split('=')).map(([k, v]) => [k, decodeURIComponent(v ?? '')]);
+    const get = (k) => params.filter(([n]) => n === k).map(([, v]) => v);
+    if (get('v')[0] !== '1') throw { code: 'invalid_invite', message: `the invite link is version ${get('v')[0]}, but this app reads version 1 only: update Cryptocat`, seen_key: null };
+    const roomName = get('room')[0];
+    if (!roomName) throw { code: 'invalid_invite', message: 'the invite link has no room', seen_key: null };
+    const servers = get('server');
+    const hosts = [...new Set(servers.map((u) => u.replace(/^[a-z]+:\/\//, '').replace(/[:/].*$/, '')))];
+    return {
+      link: link.trim(),
+      room: roomName.toLowerCase(),
+      hosts,
+      pins: get('pin'),
+      this_computer: hosts.every((h) => h === '127.0.0.1' || h === 'localhost'),
+    };
+  }
+
+  const linkOf = (server, extra = '') => `cryptocat://join?v=1&server=${server}${extra}&room=${room.name}`;
+  const inviteLink = (way, link, hosts, pinned) => ({
+    way,
+    link,
+    join_command: `cryptocat join '${link}' --nick NICK`,
+    hosts,
+    pinned,
+  });
   let settings = { show_content: false, mute: false, keep_in_tray: true, remember_identity: false };
   const opened = [];
 
@@ -47,11 +79,19 @@
       case 'join': {
         const req = args.req;
         if (req.server.kind === 'url' && req.server.url.includes('unreachable'))
-          throw { code: 'unreachable', message: 'could not connect to the server' };
+          throw { code: 'connection_refused', message: 'could not connect to the server', seen_key: null };
+        if (req.server.kind === 'invite') {
+          const view = readInvite(req.server.link);
+          if (view.room !== req.room.toLowerCase())
+            throw { code: 'invalid_invite', message: 'the room to join is not the invite link\'s room', seen_key: null };
+          if (view.hosts.includes('wrong.example.org'))
+            throw { code: 'wrong_server', message: 'could not connect to the server', seen_key: 'sha256/' + 'z'.repeat(43) };
+        }
         room.name = req.room.toLowerCase();
         room.nick = req.nick.trim();
         room.local = req.server.kind === 'this_computer';
         room.lan = room.local && req.server.local_network === true;
+        room.server = req.server;
         const fingerprint = 'fedcba9876543210fedcba9876543210fedcba98';
         later(() => {
           roomEvent({ type: 'joined', room: room.name, nick: room.nick, fingerprint });
@@ -87,24 +127,47 @@
         return [bob];
       case 'my_fingerprint':
         return 'fedcba9876543210fedcba9876543210fedcba98';
-      case 'local_server':
-        if (!room.local || args.room !== room.name) return null;
+      case 'invites':
+        if (args.room !== room.name) throw { code: 'not_joined', message: 'not in that room', seen_key: null };
+        if (room.local) {
+          const links = [
+            inviteLink('this_computer', linkOf('xmpp://127.0.0.1:5222', `&server=ws://localhost:5280/xmpp-websocket&domain=localhost&pin=${PIN}`), ['127.0.0.1', 'localhost'], true),
+          ];
+          if (room.lan)
+            links.push(inviteLink('local_network', linkOf('xmpp://192.168.1.20:5222', `&domain=localhost&pin=${PIN}`), ['192.168.1.20'], true));
+          return { links, built_in: true, local_network: room.lan };
+        }
+        if (room.server.kind === 'invite') {
+          const view = readInvite(room.server.link);
+          return { links: [inviteLink('server_in_use', view.link, view.hosts, view.pins.length > 0)], built_in: false, local_network: false };
+        }
         return {
-          domain: 'localhost',
-          websocket_url: 'ws://localhost:5280/xmpp-websocket',
-          bosh_url: 'http://localhost:5280/http-bind',
-          c2s_port: 5222,
-          join_command: `cryptocat join --server ws://localhost:5280/xmpp-websocket --room ${room.name} --nick NICK`,
-          local_network: room.lan,
-          lan_address: room.lan ? '192.168.1.20' : null,
-          lan_join_command: room.lan
-            ? `cryptocat join --server xmpp://192.168.1.20:5222 --domain localhost --ca-cert localhost.pem --room ${room.name} --nick NICK`
-            : null,
-          certificate_fingerprint: 'AB:CD',
-          certificate_path: '/tmp/cryptocat-server-1/localhost.pem',
+          links: [inviteLink('server_in_use', linkOf(room.server.url), [room.server.url.replace(/^[a-z]+:\/\//, '').replace(/[:/].*$/, '')], false)],
+          built_in: false,
+          local_network: false,
         };
+      case 'read_invite':
+        return readInvite(args.link);
+      case 'take_opened_link': {
+        const link = pendingLink;
+        pendingLink = null;
+        if (link === null) return null;
+        try {
+          return { kind: 'invite', invite: readInvite(link) };
+        } catch (error) {
+          return { kind: 'invalid', error };
+        }
+      }
+      case 'renew_relay_key':
+        if (room.local && room.name !== null) throw { code: 'relay_key_in_use', message: 'rooms use the built-in server: leave them first', seen_key: null };
+        window.__stub.renewed += 1;
+        return null;
       case 'leave':
-        later(() => roomEvent({ type: 'left' }));
+        {
+          const name = room.name;
+          later(() => emit('engine', { room: name, event: { type: 'left' } }));
+        }
+        room.name = null;
         return null;
       case 'get_settings':
         return settings;
@@ -164,5 +227,16 @@
     noKeyring: false,
     opened,
     HOSTILE,
+    PIN,
+    renewed: 0,
+    /** A link opened from outside while the app runs (a second launch handed it over). */
+    openLink(link) {
+      pendingLink = link;
+      emit('opened_link', null);
+    },
+    /** A link given at launch: taken once the window is up. */
+    launchWith(link) {
+      pendingLink = link;
+    },
   };
 })();

@@ -1,5 +1,5 @@
 import { vi } from 'vitest';
-import type { LocalServer } from '../src/lib/bindings';
+import type { OpenedLink, RoomInvites } from '../src/lib/bindings';
 
 // The IPC module, mocked: every command is a vi.fn the test programs.
 export const ipc = {
@@ -17,7 +17,11 @@ export const ipc = {
   forgetRemembered: vi.fn(),
   openLink: vi.fn(),
   onOpenChat: vi.fn(async () => () => {}),
-  localServer: vi.fn(async (): Promise<LocalServer | null> => null),
+  invites: vi.fn(async (): Promise<RoomInvites> => ({ links: [], built_in: false, local_network: false })),
+  renewRelayKey: vi.fn(async () => null),
+  readInvite: vi.fn(),
+  takeOpenedLink: vi.fn(async (): Promise<OpenedLink | null> => null),
+  onOpenedLink: vi.fn(async () => () => {}),
   uiReady: vi.fn(async () => null),
   onEvent: vi.fn(async () => () => {}),
 };

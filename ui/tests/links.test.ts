@@ -3,7 +3,10 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { render, screen, within } from '@testing-library/svelte';
 import userEvent from '@testing-library/user-event';
 
-vi.mock('../src/lib/ipc', async () => ({ ipc: (await import('./ipc-mock')).ipc }));
+vi.mock('../src/lib/ipc', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('../src/lib/ipc')>()),
+  ipc: (await import('./ipc-mock')).ipc,
+}));
 import { ipc } from './ipc-mock';
 import Room from '../src/lib/components/Room.svelte';
 import { applyEvent } from '../src/lib/model';

@@ -3,7 +3,10 @@ import { render, screen, within } from '@testing-library/svelte';
 import userEvent from '@testing-library/user-event';
 import { flushSync } from 'svelte';
 
-vi.mock('../src/lib/ipc', async () => ({ ipc: (await import('./ipc-mock')).ipc }));
+vi.mock('../src/lib/ipc', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('../src/lib/ipc')>()),
+  ipc: (await import('./ipc-mock')).ipc,
+}));
 import { ipc } from './ipc-mock';
 import Room from '../src/lib/components/Room.svelte';
 import Composer from '../src/lib/components/Composer.svelte';
@@ -92,32 +95,95 @@ describe('composer', () => {
 });
 
 describe('invite someone', () => {
-  it('shows the built-in server address and the join command for a room on it', async () => {
-    ipc.localServer.mockResolvedValueOnce({
-      domain: 'localhost',
-      websocket_url: 'ws://localhost:5280/xmpp-websocket',
-      bosh_url: 'http://localhost:5280/http-bind',
-      c2s_port: 5222,
-      join_command: 'cryptocat join --server ws://localhost:5280/xmpp-websocket --room lobby --nick NICK',
-      local_network: false,
-      lan_address: null,
-      lan_join_command: null,
-      certificate_fingerprint: 'AB:CD',
-      certificate_path: '/tmp/x/localhost.pem',
+  const PIN = 'sha256/' + 'A'.repeat(43);
+  const link = (server: string) => `cryptocat://join?v=1&server=${server}&domain=localhost&pin=${PIN}&room=lobby`;
+
+  it('shows one link per way in, with who can use it, a QR code and the terminal command', async () => {
+    const user = userEvent.setup();
+    ipc.invites.mockResolvedValueOnce({
+      links: [
+        {
+          way: 'this_computer',
+          link: link('xmpp://127.0.0.1:5222'),
+          join_command: `cryptocat join '${link('xmpp://127.0.0.1:5222')}' --nick NICK`,
+          hosts: ['127.0.0.1', 'localhost'],
+          pinned: true,
+        },
+        {
+          way: 'local_network',
+          link: link('xmpp://192.168.1.20:5222'),
+          join_command: `cryptocat join '${link('xmpp://192.168.1.20:5222')}' --nick NICK`,
+          hosts: ['192.168.1.20'],
+          pinned: true,
+        },
+      ],
+      built_in: true,
+      local_network: true,
     });
     render(Room, { model: reactive(room()), onleft: vi.fn() });
-    expect(ipc.localServer).toHaveBeenCalledWith('lobby');
-    expect(await screen.findByTestId('join-command')).toHaveTextContent(
-      'cryptocat join --server ws://localhost:5280/xmpp-websocket --room lobby --nick NICK',
+    await user.click(screen.getByRole('button', { name: s.share.title }));
+    const dialog = await screen.findByRole('dialog', { name: s.share.title });
+    expect(ipc.invites).toHaveBeenCalledWith('lobby');
+    expect(await within(dialog).findByTestId('invite-link-this_computer')).toHaveTextContent(link('xmpp://127.0.0.1:5222'));
+    expect(within(dialog).getByTestId('invite-link-local_network')).toHaveTextContent(link('xmpp://192.168.1.20:5222'));
+    expect(within(dialog).getByText(s.share.who.this_computer)).toBeInTheDocument();
+    expect(within(dialog).getByText(s.share.who.local_network)).toBeInTheDocument();
+    expect(within(dialog).queryByText(s.share.who.server_in_use)).toBeNull();
+    expect(within(dialog).getByRole('img', { name: s.share.qr(s.share.way.this_computer) })).toBeInTheDocument();
+    expect(within(dialog).getByTestId('invite-command-this_computer')).toHaveTextContent(
+      `cryptocat join '${link('xmpp://127.0.0.1:5222')}' --nick NICK`,
     );
-    expect(screen.getByText(s.share.lanOff)).toBeInTheDocument();
-    expect(screen.queryByTestId('lan-join-command')).toBeNull();
+    expect(within(dialog).queryByTestId('invite-lan-off')).toBeNull();
+    expect(within(dialog).queryByTestId('invite-no-lan')).toBeNull();
+
+    // Copy: the link goes to the clipboard, the button says so.
+    const writeText = vi.fn(async () => {});
+    Object.defineProperty(navigator, 'clipboard', { value: { writeText }, configurable: true });
+    await user.click(within(dialog).getByTestId('copy-local_network'));
+    expect(writeText).toHaveBeenCalledWith(link('xmpp://192.168.1.20:5222'));
+    expect(within(dialog).getByTestId('copy-local_network')).toHaveTextContent(s.share.copied);
+    // No clipboard: the link is selected instead, and the panel says how to copy it.
+    writeText.mockRejectedValueOnce(new Error('denied'));
+    await user.click(within(dialog).getByTestId('copy-this_computer'));
+    expect(within(dialog).getByText(s.share.copyFailed)).toBeInTheDocument();
+    expect(window.getSelection()?.toString()).toBe(link('xmpp://127.0.0.1:5222'));
   });
 
-  it('shows nothing for a room on another server', async () => {
+  it('says when the built-in server is on this computer only, or found no network address', async () => {
+    const user = userEvent.setup();
+    const one = {
+      way: 'this_computer' as const,
+      link: link('xmpp://127.0.0.1:5222'),
+      join_command: 'x',
+      hosts: ['127.0.0.1'],
+      pinned: true,
+    };
+    ipc.invites.mockResolvedValueOnce({ links: [one], built_in: true, local_network: false });
+    const { unmount } = render(Room, { model: reactive(room()), onleft: vi.fn() });
+    await user.click(screen.getByRole('button', { name: s.share.title }));
+    expect(await screen.findByText(s.share.lanOff)).toBeInTheDocument();
+    unmount();
+    ipc.invites.mockResolvedValueOnce({ links: [one], built_in: true, local_network: true });
     render(Room, { model: reactive(room()), onleft: vi.fn() });
-    await Promise.resolve();
-    expect(ipc.localServer).toHaveBeenCalledWith('lobby');
-    expect(screen.queryByTestId('share')).toBeNull();
+    await user.click(screen.getByRole('button', { name: s.share.title }));
+    expect(await screen.findByText(s.share.noLan)).toBeInTheDocument();
+  });
+
+  it('offers the server in use for a room on another server', async () => {
+    const user = userEvent.setup();
+    const l = 'cryptocat://join?v=1&server=wss://chat.example.org/xmpp-websocket&room=lobby';
+    ipc.invites.mockResolvedValueOnce({
+      links: [{ way: 'server_in_use', link: l, join_command: `cryptocat join '${l}' --nick NICK`, hosts: ['chat.example.org'], pinned: false }],
+      built_in: false,
+      local_network: false,
+    });
+    render(Room, { model: reactive(room()), onleft: vi.fn() });
+    await user.click(screen.getByRole('button', { name: s.share.title }));
+    const dialog = await screen.findByRole('dialog', { name: s.share.title });
+    expect(await within(dialog).findByTestId('invite-link-server_in_use')).toHaveTextContent(l);
+    expect(within(dialog).getByText(s.share.who.server_in_use)).toBeInTheDocument();
+    expect(within(dialog).queryByText(s.share.lanOff)).toBeNull();
+    await user.keyboard('{Escape}');
+    expect(screen.queryByRole('dialog')).toBeNull();
   });
 });

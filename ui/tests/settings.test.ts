@@ -3,7 +3,10 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { render, screen } from '@testing-library/svelte';
 import userEvent from '@testing-library/user-event';
 
-vi.mock('../src/lib/ipc', async () => ({ ipc: (await import('./ipc-mock')).ipc }));
+vi.mock('../src/lib/ipc', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('../src/lib/ipc')>()),
+  ipc: (await import('./ipc-mock')).ipc,
+}));
 import { ipc } from './ipc-mock';
 import SettingsDialog from '../src/lib/components/SettingsDialog.svelte';
 import { s } from '../src/lib/strings';
@@ -61,5 +64,19 @@ describe('settings panel', () => {
     expect(ipc.forgetRemembered).toHaveBeenCalled();
     expect(await screen.findByText(s.settings.forgotten)).toBeInTheDocument();
     expect(screen.getByRole('checkbox', { name: s.settings.remember })).not.toBeChecked();
+  });
+
+  it('makes the built-in server a new key, and says old links stop working; refused while rooms use it', async () => {
+    const user = userEvent.setup();
+    ipc.renewRelayKey.mockRejectedValueOnce({ code: 'relay_key_in_use', message: 'rooms use it' });
+    render(SettingsDialog, { onclose: vi.fn() });
+    const renew = await screen.findByRole('button', { name: s.settings.renewKey });
+    expect(renew).toHaveAccessibleDescription(s.settings.renewKeyHint);
+    await user.click(renew);
+    expect(await screen.findByRole('alert')).toHaveTextContent(s.errors.relay_key_in_use);
+    await user.click(renew);
+    expect(ipc.renewRelayKey).toHaveBeenCalledTimes(2);
+    expect(await screen.findByText(s.settings.renewed)).toBeInTheDocument();
+    expect(screen.queryByRole('alert')).toBeNull();
   });
 });

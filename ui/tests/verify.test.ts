@@ -3,7 +3,10 @@ import { render, screen } from '@testing-library/svelte';
 import userEvent from '@testing-library/user-event';
 import { flushSync } from 'svelte';
 
-vi.mock('../src/lib/ipc', async () => ({ ipc: (await import('./ipc-mock')).ipc }));
+vi.mock('../src/lib/ipc', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('../src/lib/ipc')>()),
+  ipc: (await import('./ipc-mock')).ipc,
+}));
 import { ipc } from './ipc-mock';
 import Room from '../src/lib/components/Room.svelte';
 import { applyEvent } from '../src/lib/model';

@@ -266,6 +266,25 @@ fn check_text(text: &str) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// What a server that is not one of ours leaves out, in words; `None` when it adds both
+/// guarantees (our relay, or Prosody with our modules).
+fn missing_guarantees(server: &ServerInUse) -> Option<String> {
+    let key = matches!(server.login, cryptocat_xmpp::session::Login::Key);
+    let rooms = server.room_service.cryptocat;
+    let missing = match (key, rooms) {
+        (true, true) => return None,
+        (true, false) => "its rooms do not refuse plaintext",
+        (false, true) => "it did not check that this session holds its key",
+        (false, false) => {
+            "its rooms do not refuse plaintext and it did not check that this session holds its key"
+        }
+    };
+    Some(format!(
+        "This server is not a Cryptocat server: {missing}. Messages are still end-to-end \
+         encrypted and verified by the members; only the server's own checks are missing."
+    ))
+}
+
 fn now() -> Timestamp {
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -307,9 +326,14 @@ impl Engine {
         xconfig.connect_timeout = config.connect_timeout;
         xconfig.reconnect = config.reconnect;
         xconfig.identity = Some(Arc::clone(&identity));
-        let room_jid = format!("{room_name}@{}", xconfig.muc_domain);
+        if config.muc_domain.is_some() {
+            xconfig.discover_room_service = false;
+        }
+        let (xmpp, mut xevents) = Client::connect(xconfig).await?;
+        // The room service as the transport found it (service discovery) or was told.
+        let room_jid = format!("{room_name}@{}", xmpp.muc_domain());
         let our_address = format!("{room_jid}/{occupant}");
-        let mut room = Room::new(
+        let mut room = match Room::new(
             identity,
             config.room_config.clone(),
             &room_jid,
@@ -317,9 +341,13 @@ impl Engine {
             &nick,
             now(),
             &mut rng,
-        )?;
-
-        let (xmpp, mut xevents) = Client::connect(xconfig).await?;
+        ) {
+            Ok(room) => room,
+            Err(e) => {
+                let _ = xmpp.disconnect();
+                return Err(e.into());
+            }
+        };
         if let Err(e) = xmpp.join(&room_name, &occupant) {
             tracing::debug!(error = %e, "join refused locally");
             return Err(StartError::InvalidRoom);
@@ -373,6 +401,7 @@ impl Engine {
             verified: config.verified,
             private_counter: 0,
             finished: false,
+            leaving: None,
             #[cfg(feature = "test-hooks")]
             frozen: false,
             #[cfg(feature = "test-hooks")]
@@ -386,6 +415,14 @@ impl Engine {
             fingerprint,
         })
         .await;
+        if let Some(message) = handle.server_in_use().as_ref().and_then(missing_guarantees) {
+            task.emit(EngineEvent::Warning {
+                code: WarningCode::ServerGuarantees,
+                message,
+                id: None,
+            })
+            .await;
+        }
         tokio::spawn(task.run(xevents, commands_rx));
         Ok((handle, events_rx))
     }
@@ -454,6 +491,8 @@ struct Task {
     verified: Vec<VerifiedContact>,
     private_counter: u64,
     finished: bool,
+    /// The answer to [`Command::Leave`], given once the transport has closed.
+    leaving: Option<oneshot::Sender<()>>,
     /// Test hook: drop what the server sends instead of handing it to the room.
     #[cfg(feature = "test-hooks")]
     frozen: bool,
@@ -506,6 +545,12 @@ impl Task {
             if matches!(event, Event::Disconnected { .. }) {
                 break;
             }
+        }
+        if let Some(reply) = self.leaving.take() {
+            self.emit(EngineEvent::Left).await;
+            self.emit(EngineEvent::Connection(ConnectionState::Offline))
+                .await;
+            let _ = reply.send(());
         }
         #[cfg(feature = "test-hooks")]
         if let Some(reply) = self.defect.take() {
@@ -563,7 +608,10 @@ impl Task {
                 self.go_offline("").await;
             }
             Event::OccupantJoined { room, nick } if room == self.room_name => {
-                if self.present.insert(nick.clone()) {
+                // The transport keeps at most MAX_OCCUPANTS per room; so do we.
+                if self.present.len() < cryptocat_xmpp::client::MAX_OCCUPANTS
+                    && self.present.insert(nick.clone())
+                {
                     let address = self.address(&nick);
                     self.room.member_present(now(), rng, &address);
                 }
@@ -911,11 +959,10 @@ impl Task {
                 let _ = self.xmpp.disconnect();
                 self.held.clear();
                 self.outbox.clear();
-                self.emit(EngineEvent::Left).await;
-                self.emit(EngineEvent::Connection(ConnectionState::Offline))
-                    .await;
+                // `Left` and the answer wait until the transport has closed (bounded, in
+                // `run`): a process that exits on `Left` must not cut off the leave.
+                self.leaving = Some(reply);
                 self.finished = true;
-                let _ = reply.send(());
             }
             #[cfg(feature = "test-hooks")]
             Command::Freeze { reply } => {

@@ -17,7 +17,7 @@ pub enum StartError {
     #[error("no server address was given")]
     NoServer,
     /// The server could not be reached or refused us.
-    #[error("could not connect to the server: {0}")]
+    #[error("could not connect to the server: {err}{hint}", err = .0, hint = connect_hint(.0))]
     Connect(#[from] ConnectError),
     /// The server refused the room.
     #[error("the server refused to let us join the room ({condition})")]
@@ -31,6 +31,19 @@ pub enum StartError {
     /// The room protocol refused our parameters.
     #[error("could not set up the room: {0}")]
     Room(#[from] RoomError),
+}
+
+/// What a person can do about a connection failure, when there is something.
+fn connect_hint(e: &ConnectError) -> &'static str {
+    match e {
+        ConnectError::Session(SessionError::Transport(TransportError::StreamError {
+            condition,
+        })) if condition == "host-unknown" => {
+            " (the server does not serve that XMPP domain: give the domain it serves with \
+             --domain, or use the server's invite link)"
+        }
+        _ => "",
+    }
 }
 
 impl StartError {

@@ -96,6 +96,10 @@ pub enum WarningCode {
     /// Texts were held too long for members to come back after a reconnection and went
     /// out to the members present.
     RejoinIncomplete,
+    /// The server is a standard XMPP server, not one of ours: it does not refuse plaintext
+    /// in rooms, or did not check that we hold our key, or both (said once, after joining;
+    /// the end-to-end guarantees are unchanged).
+    ServerGuarantees,
 }
 
 impl WarningCode {
@@ -120,6 +124,7 @@ impl WarningCode {
             Self::MessageRefused => "message_refused",
             Self::VerificationAborted => "verification_aborted",
             Self::RejoinIncomplete => "rejoin_incomplete",
+            Self::ServerGuarantees => "server_guarantees",
         }
     }
 }

@@ -115,8 +115,9 @@ pub enum InviteError {
         /// What is wrong with it.
         error: UrlError,
     },
-    /// A server without TLS (`ws://`, `http://`) that is not on this computer.
-    #[error("the invite link's server {position} has no TLS (ws:// or http://), which only this computer's own server may use")]
+    /// A server without TLS (`ws://`, `http://`) that is not on this computer, or in a
+    /// link with pins (a pin can only be checked over TLS).
+    #[error("the invite link's server {position} has no TLS (ws:// or http://), which only an unpinned link to this computer's own server may use")]
     InsecureServer {
         /// 1-based position among the `server` parameters.
         position: usize,
@@ -183,7 +184,8 @@ impl Access {
     }
 
     /// Checks servers as a link's are checked: 1 to [`MAX_SERVERS`], none plain unless
-    /// on this computer.
+    /// on this computer and the link has no pins (a pin is checked over TLS only, so a
+    /// plain address beside it would let anything answering there stand in).
     pub fn check(&self) -> Result<(), InviteError> {
         if self.servers.is_empty() {
             return Err(InviteError::Missing("server"));
@@ -201,7 +203,7 @@ impl Access {
             });
         }
         for (i, server) in self.servers.iter().enumerate() {
-            if !server.is_tls() && !server.is_loopback() {
+            if !server.is_tls() && (!server.is_loopback() || !self.pins.is_empty()) {
                 return Err(InviteError::InsecureServer { position: i + 1 });
             }
         }

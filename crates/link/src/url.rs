@@ -145,7 +145,11 @@ impl ServerUrl {
         // other transport's usual one, which is a mix-up.
         let path = match transport {
             Transport::Tcp if path.is_empty() => "",
-            Transport::Tcp => return Err(UrlError::WrongPath { expected: "no path" }),
+            Transport::Tcp => {
+                return Err(UrlError::WrongPath {
+                    expected: "no path",
+                })
+            }
             _ if path.is_empty() => expected,
             Transport::WebSocket { .. } if path.ends_with(BOSH_PATH) => {
                 return Err(UrlError::WrongPath { expected })

@@ -17,6 +17,8 @@
 
 #[path = "../../../fuzz/checks.rs"]
 mod checks;
+#[path = "../../../fuzz/replay.rs"]
+mod replay;
 #[path = "../../../fuzz/seeds.rs"]
 mod seeds;
 
@@ -42,7 +44,12 @@ fn corpus_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Runs `check` on `data`; a panic becomes `Err` with its message.
 fn run(check: checks::Check, data: &[u8]) -> Result<(), String> {
-    panic::catch_unwind(AssertUnwindSafe(|| check(data))).map_err(|payload| {
+    run_timed(check, data).map(|_| ())
+}
+
+/// As [`run`], and how long it took ([`replay::timed`]).
+fn run_timed(check: checks::Check, data: &[u8]) -> Result<std::time::Duration, String> {
+    panic::catch_unwind(AssertUnwindSafe(|| replay::timed(check, data))).map_err(|payload| {
         payload
             .downcast_ref::<String>()
             .cloned()
@@ -96,17 +103,28 @@ fn every_corpus_input_passes_its_target_checks() {
         );
     }
     let mut failures = Vec::new();
+    let mut slow = Vec::new();
     let mut total = 0usize;
     for (target, check) in checks::TARGETS {
         let files = corpus_files(&root.join(target));
         assert!(!files.is_empty(), "fuzz/corpus/{target} is empty");
+        let mut slowest = std::time::Duration::ZERO;
         for file in &files {
             let data = fs::read(file).expect("readable corpus file");
-            if let Err(message) = run(*check, &data) {
-                failures.push(format!("{}: {message}", file.display()));
+            match run_timed(*check, &data) {
+                Ok(took) => {
+                    slowest = slowest.max(took);
+                    if took > replay::INPUT_BUDGET {
+                        slow.push((file.display().to_string(), took));
+                    }
+                }
+                Err(message) => failures.push(format!("{}: {message}", file.display())),
             }
         }
-        eprintln!("fuzz corpus {target}: replayed {} inputs", files.len());
+        eprintln!(
+            "fuzz corpus {target}: replayed {} inputs, slowest {slowest:?}",
+            files.len()
+        );
         total += files.len();
     }
     eprintln!(
@@ -120,6 +138,7 @@ fn every_corpus_input_passes_its_target_checks() {
         failures.len(),
         failures.join("\n")
     );
+    replay::assert_within_budget(&slow);
 }
 
 #[test]

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::acme::AcmeConfig;
+
 /// Every limit the server enforces. Defaults suit a small public relay.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -176,7 +178,7 @@ pub struct Config {
     #[serde(default)]
     pub http: Option<SocketAddr>,
     /// Whether the HTTP listener speaks HTTPS. Unset: HTTPS exactly when `tls_cert` and
-    /// `tls_key` are given; `true` also serves HTTPS with the generated certificate;
+    /// `tls_key` are given or ACME is on; `true` also serves HTTPS with the generated certificate;
     /// `false` serves plain HTTP even with a certificate (for a reverse proxy).
     #[serde(default)]
     pub http_tls: Option<bool>,
@@ -190,9 +192,18 @@ pub struct Config {
     /// PEM private key for `tls_cert`.
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
-    /// Where a generated certificate is written (default: a temporary directory).
+    /// Where the generated key and certificate are kept across restarts (`DOMAIN.key`,
+    /// `0600`, and `DOMAIN.pem`), and with ACME its account and certificates. Default: a
+    /// temporary directory, and a new key (a new pin) at every start.
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// The host name clients use to reach this server, in the addresses and the invite-link
+    /// prefix it prints (default: the domain; a loopback listener prints its address).
+    #[serde(default)]
+    pub public_host: Option<String>,
+    /// Get and renew the certificate by ACME (`[acme]` in TOML; see [`crate::acme`]).
+    #[serde(default)]
+    pub acme: Option<AcmeConfig>,
     /// Room joins only for accounts bound to a key (`X-CRYPTOCAT-KEY`); SCRAM accounts
     /// get `not-allowed`. Default `false`: rooms accept both.
     #[serde(default)]
@@ -214,14 +225,23 @@ impl Config {
             tls_cert: None,
             tls_key: None,
             state_dir: None,
+            public_host: None,
+            acme: None,
             require_key_bound: false,
             limits: Limits::default(),
         }
     }
 
-    /// Whether the HTTP listener serves HTTPS (see [`Self::http_tls`]).
+    /// Whether the HTTP listener serves HTTPS (see [`Self::http_tls`]): unset, exactly when
+    /// the certificate is not self-signed (`tls_cert` or ACME).
     pub fn http_is_tls(&self) -> bool {
-        self.http_tls.unwrap_or(self.tls_cert.is_some())
+        self.http_tls
+            .unwrap_or(self.tls_cert.is_some() || self.acme.is_some())
+    }
+
+    /// The host name in printed addresses: [`Self::public_host`], or the domain.
+    pub fn public_host(&self) -> &str {
+        self.public_host.as_deref().unwrap_or(&self.domain)
     }
 
     /// The MUC service's domain.
@@ -246,5 +266,47 @@ mod tests {
         assert!(
             toml::from_str::<Config>("domain = \"x\"\nc2s = \"127.0.0.1:1\"\nbogus = 1\n").is_err()
         );
+        assert!(c.acme.is_none() && !c.http_is_tls());
+        assert_eq!(c.public_host(), "example.org");
+    }
+
+    /// The example shipped in `deploy/` parses and means what its comments say.
+    #[test]
+    fn the_deploy_example_parses() {
+        let c: Config =
+            toml::from_str(include_str!("../../../deploy/cryptocat-server.toml")).unwrap();
+        assert_eq!(c.domain, "chat.example.org");
+        assert_eq!(c.http.map(|a| a.port()), Some(443));
+        assert!(c.http_is_tls());
+        let acme = c.acme.as_ref().unwrap();
+        assert_eq!(acme.directory, crate::acme::LETS_ENCRYPT);
+        assert_eq!(acme.challenge_listen.port(), 80);
+        assert_eq!(crate::acme::names(&c), vec!["chat.example.org".to_owned()]);
+    }
+
+    #[test]
+    fn acme_table_with_defaults() {
+        let c: Config = toml::from_str(
+            "domain = \"example.org\"\nc2s = \"[::]:5222\"\npublic_host = \"chat.example.org\"\n\
+             state_dir = \"/var/lib/cryptocat-server\"\n[acme]\ncontact = \"ops@example.org\"\n",
+        )
+        .unwrap();
+        let acme = c.acme.as_ref().unwrap();
+        assert_eq!(acme.directory, crate::acme::LETS_ENCRYPT);
+        assert_eq!(acme.contact.as_deref(), Some("ops@example.org"));
+        assert_eq!(
+            acme.challenge_listen,
+            crate::acme::default_challenge_listen()
+        );
+        assert!(c.http_is_tls());
+        assert_eq!(c.public_host(), "chat.example.org");
+        assert_eq!(
+            crate::acme::names(&c),
+            vec!["example.org".to_owned(), "chat.example.org".to_owned()]
+        );
+        assert!(toml::from_str::<Config>(
+            "domain = \"x\"\nc2s = \"127.0.0.1:1\"\n[acme]\nbogus = 1\n"
+        )
+        .is_err());
     }
 }

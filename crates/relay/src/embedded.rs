@@ -12,7 +12,7 @@
 //! relay, with no certificate file to copy and nothing trusted on first use.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cryptocat_link::{Access, Pin, ServerUrl};
 
@@ -88,26 +88,19 @@ pub async fn start(options: &Options) -> Result<Embedded, StartError> {
 impl Embedded {
     /// The pin of the relay's key.
     pub fn pin(&self) -> Option<Pin> {
-        Pin::of_certificate(&self.running.tls.certificate).ok()
+        Some(self.running.tls.pin())
     }
 
-    /// How this computer reaches it: c2s with STARTTLS on loopback, checked by the pin,
-    /// then the loopback WebSocket.
+    /// How this computer reaches it: c2s with STARTTLS on loopback, checked by the pin.
+    /// (No plain loopback WebSocket beside it: a link with a pin names TLS addresses only,
+    /// so that nothing answering on a port of this computer can stand in for the relay.)
     pub fn this_computer(&self) -> Access {
-        let mut servers = Vec::new();
-        if let Ok(url) = ServerUrl::parse(&format!(
+        let servers = ServerUrl::parse(&format!(
             "xmpp://127.0.0.1:{}",
             self.running.c2s_addr.port()
-        )) {
-            servers.push(url);
-        }
-        if let Some(http) = self.running.http_addr {
-            if let Ok(url) =
-                ServerUrl::parse(&format!("ws://localhost:{}/xmpp-websocket", http.port()))
-            {
-                servers.push(url);
-            }
-        }
+        ))
+        .into_iter()
+        .collect();
         self.access(servers)
     }
 
@@ -136,6 +129,14 @@ impl Embedded {
             pins: self.pin().into_iter().collect(),
         }
     }
+}
+
+/// Deletes the key and certificate kept in `state_dir` ("make a new key"): the next
+/// [`start`] with this state directory makes a new key, and every link made before stops
+/// working (its pin names the old key). Stop the running relay first and start it again
+/// to serve the new key. Files that are not there are not an error.
+pub fn forget_key(state_dir: &Path) -> std::io::Result<()> {
+    crate::tls::forget_generated(state_dir, LOCAL_DOMAIN)
 }
 
 /// This computer's addresses another computer could use: IPv4 addresses of interfaces
@@ -184,13 +185,48 @@ mod tests {
         assert_ne!(a.running.c2s_addr.port(), b.running.c2s_addr.port());
         let access = b.this_computer();
         access.check().unwrap();
-        assert_eq!(access.servers.len(), 2);
+        assert_eq!(access.servers.len(), 1);
         assert_eq!(access.servers[0].port, b.running.c2s_addr.port());
         assert!(access.servers.iter().all(ServerUrl::is_loopback));
         assert_eq!(access.domain.as_deref(), Some(LOCAL_DOMAIN));
         assert_eq!(access.pins, vec![b.pin().unwrap()]);
         assert_ne!(a.pin(), b.pin());
         assert!(b.local_network_access().is_none());
+    }
+
+    /// With a state directory the key, and so the links, survive a restart; forgetting it
+    /// makes another.
+    #[tokio::test]
+    async fn the_kept_key_survives_a_restart_until_forgotten() {
+        let dir =
+            std::env::temp_dir().join(format!("cryptocat-embedded-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let options = Options {
+            local_network: false,
+            state_dir: Some(dir.clone()),
+        };
+        let first = start(&options).await.unwrap();
+        let pin = first.pin().unwrap();
+        assert_eq!(first.running.tls.pin(), pin);
+        assert!(
+            first
+                .running
+                .shutdown(std::time::Duration::from_secs(5))
+                .await
+        );
+        let second = start(&options).await.unwrap();
+        assert_eq!(second.pin(), Some(pin));
+        assert_eq!(second.this_computer().pins, vec![pin]);
+        assert!(
+            second
+                .running
+                .shutdown(std::time::Duration::from_secs(5))
+                .await
+        );
+        forget_key(&dir).unwrap();
+        let third = start(&options).await.unwrap();
+        assert_ne!(third.pin(), Some(pin));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

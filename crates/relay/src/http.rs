@@ -88,7 +88,10 @@ pub(crate) async fn accept(listener: TcpListener, shared: Arc<Shared>) {
         let _ = tcp.set_nodelay(true);
         let shared = Arc::clone(&shared);
         let tls = tls.clone();
+        let alive = shared.alive();
         tokio::spawn(async move {
+            // Shutdown waits for this connection (closed at once when idle).
+            let _alive = alive;
             let io = HttpConn::new(tcp, slot, shared.config.limits.write_timeout());
             let limit = shared.config.limits.tls_handshake_timeout();
             match tls {
@@ -126,6 +129,7 @@ async fn serve<I>(
     // of each response. The whole request (head and body) must arrive within
     // `request_timeout` of it; hyper bounds the head alone with `head_timeout`.
     let waiting_since = Arc::new(Mutex::new(tokio::time::Instant::now()));
+    let shared_stopping = Arc::clone(&shared);
     let service = hyper::service::service_fn(move |req| {
         let shared = Arc::clone(&shared);
         let waiting_since = Arc::clone(&waiting_since);
@@ -136,12 +140,18 @@ async fn serve<I>(
             Ok::<_, std::convert::Infallible>(response)
         }
     });
+    let stopping = shared_stopping.stopping();
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(head_timeout)
         .max_buf_size(64 * 1024)
         .serve_connection(io, service)
         .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        () = stopping => conn.as_mut().graceful_shutdown(),
+    }
     let _ = conn.await;
 }
 
@@ -349,6 +359,8 @@ async fn websocket(
     }
     tracing::debug!(session = id.0, secure, "websocket connected");
     let write_timeout = shared.config.limits.write_timeout();
+    let mut stopping = std::pin::pin!(shared.stopping());
+    let mut stopped = false;
     loop {
         // After a failed write nothing more is written, but deliveries to others from
         // stanzas already handled still go out (see `server::flush`).
@@ -414,6 +426,15 @@ async fn websocket(
                 if !ws_send(&mut ws, &xml, write_timeout, &rx).await {
                     return;
                 }
+            }
+            () = &mut stopping, if !stopped => {
+                stopped = true;
+                if c2s.is_closed() {
+                    let _ = tokio::time::timeout(write_timeout, ws.close(None)).await;
+                    return;
+                }
+                // Written by the loop: the stream error, <close/>, then the close frame.
+                c2s.fail("system-shutdown", "the server is shutting down");
             }
         }
     }
@@ -806,11 +827,7 @@ fn create_session(
         *s.per_ip.entry(AddressKey::of(ip)).or_insert(0) += 1;
         let rx = Outbox::new(limits, Arc::clone(&shared.counters));
         lock(&shared.outboxes).insert(id, Arc::clone(&rx));
-        let guard = SessionGuard {
-            shared: Arc::clone(shared),
-            ip,
-            id,
-        };
+        let guard = SessionGuard::new(shared, ip, id);
         tokio::spawn(session_task(Arc::clone(&session), rx, guard));
         // The features (or a stream error) go in the creation response.
         let mut st = lock(&session.state);
@@ -1096,6 +1113,8 @@ async fn session_task(session: Arc<BoshSession>, rx: Arc<Outbox>, guard: Session
     let shared = Arc::clone(&guard.shared);
     let limits = &shared.config.limits;
     let inactivity = Duration::from_secs(limits.bosh_inactivity_secs);
+    let mut stopping = pin!(shared.stopping());
+    let mut stopped = false;
     loop {
         let notified = session.notify.notified();
         let mut notified = pin!(notified);
@@ -1145,6 +1164,20 @@ async fn session_task(session: Arc<BoshSession>, rx: Arc<Outbox>, guard: Session
             }
             () = &mut notified => {}
             () = tokio::time::sleep(sleep_for) => {}
+            () = &mut stopping, if !stopped => {
+                // The held request (if any) answers with the stream error in a terminate
+                // body; the next turn of the loop ends the session.
+                stopped = true;
+                let mut st = lock(&session.state);
+                if st.c2s.is_closed() {
+                    st.terminated.get_or_insert("");
+                } else {
+                    st.c2s.fail("system-shutdown", "the server is shutting down");
+                    let _ = drain(&mut st, &shared);
+                }
+                drop(st);
+                session.notify.notify_waiters();
+            }
         }
     }
     shared.bosh.remove(&session.sid, session.ip);

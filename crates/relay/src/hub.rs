@@ -810,7 +810,9 @@ impl Hub {
                             .attr("name", "Cryptocat rooms"),
                     )
                     .child(Out::new("feature").attr("var", NS_DISCO_INFO))
-                    .child(Out::new("feature").attr("var", NS_MUC)),
+                    .child(Out::new("feature").attr("var", NS_MUC))
+                    // Rooms here relay only Cryptocat payloads (plaintext is refused).
+                    .child(Out::new("feature").attr("var", crate::stanza::NS_PAYLOAD)),
             ),
             (None, None, IqKind::Get, NS_DISCO_ITEMS) => result(Out::ns("query", NS_DISCO_ITEMS)),
             (Some(room), None, IqKind::Get, NS_DISCO_INFO) if self.rooms.contains_key(room) => {

@@ -22,7 +22,12 @@
 //! - [`address`]: the unit of every per-address limit (IPv4, or IPv6 /64) and the HTTP
 //!   listener's connection counts; `outbox`: each session's capped queue of routed
 //!   stanzas; [`retained`]: what the relay holds for clients, read from those counts.
-//! - [`tls`], [`server`], [`config`]: certificates, the tokio shell, settings.
+//! - [`tls`], [`server`], [`config`]: certificates (the generated key kept in the state
+//!   directory, so the pin survives restarts), the tokio shell (with the clean shutdown),
+//!   settings.
+//! - [`acme`]: certificates by ACME (HTTP-01, `instant-acme`), renewed in the background
+//!   for the same key. [`store`]: the state directory's private files.
+//! - [`public`]: the addresses and invite-link prefix the start banner prints.
 //!
 //! # Invariants
 //!
@@ -43,6 +48,7 @@
 //! - `tracing` output carries session numbers and event names only: no JID localparts,
 //!   nicknames, room names, passwords or content.
 
+pub mod acme;
 pub mod address;
 pub mod config;
 pub mod embedded;
@@ -52,10 +58,12 @@ mod http_conn;
 pub mod hub;
 pub mod keyauth;
 pub(crate) mod outbox;
+pub mod public;
 pub mod retained;
 pub mod scram;
 pub mod server;
 pub mod stanza;
+pub mod store;
 pub mod stream;
 pub mod tls;
 pub mod xml;

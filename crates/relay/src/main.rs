@@ -3,9 +3,15 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
+use cryptocat_relay::acme::AcmeConfig;
+use cryptocat_relay::tls::Origin;
 use cryptocat_relay::{Config, Server};
+
+/// How long a shutdown waits for connections to close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Cryptocat relay server: XMPP that carries only Cryptocat ciphertext.
 #[derive(Debug, Parser)]
@@ -34,12 +40,36 @@ struct Args {
     /// PEM private key.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Directory for the generated certificate.
+    /// Directory kept across restarts: the generated key (so the key pin stays the same)
+    /// and certificate, and with ACME its account and certificates.
     #[arg(long)]
     state_dir: Option<PathBuf>,
     /// Refuse room joins of accounts that did not log in with X-CRYPTOCAT-KEY.
     #[arg(long)]
     require_key_bound: bool,
+    /// The host name clients use to reach this server, in the printed addresses and
+    /// invite links (default: the domain).
+    #[arg(long)]
+    public_host: Option<String>,
+    /// Get and renew the certificate by ACME (Let's Encrypt unless --acme-directory);
+    /// needs --state-dir. The other --acme-* options turn it on too.
+    #[arg(long)]
+    acme: bool,
+    /// ACME directory URL (default: Let's Encrypt production).
+    #[arg(long, value_name = "URL")]
+    acme_directory: Option<String>,
+    /// Contact email address given to the ACME CA (optional).
+    #[arg(long, value_name = "EMAIL")]
+    acme_contact: Option<String>,
+    /// A name on the certificate (repeatable; default: the domain and the public host).
+    #[arg(long = "acme-domain", value_name = "NAME")]
+    acme_domains: Vec<String>,
+    /// PEM file of CAs to trust for the ACME directory's HTTPS, besides the system's.
+    #[arg(long, value_name = "PEM")]
+    acme_directory_ca: Option<PathBuf>,
+    /// Address of the HTTP-01 challenge listener (default [::]:80).
+    #[arg(long, value_name = "ADDR")]
+    acme_challenge: Option<SocketAddr>,
 }
 
 fn config(args: Args) -> anyhow::Result<Config> {
@@ -78,7 +108,53 @@ fn config(args: Args) -> anyhow::Result<Config> {
     if args.require_key_bound {
         config.require_key_bound = true;
     }
+    if args.public_host.is_some() {
+        config.public_host = args.public_host;
+    }
+    let acme_flags = args.acme
+        || args.acme_directory.is_some()
+        || args.acme_contact.is_some()
+        || !args.acme_domains.is_empty()
+        || args.acme_directory_ca.is_some()
+        || args.acme_challenge.is_some();
+    if acme_flags {
+        let acme = config.acme.get_or_insert_with(AcmeConfig::default);
+        if let Some(directory) = args.acme_directory {
+            acme.directory = directory;
+        }
+        if args.acme_contact.is_some() {
+            acme.contact = args.acme_contact;
+        }
+        if !args.acme_domains.is_empty() {
+            acme.domains = args.acme_domains;
+        }
+        if args.acme_directory_ca.is_some() {
+            acme.directory_ca = args.acme_directory_ca;
+        }
+        if let Some(addr) = args.acme_challenge {
+            acme.challenge_listen = addr;
+        }
+    }
     Ok(config)
+}
+
+/// Waits for SIGTERM or SIGINT (ctrl-c); on other systems ctrl-c only.
+#[cfg(unix)]
+async fn stop_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+/// Waits for SIGTERM or SIGINT (ctrl-c); on other systems ctrl-c only.
+#[cfg(not(unix))]
+async fn stop_signal() -> anyhow::Result<&'static str> {
+    tokio::signal::ctrl_c().await?;
+    Ok("ctrl-c")
 }
 
 #[allow(clippy::print_stdout)] // the start banner is the program's output
@@ -98,11 +174,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
         println!("cryptocat-server: BOSH at {scheme}://{http}/http-bind");
         println!("cryptocat-server: WebSocket at {ws}://{http}/xmpp-websocket (subprotocol xmpp)");
     }
-    let origin = if running.tls.generated {
-        "generated self-signed"
-    } else {
-        "loaded"
+    let origin = match running.tls.origin {
+        Origin::Acme if running.tls.generated => "generated self-signed (until ACME's arrives)",
+        Origin::Acme => "ACME",
+        Origin::Generated => "generated self-signed",
+        Origin::Loaded => "loaded",
     };
+    // Scripts read this line: `cryptocat-server: ORIGIN certificate PATH`.
     println!(
         "cryptocat-server: {origin} certificate {}",
         running.tls.certificate_path.display()
@@ -111,8 +189,27 @@ async fn run(config: Config) -> anyhow::Result<()> {
         "cryptocat-server: SHA-256 fingerprint {}",
         running.tls.fingerprint()
     );
-    tokio::signal::ctrl_c().await?;
-    running.stop();
+    println!("cryptocat-server: key pin {}", running.tls.pin());
+    if let Some(acme) = running.acme() {
+        let challenge = running
+            .challenge_addr
+            .map_or_else(|| "-".to_owned(), |a| a.to_string());
+        println!(
+            "cryptocat-server: ACME from {} for {} (HTTP-01 on {challenge})",
+            acme.directory(),
+            acme.names().join(", ")
+        );
+    }
+    let access = running.public_access();
+    match access.check() {
+        Ok(()) => println!("cryptocat-server: invite links: {}", access.link_prefix()),
+        Err(e) => println!("cryptocat-server: no invite links: {e}"),
+    }
+    let signal = stop_signal().await?;
+    eprintln!("cryptocat-server: {signal}: shutting down");
+    if !running.shutdown(SHUTDOWN_GRACE).await {
+        eprintln!("cryptocat-server: some connections did not close in time");
+    }
     Ok(())
 }
 
@@ -123,6 +220,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colours only on a terminal (not in the journal or a log file).
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     let result = config(args).and_then(|config| {

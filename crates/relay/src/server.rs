@@ -1,6 +1,12 @@
 //! The tokio shell: listeners, one task per connection, TLS upgrade, timeouts, and the
 //! hand-off of stanzas between sessions. All protocol decisions are in [`crate::stream`]
 //! and [`crate::hub`]; this module only moves bytes and waits.
+//!
+//! **Shutdown** ([`Running::shutdown`]): the accept loops stop, every stream is ended with
+//! the `system-shutdown` stream error (RFC 6120 4.9.3.22) and `</stream:stream>` (a
+//! WebSocket `<close/>`, a BOSH terminate body), sessions kept for XEP-0198 resumption are
+//! dropped, idle HTTP connections are closed, and the call returns once every connection
+//! is gone or the grace period is over.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -9,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
+use crate::acme::{Acme, AcmeError};
 use crate::config::Config;
 use crate::hub::{lock, Delivery, Hub, SessionId};
 use crate::outbox::Outbox;
@@ -37,6 +44,9 @@ pub enum StartError {
     /// The domain is not a valid XMPP domain.
     #[error("invalid domain {0:?}")]
     Domain(String),
+    /// ACME cannot be set up.
+    #[error(transparent)]
+    Acme(#[from] AcmeError),
 }
 
 pub(crate) struct Shared {
@@ -56,6 +66,11 @@ pub(crate) struct Shared {
     pub(crate) bosh: crate::http::Bosh,
     /// Open connections to the HTTP listener, per address and in total.
     pub(crate) http_connections: Mutex<crate::address::ConnectionCounts>,
+    /// `true` once the server is shutting down: every connection ends its stream.
+    pub(crate) shutdown: watch::Sender<bool>,
+    /// Every connection holds a clone (in its [`SessionGuard`] or HTTP task); shutdown
+    /// drops this one and waits until the receiver sees no sender left.
+    pub(crate) alive: Mutex<Option<mpsc::Sender<()>>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -65,6 +80,20 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
+    /// A token that keeps shutdown waiting while a connection lives (`None` once shutdown
+    /// began).
+    pub(crate) fn alive(&self) -> Option<mpsc::Sender<()>> {
+        lock(&self.alive).clone()
+    }
+
+    /// Resolves once shutdown begins.
+    pub(crate) fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.shutdown.subscribe();
+        async move {
+            let _ = rx.wait_for(|stopping| *stopping).await;
+        }
+    }
+
     pub(crate) fn dispatch(&self, deliveries: Vec<Delivery>) {
         let outboxes = lock(&self.outboxes);
         for d in deliveries {
@@ -82,6 +111,8 @@ pub struct Server {
     shared: Arc<Shared>,
     c2s: TcpListener,
     http: Option<TcpListener>,
+    acme: Option<(Acme, TcpListener)>,
+    alive: mpsc::Receiver<()>,
 }
 
 impl std::fmt::Debug for Server {
@@ -103,8 +134,12 @@ pub struct Running {
     pub tls: TlsIdentity,
     /// Whether the HTTP listener speaks HTTPS.
     pub http_tls: bool,
+    /// The ACME challenge listener's address, with ACME.
+    pub challenge_addr: Option<SocketAddr>,
+    acme: Option<Acme>,
     shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
+    alive: Option<mpsc::Receiver<()>>,
 }
 
 impl Running {
@@ -145,11 +180,58 @@ impl Running {
         lock(&self.shared.hub).room_count()
     }
 
-    /// Stops accepting connections.
+    /// The ACME side (status, forced renewal), when ACME is on.
+    pub fn acme(&self) -> Option<&Acme> {
+        self.acme.as_ref()
+    }
+
+    /// The addresses and pin people use to reach this server, for invite links
+    /// ([`crate::public`]).
+    pub fn public_access(&self) -> cryptocat_link::Access {
+        crate::public::access(
+            &self.shared.config,
+            self.c2s_addr,
+            self.http_addr,
+            self.http_tls,
+            self.tls.pin(),
+        )
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Stops accepting connections (open ones go on; see [`Self::shutdown`]).
     pub fn stop(&self) {
         for t in &self.tasks {
             t.abort();
         }
+    }
+
+    /// Shuts down cleanly: stops accepting, ends every stream with `system-shutdown`
+    /// (`</stream:stream>` on TCP, `<close/>` on WebSocket, a terminate body on BOSH),
+    /// drops the sessions kept for resumption, and waits until every connection is gone,
+    /// at most `grace`. Returns whether all were gone in time.
+    pub async fn shutdown(mut self, grace: Duration) -> bool {
+        // The listeners are closed when this returns (a new server may bind them).
+        let tasks = std::mem::take(&mut self.tasks);
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+        self.shared.shutdown.send_replace(true);
+        let parked = std::mem::take(&mut *lock(&self.shared.detached));
+        drop(parked);
+        drop(lock(&self.shared.alive).take());
+        let Some(mut alive) = self.alive.take() else {
+            return true;
+        };
+        tokio::time::timeout(grace, async move { while alive.recv().await.is_some() {} })
+            .await
+            .is_ok()
     }
 }
 
@@ -169,7 +251,12 @@ impl Server {
         {
             return Err(StartError::Domain(config.domain.clone()));
         }
-        let tls = TlsIdentity::from_config(&config)?;
+        let (tls, acme) = if config.acme.is_some() {
+            let (tls, acme) = Acme::prepare(&config)?;
+            (tls, Some(acme))
+        } else {
+            (TlsIdentity::from_config(&config)?, None)
+        };
         let c2s = TcpListener::bind(config.c2s)
             .await
             .map_err(|source| StartError::Bind {
@@ -184,6 +271,17 @@ impl Server {
             ),
             None => None,
         };
+        let acme = match (acme, &config.acme) {
+            (Some(acme), Some(settings)) => {
+                let addr = settings.challenge_listen;
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                Some((acme, listener))
+            }
+            _ => None,
+        };
+        let (alive_tx, alive) = mpsc::channel(1);
         let mut secret = [0u8; 32];
         {
             use rand_core::RngCore as _;
@@ -203,8 +301,16 @@ impl Server {
             http_connections: Mutex::default(),
             detached: Mutex::new(HashMap::new()),
             attached: Mutex::new(HashMap::new()),
+            shutdown: watch::channel(false).0,
+            alive: Mutex::new(Some(alive_tx)),
         });
-        Ok(Self { shared, c2s, http })
+        Ok(Self {
+            shared,
+            c2s,
+            http,
+            acme,
+            alive,
+        })
     }
 
     /// Starts the accept loops on the current tokio runtime.
@@ -217,13 +323,26 @@ impl Server {
         if let Some(http) = self.http {
             tasks.push(tokio::spawn(crate::http::accept(http, Arc::clone(&shared))));
         }
+        let mut challenge_addr = None;
+        let acme = self.acme.map(|(acme, listener)| {
+            challenge_addr = listener.local_addr().ok();
+            tasks.push(tokio::spawn(crate::acme::serve_challenges(
+                listener,
+                acme.clone(),
+            )));
+            tasks.push(tokio::spawn(acme.clone().run()));
+            acme
+        });
         Running {
             c2s_addr,
             http_addr,
             tls: shared.tls.clone(),
             http_tls: shared.config.http_is_tls(),
+            challenge_addr,
+            acme,
             shared,
             tasks,
+            alive: Some(self.alive),
         }
     }
 }
@@ -454,11 +573,7 @@ pub(crate) fn open_session(
 ) -> (Arc<Outbox>, SessionGuard, C2s) {
     let rx = Outbox::new(&shared.config.limits, Arc::clone(&shared.counters));
     lock(&shared.outboxes).insert(id, Arc::clone(&rx));
-    let guard = SessionGuard {
-        shared: Arc::clone(shared),
-        ip,
-        id,
-    };
+    let guard = SessionGuard::new(shared, ip, id);
     let c2s = C2s::new(
         id,
         ip,
@@ -475,6 +590,19 @@ pub(crate) struct SessionGuard {
     pub(crate) shared: Arc<Shared>,
     pub(crate) ip: IpAddr,
     pub(crate) id: SessionId,
+    /// Keeps shutdown waiting for this session.
+    _alive: Option<mpsc::Sender<()>>,
+}
+
+impl SessionGuard {
+    pub(crate) fn new(shared: &Arc<Shared>, ip: IpAddr, id: SessionId) -> Self {
+        Self {
+            shared: Arc::clone(shared),
+            ip,
+            id,
+            _alive: shared.alive(),
+        }
+    }
 }
 
 impl Drop for SessionGuard {
@@ -564,6 +692,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
     attachment: &mut Attachment,
 ) -> End {
     let mut buf = vec![0u8; 16 * 1024];
+    let mut stopping = std::pin::pin!(shared.stopping());
     loop {
         attachment.sync(c2s, shared);
         if let Some(end) = flush(io, c2s, shared, rx).await {
@@ -596,6 +725,10 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             },
             // A resumption on another connection takes this session over.
             () = takeover.notified() => return End::Closed,
+            () = &mut stopping => {
+                c2s.fail("system-shutdown", "the server is shutting down");
+                return flush(io, c2s, shared, rx).await.unwrap_or(End::Closed);
+            }
         }
     }
 }

@@ -16,6 +16,14 @@
 //!   ([`BoshConfig::requests_per_second`], [`BoshConfig::request_burst`]) keeps the request
 //!   rate below what a connection manager would call overactivity; outgoing elements queue
 //!   and batch meanwhile.
+//! - Requests are numbered when they are written, and written one at a time: the next
+//!   one starts only once the one before is on the wire (flushed to its connection,
+//!   [`Counted`]) and, while that one is unanswered, [`BoshConfig::request_gap`] later, so
+//!   that a connection manager reading several HTTP connections gets each rid once and in
+//!   order. (ejabberd 23.01 parks a request that overtook the one before it and, when that
+//!   one is then held, never processes it; with requests only ordered on the wire, not
+//!   spaced, its login failed in 12 runs of 12 here.) After a response with elements, an
+//!   empty poll waits the same gap, so that the answer to them goes on the poll itself.
 //! - [`ElementStream::open`] creates the session the first time and sends
 //!   `xmpp:restart='true'` after that (after SASL success); the response carries the
 //!   new features.
@@ -29,13 +37,17 @@
 //!   ([`BoshConfig::max_elements`]), and parsed with the shared limited parser
 //!   ([`crate::xml::StreamParser`], the stanza size and depth limits of
 //!   [`ParserLimits`]); see [`parse_body`].
-//! - [`ElementStream::close`] sends `type='terminate'` with whatever is still queued.
+//! - [`ElementStream::close`] sends `type='terminate'` once, with whatever is still queued,
+//!   after every request numbered before it is on the wire (a connection manager answers
+//!   the terminate only once it has every earlier rid), and waits for its answer (at most
+//!   2 s): the leave presence it carries is then handled.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -48,8 +60,8 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use minidom::Element;
 use rand_core::{OsRng, RngCore as _};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::transport::{
@@ -148,6 +160,11 @@ pub struct BoshConfig {
     pub requests_per_second: u32,
     /// Requests allowed at once above the sustained rate.
     pub request_burst: u32,
+    /// Least time between writing a request and writing the next one while the first
+    /// is unanswered, so that a connection manager reading several HTTP connections
+    /// takes them in rid order; also how long an empty poll waits after a response with
+    /// elements, so that the answer to them goes on the poll itself.
+    pub request_gap: Duration,
 }
 
 impl Default for BoshConfig {
@@ -163,6 +180,7 @@ impl Default for BoshConfig {
             max_queued_bytes: 8 << 20,
             requests_per_second: 8,
             request_burst: 20,
+            request_gap: Duration::from_millis(20),
         }
     }
 }
@@ -227,6 +245,83 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 type Sender = SendRequest<Full<Bytes>>;
 
+/// The byte stream under HTTP, counting the bytes written and publishing the count at
+/// each completed flush: how a request learns that it is on the wire (hyper writes a
+/// request's head and body, then flushes).
+struct Counted {
+    io: Box<dyn Io>,
+    written: u64,
+    flushed: watch::Sender<u64>,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.io).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &result {
+            this.written = this.written.saturating_add(*n as u64);
+        }
+        result
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = &result {
+            this.written = this.written.saturating_add(*n as u64);
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.io).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = result {
+            this.flushed.send_replace(this.written);
+        }
+        result
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// One HTTP/1.1 connection: the request sender and the count of bytes flushed on it.
+struct Conn {
+    sender: Sender,
+    flushed: watch::Receiver<u64>,
+}
+
+/// Fires `on_wire` (once): the request it stands for was written and flushed.
+fn signal_on_wire(on_wire: &mut Option<oneshot::Sender<()>>) {
+    if let Some(tx) = on_wire.take() {
+        let _ = tx.send(());
+    }
+}
+
 /// How one HTTP attempt failed.
 enum Failure {
     /// Worth resending with the same rid.
@@ -244,7 +339,7 @@ struct Http {
     authority: String,
     path: String,
     tls: Arc<rustls::ClientConfig>,
-    idle: Arc<Mutex<Vec<Sender>>>,
+    idle: Arc<Mutex<Vec<Conn>>>,
     max_body: usize,
 }
 
@@ -252,7 +347,7 @@ struct Http {
 const MAX_IDLE: usize = 3;
 
 impl Http {
-    async fn dial(&self) -> Result<Sender, Failure> {
+    async fn dial(&self) -> Result<Conn, Failure> {
         let tcp = tcp_connect(&self.host, self.port)
             .await
             .map_err(|e| match e {
@@ -278,52 +373,91 @@ impl Http {
         } else {
             Box::new(tcp)
         };
+        let (flushed_tx, flushed) = watch::channel(0u64);
+        let io = Counted {
+            io,
+            written: 0,
+            flushed: flushed_tx,
+        };
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(|_| Failure::Retry(TransportError::Io(std::io::ErrorKind::ConnectionReset)))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        Ok(sender)
+        Ok(Conn { sender, flushed })
     }
 
-    async fn connection(&self) -> Result<Sender, Failure> {
+    async fn connection(&self) -> Result<Conn, Failure> {
         loop {
             let reused = self.idle.lock().ok().and_then(|mut v| v.pop());
             match reused {
-                Some(s) if s.is_ready() => return Ok(s),
+                Some(c) if c.sender.is_ready() => return Ok(c),
                 Some(_) => continue,
                 None => return self.dial().await,
             }
         }
     }
 
-    fn keep(&self, sender: Sender) {
+    fn keep(&self, conn: Conn) {
         if let Ok(mut v) = self.idle.lock() {
             if v.len() < MAX_IDLE {
-                v.push(sender);
+                v.push(conn);
             }
         }
     }
 
-    /// One POST, bounded by `timeout`.
-    async fn post(&self, body: Bytes, timeout: Duration) -> Result<Bytes, Failure> {
-        match tokio::time::timeout(timeout, self.post_inner(body)).await {
+    /// One POST, bounded by `timeout`; `on_wire` fires once the request is written.
+    async fn post(
+        &self,
+        body: Bytes,
+        timeout: Duration,
+        on_wire: &mut Option<oneshot::Sender<()>>,
+    ) -> Result<Bytes, Failure> {
+        match tokio::time::timeout(timeout, self.post_inner(body, on_wire)).await {
             Ok(r) => r,
             Err(_) => Err(Failure::Retry(BoshError::Timeout.into())),
         }
     }
 
-    async fn post_inner(&self, body: Bytes) -> Result<Bytes, Failure> {
-        let mut sender = self.connection().await?;
+    async fn post_inner(
+        &self,
+        body: Bytes,
+        on_wire: &mut Option<oneshot::Sender<()>>,
+    ) -> Result<Bytes, Failure> {
+        let mut conn = self.connection().await?;
         let io_err = |_| Failure::Retry(TransportError::Io(std::io::ErrorKind::ConnectionReset));
-        sender.ready().await.map_err(io_err)?;
+        conn.sender.ready().await.map_err(io_err)?;
+        // The request is on the wire once this many more bytes are flushed: at least its
+        // request line and its body (hyper writes the head and the body, then flushes).
+        let request_line = "POST  HTTP/1.1\r\n".len().saturating_add(self.path.len());
+        let on_wire_at = conn
+            .flushed
+            .borrow_and_update()
+            .saturating_add(request_line.saturating_add(body.len()) as u64);
         let request = Request::post(self.path.as_str())
             .header(header::HOST, self.authority.as_str())
             .header(header::CONTENT_TYPE, "text/xml; charset=utf-8")
             .body(Full::new(body))
             .map_err(|_| Failure::Fatal(TransportError::Protocol("invalid BOSH request")))?;
-        let response = sender.send_request(request).await.map_err(io_err)?;
+        let response = conn.sender.send_request(request);
+        tokio::pin!(response);
+        let mut flushed = conn.flushed.clone();
+        let response = tokio::select! {
+            biased;
+            r = &mut response => r,
+            written = async { flushed.wait_for(|n| *n >= on_wire_at).await.is_ok() },
+                if on_wire.is_some() =>
+            {
+                if written {
+                    signal_on_wire(on_wire);
+                }
+                response.await
+            }
+        };
+        // An answer means the request went out, whatever the count says.
+        signal_on_wire(on_wire);
+        let response = response.map_err(io_err)?;
         let status = response.status();
         if status.is_server_error() {
             return Err(Failure::Retry(BoshError::Http(status.as_u16()).into()));
@@ -357,22 +491,25 @@ impl Http {
                 )))
             }
         };
-        self.keep(sender);
+        self.keep(conn);
         Ok(bytes)
     }
 
-    /// Posts `body`, resending it after recoverable failures.
+    /// Posts `body`, resending it (same body, same rid) after recoverable failures;
+    /// `on_wire` fires when the first attempt that gets written is on the wire (or is
+    /// dropped unfired when none is).
     async fn post_with_retries(
         self,
         body: Bytes,
         timeout: Duration,
         retries: u32,
         first_delay: Duration,
+        mut on_wire: Option<oneshot::Sender<()>>,
     ) -> Result<Bytes, TransportError> {
         let mut delay = first_delay;
         let mut attempt = 0u32;
         loop {
-            match self.post(body.clone(), timeout).await {
+            match self.post(body.clone(), timeout, &mut on_wire).await {
                 Ok(b) => return Ok(b),
                 Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::Retry(e)) => {
@@ -459,6 +596,27 @@ impl Rate {
 
 type Pending = Pin<Box<dyn Future<Output = (u64, Result<Bytes, TransportError>)> + Send>>;
 
+/// How long [`ElementStream::close`] waits for the answer to its `terminate`.
+const CLOSE_LIMIT: Duration = Duration::from_secs(2);
+/// The same when the transport was dropped without `close`.
+const DROP_LIMIT: Duration = Duration::from_secs(1);
+
+/// A close in progress: the terminate goes out once every earlier request is on the
+/// wire, then its answer is awaited until `deadline`.
+struct Closing {
+    done: Option<oneshot::Sender<()>>,
+    deadline: Instant,
+    /// The terminate's rid, once sent.
+    terminate: Option<u64>,
+}
+
+/// The request most recently written, while it is unanswered.
+#[derive(Debug, Clone, Copy)]
+struct Written {
+    rid: u64,
+    at: Instant,
+}
+
 struct Driver {
     http: Http,
     config: BoshConfig,
@@ -469,14 +627,25 @@ struct Driver {
     queued_bytes: Arc<AtomicUsize>,
     sid: Option<String>,
     params: Params,
+    /// The rid the next request gets, when it is written.
     next_rid: u64,
     next_to_process: u64,
     out: VecDeque<Out>,
+    /// Every request started and not yet answered (the one being written included).
     in_flight: FuturesUnordered<Pending>,
     completed: BTreeMap<u64, Result<Bytes, TransportError>>,
     rate: Rate,
+    /// The request being written: its rid and the signal that it is on the wire. No
+    /// other request starts meanwhile.
+    writing: Option<(u64, oneshot::Receiver<()>)>,
+    /// The last request written, until it is answered (spacing by `request_gap`).
+    last_written: Option<Written>,
+    /// When the last response with elements was handed on (an empty poll waits up to
+    /// `request_gap` after it, for the answer to ride on the poll).
+    last_delivery: Option<Instant>,
     /// When the last empty poll was sent (for `hold='0'` servers, spaced by `polling`).
     last_empty_poll: Option<Instant>,
+    closing: Option<Closing>,
     ended: bool,
 }
 
@@ -497,52 +666,72 @@ impl Driver {
             tracing::debug!(error = %e, "bosh session ended");
             let _ = self.incoming.send(Err(e)).await;
         }
+        if let Some(done) = self.closing.take().and_then(|c| c.done) {
+            let _ = done.send(());
+        }
     }
 
     async fn run_inner(&mut self) -> Result<(), TransportError> {
         loop {
-            while let Some(result) = self.completed.remove(&self.next_to_process) {
-                self.next_to_process = self.next_to_process.saturating_add(1);
-                let body = parse_body(&result?, self.limits, self.config.max_elements)?;
-                self.deliver(body).await?;
+            if let Some(closing) = &self.closing {
+                let answered = closing
+                    .terminate
+                    .is_some_and(|rid| self.completed.contains_key(&rid));
+                if answered || Instant::now() >= closing.deadline {
+                    tracing::debug!(answered, "bosh session terminated");
+                    return Ok(());
+                }
+            } else {
+                while let Some(result) = self.completed.remove(&self.next_to_process) {
+                    self.next_to_process = self.next_to_process.saturating_add(1);
+                    let body = parse_body(&result?, self.limits, self.config.max_elements)?;
+                    self.deliver(body).await?;
+                }
             }
             if self.ended {
                 return Ok(());
             }
             let now = Instant::now();
-            let mut wake = None;
-            if let Some(kind) = self.wanted_request(now) {
-                let at = self.rate.available_at(now);
-                let at = match kind {
-                    Wanted::EmptyPoll(earliest) => at.max(earliest),
-                    Wanted::Data => at,
-                };
-                if at <= now {
+            let wake = match self.next_request(now) {
+                Some(at) if at <= now => {
                     self.rate.take();
                     self.start_request(now);
                     continue;
                 }
-                wake = Some(at);
-            }
+                Some(at) => Some(at),
+                None => None,
+            };
+            let wake = match (wake, self.closing.as_ref().map(|c| c.deadline)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             tokio::select! {
-                cmd = self.cmds.recv() => match cmd {
+                cmd = self.cmds.recv(), if self.closing.is_none() => match cmd {
                     None => {
-                        // The transport was dropped without close(): end the session
-                        // on the server too, best effort.
-                        self.terminate(Duration::from_secs(1)).await;
-                        return Ok(());
+                        // The transport was dropped without close(): end the session on
+                        // the server too, best effort.
+                        self.close(None, DROP_LIMIT);
                     }
                     Some(Cmd::Create) => self.create().await?,
                     Some(Cmd::Send(xml)) => self.out.push_back(Out::Xml(xml)),
                     Some(Cmd::Restart) => self.out.push_back(Out::Restart),
-                    Some(Cmd::Close(done)) => {
-                        self.terminate(Duration::from_secs(2)).await;
-                        let _ = done.send(());
-                        return Ok(());
-                    }
+                    Some(Cmd::Close(done)) => self.close(Some(done), CLOSE_LIMIT),
                 },
+                () = on_wire(&mut self.writing) => {
+                    if let Some((rid, _)) = self.writing.take() {
+                        tracing::trace!(rid, "bosh request on the wire");
+                        let answered =
+                            rid < self.next_to_process || self.completed.contains_key(&rid);
+                        if !answered {
+                            self.last_written = Some(Written { rid, at: Instant::now() });
+                        }
+                    }
+                }
                 Some((rid, result)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
                     tracing::trace!(rid, ok = result.is_ok(), "bosh response");
+                    if self.last_written.is_some_and(|w| w.rid == rid) {
+                        self.last_written = None;
+                    }
                     self.completed.insert(rid, result);
                 }
                 () = tokio::time::sleep_until(wake.unwrap_or(now)), if wake.is_some() => {}
@@ -550,29 +739,87 @@ impl Driver {
         }
     }
 
-    /// Whether a request should go out now (rate permitting).
-    fn wanted_request(&self, now: Instant) -> Option<Wanted> {
+    /// Starts closing: the terminate goes out as soon as the requests before it allow.
+    fn close(&mut self, done: Option<oneshot::Sender<()>>, limit: Duration) {
+        if self.sid.is_none() {
+            // Nothing on the server to end.
+            if let Some(done) = done {
+                let _ = done.send(());
+            }
+            self.ended = true;
+            return;
+        }
+        self.closing = Some(Closing {
+            done,
+            deadline: Instant::now() + limit,
+            terminate: None,
+        });
+    }
+
+    /// When the next request may start (now or later), or `None` when none is wanted.
+    /// A request starts only after the one before it is on the wire, and, while that one
+    /// is unanswered, `request_gap` after it: a connection manager reading several HTTP
+    /// connections then gets them in rid order. (ejabberd 23.01 parks a request that
+    /// overtook the one before it, and never processes it if that one is then held.)
+    fn next_request(&mut self, now: Instant) -> Option<Instant> {
         self.sid.as_ref()?;
+        if self.writing.is_some() {
+            return None;
+        }
+        let earliest = match self.closing.as_ref() {
+            Some(closing) if closing.terminate.is_some() => return None,
+            // The terminate: at most one more than `requests` (XEP-0124 section 11).
+            Some(_) => now,
+            None => match self.wanted_request(now)? {
+                Wanted::Data => now,
+                Wanted::EmptyPoll(at) => at,
+            },
+        };
+        let gap = self
+            .last_written
+            .map_or(now, |w| w.at + self.config.request_gap);
+        Some(self.rate.available_at(now).max(earliest).max(gap))
+    }
+
+    /// Whether a request should go out (rate and spacing permitting).
+    fn wanted_request(&self, now: Instant) -> Option<Wanted> {
         let in_flight = self.in_flight.len();
         if !self.out.is_empty() && in_flight < self.params.requests {
             return Some(Wanted::Data);
         }
         if in_flight == 0 {
+            // Something just arrived: the answer usually follows at once, and then goes
+            // on the poll itself instead of racing it on a second connection.
+            let answer = self
+                .last_delivery
+                .map_or(now, |t| t + self.config.request_gap);
             // A server that holds nothing answers at once: space empty polls by `polling`.
-            let earliest = match (self.params.hold, self.last_empty_poll) {
+            let polling = match (self.params.hold, self.last_empty_poll) {
                 (0, Some(t)) => t + self.params.polling,
                 _ => now,
             };
-            return Some(Wanted::EmptyPoll(earliest));
+            return Some(Wanted::EmptyPoll(answer.max(polling)));
         }
         None
     }
 
+    /// Numbers and starts the next request: the terminate when closing, else queued
+    /// elements (or a restart, or an empty poll).
     fn start_request(&mut self, now: Instant) {
         let rid = self.next_rid;
         self.next_rid = self.next_rid.saturating_add(1);
         let mut body = self.body_attrs(rid);
-        if matches!(self.out.front(), Some(Out::Restart)) {
+        if let Some(closing) = self.closing.as_mut() {
+            closing.terminate = Some(rid);
+            body.push_str(" type='terminate'>");
+            for item in self.out.drain(..) {
+                if let Out::Xml(xml) = item {
+                    body.push_str(&crate::websocket::qualify(&xml));
+                }
+            }
+            body.push_str("</body>");
+            tracing::trace!(rid, "bosh terminate");
+        } else if matches!(self.out.front(), Some(Out::Restart)) {
             self.out.pop_front();
             body.push_str(&format!(
                 " to='{}' xml:lang='en' xmpp:restart='true' xmlns:xmpp='{NS_XBOSH}'/>",
@@ -601,12 +848,14 @@ impl Driver {
             body.push_str("</body>");
         }
         tracing::trace!(rid, "bosh request");
+        let (on_wire, written) = oneshot::channel();
+        self.writing = Some((rid, written));
         let http = self.http.clone();
         let (timeout, retries, delay) =
             (self.timeout(), self.config.retries, self.config.retry_delay);
         self.in_flight.push(Box::pin(async move {
             let result = http
-                .post_with_retries(Bytes::from(body), timeout, retries, delay)
+                .post_with_retries(Bytes::from(body), timeout, retries, delay, Some(on_wire))
                 .await;
             (rid, result)
         }));
@@ -615,6 +864,9 @@ impl Driver {
     /// Hands a response's elements to the transport in order; a terminate body ends the
     /// stream after its elements.
     async fn deliver(&mut self, body: BoshBody) -> Result<(), TransportError> {
+        if !body.children.is_empty() {
+            self.last_delivery = Some(Instant::now());
+        }
         for el in body.children {
             if el.is("error", NS_STREAM) {
                 return Err(TransportError::StreamError {
@@ -656,7 +908,7 @@ impl Driver {
         let bytes = self
             .http
             .clone()
-            .post_with_retries(Bytes::from(body), timeout, 0, Duration::ZERO)
+            .post_with_retries(Bytes::from(body), timeout, 0, Duration::ZERO, None)
             .await?;
         let body = parse_body(&bytes, self.limits, self.config.max_elements)?;
         let root = &body.root;
@@ -690,25 +942,16 @@ impl Driver {
         tracing::debug!(wait, hold, requests, "bosh session created");
         self.deliver(body).await
     }
+}
 
-    /// Sends `type='terminate'` with whatever is queued, waits at most `limit`.
-    async fn terminate(&mut self, limit: Duration) {
-        if self.sid.is_none() {
-            return;
+/// Resolves when the request being written is on the wire (or failed before it got
+/// there); never when none is.
+async fn on_wire(writing: &mut Option<(u64, oneshot::Receiver<()>)>) {
+    match writing {
+        Some((_, rx)) => {
+            let _ = rx.await;
         }
-        let rid = self.next_rid;
-        self.next_rid = self.next_rid.saturating_add(1);
-        let mut body = self.body_attrs(rid);
-        body.push_str(" type='terminate'>");
-        for item in self.out.drain(..) {
-            if let Out::Xml(xml) = item {
-                body.push_str(&crate::websocket::qualify(&xml));
-            }
-        }
-        body.push_str("</body>");
-        self.ended = true;
-        let http = self.http.clone();
-        let _ = tokio::time::timeout(limit, http.post(Bytes::from(body), limit)).await;
+        None => std::future::pending().await,
     }
 }
 
@@ -806,7 +1049,11 @@ pub async fn connect_bosh(
         out: VecDeque::new(),
         in_flight: FuturesUnordered::new(),
         completed: BTreeMap::new(),
+        writing: None,
+        last_written: None,
+        last_delivery: None,
         last_empty_poll: None,
+        closing: None,
         ended: false,
     };
     tokio::spawn(driver.run());
@@ -882,7 +1129,7 @@ impl ElementStream for BoshTransport {
         Box::pin(async move {
             let (tx, rx) = oneshot::channel();
             if self.command(Cmd::Close(tx)).is_ok() {
-                let _ = tokio::time::timeout(Duration::from_secs(3), rx).await;
+                let _ = tokio::time::timeout(CLOSE_LIMIT + Duration::from_secs(1), rx).await;
             }
         })
     }

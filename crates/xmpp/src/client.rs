@@ -14,7 +14,8 @@ use rand_core::{OsRng, RngCore as _};
 use tokio::sync::mpsc;
 
 use crate::bosh::BoshConfig;
-use crate::session::{self, stanza_error_condition, Credentials, SessionError};
+use crate::room_config;
+use crate::session::{self, stanza_error_condition, Credentials, Login, RoomService, SessionError};
 use crate::sm::{self, StreamManagement, NS_SM};
 use crate::tls::{AcceptedKey, TlsConfigError, TrustConfig};
 use crate::transport::{connect_tcp, ElementStream, TransportError};
@@ -78,6 +79,10 @@ pub struct Config {
     pub domain: String,
     /// The MUC service; defaults to `conference.<domain>`.
     pub muc_domain: String,
+    /// Look for the server's room service (XEP-0030) at the first connection and use it
+    /// instead of [`Config::muc_domain`] when found. On by default; off when the room
+    /// service was given (an invite's `muc`).
+    pub discover_room_service: bool,
     /// Which certificates to trust.
     pub trust: TrustConfig,
     /// An existing account; `None` registers a random one in-band.
@@ -103,6 +108,7 @@ impl Config {
         let domain = server.host.clone();
         Self {
             muc_domain: format!("conference.{domain}"),
+            discover_room_service: true,
             domain,
             server,
             fallback_servers: Vec::new(),
@@ -211,6 +217,11 @@ pub struct ServerInUse {
     pub url: ServerUrl,
     /// The pin of the server's TLS key (`None` without TLS).
     pub key: Option<Pin>,
+    /// How we logged in: with our key (`X-CRYPTOCAT-KEY`, the server checked we hold it)
+    /// or SCRAM with a registered account.
+    pub login: Login,
+    /// The room service in use, and whether it says it relays only Cryptocat payloads.
+    pub room_service: RoomService,
 }
 
 /// Identifies a message we sent (the stanza `id`), to match a later [`Event::StanzaError`].
@@ -496,6 +507,8 @@ struct RoomState {
     rejoin_tries: u32,
     /// A re-join refused with `conflict` waits for [`Task::rejoin_due`].
     awaiting_retry: bool,
+    /// The server reported more than [`MAX_OCCUPANTS`] (said once in the log).
+    over_capacity: bool,
 }
 
 impl RoomState {
@@ -506,6 +519,7 @@ impl RoomState {
             occupants: BTreeSet::new(),
             rejoin_tries: 0,
             awaiting_retry: false,
+            over_capacity: false,
         }
     }
 }
@@ -513,6 +527,10 @@ impl RoomState {
 /// How often a re-join refused with `conflict` (the server still holds our old occupant,
 /// e.g. over a half-open connection) is retried before [`Event::JoinFailed`].
 pub const MAX_REJOIN_TRIES: u32 = 8;
+
+/// Most occupants kept per room: twice what the group protocol admits (members who are
+/// joining or leaving count too). Presences for more are ignored.
+pub const MAX_OCCUPANTS: usize = 2 * cryptocat_protocol::group::wire::MAX_MEMBERS;
 
 /// What one connection attempt needs, kept for reconnections.
 struct Connector {
@@ -529,6 +547,10 @@ struct Connector {
     /// We made the account: if the server forgot it (a restart), register a new one.
     generated: bool,
     registered: bool,
+    /// How the last connection logged in.
+    login: Option<Login>,
+    /// The room service, once discovered (or as configured).
+    room_service: Option<RoomService>,
 }
 
 /// What a connection attempt ended with.
@@ -570,6 +592,14 @@ impl Connector {
             let Some(url) = self.servers().nth(index).cloned() else {
                 break;
             };
+            // A pin is checked over TLS only: with pins, a plain address is never used
+            // (anything answering there could stand in for the pinned server).
+            if !url.is_tls() && !self.config.trust.pins.is_empty() {
+                first.get_or_insert(ConnectError::Tls(
+                    "a pinned server cannot be reached without TLS".into(),
+                ));
+                continue;
+            }
             self.accepted.clear();
             let result = tokio::time::timeout(timeout, self.attempt_inner(&url, resume.clone()))
                 .await
@@ -583,8 +613,17 @@ impl Connector {
                     } else {
                         None
                     };
+                    let room_service = self.room_service.clone().unwrap_or(RoomService {
+                        domain: self.config.muc_domain.clone(),
+                        cryptocat: false,
+                    });
                     if let Ok(mut in_use) = self.in_use.lock() {
-                        *in_use = Some(ServerInUse { url, key });
+                        *in_use = Some(ServerInUse {
+                            url,
+                            key,
+                            login: self.login.clone().unwrap_or(Login::Key),
+                            room_service,
+                        });
                     }
                     return Ok(done);
                 }
@@ -662,35 +701,34 @@ impl Connector {
                 domain: &domain,
             })
         };
-        let features = match session::authenticate(
-            stream.as_mut(),
-            &self.credentials,
-            register,
-            key(),
-        )
-        .await
-        {
-            Ok(features) => {
-                self.registered = true;
-                features
-            }
-            Err(SessionError::Auth(session::AuthError::Refused { .. }))
-                if self.generated && self.registered =>
+        let features =
+            match session::authenticate_as(stream.as_mut(), &self.credentials, register, key())
+                .await
             {
-                tracing::info!("account unknown to the server; registering a new one");
-                stream.close().await;
-                self.credentials = Credentials::random();
-                self.registered = false;
-                stream = self.open(url).await?;
-                let features =
-                    session::authenticate(stream.as_mut(), &self.credentials, true, key()).await?;
-                self.registered = true;
-                // A new account has no session to resume.
-                resume = None;
-                features
-            }
-            Err(e) => return Err(e.into()),
-        };
+                Ok((features, login)) => {
+                    self.registered = true;
+                    self.login = Some(login);
+                    features
+                }
+                Err(SessionError::Auth(session::AuthError::Refused { .. }))
+                    if self.generated && self.registered =>
+                {
+                    tracing::info!("account unknown to the server; registering a new one");
+                    stream.close().await;
+                    self.credentials = Credentials::random();
+                    self.registered = false;
+                    stream = self.open(url).await?;
+                    let (features, login) =
+                        session::authenticate_as(stream.as_mut(), &self.credentials, true, key())
+                            .await?;
+                    self.registered = true;
+                    self.login = Some(login);
+                    // A new account has no session to resume.
+                    resume = None;
+                    features
+                }
+                Err(e) => return Err(e.into()),
+            };
         let offers_sm = sm::offered(&features);
         if let Some(xml) = resume.filter(|_| offers_sm) {
             stream.send(xml).await?;
@@ -704,12 +742,46 @@ impl Connector {
             tracing::info!("session resumption refused; binding a new resource");
         }
         let jid = session::bind_offered(stream.as_mut(), &features).await?;
+        // The room service, once, before stream management counts stanzas.
+        if self.room_service.is_none() {
+            self.room_service = Some(self.find_room_service(stream.as_mut()).await?);
+        }
         let sm = if offers_sm {
             enable_sm(stream.as_mut()).await?
         } else {
             None
         };
         Ok((stream, Established::Bound { jid, sm }))
+    }
+}
+
+impl Connector {
+    /// The configured room service, or the one service discovery finds (XEP-0030).
+    async fn find_room_service(
+        &mut self,
+        stream: &mut dyn ElementStream,
+    ) -> Result<RoomService, TransportError> {
+        let configured = RoomService {
+            domain: self.config.muc_domain.clone(),
+            cryptocat: false,
+        };
+        let found = session::discover_room_service(stream, &self.config.domain).await?;
+        Ok(match found {
+            Some(service) if self.config.discover_room_service => {
+                if service.domain != self.config.muc_domain {
+                    tracing::info!("room service found by service discovery");
+                }
+                self.config.muc_domain.clone_from(&service.domain);
+                service
+            }
+            Some(service) if service.domain == configured.domain => service,
+            _ => configured,
+        })
+    }
+
+    /// Whether the account is one we registered with a password (to remove on leaving).
+    fn owns_password_account(&self) -> bool {
+        self.generated && matches!(self.login, Some(Login::Scram(_)))
     }
 }
 
@@ -767,6 +839,8 @@ impl Client {
             credentials,
             generated,
             registered: false,
+            login: None,
+            room_service: None,
             config,
         };
         let (stream, established) = connector.attempt(None).await?;
@@ -795,6 +869,9 @@ impl Client {
             sm,
             jid,
             pending_leaves: Vec::new(),
+            outgoing: Vec::new(),
+            configuring: HashMap::new(),
+            config_ids: 0,
         };
         tokio::spawn(task.run(stream));
         Ok((handle, ev_rx))
@@ -814,6 +891,12 @@ struct Task {
     jid: String,
     /// Leaves asked for while offline, sent if the session is resumed.
     pending_leaves: Vec<String>,
+    /// Stanzas to send once the element being handled is done (room configuration).
+    outgoing: Vec<String>,
+    /// Rooms being configured after we created them, by the id of the iq in flight.
+    configuring: HashMap<String, (String, room_config::Step)>,
+    /// Numbers the room-configuration iqs.
+    config_ids: u64,
 }
 
 /// How one connected period ended.
@@ -856,6 +939,12 @@ impl Task {
             let ended = self.connected(stream.as_mut()).await;
             let reason = match ended {
                 Ended::Requested => {
+                    // A password account we made is for this session only (XEP-0077).
+                    if self.connector.owns_password_account()
+                        && !session::cancel_registration(stream.as_mut()).await
+                    {
+                        tracing::info!("the server did not confirm removing our account");
+                    }
                     stream.close().await;
                     let _ = self
                         .emit(Event::Disconnected {
@@ -1220,18 +1309,70 @@ impl Task {
                 state.received();
             }
         }
-        match el.name() {
-            "message" => Ok(self.message(&el).await),
-            "presence" => Ok(self.presence(&el).await),
+        let go_on = match el.name() {
+            "message" => self.message(&el).await,
+            "presence" => self.presence(&el).await,
             "iq" => {
                 self.iq(stream, &el).await?;
-                Ok(true)
+                true
             }
             _ => {
                 tracing::debug!("unknown top-level element ignored");
-                Ok(true)
+                true
             }
+        };
+        for xml in std::mem::take(&mut self.outgoing) {
+            self.transmit(stream, xml, None).await?;
         }
+        Ok(go_on)
+    }
+
+    fn room_jid(&self, room: &str) -> String {
+        format!("{room}@{}", self.muc())
+    }
+
+    fn config_id(&mut self) -> String {
+        self.config_ids = self.config_ids.wrapping_add(1);
+        format!("cfg-{}", self.config_ids)
+    }
+
+    /// Asks for the configuration form of a room we just created (status 201).
+    fn configure(&mut self, room: &str) {
+        let id = self.config_id();
+        self.outgoing
+            .push(room_config::ask_form(&id, &self.room_jid(room)));
+        self.configuring
+            .insert(id, (room.to_owned(), room_config::Step::AskedForm));
+    }
+
+    /// The answer to a room-configuration iq: submit our values, or fall back to an
+    /// instant room; done after the submission is answered.
+    fn configured(&mut self, el: &Element) {
+        let Some((room, step)) = el.attr("id").and_then(|id| self.configuring.remove(id)) else {
+            return;
+        };
+        let ok = el.attr("type") == Some("result");
+        let id = self.config_id();
+        let room_jid = self.room_jid(&room);
+        let next = match (step, ok) {
+            (room_config::Step::AskedForm, true) => room_config::submit(&id, &room_jid, el)
+                .map(|xml| (xml, room_config::Step::Submitted)),
+            (room_config::Step::AskedForm | room_config::Step::Submitted, false) => None,
+            (_, true) | (room_config::Step::Instant, false) => {
+                if !ok {
+                    tracing::info!("the server refused an instant room");
+                }
+                return;
+            }
+        };
+        let (xml, step) = next.unwrap_or_else(|| {
+            (
+                room_config::instant(&id, &room_jid),
+                room_config::Step::Instant,
+            )
+        });
+        self.outgoing.push(xml);
+        self.configuring.insert(id, (room, step));
     }
 
     async fn iq(
@@ -1241,6 +1382,7 @@ impl Task {
     ) -> Result<(), TransportError> {
         let kind = el.attr("type").unwrap_or_default();
         if kind != "get" && kind != "set" {
+            self.configured(el);
             return Ok(());
         }
         let id = escape(el.attr("id").unwrap_or_default());
@@ -1385,7 +1527,20 @@ impl Task {
                     state.joined = true;
                     state.rejoin_tries = 0;
                     let occupants = state.occupants.iter().cloned().collect();
+                    // We created the room and the server holds it locked for its owner.
+                    if statuses.iter().any(|s| s == "201") {
+                        self.configure(&room);
+                    }
                     self.emit(Event::Joined { room, occupants }).await
+                } else if state.occupants.len() >= MAX_OCCUPANTS && !state.occupants.contains(&nick)
+                {
+                    // More occupants than any Cryptocat room can hold: the server makes
+                    // them up. Kept out, so what it can make us keep stays bounded.
+                    if !state.over_capacity {
+                        state.over_capacity = true;
+                        tracing::warn!("the server reports more occupants than a room holds");
+                    }
+                    true
                 } else if state.occupants.insert(nick.clone()) && state.joined {
                     self.emit(Event::OccupantJoined { room, nick }).await
                 } else {

@@ -36,9 +36,11 @@
 //!   shutdown: a socket dropped with data unread is reset, and the server could lose the
 //!   last stanzas sent.
 //! - [`websocket`]: RFC 7395 over tokio-tungstenite (subprotocol `xmpp`, one element per
-//!   frame, `<open/>`/`<close/>`); `wss://` runs our rustls configuration under it. Each
-//!   frame is fed to the same limited parser under a synthetic stream root, so a frame
-//!   that is not exactly one element is refused.
+//!   frame, `<open/>`/`<close/>`; closing waits up to 500 ms for the server's `<close/>`,
+//!   as ejabberd drops frames it has not handled when the WebSocket closes); `wss://` runs
+//!   our rustls configuration under it. Each frame is fed to the same limited parser
+//!   under a synthetic stream root, so a frame that is not exactly one element is
+//!   refused.
 //! - [`bosh`]: XEP-0124/XEP-0206 on hyper 1's HTTP/1.1 client over our own TCP or rustls
 //!   connections (`https://` uses the same [`TrustConfig`]). A driver task per session
 //!   keeps one long poll outstanding and sends outgoing elements on a second request
@@ -48,8 +50,13 @@
 //!   `xmpp:restart='true'` after SASL, resends a request with the same `rid` after a
 //!   network error, timeout or HTTP 5xx (so a cut HTTP connection loses nothing and the
 //!   session goes on), and ends with a typed [`BoshError`] on a `terminate` body or HTTP
-//!   4xx. Response bodies are bounded in bytes and elements and parsed with the shared
-//!   limited parser ([`bosh::parse_body`]). `close` sends `type='terminate'`.
+//!   4xx. Requests are numbered as they are written and written one at a time, each once
+//!   the one before is on the wire and, while that one is unanswered, 20 ms after it
+//!   ([`BoshConfig::request_gap`]), so that a server gets the rids in order (ejabberd
+//!   loses a request that overtakes the one before). Response bodies are bounded in bytes
+//!   and elements and parsed with the shared limited parser ([`bosh::parse_body`]).
+//!   `close` sends `type='terminate'` once, after every earlier request, and waits (at
+//!   most 2 s) for its answer.
 //! - [`xml`]: the parser for what the server sends (rxml's lexer, which refuses DTDs and
 //!   entities, plus minidom's tree builder), with stanza-size and depth limits, and escaping
 //!   for everything we write.
@@ -123,6 +130,7 @@
 
 pub mod bosh;
 pub mod client;
+pub mod room_config;
 pub mod session;
 pub mod sm;
 pub mod tls;

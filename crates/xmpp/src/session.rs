@@ -130,7 +130,7 @@ pub enum SessionError {
     #[error(transparent)]
     Transport(#[from] TransportError),
     /// In-band registration was refused (`conflict`, `resource-constraint`, ...).
-    #[error("registration refused: {condition}")]
+    #[error("registration refused: {condition}{}", registration_hint(condition))]
     Registration {
         /// The stanza error condition.
         condition: String,
@@ -147,6 +147,21 @@ pub enum SessionError {
         /// The stanza error condition.
         condition: String,
     },
+}
+
+/// What an operator can do about a refused registration.
+fn registration_hint(condition: &str) -> &'static str {
+    match condition {
+        "resource-constraint" | "not-acceptable" | "policy-violation" => {
+            " (the server limits how often one address may register: its operator must \
+             allow it, e.g. ejabberd's registration_timeout: infinity; see docs/deploy.md)"
+        }
+        "not-allowed" | "forbidden" => {
+            " (the server does not let new accounts register: its operator must open \
+             in-band registration; see docs/deploy.md)"
+        }
+        _ => "",
+    }
 }
 
 /// The defined condition of a stanza error reply (`<error><condition/></error>`).
@@ -613,6 +628,15 @@ pub async fn establish_with_key(
     bind_offered(stream, &features).await
 }
 
+/// How a connection logged in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    /// `X-CRYPTOCAT-KEY`: the account is our key's (the server checked that we hold it).
+    Key,
+    /// SCRAM with a registered password account; the mechanism used.
+    Scram(String),
+}
+
 /// Logs in on a freshly connected stream (the key challenge when `key` is given and the
 /// server offers it; else registration when `register_first` is set, then SCRAM), then
 /// restarts it. Returns the features offered after authentication (binding, and stream
@@ -623,15 +647,146 @@ pub async fn authenticate(
     register_first: bool,
     key: Option<KeyLogin<'_>>,
 ) -> Result<Element, SessionError> {
+    authenticate_as(stream, creds, register_first, key)
+        .await
+        .map(|(features, _)| features)
+}
+
+/// As [`authenticate`], and says how it logged in.
+pub async fn authenticate_as(
+    stream: &mut dyn ElementStream,
+    creds: &Credentials,
+    register_first: bool,
+    key: Option<KeyLogin<'_>>,
+) -> Result<(Element, Login), SessionError> {
     let features = stream.open().await?;
     if let Some(key) = key.filter(|_| offers_key_challenge(&features)) {
         login_key(stream, &features, key).await?;
-        return Ok(stream.open().await?);
+        return Ok((stream.open().await?, Login::Key));
     }
     if register_first {
         register(stream, &features, creds).await?;
     }
-    let mechanism = login_scram(stream, &features, creds).await?;
+    let mechanism = match login_scram(stream, &features, creds).await {
+        Ok(m) => m,
+        Err(e) => {
+            if register_first {
+                // We made an account and cannot use it: ask the server to drop it
+                // (XEP-0077 3.2 with the credentials, which some servers take before
+                // authentication; the others refuse, and nothing is lost).
+                cancel_unauthenticated(stream, creds).await;
+            }
+            return Err(e);
+        }
+    };
     tracing::debug!(mechanism, "logged in");
-    Ok(stream.open().await?)
+    Ok((stream.open().await?, Login::Scram(mechanism)))
+}
+
+/// How long to wait for the answer to a registration cancellation.
+pub const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// XEP-0077 section 3.2: removes the logged-in account. Waits (at most [`CANCEL_WAIT`])
+/// for the answer; the server may also just close the stream. Returns whether it
+/// confirmed.
+pub async fn cancel_registration(stream: &mut dyn ElementStream) -> bool {
+    let id = random_id("unreg");
+    let xml =
+        format!("<iq type='set' id='{id}'><query xmlns='{NS_REGISTER}'><remove/></query></iq>");
+    if stream.send(xml).await.is_err() {
+        return false;
+    }
+    matches!(
+        tokio::time::timeout(CANCEL_WAIT, iq_reply(stream, &id)).await,
+        Ok(Ok(reply)) if reply.attr("type") == Some("result")
+    )
+}
+
+/// A cancellation before authentication, with the credentials (ejabberd takes it).
+async fn cancel_unauthenticated(stream: &mut dyn ElementStream, creds: &Credentials) {
+    let id = random_id("unreg");
+    let xml = format!(
+        "<iq type='set' id='{id}'><query xmlns='{NS_REGISTER}'><remove/><username>{}</username>\
+         <password>{}</password></query></iq>",
+        escape(&creds.username),
+        escape(&creds.password)
+    );
+    if stream.send(xml).await.is_ok() {
+        let _ = tokio::time::timeout(CANCEL_WAIT, iq_reply(stream, &id)).await;
+    }
+}
+
+/// Service discovery namespace (info).
+pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
+/// Service discovery namespace (items).
+pub const NS_DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
+/// What our room service advertises: it relays only Cryptocat payloads.
+pub const FEATURE_CRYPTOCAT: &str = "urn:xmpp:cryptocat:1";
+/// Most items of the server looked at when looking for its room service.
+pub const MAX_DISCO_ITEMS: usize = 8;
+
+/// A room (MUC) service found by service discovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomService {
+    /// Its domain.
+    pub domain: String,
+    /// Whether it says it relays only Cryptocat payloads (refuses plaintext).
+    pub cryptocat: bool,
+}
+
+async fn disco(
+    stream: &mut dyn ElementStream,
+    to: &str,
+    ns: &str,
+) -> Result<Option<Element>, TransportError> {
+    let id = random_id("disco");
+    stream
+        .send(format!(
+            "<iq type='get' id='{id}' to='{}'><query xmlns='{ns}'/></iq>",
+            escape(to)
+        ))
+        .await?;
+    let reply = iq_reply(stream, &id).await?;
+    Ok((reply.attr("type") == Some("result"))
+        .then(|| reply.get_child("query", ns).cloned())
+        .flatten())
+}
+
+/// Finds the server's room service (XEP-0030): its items, the first whose identity is
+/// `conference`/`text`. Looks at most [`MAX_DISCO_ITEMS`] items. `Ok(None)` when none.
+pub async fn discover_room_service(
+    stream: &mut dyn ElementStream,
+    domain: &str,
+) -> Result<Option<RoomService>, TransportError> {
+    let Some(items) = disco(stream, domain, NS_DISCO_ITEMS).await? else {
+        return Ok(None);
+    };
+    let jids: Vec<String> = items
+        .children()
+        .filter(|c| c.name() == "item" && c.attr("node").is_none())
+        .filter_map(|c| c.attr("jid"))
+        .filter(|j| !j.contains('@') && !j.contains('/') && j.len() <= 253)
+        .take(MAX_DISCO_ITEMS)
+        .map(str::to_owned)
+        .collect();
+    for jid in jids {
+        let Some(info) = disco(stream, &jid, NS_DISCO_INFO).await? else {
+            continue;
+        };
+        let is_rooms = info.children().any(|c| {
+            c.name() == "identity"
+                && c.attr("category") == Some("conference")
+                && c.attr("type") == Some("text")
+        });
+        if is_rooms {
+            let cryptocat = info
+                .children()
+                .any(|c| c.name() == "feature" && c.attr("var") == Some(FEATURE_CRYPTOCAT));
+            return Ok(Some(RoomService {
+                domain: jid.to_ascii_lowercase(),
+                cryptocat,
+            }));
+        }
+    }
+    Ok(None)
 }

@@ -28,8 +28,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub const NS_TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
 /// The stream error namespace.
 pub const NS_STREAM_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
-/// How long [`ElementStream::close`] on TCP waits for the server's closing tag.
-const CLOSE_WAIT: Duration = Duration::from_millis(500);
+/// How long [`ElementStream::close`] on TCP (and WebSocket) waits for the server's
+/// closing tag.
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_millis(500);
 
 /// An XMPP element stream over some framing, already protected by TLS.
 pub trait ElementStream: Send + std::fmt::Debug {

@@ -219,7 +219,14 @@ impl ElementStream for WebSocketTransport {
     fn close(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let close = format!("<close xmlns='{NS_FRAMING}'/>");
-            let _ = self.write(close).await;
+            if self.write(close).await.is_ok() {
+                // RFC 7395 section 3.6: wait (briefly) for the server's <close/>, reading
+                // what it still sends, before closing the WebSocket. ejabberd 23.01 drops
+                // the frames it has not handled yet when the WebSocket closes, so closing
+                // at once lost the stanzas sent just before (the room leave).
+                let drain = async { while self.next_inner().await.is_ok() {} };
+                let _ = tokio::time::timeout(crate::transport::CLOSE_WAIT, drain).await;
+            }
             let _ = tokio::time::timeout(Duration::from_millis(500), self.ws.close(None)).await;
         })
     }

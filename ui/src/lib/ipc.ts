@@ -5,35 +5,44 @@ import { listen } from '@tauri-apps/api/event';
 import {
   ENGINE_EVENT,
   OPEN_CHAT_EVENT,
+  OPENED_LINK_EVENT,
   type OpenChat,
   type Settings,
   type CommandError,
+  type InviteView,
   type JoinRequest,
   type Joined,
-  type LocalServer,
   type Member,
+  type OpenedLink,
   type RoomEvent,
+  type RoomInvites,
 } from './bindings';
 
 export type {
   CommandError,
+  InviteView,
   JoinRequest,
   Joined,
-  LocalServer,
   Member,
   OpenChat,
+  OpenedLink,
   RoomEvent,
+  RoomInvites,
   Settings,
 };
-export type { Connection, EngineEvent, ServerChoice } from './bindings';
+export type { Connection, EngineEvent, InviteLink, ServerChoice, Way } from './bindings';
 
 /** Turns whatever a rejected command gave into a CommandError. */
 export function toCommandError(e: unknown): CommandError {
   if (e && typeof e === 'object' && 'code' in e && typeof (e as CommandError).code === 'string') {
     const ce = e as CommandError;
-    return { code: ce.code, message: typeof ce.message === 'string' ? ce.message : '' };
+    return {
+      code: ce.code,
+      message: typeof ce.message === 'string' ? ce.message : '',
+      seen_key: typeof ce.seen_key === 'string' ? ce.seen_key : null,
+    };
   }
-  return { code: 'ipc', message: String(e) };
+  return { code: 'ipc', message: String(e), seen_key: null };
 }
 
 async function call<T>(cmd: string, args: Record<string, unknown>): Promise<T> {
@@ -66,8 +75,16 @@ export const ipc = {
   /** Calls `handler` when a notification was clicked; resolves to an unsubscribe function. */
   onOpenChat: async (handler: (c: OpenChat) => void): Promise<() => void> =>
     listen<OpenChat>(OPEN_CHAT_EVENT, (e) => handler(e.payload)),
-  /** How others join a room held on the built-in server (null for another server). */
-  localServer: (room: string) => call<LocalServer | null>('local_server', { room }),
+  /** The room's invite links, one per way in. */
+  invites: (room: string) => call<RoomInvites>('invites', { room }),
+  /** Makes the built-in server a new key (links made before stop working). */
+  renewRelayKey: () => call<null>('renew_relay_key', {}),
+  /** Reads an invite link (Rust parses it) for the join screen. */
+  readInvite: (link: string) => call<InviteView>('read_invite', { link }),
+  /** The invite link opened from outside that the window has not taken yet. */
+  takeOpenedLink: () => call<OpenedLink | null>('take_opened_link', {}),
+  /** Calls `handler` when an invite link was opened from outside; resolves to an unsubscribe function. */
+  onOpenedLink: async (handler: () => void): Promise<() => void> => listen(OPENED_LINK_EVENT, () => handler()),
   /** Tells the app the join screen is up; resolves to the bench's auto-join, if any. */
   uiReady: () => call<JoinRequest | null>('ui_ready', {}),
   /** Calls `handler` with every engine event; resolves to an unsubscribe function. */

@@ -26,5 +26,13 @@ export function checkNick(nick: string): string | null {
 export function checkServerUrl(url: string): string | null {
   const t = url.trim();
   if (t.length === 0) return 'missing_server';
+  // An invite link: Rust reads it (and says what is wrong with it).
+  if (looksLikeLink(t)) return null;
   return /^(xmpp|ws|wss|http|https):\/\/[^\s/]+/i.test(t) ? null : 'invalid_server';
+}
+
+/** Whether the text is meant as an invite link (as Rust's `Invite::looks_like_link`): it
+ * starts with `cryptocat:`. Rust reads it; this only picks which field's rules apply. */
+export function looksLikeLink(text: string): boolean {
+  return /^\s*cryptocat:/i.test(text);
 }

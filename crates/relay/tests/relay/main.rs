@@ -9,10 +9,13 @@
     clippy::indexing_slicing
 )]
 
+mod acme;
 mod client;
 mod fuzz_corpus;
 mod js;
 mod limits;
+#[cfg(unix)] // SIGTERM
+mod process;
 mod prosody;
 mod robustness;
 mod slixmpp;

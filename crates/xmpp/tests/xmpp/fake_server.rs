@@ -145,8 +145,20 @@ async fn serve_one(
         bind.attr("id").unwrap()
     ))
     .await;
-    // Wait for the join presence, then answer as a room would and send the script.
-    let presence = c.next().await;
+    // Answer service discovery with nothing (a server without a listed room service),
+    // wait for the join presence, then answer as a room would and send the script.
+    let presence = loop {
+        let el = c.next().await;
+        if el.name() == "iq" {
+            c.send(&format!(
+                "<iq type='result' id='{}'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
+                el.attr("id").unwrap()
+            ))
+            .await;
+            continue;
+        }
+        break el;
+    };
     assert_eq!(presence.name(), "presence");
     c.send("<presence from='room@conference.localhost/a' to='u@localhost/r'><x xmlns='http://jabber.org/protocol/muc#user'><item role='participant'/><status code='110'/></x></presence>").await;
     for xml in after_bind {
@@ -202,6 +214,48 @@ async fn plain_body_is_dropped_and_reported() {
             bytes: vec![1, 2, 3]
         }
     );
+    handle.disconnect().unwrap();
+    server.await.unwrap();
+}
+
+/// A server that reports thousands of made-up occupants: the client keeps at most
+/// MAX_OCCUPANTS of them (issue 14, row 10), and goes on working.
+#[tokio::test]
+async fn made_up_occupants_are_bounded() {
+    use cryptocat_xmpp::client::MAX_OCCUPANTS;
+    let relay = start_relay().await;
+    let cert = relay.tls.certificate.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let flood = 4 * MAX_OCCUPANTS;
+    let mut script: Vec<String> = (0..flood)
+        .map(|i| {
+            format!(
+                "<presence from='room@conference.localhost/o{i}-{}'><x xmlns='http://jabber.org/protocol/muc#user'><item role='participant'/></x></presence>",
+                "x".repeat(200)
+            )
+        })
+        .collect();
+    script.push("<message type='groupchat' from='room@conference.localhost/eve' id='w'><payload xmlns='urn:xmpp:cryptocat:1'>AQID</payload></message>".to_owned());
+    let server = tokio::spawn(async move {
+        serve_one(&relay, listener, "pw", false, script).await;
+    });
+    let mut cfg = config_for(addr, TrustConfig::only(cert));
+    cfg.credentials = Some(Credentials::new("u", "pw"));
+    cfg.reconnect = None;
+    let (handle, mut events) = Client::connect(cfg).await.unwrap();
+    assert!(matches!(next(&mut events).await, Event::Connected { .. }));
+    handle.join("room", "a").unwrap();
+    assert!(matches!(next(&mut events).await, Event::Joined { .. }));
+    let mut joined = 0usize;
+    loop {
+        match next(&mut events).await {
+            Event::OccupantJoined { .. } => joined += 1,
+            Event::GroupPayload { .. } => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(joined, MAX_OCCUPANTS, "{flood} presences sent");
     handle.disconnect().unwrap();
     server.await.unwrap();
 }

@@ -10,6 +10,7 @@
 )]
 
 mod bosh;
+mod bosh_order;
 mod fake_server;
 mod fuzz_corpus;
 mod keyauth;

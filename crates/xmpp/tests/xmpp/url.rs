@@ -15,10 +15,22 @@ fn accepted_forms() {
     assert_eq!(u.port, 443);
     assert_eq!(u.to_string(), "https://chat.example.org:443/http-bind");
     // The default path when none is given, and the paths other servers use.
-    assert_eq!(ServerUrl::parse("https://localhost/").unwrap().path, "/http-bind");
-    assert_eq!(ServerUrl::parse("wss://localhost").unwrap().path, "/xmpp-websocket");
-    assert_eq!(ServerUrl::parse("http://localhost:5280/bosh").unwrap().path, "/bosh");
-    assert_eq!(ServerUrl::parse("ws://localhost:5280/ws/").unwrap().path, "/ws");
+    assert_eq!(
+        ServerUrl::parse("https://localhost/").unwrap().path,
+        "/http-bind"
+    );
+    assert_eq!(
+        ServerUrl::parse("wss://localhost").unwrap().path,
+        "/xmpp-websocket"
+    );
+    assert_eq!(
+        ServerUrl::parse("http://localhost:5280/bosh").unwrap().path,
+        "/bosh"
+    );
+    assert_eq!(
+        ServerUrl::parse("ws://localhost:5280/ws/").unwrap().path,
+        "/ws"
+    );
 }
 
 #[test]

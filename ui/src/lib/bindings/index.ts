@@ -5,6 +5,10 @@
 export const ENGINE_EVENT = "engine";
 /** The Tauri event carrying an `OpenChat` (a notification was clicked). */
 export const OPEN_CHAT_EVENT = "open_chat";
+/** The Tauri event saying an invite link was opened from outside. */
+export const OPENED_LINK_EVENT = "opened_link";
+/** Every `CommandError` code (each has a sentence in strings.ts). */
+export const ERROR_CODES = ["invalid_room", "invalid_nickname", "invalid_server", "invalid_pin", "invalid_invite", "unreachable", "join_failed", "join_timeout", "room_setup", "already_joined", "not_joined", "relay_failed", "relay_in_use", "relay_key_in_use", "relay_key_failed", "wrong_server", "certificate_refused", "name_not_found", "connection_refused", "timed_out", "unknown_domain", "registration_refused", "login_refused", "tls_config", "invalid_domain", "closed", "unknown_nickname", "ambiguous_nickname", "offline", "empty_text", "text_too_long", "no_session", "verification", "room", "keyring_unavailable", "keyring_failed", "keyring_corrupt", "invalid_link", "open_failed"] as const;
 
 export type ServerChoice = { "kind": "this_computer", 
 /**
@@ -14,7 +18,16 @@ local_network: boolean, } | { "kind": "url",
 /**
  * The address as typed.
  */
-url: string, };
+url: string, 
+/**
+ * A key pin (`sha256/…`) the server's key must match; none (or blank): the
+ * system's certificate authorities decide.
+ */
+pin: string | null, } | { "kind": "invite", 
+/**
+ * The link as given.
+ */
+link: string, };
 
 export type JoinRequest = { 
 /**
@@ -46,15 +59,20 @@ fingerprint: string, };
 
 export type CommandError = { 
 /**
- * Stable code (`invalid_room`, `invalid_nickname`, `invalid_server`, `unreachable`,
- * `join_failed`, `join_timeout`, `already_joined`, `not_joined`, `relay_failed`, and
- * the engine's codes such as `no_session`, `offline`, `empty_text`).
+ * Stable code: one of [`ERROR_CODES`]. For a server that could not be reached, the
+ * reason (`wrong_server`, `certificate_refused`, `connection_refused`, ...) rather
+ * than the plain `unreachable`.
  */
 code: string, 
 /**
- * English sentence.
+ * English sentence (for `invalid_invite`, what is wrong with the link).
  */
-message: string, };
+message: string, 
+/**
+ * The pin of the key a refused server showed (`wrong_server`, `certificate_refused`):
+ * public, for the person to compare.
+ */
+seen_key: string | null, };
 
 export type Member = { 
 /**
@@ -244,47 +262,74 @@ room: string,
  */
 nick: string | null, };
 
-export type LocalServer = { 
+export type InviteView = { 
 /**
- * The relay's XMPP domain (`localhost`).
+ * The link, as this app writes it (what a join request carries).
  */
-domain: string, 
+link: string, 
 /**
- * WebSocket address on this computer: `ws://localhost:PORT/xmpp-websocket` (the
- * desktop app's "Another server" takes it too).
+ * The room name (lower-cased).
  */
-websocket_url: string, 
+room: string, 
 /**
- * BOSH address on this computer: `http://localhost:PORT/http-bind`.
+ * The servers' host names, in the order tried, each once.
  */
-bosh_url: string, 
+hosts: Array<string>, 
 /**
- * The c2s (TCP with STARTTLS) port.
+ * The key pins (`sha256/…`) the server must show one of; empty: the system's
+ * certificate authorities check it.
  */
-c2s_port: number, 
+pins: Array<string>, 
 /**
- * The command that joins the room from a terminal on this computer (`NICK` is a
- * placeholder for the other person's nickname).
+ * Every server is on this computer (loopback).
+ */
+this_computer: boolean, };
+
+export type OpenedLink = { "kind": "invite", 
+/**
+ * What it leads to.
+ */
+invite: InviteView, } | { "kind": "invalid", 
+/**
+ * Why.
+ */
+error: CommandError, };
+
+export type Way = "this_computer" | "local_network" | "server_in_use";
+
+export type InviteLink = { 
+/**
+ * Who can use it.
+ */
+way: Way, 
+/**
+ * The link.
+ */
+link: string, 
+/**
+ * `cryptocat join 'LINK' --nick NICK`, for a terminal (`NICK` is a placeholder).
  */
 join_command: string, 
 /**
- * Whether the relay also listens on the local network.
+ * The servers' host names.
  */
-local_network: boolean, 
+hosts: Array<string>, 
 /**
- * The address the local network reaches it at, when `local_network` and one was found.
+ * Carries the server's key pin.
  */
-lan_address: string | null, 
+pinned: boolean, };
+
+export type RoomInvites = { 
 /**
- * The command for another computer on the local network (TCP with STARTTLS, trusting
- * a copy of the relay's certificate), when `lan_address` is known.
+ * The links, this computer's first.
  */
-lan_join_command: string | null, 
+links: Array<InviteLink>, 
 /**
- * SHA-256 of the relay's (self-signed) certificate, colon-separated hex.
+ * The room is on the built-in server.
  */
-certificate_fingerprint: string, 
+built_in: boolean, 
 /**
- * Where the certificate's PEM is, to copy to the other computer.
+ * The built-in server also listens on the local network (with no `local_network`
+ * link, no network address was found).
  */
-certificate_path: string, };
+local_network: boolean, };
