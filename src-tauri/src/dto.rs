@@ -633,7 +633,7 @@ mod tests {
     fn invite_view_of_a_link() {
         let pin = format!("sha256/{}", "A".repeat(43));
         let link = format!(
-            "cryptocat://join?v=1&server=xmpp://127.0.0.1:5222&server=ws://localhost:5280/xmpp-websocket\
+            "cryptocat://join?v=1&server=xmpp://127.0.0.1:5222&server=xmpp://localhost:5224\
              &server=xmpp://127.0.0.1:5223&domain=localhost&pin={pin}&room=Garden"
         );
         let through_url = url::Url::parse(&link).unwrap();
