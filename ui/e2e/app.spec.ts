@@ -360,6 +360,14 @@ test('invite panel on the local network (opt-in on the join screen); a new key i
   await expect(dialog.getByText(s.share.lanOff)).toHaveCount(0);
   const calls = await page.evaluate(() => (window as any).__stub.calls.filter((c: any) => c.cmd === 'join'));
   expect(calls[0].args.req.server).toEqual({ kind: 'this_computer', local_network: true });
+  // Two ways in with their QR codes are taller than the window: the content scrolls and the
+  // close button stays in view below it.
+  await page.setViewportSize({ width: 960, height: 600 });
+  const body = dialog.locator('.dialog-body');
+  expect(await body.evaluate((e) => e.scrollHeight > e.clientHeight)).toBe(true);
+  await expect(dialog.getByRole('button', { name: s.verify.close })).toBeInViewport({ ratio: 1 });
+  await body.evaluate((e) => e.scrollTo(0, e.scrollHeight));
+  await expect(dialog.getByRole('button', { name: s.verify.close })).toBeInViewport({ ratio: 1 });
   await dialog.getByRole('button', { name: s.verify.close }).click();
 
   await page.getByRole('button', { name: s.settings.open }).click();
