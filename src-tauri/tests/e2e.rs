@@ -262,13 +262,26 @@ impl Driver {
 
     /// Waits until the script returns something truthy, and returns it.
     fn until(&self, what: &str, script: &str) -> Value {
+        self.until_or(what, script, String::new)
+    }
+
+    /// [`Self::until`], with `context()` (what the CLI printed, say) in the failure.
+    fn until_or(&self, what: &str, script: &str, context: impl Fn() -> String) -> Value {
         let start = Instant::now();
         loop {
             let v = self.script(script);
             if !(v.is_null() || v == json!(false) || v == json!("")) {
                 return v;
             }
-            assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+            if start.elapsed() > WAIT {
+                let shown = self.script(
+                    "return [...document.querySelectorAll('.messages .message')].map(m => m.textContent).join(' | ')",
+                );
+                panic!(
+                    "timed out waiting for {what}; the app shows: {shown}; {}",
+                    context()
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -1028,9 +1041,11 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     let got = cli.wait("the app's message", |v| v["type"] == "message");
     assert_eq!(got["text"], "back through the link");
     cli.line("welcome back");
-    d.until(
+    cli.wait("the CLI's message sent", |v| v["type"] == "sent");
+    d.until_or(
         "the CLI's message",
         "return [...document.querySelectorAll('.messages .text')].some(e => e.textContent === 'welcome back')",
+        || format!("the CLI printed: {:#?}", cli.seen),
     );
 
     // ---- the desktop: tray icon, notification, a click on it, the tray menu ----

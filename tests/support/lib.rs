@@ -183,6 +183,21 @@ impl Drop for Killed {
     }
 }
 
+/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`, …); `None` once the process is
+/// gone or on a system without it.
+pub fn status_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| {
+        l.strip_prefix(field)?
+            .strip_prefix(':')?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 /// A process that prints one JSON object per line (`cryptocat … --json`) and reads
 /// commands on stdin; killed on drop.
 pub struct JsonChild {
@@ -299,6 +314,21 @@ impl JsonChild {
     /// Every event seen so far.
     pub fn seen(&self) -> &[Value] {
         &self.seen
+    }
+
+    /// Takes in what it printed since the last look, without waiting; the number of new
+    /// events.
+    pub fn poll(&mut self) -> usize {
+        let before = self.seen.len();
+        while let Ok(v) = self.events.try_recv() {
+            self.seen.push(v);
+        }
+        self.seen.len() - before
+    }
+
+    /// Its process id (for `/proc/PID/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
