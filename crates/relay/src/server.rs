@@ -257,17 +257,13 @@ impl Server {
         } else {
             (TlsIdentity::from_config(&config)?, None)
         };
-        let c2s = TcpListener::bind(config.c2s)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.c2s,
-                source,
-            })?;
+        let c2s = listen(config.c2s).map_err(|source| StartError::Bind {
+            addr: config.c2s,
+            source,
+        })?;
         let http = match config.http {
             Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| StartError::Bind { addr, source })?,
+                listen(addr).map_err(|source| StartError::Bind { addr, source })?,
             ),
             None => None,
         };
@@ -345,6 +341,27 @@ impl Server {
             alive: Some(self.alive),
         }
     }
+}
+
+/// The accept queue asked of the kernel for the c2s and HTTP listeners (Linux caps it at
+/// `net.core.somaxconn`, 4,096 since 5.4). tokio's default of 1,024 overflowed under a
+/// burst of connections (clients reconnecting together after an outage, or
+/// `tests/relay/robustness.rs` on a loaded machine): past it Linux drops the handshake's
+/// last ACK or answers with SYN cookies, and clients wait for retransmissions.
+pub const LISTEN_BACKLOG: u32 = 65_535;
+
+/// Binds a listener with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR` on Unix, as tokio's
+/// `TcpListener::bind` sets it).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 async fn accept_c2s(listener: TcpListener, shared: Arc<Shared>) {
