@@ -1,7 +1,7 @@
 //! The `attack` suite: what a hostile member, or the server, can make one member of a room
 //! pay, against an honest message measured in the same run (issue 14). One row per
-//! finding; the relay's rows (6 to 9) are in [`crate::attack_relay`], the client's are
-//! meant to join as more [`Op`]s.
+//! finding; the relay's rows (6 to 9) are in [`crate::attack_relay`], the hostile
+//! server's (10) in [`crate::attack_server`].
 //!
 //! Ops are named as in the output (`--op early_data`).
 //!
@@ -14,6 +14,7 @@
 //! | `unknown_epoch_buffer` | hostile occupants send largest group messages (135 KB) for epochs nobody knows | a 1 KiB group text, in order |
 //! | `identity_replay` | one occupant's 64 captured Identity messages, replayed in turn | a 1 KiB private text |
 //! | `raw_connections`, `slow_bosh_body`, `stalled_reader_outbox`, `ipv6_per_address` | see [`crate::attack_relay`]: `ns_per_message` is an honest round trip on the attacked relay | the same round trip on a quiet relay |
+//! | `made_up_occupants` | see [`crate::attack_server`]: a server reports 2,048 occupants that do not exist, then more; per presence | a 1 KiB room message through the same connection |
 //!
 //! Figures: `retained_bytes` is what the attack made the target hold
 //! ([`Room::retained`], payload bytes) once the attack filled what it can;
@@ -78,11 +79,13 @@ pub enum Op {
     StalledReaderOutbox,
     /// Relay: sessions from many addresses of one IPv6 /64 (row 9).
     Ipv6PerAddress,
+    /// Server: occupants that do not exist, reported to a client (row 10).
+    MadeUpOccupants,
 }
 
 impl Op {
     /// Every op, in the order of the issue.
-    pub const ALL: [Op; 10] = [
+    pub const ALL: [Op; 11] = [
         Op::EarlyData,
         Op::SkippedKeyEviction,
         Op::ForgedPairwise,
@@ -93,6 +96,7 @@ impl Op {
         Op::SlowBoshBody,
         Op::StalledReaderOutbox,
         Op::Ipv6PerAddress,
+        Op::MadeUpOccupants,
     ];
 
     /// Whether the op attacks the relay (measured by [`crate::attack_relay`]).
@@ -116,6 +120,7 @@ impl Op {
             Op::SlowBoshBody => "slow_bosh_body",
             Op::StalledReaderOutbox => "stalled_reader_outbox",
             Op::Ipv6PerAddress => "ipv6_per_address",
+            Op::MadeUpOccupants => "made_up_occupants",
         }
     }
 }
@@ -288,6 +293,7 @@ pub fn measure(args: &Args, op: Op) -> Result<Finding> {
         Op::ForgedPairwiseNewKey => forged_pairwise(args, plan, true),
         Op::UnknownEpochBuffer => unknown_epoch_buffer(args, plan),
         Op::IdentityReplay => identity_replay(args, plan),
+        Op::MadeUpOccupants => crate::attack_server::measure(op, plan),
         Op::RawConnections | Op::SlowBoshBody | Op::StalledReaderOutbox | Op::Ipv6PerAddress => {
             bail!("{} is a relay op", op.name())
         }

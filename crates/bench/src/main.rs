@@ -18,6 +18,7 @@ use clap::{Parser, Subcommand};
 
 mod attack;
 mod attack_relay;
+mod attack_server;
 mod desktop;
 mod e2e;
 mod group;

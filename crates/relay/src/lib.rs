@@ -61,6 +61,8 @@ pub(crate) mod outbox;
 pub mod public;
 pub mod retained;
 pub mod scram;
+#[cfg(feature = "scripted")]
+pub mod scripted;
 pub mod server;
 pub mod stanza;
 pub mod store;

@@ -262,9 +262,7 @@ impl Server {
             source,
         })?;
         let http = match config.http {
-            Some(addr) => Some(
-                listen(addr).map_err(|source| StartError::Bind { addr, source })?,
-            ),
+            Some(addr) => Some(listen(addr).map_err(|source| StartError::Bind { addr, source })?),
             None => None,
         };
         let acme = match (acme, &config.acme) {

@@ -1,172 +1,34 @@
 //! A scripted server for what the relay never sends: a plain `<body>` message (the relay
 //! refuses them, so only a non-Cryptocat server would relay one) and a forged SCRAM
-//! signature. It uses the relay's TLS identity and SCRAM server code.
+//! signature, thousands of made-up occupants (`cryptocat_relay::scripted`, with the relay's
+//! TLS identity and SCRAM server code).
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-use cryptocat_relay::scram;
+use cryptocat_relay::scripted::{self, Script};
 use cryptocat_relay::Running;
-use cryptocat_xmpp::xml::{ParserLimits, StreamParser, XmlEvent};
 use cryptocat_xmpp::{
     AuthError, Client, ConnectError, Credentials, Event, SessionError, TlsFailure, TransportError,
     TrustConfig,
 };
-use minidom::Element;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::{config_for, next, start_relay};
 
-const HEADER: &str = "<?xml version='1.0'?><stream:stream from='localhost' id='s1' \
-     version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
-
-struct Conn<S> {
-    io: S,
-    parser: StreamParser,
-    queue: std::collections::VecDeque<Element>,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
-    fn new(io: S) -> Self {
-        Conn {
-            io,
-            parser: StreamParser::new(ParserLimits::default()),
-            queue: Default::default(),
-        }
-    }
-    async fn send(&mut self, xml: &str) {
-        self.io.write_all(xml.as_bytes()).await.unwrap();
-        self.io.flush().await.unwrap();
-    }
-    /// Waits for a stream header (fresh parser).
-    async fn header(&mut self) {
-        self.parser = StreamParser::new(ParserLimits::default());
-        self.queue.clear();
-        let mut opened = false;
-        while !opened {
-            let mut buf = [0u8; 4096];
-            let n = self.io.read(&mut buf).await.unwrap();
-            assert!(n > 0, "client closed");
-            for ev in self.parser.feed(&buf[..n]).unwrap() {
-                match ev {
-                    XmlEvent::StreamOpen(_) => opened = true,
-                    XmlEvent::Stanza(e) => self.queue.push_back(e),
-                    XmlEvent::StreamClose => panic!("closed"),
-                }
-            }
-        }
-    }
-    async fn next(&mut self) -> Element {
-        loop {
-            if let Some(e) = self.queue.pop_front() {
-                return e;
-            }
-            let mut buf = [0u8; 4096];
-            let n = self.io.read(&mut buf).await.unwrap();
-            assert!(n > 0, "client closed");
-            for ev in self.parser.feed(&buf[..n]).unwrap() {
-                if let XmlEvent::Stanza(e) = ev {
-                    self.queue.push_back(e);
-                }
-            }
-        }
-    }
-}
-
-/// Serves one client: STARTTLS, SCRAM for `password` (with the signature flipped when
-/// `forge`), bind, then sends `after_bind` and waits for the client to go.
+/// Serves one client with [`scripted::serve_one`]: SCRAM for `password` (the signature
+/// flipped when `forge`), then `after_join`.
 async fn serve_one(
     relay: &Running,
     listener: TcpListener,
     password: &str,
     forge: bool,
-    after_bind: Vec<String>,
+    after_join: Vec<String>,
 ) {
-    let (tcp, _) = listener.accept().await.unwrap();
-    let mut c = Conn::new(tcp);
-    c.header().await;
-    c.send(HEADER).await;
-    c.send("<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>").await;
-    assert!(c.next().await.name() == "starttls");
-    c.send("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-        .await;
-    // A client that refuses the certificate ends here.
-    let Ok(tls) = relay.tls.acceptor.accept(c.io).await else {
-        return;
-    };
-    let mut c = Conn::new(tls);
-    c.header().await;
-    c.send(HEADER).await;
-    c.send("<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-256</mechanism></mechanisms></stream:features>").await;
-    let auth = c.next().await;
-    let first = STANDARD.decode(auth.text()).unwrap();
-    let creds = scram::Credentials::derive(password, vec![7; 16], 4096);
-    let (waiting, server_first) = scram::server_first(
-        &first,
-        |u| Some(u.to_owned()),
-        |_| Some(creds),
-        &[9; 32],
-        "servernonce",
+    scripted::serve_one(
+        &relay.tls.acceptor,
+        listener,
+        Script::fixed(password, forge, after_join),
     )
+    .await
     .unwrap();
-    c.send(&format!(
-        "<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</challenge>",
-        STANDARD.encode(server_first)
-    ))
-    .await;
-    let response = c.next().await;
-    let (_, server_final) = waiting
-        .finish(&STANDARD.decode(response.text()).unwrap())
-        .unwrap();
-    let server_final = if forge {
-        let sig = STANDARD
-            .decode(server_final.strip_prefix("v=").unwrap())
-            .unwrap();
-        let flipped: Vec<u8> = sig.iter().map(|b| b ^ 1).collect();
-        format!("v={}", STANDARD.encode(flipped))
-    } else {
-        server_final
-    };
-    c.send(&format!(
-        "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</success>",
-        STANDARD.encode(server_final)
-    ))
-    .await;
-    if forge {
-        return;
-    }
-    c.header().await;
-    c.send(HEADER).await;
-    c.send("<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>")
-        .await;
-    let bind = c.next().await;
-    c.send(&format!(
-        "<iq type='result' id='{}'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>u@localhost/r</jid></bind></iq>",
-        bind.attr("id").unwrap()
-    ))
-    .await;
-    // Answer service discovery with nothing (a server without a listed room service),
-    // wait for the join presence, then answer as a room would and send the script.
-    let presence = loop {
-        let el = c.next().await;
-        if el.name() == "iq" {
-            c.send(&format!(
-                "<iq type='result' id='{}'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
-                el.attr("id").unwrap()
-            ))
-            .await;
-            continue;
-        }
-        break el;
-    };
-    assert_eq!(presence.name(), "presence");
-    c.send("<presence from='room@conference.localhost/a' to='u@localhost/r'><x xmlns='http://jabber.org/protocol/muc#user'><item role='participant'/><status code='110'/></x></presence>").await;
-    for xml in after_bind {
-        c.send(&xml).await;
-    }
-    // Keep the connection until the client leaves.
-    let mut buf = [0u8; 1024];
-    while matches!(c.io.read(&mut buf).await, Ok(n) if n > 0) {}
 }
 
 #[tokio::test]
