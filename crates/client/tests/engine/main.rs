@@ -11,6 +11,7 @@
 )]
 
 mod chat;
+mod drop;
 mod leave;
 mod proxy;
 mod reconnect;
