@@ -28,6 +28,9 @@ use crate::event::{ConnectionState, EngineEvent, MemberView, WarningCode};
 pub const MAX_OUTBOX: usize = 1_024;
 /// Most texts held while offline.
 pub const MAX_HELD: usize = 1_024;
+/// Most private texts kept until the server has them (sent and not acknowledged, or
+/// waiting for the connection or for a new pairwise session).
+pub const MAX_PRIVATE_OUTBOX: usize = 1_024;
 /// Events waiting for the application; a slower application slows the engine down.
 const EVENT_QUEUE: usize = 1_024;
 
@@ -164,7 +167,12 @@ impl EngineHandle {
         Ok(local_id)
     }
 
-    /// Sends a private text to the member with this nickname.
+    /// Sends a private text to the member with this nickname ([`EngineEvent::PrivateSent`]
+    /// follows). The text is kept until the server has it: while offline it waits, and
+    /// after a full re-join (every pairwise session restarts) what the server never took
+    /// is encrypted again for the member's new session, so it arrives once. Given up with
+    /// a `rejoin_incomplete` warning if the member has no session with us within
+    /// `rejoin_wait`.
     pub async fn send_private(&self, nick: &str, text: &str) -> Result<(), EngineError> {
         check_text(text)?;
         self.ask(|reply| Command::SendPrivate {
@@ -394,6 +402,7 @@ impl Engine {
             before_disconnect: BTreeSet::new(),
             outbox: VecDeque::new(),
             offline_private: VecDeque::new(),
+            private_out: VecDeque::new(),
             held: VecDeque::new(),
             gate: None,
             rejoin_wait: config.rejoin_wait,
@@ -461,6 +470,20 @@ struct Pending {
 /// Most pairwise payloads kept while the connection is down (for a resumed session).
 const MAX_OFFLINE_PRIVATE: usize = 4_096;
 
+/// One of our private texts, kept as text until the server has the payload that carries
+/// it: after a full re-join every pairwise session restarts, so a text the server never
+/// took is encrypted again for the member's new session (never twice for one session).
+struct PrivateText {
+    /// The member's address (occupant names come from keys: the same after a re-join).
+    to: String,
+    text: Zeroizing<String>,
+    /// The transport's id while it is out; `None` while it waits for the connection or
+    /// for a session with the member.
+    id: Option<MessageId>,
+    /// Given up (with a warning) if still waiting then.
+    deadline: Instant,
+}
+
 /// After a re-join: texts and unaccepted payloads wait for the members who were there.
 struct Gate {
     awaiting: BTreeSet<String>,
@@ -481,8 +504,11 @@ struct Task {
     before_disconnect: BTreeSet<String>,
     outbox: VecDeque<Pending>,
     /// Pairwise payloads made while offline: sent if the session is resumed, dropped if
-    /// we re-join (every pairwise session restarts then).
+    /// we re-join (every pairwise session restarts then; texts among them are in
+    /// `private_out` and go again under the new sessions).
     offline_private: VecDeque<(String, Vec<u8>)>,
+    /// Our private texts until the server has them.
+    private_out: VecDeque<PrivateText>,
     held: VecDeque<(u64, Zeroizing<String>)>,
     gate: Option<Gate>,
     rejoin_wait: Duration,
@@ -533,6 +559,7 @@ impl Task {
                 () = sleep_until(timer) => {
                     self.room.handle_timeout(now(), &mut rng);
                     self.check_gate().await;
+                    self.expire_private().await;
                 }
             }
             self.flush().await;
@@ -572,10 +599,13 @@ impl Task {
             Instant::now() + Duration::from_millis(wait)
         });
         let gate = self.gate.as_ref().map(|g| g.deadline);
-        match (room, gate) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let private = self
+            .private_out
+            .iter()
+            .filter(|p| p.id.is_none())
+            .map(|p| p.deadline)
+            .min();
+        [room, gate, private].into_iter().flatten().min()
     }
 
     fn address(&self, occupant: &str) -> String {
@@ -669,7 +699,20 @@ impl Task {
                 let pos = id
                     .as_ref()
                     .and_then(|id| self.outbox.iter().position(|p| p.id.as_ref() == Some(id)));
-                if let Some(pos) = pos {
+                let private = id.as_ref().and_then(|id| {
+                    self.private_out
+                        .iter()
+                        .position(|p| p.id.as_ref() == Some(id))
+                });
+                if let Some(pos) = private {
+                    self.private_out.remove(pos);
+                    self.warn(
+                        WarningCode::MessageRefused,
+                        format!("The server refused one of our private messages ({condition})."),
+                        None,
+                    )
+                    .await;
+                } else if let Some(pos) = pos {
                     self.outbox.remove(pos);
                     self.warn(
                         WarningCode::MessageRefused,
@@ -687,6 +730,18 @@ impl Task {
                         p.id = None;
                     }
                 }
+                // Encrypted again when we are back: under the same session if it is
+                // resumed, under a new one after a re-join.
+                let wait = Instant::now() + self.rejoin_wait;
+                for p in &mut self.private_out {
+                    if p.id.as_ref() == Some(&id) {
+                        p.id = None;
+                        p.deadline = wait;
+                    }
+                }
+            }
+            Event::Accepted { id } => {
+                self.private_out.retain(|p| p.id.as_ref() != Some(&id));
             }
             Event::Disconnected { will_reconnect, .. } => {
                 if self.online {
@@ -724,6 +779,13 @@ impl Task {
     async fn rejoined(&mut self, occupants: Vec<String>, rng: &mut OsRng) {
         let t = now();
         self.offline_private.clear();
+        // What the server never took waits for the members' new sessions.
+        let wait = Instant::now() + self.rejoin_wait;
+        for p in &mut self.private_out {
+            if p.id.is_none() {
+                p.deadline = wait;
+            }
+        }
         for p in &mut self.outbox {
             if p.suspect {
                 p.id = None;
@@ -765,6 +827,7 @@ impl Task {
         }
         self.emit(EngineEvent::Connection(ConnectionState::Connected))
             .await;
+        self.send_waiting_private(&mut OsRng).await;
         if self.gate.is_none() {
             self.gate = Some(Gate {
                 awaiting: BTreeSet::new(),
@@ -823,6 +886,100 @@ impl Task {
         }
     }
 
+    /// A private text: encrypted and sent now when we are online and have a session with
+    /// the member; kept while offline (sent after a resumption, or under the member's new
+    /// session after a re-join). Kept as text until the server has it either way.
+    async fn send_private(
+        &mut self,
+        rng: &mut OsRng,
+        nick: &str,
+        text: Zeroizing<String>,
+    ) -> Result<(), EngineError> {
+        let address = self.resolve(nick)?;
+        if self.private_out.len() >= MAX_PRIVATE_OUTBOX {
+            return Err(EngineError::Offline);
+        }
+        let id = if self.online {
+            Some(self.encrypt_private(rng, &address, &text).await?)
+        } else {
+            None
+        };
+        self.private_out.push_back(PrivateText {
+            to: address,
+            text,
+            id: id.flatten(),
+            deadline: Instant::now() + self.rejoin_wait,
+        });
+        self.emit(EngineEvent::PrivateSent {
+            to: nick.to_owned(),
+        })
+        .await;
+        Ok(())
+    }
+
+    /// Encrypts a private text for the member's current session and hands it to the
+    /// transport; `Ok(None)` when the transport did not take it.
+    async fn encrypt_private(
+        &mut self,
+        rng: &mut OsRng,
+        address: &str,
+        text: &str,
+    ) -> Result<Option<MessageId>, EngineError> {
+        // What the room queued before goes first, so that what follows is this text.
+        while let Some(t) = self.room.poll_transmit() {
+            self.transmit(t).await;
+        }
+        self.room.send_private_text(rng, address, text)?;
+        let mut id = None;
+        while let Some(t) = self.room.poll_transmit() {
+            let ours = matches!(&t.to, Destination::Member(a) if a == address);
+            let sent = self.transmit(t).await;
+            if ours {
+                id = sent;
+            }
+        }
+        Ok(id)
+    }
+
+    /// Sends the private texts that wait, to every member we have a session with.
+    async fn send_waiting_private(&mut self, rng: &mut OsRng) {
+        if !self.online {
+            return;
+        }
+        for i in 0..self.private_out.len() {
+            let Some(p) = self.private_out.get(i).filter(|p| p.id.is_none()) else {
+                continue;
+            };
+            let (to, text) = (p.to.clone(), p.text.clone());
+            // Without a session with them yet it waits for one (or the deadline).
+            if let Ok(id) = self.encrypt_private(rng, &to, &text).await {
+                if let Some(p) = self.private_out.get_mut(i) {
+                    p.id = id;
+                }
+            }
+        }
+    }
+
+    /// Private texts that waited too long for a session with their member are dropped,
+    /// with a warning.
+    async fn expire_private(&mut self) {
+        let t = Instant::now();
+        let before = self.private_out.len();
+        self.private_out
+            .retain(|p| p.id.is_some() || p.deadline > t);
+        let dropped = before.saturating_sub(self.private_out.len());
+        if dropped > 0 {
+            self.warn(
+                WarningCode::RejoinIncomplete,
+                format!(
+                    "{dropped} private message(s) could not be sent: the member did not come back."
+                ),
+                None,
+            )
+            .await;
+        }
+    }
+
     async fn go_offline(&mut self, why: &str) {
         if self.finished {
             return;
@@ -874,18 +1031,7 @@ impl Task {
                 }
             }
             Command::SendPrivate { nick, text, reply } => {
-                let result = if self.online {
-                    self.resolve(&nick).and_then(|address| {
-                        self.room
-                            .send_private_text(rng, &address, &text)
-                            .map_err(EngineError::from)
-                    })
-                } else {
-                    Err(EngineError::Offline)
-                };
-                if result.is_ok() {
-                    self.emit(EngineEvent::PrivateSent { to: nick }).await;
-                }
+                let result = self.send_private(rng, &nick, text).await;
                 let _ = reply.send(result);
             }
             Command::Ask {
@@ -950,7 +1096,7 @@ impl Task {
                 let _ = reply.send(self.verified.clone());
             }
             Command::Pending { reply } => {
-                let _ = reply.send(self.held.len() + self.outbox.len());
+                let _ = reply.send(self.held.len() + self.outbox.len() + self.private_out.len());
             }
             Command::Leave { reply } => {
                 let _ = self.room.leave(now());
@@ -959,6 +1105,7 @@ impl Task {
                 let _ = self.xmpp.disconnect();
                 self.held.clear();
                 self.outbox.clear();
+                self.private_out.clear();
                 // `Left` and the answer wait until the transport has closed (bounded, in
                 // `run`): a process that exits on `Left` must not cut off the leave.
                 self.leaving = Some(reply);
@@ -1039,7 +1186,8 @@ impl Task {
         }
     }
 
-    async fn transmit(&mut self, t: Transmit) {
+    /// Hands one transmit to the transport; for a private payload, the transport's id.
+    async fn transmit(&mut self, t: Transmit) -> Option<MessageId> {
         match t.to {
             Destination::Room => {
                 if self.outbox.len() >= MAX_OUTBOX {
@@ -1061,24 +1209,27 @@ impl Task {
                     id,
                     suspect: false,
                 });
+                None
             }
             Destination::Member(address) => {
-                let Some(occupant) = address.strip_prefix(&self.prefix) else {
-                    return;
-                };
+                let occupant = address.strip_prefix(&self.prefix)?;
                 if !self.online {
                     // Kept for a resumed session; dropped if we re-join instead.
                     if self.offline_private.len() < MAX_OFFLINE_PRIVATE {
                         self.offline_private
                             .push_back((occupant.to_owned(), t.payload));
                     }
-                    return;
+                    return None;
                 }
-                if let Err(e) = self
+                match self
                     .xmpp
                     .send_private(&self.room_name, occupant, &t.payload)
                 {
-                    tracing::debug!(error = %e, "private payload not sent");
+                    Ok(id) => Some(id),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "private payload not sent");
+                        None
+                    }
                 }
             }
         }
@@ -1094,6 +1245,14 @@ impl Task {
                 self.check_key(&nickname, &fingerprint).await;
                 if let Some(member) = self.view(&address) {
                     self.emit(EngineEvent::MemberJoined { member }).await;
+                }
+                // A new session with them: private texts that wait for it go now.
+                if self
+                    .private_out
+                    .iter()
+                    .any(|p| p.id.is_none() && p.to == address)
+                {
+                    self.send_waiting_private(&mut OsRng).await;
                 }
             }
             RoomEvent::MemberLeft { nickname, .. } => {

@@ -123,8 +123,8 @@ pub enum EngineError {
     /// Several members claim that nickname; they must be told apart by fingerprint.
     #[error("several members use that nickname")]
     AmbiguousNickname,
-    /// The connection is down: private messages cannot wait (their sessions restart after
-    /// the reconnection), so send again once connected.
+    /// Too many private messages already wait (for the connection, or for a member's new
+    /// session after a re-join: [`crate::engine::MAX_PRIVATE_OUTBOX`]); send again later.
     #[error("offline: the private message was not sent")]
     Offline,
     /// The text is empty.

@@ -56,7 +56,7 @@ mod error;
 mod event;
 
 pub use config::{check_nickname, check_room_name, EngineConfig, VerifiedContact, MAX_ROOM_BYTES};
-pub use engine::{Engine, EngineEvents, EngineHandle, MAX_HELD, MAX_OUTBOX};
+pub use engine::{Engine, EngineEvents, EngineHandle, MAX_HELD, MAX_OUTBOX, MAX_PRIVATE_OUTBOX};
 pub use error::{EngineError, StartError};
 pub use event::{ConnectionState, EngineEvent, MemberView, WarningCode};
 

@@ -41,7 +41,7 @@ use crate::http_conn::{HttpConn, Slot};
 use crate::hub::lock;
 use crate::outbox::Outbox;
 use crate::retained::Counters;
-use crate::server::{open_session, SessionGuard, Shared};
+use crate::server::{find_session, open_session, park, Attachment, SessionGuard, Shared};
 use crate::stream::{C2s, Framing, OsEntropy, Output};
 use crate::xml::{escape, ParserLimits, StreamParser, XmlEvent, NS_STREAM};
 
@@ -352,16 +352,49 @@ async fn websocket(
             return;
         }
     };
-    let (rx, _guard, c2s) = open_session(&shared, id, ip, Instant::now());
+    let (mut rx, mut guard, c2s) = open_session(&shared, id, ip, Instant::now());
     let mut c2s = c2s.with_framing(Framing::WebSocket, secure);
     if let Some(exporter) = exporter {
         c2s.set_channel_binding(exporter);
     }
     tracing::debug!(session = id.0, secure, "websocket connected");
+    let mut attachment = Attachment::new();
+    // XEP-0198 as on TCP: a `<resume/>` takes a detached session over (its guard, which
+    // keeps its admission and rooms, and its outbox); a broken connection parks ours.
+    while let Some((previd, h, user)) =
+        ws_drive(&mut ws, &mut c2s, &rx, &shared, &mut attachment).await
+    {
+        match find_session(&shared, &previd, &user).await {
+            Some(p) => {
+                c2s.resumed(p.guard.id, p.state, h);
+                rx = p.rx;
+                guard = p.guard;
+            }
+            None => c2s.resume_failed(),
+        }
+    }
+    attachment.release(&shared);
+    // A session whose outbox overflowed ends: its client was not reading.
+    if let Some(state) = c2s.detach().filter(|_| !rx.overflowed()) {
+        park(&shared, state, rx, guard);
+    }
+}
+
+/// Drives one WebSocket stream until it ends (`None`) or asks to resume a detached
+/// session (`Some((previd, h, user))`, looked up by the caller).
+async fn ws_drive(
+    ws: &mut Ws,
+    c2s: &mut C2s,
+    rx: &Outbox,
+    shared: &Shared,
+    attachment: &mut Attachment,
+) -> Option<(String, u32, String)> {
+    let id = c2s.id();
     let write_timeout = shared.config.limits.write_timeout();
     let mut stopping = std::pin::pin!(shared.stopping());
     let mut stopped = false;
     loop {
+        attachment.sync(c2s, shared);
         // After a failed write nothing more is written, but deliveries to others from
         // stanzas already handled still go out (see `server::flush`).
         let mut broken = false;
@@ -370,28 +403,29 @@ async fn websocket(
                 Output::Deliver(d) => shared.dispatch(d),
                 _ if broken => {}
                 Output::Send(xml) => {
-                    if !ws_send(&mut ws, &xml, write_timeout, &rx).await {
+                    if !ws_send(ws, &xml, write_timeout, rx).await {
                         tracing::debug!(session = id.0, "websocket write failed");
                         broken = true;
                     }
                 }
                 Output::Pause(d) => tokio::time::sleep(d).await,
-                // Resumption is offered on TCP only.
-                Output::StartTls | Output::Resume { .. } => {}
+                Output::StartTls => {}
+                Output::Resume { previd, h, user } => return Some((previd, h, user)),
                 Output::Close => {
                     let _ = tokio::time::timeout(write_timeout, ws.close(None)).await;
-                    return;
+                    return None;
                 }
             }
         }
         if broken {
-            return;
+            return None;
         }
+        let takeover = Arc::clone(&attachment.takeover);
         let timeout = c2s.read_timeout(Instant::now());
         tokio::select! {
             msg = tokio::time::timeout(timeout, ws.next()) => match msg {
                 Err(_) => c2s.handle_timeout(),
-                Ok(None | Some(Err(_))) => return,
+                Ok(None | Some(Err(_))) => return None,
                 Ok(Some(Ok(msg))) => {
                     let now = Instant::now();
                     match msg {
@@ -413,25 +447,28 @@ async fn websocket(
                         Message::Binary(_) => {
                             c2s.fail("bad-format", "binary WebSocket messages are not XMPP");
                         }
-                        Message::Close(_) => return,
+                        // A close frame without `<close/>` is a broken stream: a
+                        // stream-managed session is kept for resumption.
+                        Message::Close(_) => return None,
                         Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
                     }
                 }
             },
-            next = rx.recv() => {
-                let Some(xml) = next else {
+            next = rx.recv() => match next {
+                // Counted and kept under stream management, written by the loop.
+                Some(xml) => c2s.outgoing(xml),
+                None => {
                     tracing::info!(session = id.0, "outbox full: client not reading; dropped");
-                    return;
-                };
-                if !ws_send(&mut ws, &xml, write_timeout, &rx).await {
-                    return;
+                    return None;
                 }
-            }
+            },
+            // A resumption on another connection takes this session over.
+            () = takeover.notified() => return None,
             () = &mut stopping, if !stopped => {
                 stopped = true;
                 if c2s.is_closed() {
                     let _ = tokio::time::timeout(write_timeout, ws.close(None)).await;
-                    return;
+                    return None;
                 }
                 // Written by the loop: the stream error, <close/>, then the close frame.
                 c2s.fail("system-shutdown", "the server is shutting down");
@@ -869,7 +906,7 @@ fn drain(st: &mut BoshState, shared: &Shared) -> Duration {
             Output::Send(xml) => st.pending.push(standalone(&xml)),
             Output::Pause(d) => pause = pause.saturating_add(d),
             Output::Deliver(d) => shared.dispatch(d),
-            // Resumption is offered on TCP only.
+            // Resumption is offered on TCP and WebSocket only.
             Output::StartTls | Output::Resume { .. } => {}
             Output::Close => {
                 let errored = st.pending.iter().any(|e| e.starts_with("<stream:error"));

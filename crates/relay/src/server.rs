@@ -53,7 +53,7 @@ pub(crate) struct Shared {
     pub(crate) hub: Mutex<Hub>,
     /// XEP-0198: stream-managed sessions whose connection broke, by resumption id.
     pub(crate) detached: Mutex<HashMap<String, Parked>>,
-    /// XEP-0198: live stream-managed TCP sessions by resumption id, with their account and
+    /// XEP-0198: live stream-managed TCP and WebSocket sessions by resumption id, with their account and
     /// a signal that makes the connection let go of the session (a `<resume/>` that arrives
     /// before the server noticed the old connection broke).
     pub(crate) attached: Mutex<HashMap<String, (String, Arc<Notify>)>>,
@@ -391,9 +391,9 @@ enum End {
 /// A detached session (XEP-0198): its machine state, its outbox (stanzas keep arriving
 /// there) and the guard that keeps it in the hub and its rooms until it expires.
 pub(crate) struct Parked {
-    state: Detached,
-    rx: Arc<Outbox>,
-    guard: SessionGuard,
+    pub(crate) state: Detached,
+    pub(crate) rx: Arc<Outbox>,
+    pub(crate) guard: SessionGuard,
     /// Tells this parking from a later one of the same session.
     generation: u64,
 }
@@ -401,7 +401,7 @@ pub(crate) struct Parked {
 static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Keeps the session for `sm_resume_secs` (if there is room), then ends it.
-fn park(shared: &Arc<Shared>, state: Detached, rx: Arc<Outbox>, guard: SessionGuard) {
+pub(crate) fn park(shared: &Arc<Shared>, state: Detached, rx: Arc<Outbox>, guard: SessionGuard) {
     let id = state.id.clone();
     let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     {
@@ -446,13 +446,20 @@ fn park(shared: &Arc<Shared>, state: Detached, rx: Arc<Outbox>, guard: SessionGu
 }
 
 /// This connection's entry in [`Shared::attached`], kept in step with the machine.
-struct Attachment {
-    takeover: Arc<Notify>,
+pub(crate) struct Attachment {
+    pub(crate) takeover: Arc<Notify>,
     registered: Option<String>,
 }
 
 impl Attachment {
-    fn sync(&mut self, c2s: &C2s, shared: &Shared) {
+    pub(crate) fn new() -> Self {
+        Self {
+            takeover: Arc::new(Notify::new()),
+            registered: None,
+        }
+    }
+
+    pub(crate) fn sync(&mut self, c2s: &C2s, shared: &Shared) {
         if self.registered.is_some() {
             return;
         }
@@ -463,7 +470,7 @@ impl Attachment {
         }
     }
 
-    fn release(&mut self, shared: &Shared) {
+    pub(crate) fn release(&mut self, shared: &Shared) {
         if let Some(id) = self.registered.take() {
             let mut attached = lock(&shared.attached);
             if attached
@@ -496,7 +503,7 @@ fn take_parked(shared: &Shared, previd: &str, user: &str) -> Option<Parked> {
 
 /// Finds the session to resume: detached already, or still attached to a connection the
 /// server has not seen break (that connection is told to let go, and we wait for it).
-async fn find_session(shared: &Shared, previd: &str, user: &str) -> Option<Parked> {
+pub(crate) async fn find_session(shared: &Shared, previd: &str, user: &str) -> Option<Parked> {
     if let Some(p) = take_parked(shared, previd, user) {
         return Some(p);
     }
@@ -522,10 +529,7 @@ async fn connection(mut tcp: TcpStream, ip: IpAddr, shared: Arc<Shared>) {
     };
     let (mut rx, mut guard, mut c2s) = open_session(&shared, id, ip, Instant::now());
     tracing::debug!(session = id.0, "connected");
-    let mut attachment = Attachment {
-        takeover: Arc::new(Notify::new()),
-        registered: None,
-    };
+    let mut attachment = Attachment::new();
     if let End::StartTls = drive(&mut tcp, &mut c2s, &rx, &shared, &mut attachment).await {
         let limit = c2s
             .read_timeout(Instant::now())

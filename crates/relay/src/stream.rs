@@ -7,7 +7,7 @@
 //!
 //! Negotiation, in order: stream header, STARTTLS (required: anything else first is a
 //! `policy-violation` stream error), stream restart, in-band registration (XEP-0077)
-//! and/or SASL SCRAM-SHA-256, stream restart, resource binding (or, on TCP, XEP-0198
+//! and/or SASL SCRAM-SHA-256, stream restart, resource binding (or, on TCP and WebSocket, XEP-0198
 //! `<resume/>` of a detached session: [`Output::Resume`], answered by the shell). Then
 //! stanzas are routed through the [`Hub`], counted and kept until acknowledged once the
 //! client enabled stream management.
@@ -481,7 +481,7 @@ impl C2s {
         }
         match el.name() {
             "enable" => {
-                if self.sm.is_some() || self.framing != Framing::Tcp {
+                if self.sm.is_some() || self.framing == Framing::Bosh {
                     self.send(
                         Out::ns("failed", NS_SM)
                             .child(Out::ns("unexpected-request", NS_STANZAS))
@@ -675,9 +675,9 @@ impl C2s {
                 let f = Out::new("stream:features")
                     .child(Out::ns("bind", NS_BIND))
                     .child(Out::ns("session", NS_SESSION).child(Out::new("optional")));
-                // Resumption needs a connection that can break and come back: TCP.
-                // (A BOSH session already survives broken HTTP connections.)
-                if self.framing == Framing::Tcp {
+                // Resumption needs a connection that can break and come back: TCP or
+                // WebSocket. (A BOSH session already survives broken HTTP connections.)
+                if self.framing != Framing::Bosh {
                     f.child(Out::ns("sm", NS_SM))
                 } else {
                     f
@@ -973,7 +973,7 @@ impl C2s {
     }
 
     fn binding(&mut self, el: &Element, hub: &Mutex<Hub>) {
-        if el.is("resume", NS_SM) && self.framing == Framing::Tcp {
+        if el.is("resume", NS_SM) && self.framing != Framing::Bosh {
             let Auth::Authenticated(user) = &self.auth else {
                 return;
             };

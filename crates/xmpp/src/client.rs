@@ -307,6 +307,13 @@ pub enum Event {
         /// The defined condition (`policy-violation`, `not-acceptable`, ...).
         condition: String,
     },
+    /// The server has one of our messages: it acknowledged it (XEP-0198), or, on a
+    /// stream without stream management, it was written. A message never gets both this
+    /// and [`Event::NotSent`].
+    Accepted {
+        /// Its id.
+        id: MessageId,
+    },
     /// A message could not be sent because the connection was down.
     NotSent {
         /// Its id.
@@ -1091,10 +1098,16 @@ impl Task {
                 "resumed without stream management",
             ));
         };
-        state
+        let accepted = state
             .acknowledged(resumed.attr("h"))
             .map_err(|_| TransportError::Protocol("bad count in <resumed/>"))?;
         state.lost_at = None;
+        for id in accepted {
+            let _ = self.emit(Event::Accepted { id }).await;
+        }
+        let Some(state) = self.sm.as_mut() else {
+            return Ok(());
+        };
         let resend: Vec<sm::Unacked> = state.unacked.drain(..).collect();
         let any = !resend.is_empty();
         for u in resend {
@@ -1172,9 +1185,15 @@ impl Task {
         };
         match el.name() {
             "r" => stream.send(state.answer_xml()).await,
-            "a" => state
-                .acknowledged(el.attr("h"))
-                .map_err(|_| TransportError::Protocol("bad stream management acknowledgement")),
+            "a" => {
+                let accepted = state.acknowledged(el.attr("h")).map_err(|_| {
+                    TransportError::Protocol("bad stream management acknowledgement")
+                })?;
+                for id in accepted {
+                    let _ = self.emit(Event::Accepted { id }).await;
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -1284,6 +1303,9 @@ impl Task {
                 }
                 if managed {
                     stream.send(sm::request_xml()).await?;
+                } else {
+                    // No acknowledgements on this stream: written is all we will know.
+                    let _ = self.emit(Event::Accepted { id }).await;
                 }
             }
         }

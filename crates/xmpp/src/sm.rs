@@ -135,8 +135,9 @@ impl StreamManagement {
         self.inbound = self.inbound.wrapping_add(1);
     }
 
-    /// `<a h=…/>` (or the `h` of `<resumed/>`): drops what it covers.
-    pub fn acknowledged(&mut self, h: Option<&str>) -> Result<(), AckError> {
+    /// `<a h=…/>` (or the `h` of `<resumed/>`): drops what it covers and returns the ids
+    /// of the payload messages among it (the server has them now).
+    pub fn acknowledged(&mut self, h: Option<&str>) -> Result<Vec<MessageId>, AckError> {
         let h = h
             .and_then(|h| h.parse::<u32>().ok())
             .ok_or(AckError::Malformed)?;
@@ -144,9 +145,9 @@ impl StreamManagement {
         if newly > self.unacked.len() {
             return Err(AckError::TooHigh);
         }
-        self.unacked.drain(..newly);
+        let ids = self.unacked.drain(..newly).filter_map(|u| u.id).collect();
         self.acked = h;
-        Ok(())
+        Ok(ids)
     }
 
     /// `<a h=…/>` answering the server's `<r/>`.
@@ -183,9 +184,14 @@ mod tests {
         assert_eq!(sm.id.as_deref(), Some("abc"));
         assert_eq!(sm.max, Duration::from_secs(30));
         for i in 0..5 {
-            sm.sent(&format!("<message id='{i}'/>"), None).unwrap();
+            sm.sent(
+                &format!("<message id='{i}'/>"),
+                Some(MessageId(i.to_string())),
+            )
+            .unwrap();
         }
-        sm.acknowledged(Some("3")).unwrap();
+        let ids = sm.acknowledged(Some("3")).unwrap();
+        assert_eq!(ids, ["0", "1", "2"].map(|i| MessageId(i.into())));
         assert_eq!(sm.unacked.len(), 2);
         assert_eq!(sm.unacked[0].xml, "<message id='3'/>");
         assert_eq!(sm.acknowledged(Some("6")), Err(AckError::TooHigh));

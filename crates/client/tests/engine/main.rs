@@ -11,6 +11,7 @@
 )]
 
 mod chat;
+mod drop;
 mod leave;
 mod proxy;
 mod reconnect;
@@ -31,6 +32,16 @@ pub async fn start_relay(tag: &str) -> Running {
 }
 
 pub async fn start_relay_at(c2s: SocketAddr, http: Option<SocketAddr>, tag: &str) -> Running {
+    start_relay_with(c2s, http, tag, |_| {}).await
+}
+
+/// A relay on loopback whose limits `tune` changes (e.g. no resumption).
+pub async fn start_relay_with(
+    c2s: SocketAddr,
+    http: Option<SocketAddr>,
+    tag: &str,
+    tune: impl FnOnce(&mut Limits),
+) -> Running {
     let mut config = RelayConfig::new("localhost", c2s);
     config.http = Some(http.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))));
     config.state_dir = Some(std::env::temp_dir().join(format!(
@@ -41,6 +52,7 @@ pub async fn start_relay_at(c2s: SocketAddr, http: Option<SocketAddr>, tag: &str
         auth_failure_delay_ms: 10,
         ..Limits::default()
     };
+    tune(&mut config.limits);
     Server::bind(config).await.unwrap().spawn()
 }
 

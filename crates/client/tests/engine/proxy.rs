@@ -1,8 +1,10 @@
 //! A loopback TCP proxy between clients and the relay: it records every byte in both
 //! directions, can cut every connection (a network failure), and can switch to another
-//! upstream (a restarted relay).
+//! upstream (a restarted relay), or swallow everything while keeping the connections
+//! open (a network that silently loses packets).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,6 +19,8 @@ pub struct Proxy {
     /// Only what the server sent to clients, in order (not interleaved with the other
     /// direction, so it can be parsed).
     down: Arc<Mutex<Vec<u8>>>,
+    /// While set, bytes are read and dropped: client to server, server to client.
+    swallow: Arc<[AtomicBool; 2]>,
     accept: JoinHandle<()>,
 }
 
@@ -32,11 +36,14 @@ async fn pump(
     mut to: tokio::net::tcp::OwnedWriteHalf,
     captured: Arc<Mutex<Vec<u8>>>,
     down: Option<Arc<Mutex<Vec<u8>>>>,
+    swallow: Arc<[AtomicBool; 2]>,
+    direction: usize,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match from.read(&mut buf).await {
             Ok(0) | Err(_) => break,
+            Ok(_) if swallow[direction].load(Ordering::SeqCst) => {}
             Ok(n) => {
                 captured.lock().unwrap().extend_from_slice(&buf[..n]);
                 if let Some(down) = &down {
@@ -59,11 +66,13 @@ impl Proxy {
         let conns = Arc::new(Mutex::new(Vec::new()));
         let captured = Arc::new(Mutex::new(Vec::new()));
         let down = Arc::new(Mutex::new(Vec::new()));
-        let (up, cs, cap, dn) = (
+        let swallow = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+        let (up, cs, cap, dn, sw) = (
             Arc::clone(&upstream),
             Arc::clone(&conns),
             Arc::clone(&captured),
             Arc::clone(&down),
+            Arc::clone(&swallow),
         );
         let accept = tokio::spawn(async move {
             loop {
@@ -73,16 +82,17 @@ impl Proxy {
                 let target = *up.lock().unwrap();
                 let cap = Arc::clone(&cap);
                 let dn = Arc::clone(&dn);
+                let sw = Arc::clone(&sw);
                 let task = tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(target).await else {
                         return;
                     };
                     let (cr, cw) = client.into_split();
-                    let (sr, sw) = server.into_split();
+                    let (sr, sw_half) = server.into_split();
                     // Both directions in this task: aborting it cuts both.
                     tokio::select! {
-                        () = pump(cr, sw, Arc::clone(&cap), None) => {}
-                        () = pump(sr, cw, cap, Some(dn)) => {}
+                        () = pump(cr, sw_half, Arc::clone(&cap), None, Arc::clone(&sw), 0) => {}
+                        () = pump(sr, cw, cap, Some(dn), sw, 1) => {}
                     }
                 });
                 cs.lock().unwrap().push(task);
@@ -94,6 +104,7 @@ impl Proxy {
             conns,
             captured,
             down,
+            swallow,
             accept,
         }
     }
@@ -103,6 +114,19 @@ impl Proxy {
         for t in self.conns.lock().unwrap().drain(..) {
             t.abort();
         }
+    }
+
+    /// While `on`, the open connections stay open but carry nothing: what is sent is
+    /// lost (and never acknowledged).
+    pub fn swallow(&self, on: bool) {
+        for direction in self.swallow.iter() {
+            direction.store(on, Ordering::SeqCst);
+        }
+    }
+
+    /// Like [`Proxy::swallow`], for what the server sends only.
+    pub fn swallow_downstream(&self, on: bool) {
+        self.swallow[1].store(on, Ordering::SeqCst);
     }
 
     /// New connections go to `addr`.

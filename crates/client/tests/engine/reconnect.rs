@@ -6,7 +6,7 @@ use std::time::Duration;
 use cryptocat_client::{ConnectionState, EngineEvent, ServerUrl};
 
 use crate::proxy::Proxy;
-use crate::{engine_config, start_relay, start_relay_at, url, Person, Via};
+use crate::{engine_config, start_relay, start_relay_at, start_relay_with, url, Person, Via};
 
 fn count(p: &Person, nick: &str, text: &str) -> usize {
     p.received()
@@ -167,4 +167,134 @@ async fn the_wire_carries_no_nickname_and_no_text() {
             "{secret} on the wire"
         );
     }
+}
+
+fn private_count(p: &Person, nick: &str, text: &str) -> usize {
+    p.private_received()
+        .iter()
+        .filter(|(n, t)| n == nick && t == text)
+        .count()
+}
+
+/// A short confirmation timeout, so that a false `unconfirmed` shows within the test.
+fn quick_confirmations(
+    mut config: cryptocat_client::EngineConfig,
+) -> cryptocat_client::EngineConfig {
+    config.room_config.confirm_timeout_ms = 3_000;
+    config
+}
+
+#[tokio::test]
+async fn a_full_rejoin_keeps_the_private_outbox_and_reports_no_false_unconfirmed() {
+    // No resumption: every cut is a full re-join (everyone sees alice leave and come back,
+    // every pairwise session restarts).
+    let relay = start_relay_with(
+        "127.0.0.1:0".parse().unwrap(),
+        None,
+        "rejoin-private",
+        |limits| limits.sm_resume_secs = 0,
+    )
+    .await;
+    let proxy = Proxy::start(relay.c2s_addr).await;
+    let via_proxy = ServerUrl::parse(&format!("xmpp://{}", proxy.addr)).unwrap();
+    let mut a = Person::join(quick_confirmations(engine_config(
+        &relay, via_proxy, "rejoin", "alice",
+    )))
+    .await;
+    let mut b = Person::join(quick_confirmations(engine_config(
+        &relay,
+        url(&relay, Via::Tcp),
+        "rejoin",
+        "bob",
+    )))
+    .await;
+    a.wait_members(2).await;
+    b.wait_members(2).await;
+    let id = a.say("g1").await;
+    b.hear("alice", "g1").await;
+    a.confirmed(&id, 1).await;
+    a.handle.send_private("bob", "p1").await.unwrap();
+    b.wait_for(
+        "p1",
+        |e| matches!(e, EngineEvent::Message { text, private: true, .. } if text == "p1"),
+    )
+    .await;
+
+    // Alice stops hearing the server: her next text reaches bob, but bob's
+    // acknowledgement never reaches her before the connection breaks.
+    proxy.swallow_downstream(true);
+    let delivered = a
+        .handle
+        .send("g-delivered, its acknowledgement lost")
+        .unwrap();
+    b.hear("alice", "g-delivered, its acknowledgement lost")
+        .await;
+    b.drain_for(Duration::from_millis(300)).await;
+    // Then the network silently loses what alice sends too (the server never
+    // acknowledges it), and the connection breaks.
+    proxy.swallow(true);
+    a.handle
+        .send_private("bob", "p2, never acknowledged")
+        .await
+        .unwrap();
+    a.handle.send("g2, never acknowledged").unwrap();
+    a.drain_for(Duration::from_millis(300)).await;
+    proxy.cut();
+    proxy.swallow(false);
+    a.wait_for("reconnecting", |e| {
+        matches!(
+            e,
+            EngineEvent::Connection(ConnectionState::Reconnecting { .. })
+        )
+    })
+    .await;
+    // Typed while the connection is down.
+    a.handle
+        .send_private("bob", "p3, typed offline")
+        .await
+        .unwrap();
+    a.handle.send("g3, typed offline").unwrap();
+
+    for text in ["p2, never acknowledged", "p3, typed offline"] {
+        let t = text.to_owned();
+        b.wait_for(
+            text,
+            move |e| matches!(e, EngineEvent::Message { text, private: true, .. } if *text == t),
+        )
+        .await;
+    }
+    b.hear("alice", "g2, never acknowledged").await;
+    b.hear("alice", "g3, typed offline").await;
+    assert!(
+        b.log
+            .iter()
+            .any(|e| matches!(e, EngineEvent::MemberLeft { .. })),
+        "a full re-join: bob saw alice leave"
+    );
+    // Past the confirmation timeout.
+    a.drain_for(Duration::from_secs(5)).await;
+    b.drain_for(Duration::from_millis(500)).await;
+    for text in ["p1", "p2, never acknowledged", "p3, typed offline"] {
+        assert_eq!(
+            private_count(&b, "alice", text),
+            1,
+            "{text}: {:?}",
+            b.private_received()
+        );
+    }
+    for text in [
+        "g1",
+        "g-delivered, its acknowledgement lost",
+        "g2, never acknowledged",
+        "g3, typed offline",
+    ] {
+        assert_eq!(count(&b, "alice", text), 1, "{text}: {:?}", b.received());
+    }
+    assert_eq!(a.handle.pending().await.unwrap(), 0);
+    assert!(
+        !a.warnings().iter().any(|w| w == "unconfirmed"),
+        "every message reached bob: {:?}",
+        a.log
+    );
+    let _ = delivered;
 }

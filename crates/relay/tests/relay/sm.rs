@@ -1,4 +1,4 @@
-//! XEP-0198 stream management on TCP: acknowledgements, resumption of a detached session
+//! XEP-0198 stream management on TCP (and resumption on WebSocket): acknowledgements, resumption of a detached session
 //! (room membership kept, unacknowledged stanzas resent), refusal of another account's
 //! resumption, the limits (unacknowledged queue, detached lifetime), and a leave sent
 //! just before a connection reset.
@@ -9,6 +9,7 @@ use cryptocat_relay::{Limits, Running};
 use minidom::Element;
 
 use crate::client::{payload_text, Client, Event};
+use crate::web::{self, WsClient, Xmpp as _};
 use crate::{group_payload, groupchat, payload, start_with};
 
 const NS_SM: &str = "urn:xmpp:sm:3";
@@ -271,4 +272,95 @@ async fn leave_before_a_reset_reaches_the_others() {
     eventually(|| server.detached_count() == 0).await;
     bob.expect_silence(Duration::from_millis(100)).await;
     assert_eq!(server.detached_count(), 0);
+}
+
+/// A WebSocket client with stream management enabled; returns it and the resumption id.
+async fn ws_managed(server: &Running, user: &str) -> (WsClient, String) {
+    let (mut c, _) = WsClient::connect(server).await;
+    web::register(&mut c, user, &format!("pw-{user}")).await;
+    web::login(&mut c, user, &format!("pw-{user}"))
+        .await
+        .unwrap();
+    web::bind(&mut c).await;
+    c.send(&format!("<enable xmlns='{NS_SM}' resume='true'/>"))
+        .await;
+    let enabled = c.next().await;
+    assert!(enabled.is("enabled", NS_SM), "{enabled:?}");
+    assert_eq!(enabled.attr("resume"), Some("true"));
+    (c, enabled.attr("id").unwrap().to_owned())
+}
+
+/// XEP-0198 over WebSocket as over TCP: a broken WebSocket leaves its session detached
+/// (still in its rooms, stanzas kept for it), and a `<resume/>` on a new WebSocket takes
+/// it over; nobody saw the member leave.
+#[tokio::test]
+async fn websocket_session_is_resumed_on_a_new_websocket() {
+    let server = start_with(limits()).await;
+    let (mut alice, id) = ws_managed(&server, "wsalice").await;
+    web::join(&mut alice, "wsroom", "a").await;
+    let mut bob = Client::account(&server, "wsbob").await;
+    bob.join("wsroom", "b").await;
+    // The WebSocket breaks without <close/>.
+    drop(alice);
+    eventually(|| server.detached_count() == 1).await;
+    let away = group_payload(7);
+    bob.send(&groupchat("wsroom", &payload(&away))).await;
+    bob.next().await; // echo
+
+    let (mut alice, _) = WsClient::connect(&server).await;
+    web::login(&mut alice, "wsalice", "pw-wsalice")
+        .await
+        .unwrap();
+    let features = alice.restart().await;
+    assert!(features.get_child("sm", NS_SM).is_some(), "{features:?}");
+    alice
+        .send(&format!("<resume xmlns='{NS_SM}' previd='{id}' h='0'/>"))
+        .await;
+    let resumed = alice.next().await;
+    assert!(resumed.is("resumed", NS_SM), "{resumed:?}");
+    assert_eq!(server.detached_count(), 0);
+    loop {
+        let el = alice.next().await;
+        if payload_text(&el).as_deref() == Some(away.as_str()) {
+            break;
+        }
+    }
+    bob.expect_silence(Duration::from_millis(200)).await;
+    // The stream goes on, acknowledged as before.
+    alice.send(&format!("<r xmlns='{NS_SM}'/>")).await;
+    loop {
+        if alice.next().await.is("a", NS_SM) {
+            break;
+        }
+    }
+}
+
+/// A detached WebSocket session counts among the streams admitted (per address and in
+/// total) until it expires, and is then freed: its occupant leaves.
+#[tokio::test]
+async fn detached_websocket_session_counts_until_it_expires() {
+    let server = start_with(Limits {
+        sm_resume_secs: 1,
+        ..limits()
+    })
+    .await;
+    let mut bob = Client::account(&server, "wsdave").await;
+    bob.join("wsroom2", "d").await;
+    let (mut carol, _) = ws_managed(&server, "wscarol").await;
+    web::join(&mut carol, "wsroom2", "c").await;
+    bob.next().await; // carol's arrival
+    assert_eq!(server.retained().sessions, 2);
+    drop(carol);
+    eventually(|| server.detached_count() == 1).await;
+    assert_eq!(
+        server.retained().sessions,
+        2,
+        "the detached session still counts"
+    );
+    let gone = bob.next().await;
+    assert_eq!(gone.attr("type"), Some("unavailable"), "{gone:?}");
+    assert_eq!(gone.attr("from"), Some("wsroom2@conference.localhost/c"));
+    assert_eq!(server.detached_count(), 0);
+    assert_eq!(server.retained().sessions, 1);
+    assert_eq!(server.retained().outbox_bytes, 0);
 }

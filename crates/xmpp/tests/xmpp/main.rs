@@ -123,7 +123,18 @@ pub async fn online(config: Config) -> Peer {
     }
 }
 
+/// The next event other than [`Event::Accepted`] (see [`next_event`]).
 pub async fn next(events: &mut Events) -> Event {
+    loop {
+        match next_event(events).await {
+            Event::Accepted { .. } => {}
+            ev => return ev,
+        }
+    }
+}
+
+/// The next event, whatever it is.
+pub async fn next_event(events: &mut Events) -> Event {
     tokio::time::timeout(TIMEOUT, events.recv())
         .await
         .expect("timed out waiting for an event")
@@ -142,8 +153,11 @@ pub async fn wait_for<T>(events: &mut Events, mut pick: impl FnMut(&Event) -> Op
 
 /// Asserts no event arrives within `dur`.
 pub async fn expect_silence(events: &mut Events, dur: Duration) {
-    if let Ok(Some(ev)) = tokio::time::timeout(dur, events.recv()).await {
-        panic!("unexpected event: {ev:?}");
+    let deadline = tokio::time::Instant::now() + dur;
+    while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, events.recv()).await {
+        if !matches!(ev, Event::Accepted { .. }) {
+            panic!("unexpected event: {ev:?}");
+        }
     }
 }
 

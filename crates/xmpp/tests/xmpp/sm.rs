@@ -323,3 +323,24 @@ async fn a_session_that_lost_stanzas_while_detached_is_not_resumed() {
     .await;
     assert_eq!(server.detached_count(), 0);
 }
+
+#[tokio::test]
+async fn a_payload_is_accepted_once_the_server_acknowledges_it() {
+    let server = relay_with("sm-accepted", limits()).await;
+    let proxy = Proxy::start(server.c2s_addr).await;
+    let (mut hana, _tom) = pair(&server, &proxy).await;
+    let id = hana.handle.send_groupchat("room", &payload(3)).unwrap();
+    let mut accepted = 0;
+    let mut echoed = false;
+    while !(echoed && accepted > 0) {
+        match crate::next_event(&mut hana.events).await {
+            Event::Accepted { id: a } if a == id => accepted += 1,
+            Event::GroupPayload { .. } => echoed = true,
+            Event::NotSent { .. } => panic!("a payload is accepted or not sent, never both"),
+            _ => {}
+        }
+    }
+    // Nothing more about it.
+    expect_silence(&mut hana.events, Duration::from_millis(300)).await;
+    assert_eq!(accepted, 1);
+}
