@@ -64,7 +64,7 @@ pub fn link_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         (
             "link_invite",
             "this-computer",
-            format!("cryptocat://join?v=1&server=xmpp://127.0.0.1:5222&server=ws://localhost:5280/xmpp-websocket&domain=localhost&pin={pin}&room=a.b_c-d").into_bytes(),
+            format!("cryptocat://join?v=1&server=xmpp://127.0.0.1:5222&domain=localhost&pin={pin}&room=a.b_c-d").into_bytes(),
         ),
         (
             "link_invite",
