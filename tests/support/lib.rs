@@ -1,6 +1,6 @@
 //! Support shared by the cross-crate end-to-end tests: the workspace's binaries as
-//! processes that speak JSON lines, other computers as network namespaces joined by a veth
-//! pair, and packet captures read back.
+//! processes that speak JSON lines (and their Windows builds under Wine, [`wine`]), other
+//! computers as network namespaces joined by a veth pair, and packet captures read back.
 //!
 //! Every resource is a guard: processes are killed and namespaces deleted on drop, so a
 //! failing test cleans up as a passing one does.
@@ -19,6 +19,7 @@ pub mod pcap;
 pub mod prosody;
 pub mod relay;
 pub mod stock;
+pub mod wine;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
