@@ -5,8 +5,9 @@
 ;   makensis -DVERSION=0.1.0 -DBUILD=DIR -DOUTFILE=FILE deploy/windows/cryptocat.nsi
 ;
 ; where DIR holds cryptocat-desktop.exe, WebView2Loader.dll, cryptocat.exe and
-; cryptocat-server.exe (x86_64-pc-windows-gnu). Paths here are relative to this file
-; (makensis changes into its directory).
+; cryptocat-server.exe (x86_64-pc-windows-gnu); -DCOMPRESSOR=zlib for CI's quick debug
+; installer (solid LZMA otherwise). Paths here are relative to this file (makensis changes
+; into its directory).
 ;
 ; A per-user install (no administrator rights): %LOCALAPPDATA%\Programs\Cryptocat, a
 ; Start-menu entry, the cryptocat: URL scheme, the toast notifications' AppUserModelID, an
@@ -18,7 +19,11 @@
 
 Unicode true
 Target amd64-unicode
-SetCompressor /SOLID lzma
+!ifdef COMPRESSOR
+  SetCompressor ${COMPRESSOR}
+!else
+  SetCompressor /SOLID lzma
+!endif
 RequestExecutionLevel user
 ManifestDPIAware true
 
