@@ -153,15 +153,17 @@ pub fn wait_listening(port: u16, limit: Duration) -> Option<()> {
 }
 
 /// The lines of a process's output, read on a thread (so that a test can wait with a
-/// timeout instead of blocking on a pipe that never ends).
+/// timeout instead of blocking on a pipe that never ends). The thread reads to the end even
+/// once the receiver is dropped: a process that prints more (the relay's banner after the
+/// line a test waited for) must not write into a closed pipe, where its `println!` panics
+/// (seen with `cryptocat-server.exe` under Wine, which then dropped every client).
 pub fn lines_of(output: impl std::io::Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(output).lines() {
             let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
+            // A dropped receiver: keep draining.
+            let _ = tx.send(line);
         }
     });
     rx
