@@ -202,3 +202,188 @@ check_deb() {
   rm -rf "$dir"
   echo "check_deb: $deb holds the binary, desktop entry (cryptocat:// links) and icons; Depends: $(sed -n 's/^Depends: //p' <<<"$control")"
 }
+
+# Windows from Linux (docs/packaging.md). The programs are built for x86_64-pc-windows-gnu
+# with Debian's mingw-w64 as the linker (.cargo/config.toml), the installer with Debian's
+# makensis, and the tests run under Debian's Wine through scripts/wine-run.
+WINDOWS_TARGET=x86_64-pc-windows-gnu
+# The crates built for Windows in CI (all but the bench and the cross-crate tests, which
+# drive Linux tools), and those whose tests run as Windows programs under Wine: the engine
+# and what it stands on, all in-process (the relay's, the CLI's and the app's own suites
+# need Linux tools: Prosody, ejabberd, Pebble, network namespaces, Xvfb, D-Bus).
+WINDOWS_BUILT_CRATES=(cryptocat-protocol cryptocat-link cryptocat-xml cryptocat-xmpp cryptocat-client
+  cryptocat-cli cryptocat-server cryptocat-desktop)
+WINDOWS_TESTED_CRATES=(cryptocat-protocol cryptocat-link cryptocat-xml cryptocat-xmpp cryptocat-client)
+
+# windows_debug_build JSON: builds, in one cargo invocation, the debug Windows programs
+# (cryptocat.exe, cryptocat-server.exe, cryptocat-desktop.exe) and every test program of
+# WINDOWS_BUILT_CRATES, linted by clippy on the way (-D warnings): clippy-driver as the
+# workspace's rustc wrapper, as `cargo clippy` runs it, but generating code. One invocation
+# resolves features once, so every dependency is built once for the lints, the tests, the
+# Wine tests and the installer; a separate `cargo clippy` and `cargo build` (other packages
+# selected, other features) rebuilt most of the tree (docs/packaging.md). cargo's JSON
+# messages go to JSON (run_windows_tests reads the test programs from them).
+windows_debug_build() {
+  local json=$1 packages=() p clippy
+  for p in "${WINDOWS_BUILT_CRATES[@]}"; do packages+=(-p "$p"); done
+  clippy=$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver)
+  RUSTC_WORKSPACE_WRAPPER=$clippy CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" \
+    cargo test --target "$WINDOWS_TARGET" --locked --no-run "${packages[@]}" \
+    --message-format=json-render-diagnostics >"$json"
+}
+
+# run_windows_tests JSON: runs under Wine (scripts/wine-run) the test programs of
+# WINDOWS_TESTED_CRATES listed in JSON (from windows_debug_build), each in its package's
+# directory as cargo runs tests, and prints each one's result and the totals.
+run_windows_tests() {
+  local json=$1 dir exe log passed=0 failed=0 ignored=0 n start a b c
+  log=$(mktemp)
+  start=$(date +%s)
+  while read -r dir exe; do
+    if ! (cd "$dir" && CARGO_MANIFEST_DIR=$dir "$OLDPWD/scripts/wine-run" "$exe") >"$log" 2>&1; then
+      cat "$log" >&2
+      echo "run_windows_tests: $(basename "$exe") failed under Wine" >&2
+      rm -f "$log"
+      return 1
+    fi
+    echo "  $(basename "$(dirname "$dir")")/$(basename "$dir") $(basename "$exe"): $(grep -h '^test result' "$log" | tail -n 1)"
+    n=$(sed -n 's/^test result: ok\. \([0-9]*\) passed; \([0-9]*\) failed; \([0-9]*\) ignored.*/\1 \2 \3/p' "$log" | tail -n 1)
+    read -r a b c <<<"${n:-0 0 0}"
+    passed=$((passed + a)) failed=$((failed + b)) ignored=$((ignored + c))
+  done < <(python3 - "$json" "${WINDOWS_TESTED_CRATES[@]}" <<'PY'
+import json, os, sys, tomllib
+wanted = set(sys.argv[2:])
+for line in open(sys.argv[1]):
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m["profile"]["test"] and m.get("executable"):
+        with open(m["manifest_path"], "rb") as f:
+            name = tomllib.load(f)["package"]["name"]
+        if name in wanted:
+            print(os.path.dirname(m["manifest_path"]), m["executable"])
+PY
+)
+  rm -f "$log"
+  [ "$passed" -gt 0 ] || { echo "run_windows_tests: no test ran" >&2; return 1; }
+  echo "run_windows_tests: $passed passed, $failed failed, $ignored ignored, as Windows programs under Wine ($(($(date +%s) - start)) s)"
+}
+
+# ensure_windows_toolchain: Rust's x86_64-pc-windows-gnu target (rustup) and mingw-w64 (the
+# linker; it also builds the Wine tests' bcryptprimitives.dll shim).
+ensure_windows_toolchain() {
+  ensure_apt gcc-mingw-w64-x86-64
+  if command -v rustup >/dev/null 2>&1 &&
+     ! rustup target list --installed 2>/dev/null | grep -qx "$WINDOWS_TARGET"; then
+    log "Adding Rust's $WINDOWS_TARGET target (rustup)"
+    rustup target add "$WINDOWS_TARGET"
+  fi
+}
+
+# ensure_windows_packaging: makensis (the installer, deploy/windows/cryptocat.nsi) and 7z
+# (check_windows_installer lists what the installer holds).
+ensure_windows_packaging() {
+  ensure_apt nsis p7zip-full
+}
+
+# ensure_wine: Debian's Wine (64-bit), which runs the Windows programs and tests.
+ensure_wine() {
+  ensure_apt wine64 wine
+}
+
+# wine_reg_value KEY NAME: a registry value in the test Wine prefix (empty when missing);
+# NAME "" is the key's default value.
+wine_reg_value() {
+  local key=$1 name=$2 out
+  if [ -z "$name" ]; then
+    out=$(scripts/wine-run reg query "$key" /ve 2>/dev/null) || return 0
+  else
+    out=$(scripts/wine-run reg query "$key" /v "$name" 2>/dev/null) || return 0
+  fi
+  tr -d '\r' <<<"$out" | sed -n 's/^    .*    REG_[A-Z_]*    \{0,1\}//p' | head -n 1
+}
+
+# check_windows_installer FILE: fails unless the installer holds the app (with the WebView2
+# loader the GNU build needs), its icon, the command-line tools and the uninstaller; then,
+# where Wine is installed (required under CRYPTOCAT_REQUIRE_INTEROP=1), installs it
+# silently with the command-line tools in the test Wine prefix and checks the Start-menu
+# entry, the cryptocat: URL scheme, the toasts' AppUserModelID, the PATH entry and the
+# "Installed apps" entry; runs the installed CLI and app; uninstalls and checks that
+# everything is gone and PATH is as before.
+check_windows_installer() {
+  local installer=$1 listing path dir wdir winexe before value programs out status
+  listing=$(7z l "$installer")
+  grep -q 'NSIS-3 Unicode 64-bit' <<<"$listing" ||
+    { echo "check_windows_installer: $installer is not a 64-bit NSIS 3 installer" >&2; return 1; }
+  for path in cryptocat-desktop.exe WebView2Loader.dll cryptocat.png bin/cryptocat.exe \
+    bin/cryptocat-server.exe uninstall.exe; do
+    grep -Eq " $path\$" <<<"$listing" ||
+      { echo "check_windows_installer: $installer lacks $path" >&2; return 1; }
+  done
+  if ! command -v /usr/lib/wine/wine64 wine64 wine >/dev/null 2>&1; then
+    if [ "${CRYPTOCAT_REQUIRE_INTEROP:-}" = 1 ]; then
+      echo "check_windows_installer: Wine is missing" >&2
+      return 1
+    fi
+    echo "check_windows_installer: SKIPPED installing it (no Wine): $installer holds the app, the command-line tools and the uninstaller"
+    return 0
+  fi
+  export CRYPTOCAT_WINEPREFIX=${CRYPTOCAT_WINEPREFIX:-$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/wine-prefix}
+  dir='C:\cryptocat-installer-check'
+  wdir=$CRYPTOCAT_WINEPREFIX/drive_c/cryptocat-installer-check
+  winexe="\"$dir\\cryptocat-desktop.exe\""
+  rm -rf "$wdir"
+  before=$(wine_reg_value 'HKCU\Environment' Path)
+  scripts/wine-run "$installer" /S /CLI "/D=$dir" ||
+    { echo "check_windows_installer: the silent install failed" >&2; return 1; }
+  programs=$CRYPTOCAT_WINEPREFIX/drive_c/users/$(id -un)/AppData/Roaming/Microsoft/Windows/Start\ Menu/Programs
+  for path in cryptocat-desktop.exe WebView2Loader.dll cryptocat.png bin/cryptocat.exe \
+    bin/cryptocat-server.exe uninstall.exe; do
+    [ -f "$wdir/$path" ] || { echo "check_windows_installer: nothing installed at $path" >&2; return 1; }
+  done
+  [ -f "$programs/Cryptocat.lnk" ] ||
+    { echo "check_windows_installer: no Start-menu entry ($programs/Cryptocat.lnk)" >&2; return 1; }
+  value=$(wine_reg_value 'HKCU\Software\Classes\cryptocat\shell\open\command' '')
+  [ "$value" = "$winexe \"%1\"" ] ||
+    { echo "check_windows_installer: the cryptocat: scheme runs [$value], not [$winexe \"%1\"]" >&2; return 1; }
+  scripts/wine-run reg query 'HKCU\Software\Classes\cryptocat' /v 'URL Protocol' >/dev/null 2>&1 ||
+    { echo "check_windows_installer: the cryptocat key has no 'URL Protocol' value" >&2; return 1; }
+  value=$(wine_reg_value 'HKCU\Software\Classes\AppUserModelId\invalid.cryptocat.desktop' DisplayName)
+  [ "$value" = Cryptocat ] ||
+    { echo "check_windows_installer: the toasts' AppUserModelID is not registered" >&2; return 1; }
+  value=$(wine_reg_value 'HKCU\Software\Microsoft\Windows\CurrentVersion\Uninstall\Cryptocat' UninstallString)
+  [ "$value" = "\"$dir\\uninstall.exe\"" ] ||
+    { echo "check_windows_installer: the uninstall entry runs [$value]" >&2; return 1; }
+  value=$(wine_reg_value 'HKCU\Environment' Path)
+  [ "$value" = "${before:+$before;}$dir\\bin" ] ||
+    { echo "check_windows_installer: PATH is [$value], not [${before:+$before;}$dir\\bin]" >&2; return 1; }
+  # The installed programs run: the CLI, and the app up to its window, which needs the
+  # WebView2 Runtime that Wine does not have (the app then says so and exits 1).
+  out=$(scripts/wine-run "$dir\\bin\\cryptocat.exe" --version)
+  grep -q '^cryptocat ' <<<"$out" ||
+    { echo "check_windows_installer: the installed cryptocat.exe printed [$out]" >&2; return 1; }
+  status=0
+  out=$(timeout 60 scripts/wine-run "$dir\\cryptocat-desktop.exe" 2>&1) || status=$?
+  grep -qi 'webview2\|webview' <<<"$out" ||
+    { echo "check_windows_installer: the installed app (status $status) printed [$out]" >&2; return 1; }
+  scripts/wine-run "$dir\\uninstall.exe" /S "_?=$dir" ||
+    { echo "check_windows_installer: the silent uninstall failed" >&2; return 1; }
+  # Run in place (_?=), the uninstaller cannot delete itself.
+  rm -f "$wdir/uninstall.exe"
+  rmdir "$wdir" 2>/dev/null ||
+    { echo "check_windows_installer: the uninstaller left files: $(find "$wdir" -type f)" >&2; return 1; }
+  [ ! -e "$programs/Cryptocat.lnk" ] ||
+    { echo "check_windows_installer: the uninstaller left the Start-menu entry" >&2; return 1; }
+  for path in 'HKCU\Software\Classes\cryptocat' 'HKCU\Software\Classes\AppUserModelId\invalid.cryptocat.desktop' \
+    'HKCU\Software\Microsoft\Windows\CurrentVersion\Uninstall\Cryptocat' 'HKCU\Software\Cryptocat'; do
+    if scripts/wine-run reg query "$path" >/dev/null 2>&1; then
+      echo "check_windows_installer: the uninstaller left $path" >&2
+      return 1
+    fi
+  done
+  value=$(wine_reg_value 'HKCU\Environment' Path)
+  [ "$value" = "$before" ] ||
+    { echo "check_windows_installer: PATH is [$value] after uninstalling, was [$before]" >&2; return 1; }
+  echo "check_windows_installer: $installer installs (Start menu, cryptocat: links, PATH, uninstall entry) and uninstalls cleanly under Wine"
+}

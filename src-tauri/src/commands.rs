@@ -414,8 +414,8 @@ mod tests {
         assert!(link.pinned);
         assert!(link
             .join_command
-            .starts_with("cryptocat join 'cryptocat://join?v=1&"));
-        assert!(link.join_command.ends_with("' --nick NICK"));
+            .starts_with("cryptocat join \"cryptocat://join?v=1&"));
+        assert!(link.join_command.ends_with("\" --nick NICK"));
         let b = engine_config(
             &state,
             &req(

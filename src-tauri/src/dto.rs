@@ -481,7 +481,7 @@ pub struct InviteLink {
     pub way: Way,
     /// The link.
     pub link: String,
-    /// `cryptocat join 'LINK' --nick NICK`, for a terminal (`NICK` is a placeholder).
+    /// `cryptocat join "LINK" --nick NICK`, for a terminal (`NICK` is a placeholder).
     pub join_command: String,
     /// The servers' host names.
     pub hosts: Vec<String>,

@@ -20,6 +20,8 @@ pub mod state;
 pub mod sys;
 pub mod tray;
 mod webkit;
+#[cfg(windows)]
+pub mod webview2;
 
 use std::process::ExitCode;
 
@@ -46,6 +48,12 @@ pub fn run() -> ExitCode {
     // Reads `src-tauri/tauri.conf.json` (a link to the root file): the paths in it resolve
     // from src-tauri/, as they do for the Tauri CLI that builds the bundles.
     let context = tauri::generate_context!();
+    #[cfg(windows)]
+    if let Err(e) = webview2::check() {
+        tracing::error!("no Microsoft Edge WebView2 Runtime, so no window: {e}");
+        webview2::tell_missing();
+        return ExitCode::FAILURE;
+    }
     if std::env::args_os().any(|a| a == BLANK_WINDOW_ARG) {
         return run_blank(context);
     }
@@ -60,7 +68,10 @@ pub fn run() -> ExitCode {
                 tracing::warn!("no tray icon (closing the window will quit): {e}");
             }
             sys::restore_settings(app.handle());
-            match app.path().app_data_dir() {
+            // The local data directory: the same as app_data_dir on Linux and macOS; on
+            // Windows %LOCALAPPDATA%, not the roaming profile, which a domain copies to its
+            // servers (no private key of ours should travel with it).
+            match app.path().app_local_data_dir() {
                 Ok(dir) => app
                     .state::<state::AppState>()
                     .set_relay_dir(dir.join("relay")),

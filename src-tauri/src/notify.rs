@@ -1,20 +1,27 @@
 //! Desktop notifications for new messages (notify-rust: D-Bus `org.freedesktop.Notifications`
-//! on Linux, the system's own APIs on Windows and macOS).
+//! on Linux, toast notifications on Windows, the system's own API on macOS).
 //!
 //! What a notification says is decided by [`notification_text`], a pure function: by
 //! default only "New message in ROOM" (no sender, no text), so that a screen seen by others
 //! leaks nothing; with [`crate::settings::Settings::show_content`] the sender and the text
-//! (escaped, since servers such as dunst read the body as markup, and shortened).
+//! (shortened; escaped where the notification service reads markup, [`TextFormat`]).
 //!
-//! A click on a notification (the XDG `default` action) is waited for on a thread of its
-//! own ([`show`] with an `on_click` callback); the app then shows and focuses the window and
-//! emits [`OPEN_CHAT_EVENT`] so that the UI opens that chat.
+//! A click on a notification (the XDG `default` action; on Windows a click on the toast)
+//! is waited for on a thread of its own ([`show`] with an `on_click` callback); the app then
+//! shows and focuses the window and emits [`OPEN_CHAT_EVENT`] so that the UI opens that
+//! chat. On Windows a toast names its app by [`APP_USER_MODEL_ID`], which the installer
+//! registers (`deploy/windows/cryptocat.nsi`).
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 /// The app name notifications carry.
 pub const APP_NAME: &str = "Cryptocat";
+
+/// The AppUserModelID Windows toasts carry: `tauri.conf.json`'s identifier, registered by
+/// the installer under `HKCU\Software\Classes\AppUserModelId` with the name and icon
+/// Windows shows. (Without it notify-rust would borrow PowerShell's.)
+pub const APP_USER_MODEL_ID: &str = "invalid.cryptocat.desktop";
 
 /// The longest text shown in a notification, in characters (the rest becomes "…").
 pub const MAX_BODY_CHARS: usize = 160;
@@ -56,16 +63,50 @@ pub struct NotificationText {
     pub body: String,
 }
 
-/// The notification for a new message: content hidden unless `show_content`.
+/// How a notification service reads the text it is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextFormat {
+    /// As markup (the XDG notification spec's body markup: dunst, GNOME, KDE): `<`, `&`
+    /// and quotes are escaped.
+    Markup,
+    /// As plain text (Windows toasts set it as an XML node's text; macOS): shown as is.
+    Plain,
+}
+
+impl TextFormat {
+    /// What this system's notification service reads.
+    pub const NATIVE: Self = if cfg!(all(unix, not(target_os = "macos"))) {
+        Self::Markup
+    } else {
+        Self::Plain
+    };
+}
+
+/// The notification for a new message on this system: content hidden unless
+/// `show_content`.
 pub fn notification_text(msg: &NewMessage<'_>, show_content: bool) -> NotificationText {
-    let room = escape_markup(&shorten(msg.room, 64));
+    notification_text_as(msg, show_content, TextFormat::NATIVE)
+}
+
+/// The notification for a new message for a service that reads `format`: content hidden
+/// unless `show_content`; control characters become spaces.
+pub fn notification_text_as(
+    msg: &NewMessage<'_>,
+    show_content: bool,
+    format: TextFormat,
+) -> NotificationText {
+    let escape = |s: &str| match format {
+        TextFormat::Markup => escape_markup(s),
+        TextFormat::Plain => without_controls(s),
+    };
+    let room = escape(&shorten(msg.room, 64));
     if !show_content {
         return NotificationText {
             summary: format!("New message in {room}"),
             body: String::new(),
         };
     }
-    let sender = escape_markup(&shorten(msg.sender, 64));
+    let sender = escape(&shorten(msg.sender, 64));
     let summary = if msg.private {
         format!("{sender} (private) in {room}")
     } else {
@@ -73,8 +114,15 @@ pub fn notification_text(msg: &NewMessage<'_>, show_content: bool) -> Notificati
     };
     NotificationText {
         summary,
-        body: escape_markup(&shorten(msg.text, MAX_BODY_CHARS)),
+        body: escape(&shorten(msg.text, MAX_BODY_CHARS)),
     }
+}
+
+/// Control characters (but line breaks) as spaces.
+fn without_controls(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
+        .collect()
 }
 
 /// Escapes the characters the notification spec's body markup gives meaning to.
@@ -120,8 +168,13 @@ pub fn show(
     n.appname(APP_NAME)
         .summary(&text.summary)
         .body(&text.body)
-        .action("default", "Open")
         .timeout(notify_rust::Timeout::Milliseconds(TIMEOUT_MS));
+    // XDG: a click is the `default` action, which must be offered. Windows: a click on the
+    // toast is its default response; an action there would add an "Open" button.
+    #[cfg(not(windows))]
+    n.action("default", "Open");
+    #[cfg(windows)]
+    n.app_id(APP_USER_MODEL_ID);
     let handle = n.show().map_err(|_| NotifyError)?;
     wait_for_click(handle, on_click);
     Ok(())
@@ -147,8 +200,29 @@ fn wait_for_click(
     }
 }
 
-/// Clicks on Windows and macOS notifications bring the app forward by themselves.
-#[cfg(not(all(unix, not(target_os = "macos"))))]
+/// Waits on a thread of its own for a click on the toast (its default response, which
+/// notify-rust reports while the toast is up) or its dismissal.
+#[cfg(windows)]
+fn wait_for_click(
+    handle: notify_rust::NotificationHandle,
+    on_click: impl FnOnce() + Send + 'static,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("notification".into())
+        .spawn(move || {
+            let _ = handle.wait_for_response(|response: &notify_rust::NotificationResponse| {
+                if response.is_default_action() {
+                    on_click();
+                }
+            });
+        });
+    if spawned.is_err() {
+        tracing::warn!("could not wait for a notification click");
+    }
+}
+
+/// macOS: a click on a notification brings the app forward by itself.
+#[cfg(target_os = "macos")]
 fn wait_for_click<H>(_handle: H, on_click: impl FnOnce() + Send + 'static) {
     drop(on_click);
 }
@@ -201,7 +275,7 @@ mod tests {
             text: "<a href=\"file:///etc\">&click</a>\u{7}",
             ..MSG
         };
-        let t = notification_text(&hostile, true);
+        let t = notification_text_as(&hostile, true, TextFormat::Markup);
         assert_eq!(t.summary, "&lt;b&gt;x&lt;/b&gt; in lobby");
         assert_eq!(
             t.body,
@@ -211,5 +285,32 @@ mod tests {
         let t = notification_text(&NewMessage { text: &long, ..MSG }, true);
         assert_eq!(t.body.chars().count(), MAX_BODY_CHARS + 1);
         assert!(t.body.ends_with('…'));
+    }
+
+    #[test]
+    fn plain_text_services_get_the_text_as_typed_without_controls() {
+        let hostile = NewMessage {
+            sender: "<b>x</b>",
+            text: "fish & chips <3\u{7}\nbye",
+            ..MSG
+        };
+        let t = notification_text_as(&hostile, true, TextFormat::Plain);
+        assert_eq!(t.summary, "<b>x</b> in lobby");
+        assert_eq!(t.body, "fish & chips <3 \nbye");
+        let hidden = notification_text_as(&hostile, false, TextFormat::Plain);
+        assert_eq!(hidden.summary, "New message in lobby");
+        assert_eq!(hidden.body, "");
+    }
+
+    #[test]
+    fn the_toast_id_is_the_app_identifier_the_installer_registers() {
+        let conf: serde_json::Value =
+            serde_json::from_str(include_str!("../../tauri.conf.json")).unwrap();
+        assert_eq!(conf["identifier"], APP_USER_MODEL_ID);
+        let nsi = include_str!("../../deploy/windows/cryptocat.nsi");
+        assert!(
+            nsi.contains(&format!("!define IDENTIFIER \"{APP_USER_MODEL_ID}\"")),
+            "deploy/windows/cryptocat.nsi defines another IDENTIFIER"
+        );
     }
 }

@@ -9,6 +9,11 @@
 //!
 //! "Forget" ([`Keyring::forget`]) deletes all three. When no keyring answers, every call
 //! fails with [`SecretsError::NoBackend`], which the UI shows as such.
+//!
+//! Credential Manager keeps at most 2,560 bytes per credential (`CRED_MAX_CREDENTIAL_BLOB_SIZE`),
+//! about 25 verified contacts. On Windows a longer value is split over parts: `NAME` holds the
+//! first 2,560 bytes, `NAME.part2` the next, and so on; a value goes on into the next part
+//! exactly when a part is full. Elsewhere a value is one entry, as before.
 
 use cryptocat_client::VerifiedContact;
 use cryptocat_protocol::identity::Identity;
@@ -28,6 +33,14 @@ const SETTINGS: &str = "settings";
 pub const MAX_VERIFIED: usize = 4096;
 /// The most bytes read back from one entry.
 const MAX_ENTRY_BYTES: usize = 1 << 20;
+
+/// The most bytes one keyring item holds, where the keyring has a small limit: Windows'
+/// Credential Manager (`CRED_MAX_CREDENTIAL_BLOB_SIZE`).
+#[cfg(windows)]
+const ITEM_BYTES: Option<usize> = Some(2560);
+/// The most bytes one keyring item holds: Secret Service and Keychain have no small limit.
+#[cfg(not(windows))]
+const ITEM_BYTES: Option<usize> = None;
 
 /// Why the keyring could not be used (no user data in it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,6 +96,8 @@ struct StoredContact {
 #[derive(Debug, Clone)]
 pub struct Keyring {
     service: String,
+    /// Values longer than this are split over parts (see the module's documentation).
+    item_bytes: Option<usize>,
 }
 
 impl Default for Keyring {
@@ -96,6 +111,16 @@ impl Keyring {
     pub fn new(service: &str) -> Self {
         Self {
             service: service.to_owned(),
+            item_bytes: ITEM_BYTES,
+        }
+    }
+
+    /// The entries under `service`, each value split over parts of at most `item_bytes`
+    /// bytes, as on Windows (tests use it with another keyring).
+    pub fn with_item_limit(service: &str, item_bytes: usize) -> Self {
+        Self {
+            service: service.to_owned(),
+            item_bytes: Some(item_bytes.max(1)),
         }
     }
 
@@ -103,7 +128,48 @@ impl Keyring {
         Ok(keyring::Entry::new(&self.service, name)?)
     }
 
+    /// The most parts a value may have.
+    fn max_parts(&self) -> usize {
+        self.item_bytes
+            .map_or(1, |limit| MAX_ENTRY_BYTES.div_ceil(limit))
+    }
+
+    /// The item holding part `index` (from 0) of value `name`.
+    fn part_name(name: &str, index: usize) -> String {
+        match index {
+            0 => name.to_owned(),
+            i => format!("{name}.part{}", i.saturating_add(1)),
+        }
+    }
+
     fn read(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        let Some(first) = self.read_item(name)? else {
+            return Ok(None);
+        };
+        let Some(limit) = self.item_bytes else {
+            return Ok(Some(first));
+        };
+        let mut full = first.len() == limit;
+        let mut parts = vec![first];
+        while full {
+            if parts.len() >= self.max_parts() {
+                return Err(SecretsError::Corrupt);
+            }
+            let Some(part) = self.read_item(&Self::part_name(name, parts.len()))? else {
+                break;
+            };
+            full = part.len() == limit;
+            parts.push(part);
+        }
+        // One allocation of the final size: growing a buffer would leave copies behind.
+        let mut value = Zeroizing::new(Vec::with_capacity(parts.iter().map(|p| p.len()).sum()));
+        for part in &parts {
+            value.extend_from_slice(part);
+        }
+        Ok(Some(value))
+    }
+
+    fn read_item(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
         match self.entry(name)?.get_secret() {
             Ok(bytes) => {
                 let bytes = Zeroizing::new(bytes);
@@ -118,12 +184,49 @@ impl Keyring {
     }
 
     fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        Ok(self.entry(name)?.set_secret(bytes)?)
+        let Some(limit) = self.item_bytes else {
+            return Ok(self.entry(name)?.set_secret(bytes)?);
+        };
+        let parts: Vec<&[u8]> = if bytes.is_empty() {
+            vec![bytes]
+        } else {
+            bytes.chunks(limit).collect()
+        };
+        if parts.len() > self.max_parts() {
+            return Err(SecretsError::Failed);
+        }
+        for (index, part) in parts.iter().enumerate() {
+            self.entry(&Self::part_name(name, index))?
+                .set_secret(part)?;
+        }
+        // What a longer value left behind would otherwise be read as its continuation
+        // (when the last part is full).
+        self.delete_parts_from(name, parts.len())
     }
 
     fn delete(&self, name: &str) -> Result<()> {
+        self.delete_item(name)?;
+        if self.item_bytes.is_some() {
+            self.delete_parts_from(name, 1)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes parts `from`, `from + 1`, ... of `name` up to the first missing one.
+    fn delete_parts_from(&self, name: &str, from: usize) -> Result<()> {
+        for index in from..self.max_parts() {
+            if !self.delete_item(&Self::part_name(name, index))? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes one item; `false` when there was none.
+    fn delete_item(&self, name: &str) -> Result<bool> {
         match self.entry(name)?.delete_credential() {
-            Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
+            Ok(()) => Ok(true),
+            Err(keyring::Error::NoEntry) => Ok(false),
             Err(e) => Err(e.into()),
         }
     }

@@ -189,23 +189,33 @@ fn invite_link(way: Way, room: &str, access: Access) -> InviteLink {
     }
 }
 
-/// `cryptocat join 'LINK' --nick NICK`: the command a terminal user runs (`NICK` is a
+/// `cryptocat join "LINK" --nick NICK`: the command a terminal user runs (`NICK` is a
 /// placeholder for their nickname). The link is quoted: it has `&` and `?` in it.
 pub fn join_command(link: &str) -> String {
     format!("cryptocat join {} --nick NICK", shell_word(link))
 }
 
+/// `s` as one word for the terminal of whoever receives it: bare when it is plain; in
+/// double quotes when nothing in it is special there, which bash, zsh, fish, PowerShell and
+/// Windows' cmd.exe all read alike (cmd.exe knows no single quotes: `'a&b'` runs `b`); in
+/// POSIX single quotes otherwise. Written links percent-encode `"`, `\`, and backquotes,
+/// so they take double quotes unless a server's path has `$` or `!`.
 fn shell_word(s: &str) -> String {
     if s.chars()
         .all(|c| c.is_ascii_alphanumeric() || "-_./:".contains(c))
     {
         s.to_owned()
+    } else if !s.chars().any(|c| "\"$`\\!".contains(c) || c.is_control()) {
+        format!("\"{s}\"")
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
     }
 }
 
-/// Makes `dir` (and its parents) with the owner alone allowed in (0700 on Unix).
+/// Makes `dir` (and its parents) with the owner alone allowed in: 0700 on Unix. On
+/// Windows the directory is under %LOCALAPPDATA%, whose inherited ACL lets in only the
+/// user, SYSTEM and the administrators; the app sets none of its own (that would take
+/// unsafe Win32 calls, which the workspace forbids).
 fn private_dir(dir: &Path) -> std::io::Result<PathBuf> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
@@ -229,10 +239,13 @@ mod tests {
     fn commands_are_shell_safe() {
         assert_eq!(
             join_command("cryptocat://join?v=1&server=xmpp://127.0.0.1:5222&room=lobby"),
-            "cryptocat join 'cryptocat://join?v=1&server=xmpp://127.0.0.1:5222&room=lobby' --nick NICK"
+            "cryptocat join \"cryptocat://join?v=1&server=xmpp://127.0.0.1:5222&room=lobby\" --nick NICK"
         );
-        assert_eq!(shell_word("/tmp/a b/x.pem"), "'/tmp/a b/x.pem'");
-        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word("/tmp/a b/x.pem"), "\"/tmp/a b/x.pem\"");
+        assert_eq!(shell_word("it's"), "\"it's\"");
+        assert_eq!(shell_word("a$b"), "'a$b'");
+        assert_eq!(shell_word("it's $5"), r"'it'\''s $5'");
+        assert_eq!(shell_word("say \"hi\""), r#"'say "hi"'"#);
     }
 
     /// The relay starts on loopback; a second one (the defaults now taken by the first, or

@@ -1,5 +1,7 @@
 //! The keyring with a real backend: GNOME Keyring's Secret Service, unlocked, in a private
 //! `dbus-run-session` with a throw-away HOME; and the clear error when no keyring answers.
+// Linux only: GNOME Keyring on a private D-Bus session: the Secret Service back-end.
+#![cfg(target_os = "linux")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -98,6 +100,46 @@ fn inside_session() {
     assert_eq!(k.load_verified().unwrap(), Vec::new());
     assert_eq!(k.load_settings().unwrap(), None);
     k.forget().expect("forgetting twice is fine");
+
+    values_split_over_parts_as_on_windows();
+}
+
+/// Credential Manager holds at most 2,560 bytes per item, so on Windows a value is split
+/// over parts; the same code runs here with 64-byte parts against GNOME Keyring.
+fn values_split_over_parts_as_on_windows() {
+    let service = format!("cryptocat-test-parts-{}", std::process::id());
+    let k = Keyring::with_item_limit(&service, 64);
+    let item = |name: &str| match keyring::Entry::new(&service, name).unwrap().get_secret() {
+        Ok(bytes) => Some(bytes.len()),
+        Err(keyring::Error::NoEntry) => None,
+        Err(e) => panic!("{name}: {e}"),
+    };
+    let many: Vec<VerifiedContact> = (0..6u8)
+        .map(|i| VerifiedContact {
+            nickname: format!("friend number {i}"),
+            fingerprint: [i; 32],
+        })
+        .collect();
+    k.save_verified(&many).unwrap();
+    assert_eq!(k.load_verified().unwrap(), many);
+    assert_eq!(item("verified"), Some(64), "the first part is full");
+    assert_eq!(item("verified.part2"), Some(64));
+    let parts = (2..100)
+        .take_while(|i| item(&format!("verified.part{i}")).is_some())
+        .count()
+        + 1;
+    assert!(parts >= 8, "{parts} parts");
+
+    // A shorter value leaves no part of the longer one behind.
+    let few = many[..1].to_vec();
+    k.save_verified(&few).unwrap();
+    assert_eq!(k.load_verified().unwrap(), few);
+    assert_eq!(item(&format!("verified.part{parts}")), None);
+
+    k.forget().unwrap();
+    assert_eq!(k.load_verified().unwrap(), Vec::new());
+    assert_eq!(item("verified"), None);
+    assert_eq!(item("verified.part2"), None);
 }
 
 #[test]

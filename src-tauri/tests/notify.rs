@@ -2,6 +2,8 @@
 //! notification server, on its own Xvfb display) and `dbus-monitor` seeing the `Notify`
 //! calls. Content is hidden by default and shown with the setting; clicking (dunst's
 //! `default` action, through `dunstctl action 0`) runs the click handler.
+// Linux only: dunst and dbus-monitor on a private D-Bus session: the XDG back-end.
+#![cfg(target_os = "linux")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

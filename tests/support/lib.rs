@@ -1,6 +1,6 @@
 //! Support shared by the cross-crate end-to-end tests: the workspace's binaries as
-//! processes that speak JSON lines, other computers as network namespaces joined by a veth
-//! pair, and packet captures read back.
+//! processes that speak JSON lines (and their Windows builds under Wine, [`wine`]), other
+//! computers as network namespaces joined by a veth pair, and packet captures read back.
 //!
 //! Every resource is a guard: processes are killed and namespaces deleted on drop, so a
 //! failing test cleans up as a passing one does.
@@ -19,6 +19,7 @@ pub mod pcap;
 pub mod prosody;
 pub mod relay;
 pub mod stock;
+pub mod wine;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -152,15 +153,17 @@ pub fn wait_listening(port: u16, limit: Duration) -> Option<()> {
 }
 
 /// The lines of a process's output, read on a thread (so that a test can wait with a
-/// timeout instead of blocking on a pipe that never ends).
+/// timeout instead of blocking on a pipe that never ends). The thread reads to the end even
+/// once the receiver is dropped: a process that prints more (the relay's banner after the
+/// line a test waited for) must not write into a closed pipe, where its `println!` panics
+/// (seen with `cryptocat-server.exe` under Wine, which then dropped every client).
 pub fn lines_of(output: impl std::io::Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(output).lines() {
             let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
+            // A dropped receiver: keep draining.
+            let _ = tx.send(line);
         }
     });
     rx

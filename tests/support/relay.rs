@@ -1,11 +1,14 @@
-//! Our relay, `cryptocat-server`, as a process on free loopback ports (killed on drop).
+//! Our relay, `cryptocat-server`, as a process on free loopback ports (killed on drop): the
+//! Linux build, or the Windows build under Wine.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 use cryptocat_link::Pin;
 
-use crate::{binary, free_port, lines_of, Killed, TempDir};
+use crate::{binary, free_port, lines_of, wine, Killed, TempDir};
 
 /// A running relay.
 pub struct Relay {
@@ -18,16 +21,43 @@ pub struct Relay {
     /// The pin of its key.
     pub pin: Pin,
     _dir: TempDir,
-    _process: Killed,
+    process: Killed,
 }
 
 impl Relay {
     /// Starts one (`https`: its HTTP listener with TLS, the generated certificate).
     pub fn start(tag: &str, https: bool) -> Self {
+        Self::start_program(
+            Command::new(binary("cryptocat-server")),
+            |path| path.as_os_str().to_owned(),
+            Duration::from_secs(15),
+            tag,
+            https,
+        )
+    }
+
+    /// Starts `cryptocat-server.exe` under Wine (see [`wine::ready`]).
+    pub fn start_windows(tag: &str, https: bool) -> Self {
+        Self::start_program(
+            wine::command("cryptocat-server"),
+            |path| wine::windows_path(path).into(),
+            wine::FIRST_START,
+            &format!("{tag}-windows"),
+            https,
+        )
+    }
+
+    fn start_program(
+        mut command: Command,
+        path_arg: impl Fn(&Path) -> OsString,
+        startup: Duration,
+        tag: &str,
+        https: bool,
+    ) -> Self {
         let dir = TempDir::new(&format!("relay-{tag}"));
         let (c2s_port, http_port) = (free_port(), free_port());
         let mut process = Killed(
-            Command::new(binary("cryptocat-server"))
+            command
                 .args(["--domain", "localhost"])
                 .arg("--c2s")
                 .arg(format!("127.0.0.1:{c2s_port}"))
@@ -35,7 +65,7 @@ impl Relay {
                 .arg(format!("127.0.0.1:{http_port}"))
                 .args(["--http-tls", if https { "true" } else { "false" }])
                 .arg("--state-dir")
-                .arg(&dir.0)
+                .arg(path_arg(&dir.0))
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
@@ -43,16 +73,20 @@ impl Relay {
                 .unwrap(),
         );
         let banner = lines_of(process.0.stdout.take().unwrap());
-        let mut pin = None;
-        while let Ok(line) = banner.recv_timeout(Duration::from_secs(15)) {
-            // `cryptocat-server: generated self-signed certificate PATH`
-            if let Some((_, path)) = line.split_once(" certificate ") {
-                let pem = std::fs::read(path.trim()).unwrap();
-                pin = Some(crate::pem_pin(&pem));
+        // `cryptocat-server: generated self-signed certificate PATH`, PATH being
+        // DIR/localhost.pem (as the program names it: a Windows path under Wine).
+        let deadline = Instant::now() + startup;
+        let mut generated = false;
+        while let Ok(line) = banner.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if line.contains(" certificate ") {
+                generated = true;
                 break;
             }
         }
-        let pin = pin.expect("the relay's banner names no certificate");
+        assert!(generated, "the relay's banner names no certificate");
+        let pem = std::fs::read(dir.join("localhost.pem")).unwrap();
+        let pin = crate::pem_pin(&pem);
         crate::wait_listening(c2s_port, Duration::from_secs(10)).expect("relay c2s");
         Self {
             c2s_port,
@@ -60,7 +94,23 @@ impl Relay {
             https,
             pin,
             _dir: dir,
-            _process: process,
+            process,
         }
+    }
+
+    /// Sends it SIGINT (under Wine: the console's ctrl-c) and waits at most `limit` for
+    /// it to end; `None` if it did not.
+    pub fn interrupt(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let pid = self.process.0.id().to_string();
+        let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -INT {pid}");
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.process.0.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 }

@@ -335,7 +335,7 @@ test('invite panel: the built-in server on this computer only, with copy, QR cod
   await expect(link).toContainText(`pin=${PIN}`);
   await expect(dialog.getByText(s.share.who.this_computer)).toBeVisible();
   await expect(dialog.getByRole('img', { name: s.share.qr(s.share.way.this_computer) })).toBeVisible();
-  await expect(dialog.getByTestId('invite-command-this_computer')).toHaveText(`cryptocat join '${await link.textContent()}' --nick NICK`);
+  await expect(dialog.getByTestId('invite-command-this_computer')).toHaveText(`cryptocat join "${await link.textContent()}" --nick NICK`);
   await expect(dialog.getByText(s.share.lanOff)).toBeVisible();
   await expect(dialog.getByTestId('invite-local_network')).toHaveCount(0);
   await dialog.getByTestId('copy-this_computer').click();

@@ -40,7 +40,7 @@
   const inviteLink = (way, link, hosts, pinned) => ({
     way,
     link,
-    join_command: `cryptocat join '${link}' --nick NICK`,
+    join_command: `cryptocat join "${link}" --nick NICK`,
     hosts,
     pinned,
   });

@@ -105,14 +105,14 @@ describe('invite someone', () => {
         {
           way: 'this_computer',
           link: link('xmpp://127.0.0.1:5222'),
-          join_command: `cryptocat join '${link('xmpp://127.0.0.1:5222')}' --nick NICK`,
+          join_command: `cryptocat join "${link('xmpp://127.0.0.1:5222')}" --nick NICK`,
           hosts: ['127.0.0.1', 'localhost'],
           pinned: true,
         },
         {
           way: 'local_network',
           link: link('xmpp://192.168.1.20:5222'),
-          join_command: `cryptocat join '${link('xmpp://192.168.1.20:5222')}' --nick NICK`,
+          join_command: `cryptocat join "${link('xmpp://192.168.1.20:5222')}" --nick NICK`,
           hosts: ['192.168.1.20'],
           pinned: true,
         },
@@ -131,7 +131,7 @@ describe('invite someone', () => {
     expect(within(dialog).queryByText(s.share.who.server_in_use)).toBeNull();
     expect(within(dialog).getByRole('img', { name: s.share.qr(s.share.way.this_computer) })).toBeInTheDocument();
     expect(within(dialog).getByTestId('invite-command-this_computer')).toHaveTextContent(
-      `cryptocat join '${link('xmpp://127.0.0.1:5222')}' --nick NICK`,
+      `cryptocat join "${link('xmpp://127.0.0.1:5222')}" --nick NICK`,
     );
     expect(within(dialog).queryByTestId('invite-lan-off')).toBeNull();
     expect(within(dialog).queryByTestId('invite-no-lan')).toBeNull();
@@ -173,7 +173,7 @@ describe('invite someone', () => {
     const user = userEvent.setup();
     const l = 'cryptocat://join?v=1&server=wss://chat.example.org/xmpp-websocket&room=lobby';
     ipc.invites.mockResolvedValueOnce({
-      links: [{ way: 'server_in_use', link: l, join_command: `cryptocat join '${l}' --nick NICK`, hosts: ['chat.example.org'], pinned: false }],
+      links: [{ way: 'server_in_use', link: l, join_command: `cryptocat join "${l}" --nick NICK`, hosts: ['chat.example.org'], pinned: false }],
       built_in: false,
       local_network: false,
     });

@@ -150,8 +150,26 @@ async fn stop_signal() -> anyhow::Result<&'static str> {
     })
 }
 
-/// Waits for SIGTERM or SIGINT (ctrl-c); on other systems ctrl-c only.
-#[cfg(not(unix))]
+/// Windows: waits for ctrl-c, ctrl-break, the console window closing or the system
+/// shutting down (console control events; after a close or shutdown event Windows ends
+/// the process about 5 s later, the shutdown's grace period).
+#[cfg(windows)]
+async fn stop_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::windows;
+    let mut c = windows::ctrl_c()?;
+    let mut brk = windows::ctrl_break()?;
+    let mut close = windows::ctrl_close()?;
+    let mut shutdown = windows::ctrl_shutdown()?;
+    Ok(tokio::select! {
+        _ = c.recv() => "ctrl-c",
+        _ = brk.recv() => "ctrl-break",
+        _ = close.recv() => "console closed",
+        _ = shutdown.recv() => "system shutdown",
+    })
+}
+
+/// Waits for ctrl-c (neither unix nor Windows).
+#[cfg(not(any(unix, windows)))]
 async fn stop_signal() -> anyhow::Result<&'static str> {
     tokio::signal::ctrl_c().await?;
     Ok("ctrl-c")

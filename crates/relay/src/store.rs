@@ -2,7 +2,10 @@
 //!
 //! Everything written here is private to the server's user: a directory we create is
 //! `0700` and every file `0600` on unix, created with that mode (never world-readable,
-//! even for a moment). Files are written under a temporary name in the same directory and
+//! even for a moment). On Windows files and directories take the ACL they inherit from
+//! their parent (for the default, the user's temporary directory: the user, SYSTEM and the
+//! administrators); a `--state-dir` elsewhere needs an ACL of the operator's (`icacls`),
+//! which the crate does not set (no unsafe Win32 calls). Files are written under a temporary name in the same directory and
 //! then moved into place, so a reader never sees half a file: [`create_new`] keeps a
 //! file someone else put there first (two servers starting at once share one key), and
 //! [`replace`] swaps a file atomically (a renewed certificate).

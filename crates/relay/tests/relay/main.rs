@@ -1,6 +1,11 @@
 //! End-to-end tests: the server runs in-process on 127.0.0.1 (port 0) and is driven by a
 //! raw XMPP client over TCP + STARTTLS (see `client.rs`).
-
+//!
+//! Run on Linux only (several drive Prosody, Pebble, Node or slixmpp, or send SIGTERM). On
+//! Windows the crate is empty (CI's Windows build need not build these tests nor
+//! tokio-xmpp); the relay is tested there as `cryptocat-server.exe` under Wine
+//! (`tests/windows.rs`).
+#![cfg(unix)]
 // Test code: a failed expectation should panic with its message.
 #![allow(
     clippy::unwrap_used,

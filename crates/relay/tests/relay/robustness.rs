@@ -49,7 +49,13 @@ fn addr(c: u8, d: u8) -> IpAddr {
 }
 
 /// The 1,000 connections and the server's side of them need more descriptors than the
+/// usual soft limit of 1,024 (unix; Windows has no such limit on sockets).
+#[cfg(not(unix))]
+fn raise_fd_limit() {}
+
+/// The 1,000 connections and the server's side of them need more descriptors than the
 /// usual soft limit of 1,024.
+#[cfg(unix)]
 fn raise_fd_limit() {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let mut lim = getrlimit(Resource::Nofile);

@@ -307,7 +307,7 @@ way: Way,
  */
 link: string, 
 /**
- * `cryptocat join 'LINK' --nick NICK`, for a terminal (`NICK` is a placeholder).
+ * `cryptocat join "LINK" --nick NICK`, for a terminal (`NICK` is a placeholder).
  */
 join_command: string, 
 /**
