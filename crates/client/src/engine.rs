@@ -228,6 +228,13 @@ impl EngineHandle {
         self.ask(|reply| Command::Pending { reply }).await
     }
 
+    /// While reconnecting ([`ConnectionState::Reconnecting`]), tries at once instead of
+    /// waiting out the delay (the person pressed "Retry now"). Does nothing while
+    /// connected or while an attempt is under way.
+    pub fn retry_now(&self) -> Result<(), EngineError> {
+        self.xmpp.retry_now().map_err(|_| EngineError::Closed)
+    }
+
     /// Leaves the room: sends our final view of the transcript, deletes every key and
     /// disconnects. [`EngineEvent::Left`] follows.
     pub async fn leave(&self) -> Result<(), EngineError> {
