@@ -84,6 +84,7 @@ pub fn run() -> ExitCode {
             commands::mark_verified,
             commands::members,
             commands::leave,
+            commands::retry_now,
             commands::my_fingerprint,
             sys::get_settings,
             sys::set_settings,
@@ -94,6 +95,7 @@ pub fn run() -> ExitCode {
             deeplink::read_invite,
             deeplink::take_opened_link,
             commands::ui_ready,
+            tray::quit,
         ])
         .build(context);
     let app = match app {

@@ -824,6 +824,12 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
            && d.querySelector('input[aria-describedby=settings-remember-hint]').checked",
     );
     d.click(".dialog.settings button.close");
+    d.until(
+        "the settings closed",
+        "return !document.querySelector('.dialog.settings') && !!document.querySelector('.join img.app-icon')?.complete",
+    );
+    // WebKit paints the closed dialog's place a moment after the DOM changed.
+    std::thread::sleep(Duration::from_millis(300));
     screenshot(&xwd, display, "join");
     d.type_into("#join-room", ROOM);
     d.type_into("#join-nick", APP_NICK);
@@ -986,7 +992,9 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     // ---- the link clicked: the desktop runs the app again with it ----
     // Back on the join screen, the link goes to a second invocation of the app, which hands
     // it to this one and exits; the join screen fills in, and the nickname is all to type.
-    d.click("//button[text()='Leave the room']");
+    // Leaving asks first ("Stay" has the focus); the person confirms.
+    d.click(".room-header button.leave");
+    d.click(".dialog.leave-confirm button.leave-now");
     cli.wait("alice leaving", |v| {
         v["type"] == "member_left" && v["nick"] == APP_NICK
     });

@@ -78,6 +78,15 @@
         return null;
       case 'join': {
         const req = args.req;
+        // xmpp://fail.invalid/?code=CODE: that error (registration_refused with the server's reason).
+        const failing = req.server.kind === 'url' && /[?&]code=([a-z_]+)/.exec(req.server.url);
+        if (failing)
+          throw {
+            code: failing[1],
+            message: 'an English sentence the UI does not show',
+            seen_key: failing[1] === 'certificate_refused' ? 'sha256/' + 'c'.repeat(43) : null,
+            detail: failing[1] === 'registration_refused' ? 'resource-constraint' : null,
+          };
         if (req.server.kind === 'url' && req.server.url.includes('unreachable'))
           throw { code: 'connection_refused', message: 'could not connect to the server', seen_key: null };
         if (req.server.kind === 'invite') {
@@ -162,6 +171,10 @@
         if (room.local && room.name !== null) throw { code: 'relay_key_in_use', message: 'rooms use the built-in server: leave them first', seen_key: null };
         window.__stub.renewed += 1;
         return null;
+      case 'retry_now':
+        window.__stub.retries += 1;
+        later(() => roomEvent({ type: 'connection', connection: { state: 'connected' } }));
+        return null;
       case 'leave':
         {
           const name = room.name;
@@ -184,6 +197,9 @@
         opened.push(args.url);
         return null;
       case 'ui_ready':
+        return null;
+      case 'quit':
+        window.__stub.quits += 1;
         return null;
       default:
         throw { code: 'unknown_command', message: cmd };
@@ -229,6 +245,8 @@
     HOSTILE,
     PIN,
     renewed: 0,
+    retries: 0,
+    quits: 0,
     /** A link opened from outside while the app runs (a second launch handed it over). */
     openLink(link) {
       pendingLink = link;

@@ -11,6 +11,7 @@ export const ipc = {
   markVerified: vi.fn(),
   members: vi.fn(),
   leave: vi.fn(),
+  retryNow: vi.fn(async () => null),
   myFingerprint: vi.fn(),
   getSettings: vi.fn(),
   setSettings: vi.fn(),
@@ -24,4 +25,6 @@ export const ipc = {
   onOpenedLink: vi.fn(async () => () => {}),
   uiReady: vi.fn(async () => null),
   onEvent: vi.fn(async () => () => {}),
+  onCloseRequested: vi.fn(async () => () => {}),
+  quit: vi.fn(async () => null),
 };

@@ -3,6 +3,7 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen } from '@tauri-apps/api/event';
 import {
+  CLOSE_REQUESTED_EVENT,
   ENGINE_EVENT,
   OPEN_CHAT_EVENT,
   OPENED_LINK_EVENT,
@@ -40,9 +41,10 @@ export function toCommandError(e: unknown): CommandError {
       code: ce.code,
       message: typeof ce.message === 'string' ? ce.message : '',
       seen_key: typeof ce.seen_key === 'string' ? ce.seen_key : null,
+      detail: typeof ce.detail === 'string' ? ce.detail : null,
     };
   }
-  return { code: 'ipc', message: String(e), seen_key: null };
+  return { code: 'ipc', message: String(e), seen_key: null, detail: null };
 }
 
 async function call<T>(cmd: string, args: Record<string, unknown>): Promise<T> {
@@ -66,6 +68,8 @@ export const ipc = {
     call<null>('mark_verified', { room, nick, verified }),
   members: (room: string) => call<Member[]>('members', { room }),
   leave: (room: string) => call<null>('leave', { room }),
+  /** While reconnecting: try at once instead of waiting out the delay. */
+  retryNow: (room: string) => call<null>('retry_now', { room }),
   myFingerprint: (room: string) => call<string>('my_fingerprint', { room }),
   getSettings: () => call<Settings>('get_settings', {}),
   setSettings: (next: Settings) => call<Settings>('set_settings', { new: next }),
@@ -87,6 +91,11 @@ export const ipc = {
   onOpenedLink: async (handler: () => void): Promise<() => void> => listen(OPENED_LINK_EVENT, () => handler()),
   /** Tells the app the join screen is up; resolves to the bench's auto-join, if any. */
   uiReady: () => call<JoinRequest | null>('ui_ready', {}),
+  /** Calls `handler` when the window was closed while in a room with no tray to hide to:
+   * the person confirms with `quit`, or stays. */
+  onCloseRequested: async (handler: () => void): Promise<() => void> => listen(CLOSE_REQUESTED_EVENT, () => handler()),
+  /** Quits the app (every room is left on the way out). */
+  quit: () => call<null>('quit', {}),
   /** Calls `handler` with every engine event; resolves to an unsubscribe function. */
   onEvent: async (handler: (e: RoomEvent) => void): Promise<() => void> =>
     listen<RoomEvent>(ENGINE_EVENT, (e) => handler(e.payload)),
