@@ -23,6 +23,8 @@ fn main() {
         "take_opened_link",
         "ui_ready",
         "quit",
+        "get_remembered",
+        "set_remembered",
     ];
     let attributes = tauri_build::Attributes::new()
         .app_manifest(tauri_build::AppManifest::new().commands(commands));

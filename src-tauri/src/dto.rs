@@ -131,6 +131,8 @@ pub const ERROR_CODES: &[&str] = &[
     "keyring_corrupt",
     "invalid_link",
     "open_failed",
+    // prefs.rs.
+    "prefs_failed",
 ];
 
 /// Every code of an [`Event::Error`] (`EngineEvent::Error`): the UI has a sentence for
@@ -547,6 +549,7 @@ pub fn bindings() -> String {
         Event::decl(),
         RoomEvent::decl(),
         crate::settings::Settings::decl(),
+        crate::prefs::Remembered::decl(),
         crate::notify::OpenChat::decl(),
         InviteView::decl(),
         OpenedLink::decl(),

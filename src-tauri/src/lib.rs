@@ -14,6 +14,7 @@ pub mod deeplink;
 pub mod dto;
 pub mod links;
 pub mod notify;
+pub mod prefs;
 pub mod secrets;
 pub mod settings;
 pub mod state;
@@ -53,13 +54,25 @@ pub fn run() -> ExitCode {
         // First: a second launch hands over its arguments and exits before anything else.
         .plugin(deeplink::single_instance())
         .plugin(tauri_plugin_deep_link::init())
+        // The main window's size, position and maximized state, kept in the app's config
+        // directory at exit and restored at start (not its visibility: it always shows).
+        .plugin(
+            tauri_plugin_window_state::Builder::default()
+                .with_state_flags(window_state_flags())
+                .build(),
+        )
         .manage(state::AppState::default())
+        .manage(prefs::Prefs::default())
         .manage(settings::SettingsState::default())
         .setup(|app| {
             if let Err(e) = tray::create(app.handle()) {
                 tracing::warn!("no tray icon (closing the window will quit): {e}");
             }
             sys::restore_settings(app.handle());
+            match app.path().app_config_dir() {
+                Ok(dir) => app.state::<prefs::Prefs>().set_dir(&dir),
+                Err(e) => tracing::warn!("no config directory (nothing will be remembered): {e}"),
+            }
             match app.path().app_data_dir() {
                 Ok(dir) => app
                     .state::<state::AppState>()
@@ -96,6 +109,8 @@ pub fn run() -> ExitCode {
             deeplink::take_opened_link,
             commands::ui_ready,
             tray::quit,
+            prefs::get_remembered,
+            prefs::set_remembered,
         ])
         .build(context);
     let app = match app {
@@ -146,6 +161,12 @@ fn run_blank(mut context: tauri::Context) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What tauri-plugin-window-state keeps of the main window.
+pub fn window_state_flags() -> tauri_plugin_window_state::StateFlags {
+    use tauri_plugin_window_state::StateFlags;
+    StateFlags::SIZE | StateFlags::POSITION | StateFlags::MAXIMIZED
 }
 
 /// How long leaving the rooms may hold up quitting.

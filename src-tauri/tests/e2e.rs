@@ -833,6 +833,8 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     screenshot(&xwd, display, "join");
     d.type_into("#join-room", ROOM);
     d.type_into("#join-nick", APP_NICK);
+    // "Remember the server and my nickname": filled in after leaving and at the next start.
+    d.click("#join-remember");
     d.click("form button[type=submit]");
     d.el(".room-header h1");
     assert_eq!(d.text(".room-header h1"), format!("#{ROOM}"));
@@ -1035,7 +1037,14 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     // What the CLI printed before (the room with alice and the twin) is forgotten; what it
     // prints from the rejoin on stays, however fast it comes.
     cli.forget();
-    d.type_into("#join-nick", APP_NICK);
+    // The remembered nickname is there already: nothing to type.
+    assert_eq!(
+        d.until(
+            "the remembered nickname",
+            "return document.querySelector('#join-nick')?.value",
+        ),
+        APP_NICK
+    );
     d.click("form button[type=submit]");
     assert_eq!(d.text(".room-header h1"), format!("#{ROOM}"));
     cli.wait("alice back through the link", |v| {
@@ -1094,6 +1103,12 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     });
     d.until("the app's window focused", "return document.hasFocus()");
 
+    // The window moved and resized by the person: kept for the next start.
+    let rect = json!({ "x": 40, "y": 30, "width": 900, "height": 640 });
+    d.call("POST", "/window/rect", Some(rect.clone()))
+        .unwrap_or_else(|e| panic!("set the window's rect: {e}"));
+    let before = d.call("GET", "/window/rect", None).unwrap();
+
     // The tray menu, as the panel reads it; Quit leaves the room and ends the app.
     tray.line("menu");
     let menu = tray.wait("the menu", |v| v["event"] == "menu");
@@ -1122,8 +1137,32 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
 
     // ---- the app again: the keyring gave it back its identity and whom it verified ----
     let d = Driver::launch(port, &caps);
+    // Remembered: the window's size and place, the server and the nickname; not the room.
+    d.el("#join-room");
+    let after = d.call("GET", "/window/rect", None).unwrap();
+    for k in ["width", "height", "x", "y"] {
+        assert_eq!(
+            after[k], before[k],
+            "the window's {k}: {after} after, {before} before"
+        );
+    }
+    assert_eq!(before["width"], rect["width"], "{before}");
+    assert_eq!(
+        d.until(
+            "the remembered nickname",
+            "return document.querySelector('#join-nick')?.value",
+        ),
+        APP_NICK
+    );
+    assert_eq!(
+        d.script("return document.querySelector('#join-room').value"),
+        json!("")
+    );
+    assert_eq!(
+        d.script("return document.querySelector('input[value=this_computer]').checked"),
+        json!(true)
+    );
     d.type_into("#join-room", ROOM);
-    d.type_into("#join-nick", APP_NICK);
     d.click("form button[type=submit]");
     d.el(".room-header h1");
     assert_eq!(

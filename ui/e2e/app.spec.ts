@@ -610,3 +610,44 @@ test('the app icon on the join screen and in the about box', async ({ page }) =>
   await expect(dialog.getByTestId('about-version')).toHaveText(s.about.version(version));
   expect(await dialog.locator('img.app-icon').evaluate((i: HTMLImageElement) => i.complete && i.naturalWidth > 0)).toBe(true);
 });
+
+test('the server and nickname are remembered across a restart only when asked, never the room', async ({ page }) => {
+  await page.goto('/');
+  await expect(page.getByLabel(s.join.remember)).not.toBeChecked();
+  await page.getByLabel(s.join.room).fill('secret-room');
+  await page.getByLabel(s.join.nick).fill('alice');
+  await page.getByLabel(s.join.otherServer).check();
+  await page.getByLabel(s.join.serverUrl).fill('xmpp://example.org');
+  await page.getByLabel(s.join.pin).fill(PIN);
+  await page.getByRole('button', { name: s.join.submit }).click();
+  await expect(page.getByRole('heading', { name: '#secret-room' })).toBeVisible();
+  // Not asked: nothing kept.
+  await page.reload();
+  await expect(page.getByLabel(s.join.nick)).toHaveValue('');
+  await page.getByLabel(s.join.room).fill('secret-room');
+  await page.getByLabel(s.join.nick).fill('alice');
+  await page.getByLabel(s.join.otherServer).check();
+  await page.getByLabel(s.join.serverUrl).fill('xmpp://example.org');
+  await page.getByLabel(s.join.pin).fill(PIN);
+  await page.getByLabel(s.join.remember).check();
+  await page.getByRole('button', { name: s.join.submit }).click();
+  await expect(page.getByRole('heading', { name: '#secret-room' })).toBeVisible();
+  const kept = await page.evaluate(() => localStorage.getItem('stub-remembered') ?? '');
+  expect(kept).not.toContain('secret-room');
+  // The app again: server, key pin and nickname are filled in, the room is not.
+  await page.reload();
+  await expect(page.getByLabel(s.join.nick)).toHaveValue('alice');
+  await expect(page.getByLabel(s.join.otherServer)).toBeChecked();
+  await expect(page.getByLabel(s.join.serverUrl)).toHaveValue('xmpp://example.org');
+  await expect(page.getByLabel(s.join.pin)).toHaveValue(PIN);
+  await expect(page.getByLabel(s.join.room)).toHaveValue('');
+  await expect(page.getByLabel(s.join.remember)).toBeChecked();
+  // Unticked at the next join: forgotten.
+  await page.getByLabel(s.join.room).fill('lobby');
+  await page.getByLabel(s.join.remember).uncheck();
+  await page.getByRole('button', { name: s.join.submit }).click();
+  await expect(page.getByRole('heading', { name: '#lobby' })).toBeVisible();
+  await page.reload();
+  await expect(page.getByLabel(s.join.nick)).toHaveValue('');
+  await expect(page.getByLabel(s.join.thisComputer)).toBeChecked();
+});

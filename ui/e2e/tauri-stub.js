@@ -198,6 +198,13 @@
         return null;
       case 'ui_ready':
         return null;
+      case 'get_remembered':
+        return JSON.parse(localStorage.getItem('stub-remembered') ?? 'null');
+      case 'set_remembered':
+        // Kept in the page's storage: a reload plays a restart of the app.
+        if (args.remembered) localStorage.setItem('stub-remembered', JSON.stringify(args.remembered));
+        else localStorage.removeItem('stub-remembered');
+        return null;
       case 'quit':
         window.__stub.quits += 1;
         return null;

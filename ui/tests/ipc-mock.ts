@@ -1,5 +1,5 @@
 import { vi } from 'vitest';
-import type { OpenedLink, RoomInvites } from '../src/lib/bindings';
+import type { OpenedLink, Remembered, RoomInvites } from '../src/lib/bindings';
 
 // The IPC module, mocked: every command is a vi.fn the test programs.
 export const ipc = {
@@ -27,4 +27,6 @@ export const ipc = {
   onEvent: vi.fn(async () => () => {}),
   onCloseRequested: vi.fn(async () => () => {}),
   quit: vi.fn(async () => null),
+  getRemembered: vi.fn(async (): Promise<Remembered | null> => null),
+  setRemembered: vi.fn(async () => null),
 };

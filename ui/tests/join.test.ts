@@ -189,3 +189,30 @@ describe('Another server', () => {
     expect(screen.getByLabelText(s.join.pin)).toHaveAttribute('aria-invalid', 'true');
   });
 });
+
+describe('remembered server and nickname', () => {
+  it('fills in what was remembered, keeps it after a join when ticked, forgets when not', async () => {
+    const user = userEvent.setup();
+    ipc.getRemembered.mockResolvedValueOnce({ nick: 'alice', server: { kind: 'url', url: 'xmpp://example.org', pin: null } });
+    ipc.join.mockResolvedValue({ room: 'lobby', nick: 'alice', fingerprint: 'ab' });
+    const onjoined = vi.fn();
+    const { unmount } = render(Join, { onjoined });
+    expect(await screen.findByDisplayValue('alice')).toBeInTheDocument();
+    expect(screen.getByLabelText(s.join.serverUrl)).toHaveValue('xmpp://example.org');
+    expect(screen.getByLabelText(s.join.remember)).toBeChecked();
+    expect(screen.getByLabelText(s.join.room)).toHaveValue('');
+    await user.type(screen.getByLabelText(s.join.room), 'lobby');
+    await user.click(screen.getByRole('button', { name: s.join.submit }));
+    expect(onjoined).toHaveBeenCalled();
+    expect(ipc.setRemembered).toHaveBeenCalledWith({ nick: 'alice', server: { kind: 'url', url: 'xmpp://example.org', pin: null } });
+    unmount();
+
+    ipc.getRemembered.mockResolvedValueOnce(null);
+    render(Join, { onjoined });
+    await user.type(screen.getByLabelText(s.join.room), 'lobby');
+    await user.type(screen.getByLabelText(s.join.nick), 'alice');
+    expect(screen.getByLabelText(s.join.remember)).not.toBeChecked();
+    await user.click(screen.getByRole('button', { name: s.join.submit }));
+    expect(ipc.setRemembered).toHaveBeenLastCalledWith(null);
+  });
+});

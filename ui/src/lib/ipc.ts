@@ -15,6 +15,7 @@ import {
   type Joined,
   type Member,
   type OpenedLink,
+  type Remembered,
   type RoomEvent,
   type RoomInvites,
 } from './bindings';
@@ -27,6 +28,7 @@ export type {
   Member,
   OpenChat,
   OpenedLink,
+  Remembered,
   RoomEvent,
   RoomInvites,
   Settings,
@@ -94,6 +96,10 @@ export const ipc = {
   /** Calls `handler` when the window was closed while in a room with no tray to hide to:
    * the person confirms with `quit`, or stays. */
   onCloseRequested: async (handler: () => void): Promise<() => void> => listen(CLOSE_REQUESTED_EVENT, () => handler()),
+  /** The server and nickname the person chose to have remembered, if any. */
+  getRemembered: () => call<Remembered | null>('get_remembered', {}),
+  /** Remembers the server and nickname for the next start, or forgets them (`null`). */
+  setRemembered: (remembered: Remembered | null) => call<null>('set_remembered', { remembered }),
   /** Quits the app (every room is left on the way out). */
   quit: () => call<null>('quit', {}),
   /** Calls `handler` with every engine event; resolves to an unsubscribe function. */

@@ -10,7 +10,7 @@ export const OPENED_LINK_EVENT = "opened_link";
 /** The Tauri event asking the window to confirm quitting (closed while in a room, no tray). */
 export const CLOSE_REQUESTED_EVENT = "close_requested";
 /** Every `CommandError` code (each has a sentence in strings.ts). */
-export const ERROR_CODES = ["invalid_room", "invalid_nickname", "invalid_server", "invalid_pin", "invalid_invite", "unreachable", "join_failed", "join_timeout", "room_setup", "already_joined", "not_joined", "relay_failed", "relay_in_use", "relay_key_in_use", "relay_key_failed", "wrong_server", "certificate_refused", "name_not_found", "connection_refused", "timed_out", "unknown_domain", "registration_refused", "login_refused", "tls_config", "invalid_domain", "closed", "unknown_nickname", "ambiguous_nickname", "offline", "empty_text", "text_too_long", "no_session", "verification", "room", "keyring_unavailable", "keyring_failed", "keyring_corrupt", "invalid_link", "open_failed"] as const;
+export const ERROR_CODES = ["invalid_room", "invalid_nickname", "invalid_server", "invalid_pin", "invalid_invite", "unreachable", "join_failed", "join_timeout", "room_setup", "already_joined", "not_joined", "relay_failed", "relay_in_use", "relay_key_in_use", "relay_key_failed", "wrong_server", "certificate_refused", "name_not_found", "connection_refused", "timed_out", "unknown_domain", "registration_refused", "login_refused", "tls_config", "invalid_domain", "closed", "unknown_nickname", "ambiguous_nickname", "offline", "empty_text", "text_too_long", "no_session", "verification", "room", "keyring_unavailable", "keyring_failed", "keyring_corrupt", "invalid_link", "open_failed", "prefs_failed"] as const;
 /** Every code of an `error` engine event (each has a sentence in strings.ts). */
 export const EVENT_ERROR_CODES = ["rejoin_failed", "offline"] as const;
 
@@ -261,6 +261,17 @@ keep_in_tray: boolean,
  * Keep the identity key and the verified fingerprints in the OS keyring.
  */
 remember_identity: boolean, };
+
+export type Remembered = { 
+/**
+ * The nickname last joined with.
+ */
+nick: string, 
+/**
+ * The server last joined (`this_computer` or an address; none after joining through
+ * an invite link, which is not kept).
+ */
+server: ServerChoice | null, };
 
 export type OpenChat = { 
 /**
