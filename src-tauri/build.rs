@@ -23,6 +23,7 @@ fn main() {
         "take_opened_link",
         "ui_ready",
         "quit",
+        "set_unread_total",
         "get_remembered",
         "set_remembered",
     ];

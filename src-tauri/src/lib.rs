@@ -109,6 +109,7 @@ pub fn run() -> ExitCode {
             deeplink::take_opened_link,
             commands::ui_ready,
             tray::quit,
+            tray::set_unread_total,
             prefs::get_remembered,
             prefs::set_remembered,
         ])

@@ -122,6 +122,23 @@ pub fn set_unread<R: Runtime>(app: &AppHandle<R>, unread: bool) {
     }
 }
 
+/// The main window's title: the app's name, with the unread total of every room.
+pub fn window_title(unread: u32) -> String {
+    if unread == 0 {
+        "Cryptocat".to_owned()
+    } else {
+        format!("Cryptocat ({unread})")
+    }
+}
+
+/// Shows the unread total of every room (the window counts them) in the window's title.
+#[tauri::command]
+pub fn set_unread_total<R: Runtime>(app: AppHandle<R>, total: u32) {
+    if let Some(w) = app.get_webview_window(MAIN_WINDOW) {
+        let _ = w.set_title(&window_title(total));
+    }
+}
+
 /// Whether the main window has the focus.
 pub fn main_window_focused<R: Runtime>(app: &AppHandle<R>) -> bool {
     app.get_webview_window(MAIN_WINDOW)
@@ -248,6 +265,12 @@ pub fn with_unread_dot(rgba: &[u8], width: u32, height: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_title_counts_unread_messages() {
+        assert_eq!(window_title(0), "Cryptocat");
+        assert_eq!(window_title(3), "Cryptocat (3)");
+    }
 
     #[test]
     fn closing_hides_only_to_a_tray_that_shows_and_asks_while_in_a_room() {

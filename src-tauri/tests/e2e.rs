@@ -994,6 +994,41 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     // ---- the link clicked: the desktop runs the app again with it ----
     // Back on the join screen, the link goes to a second invocation of the app, which hands
     // it to this one and exits; the join screen fills in, and the nickname is all to type.
+    // A second room at once, on the same built-in server (the remembered nickname and
+    // server filled in): a message in the first room counts there, unread.
+    d.click(".room-list button.join-another");
+    assert_eq!(
+        d.until(
+            "the remembered nickname",
+            "return document.querySelector('#join-nick')?.value",
+        ),
+        APP_NICK
+    );
+    d.type_into("#join-room", "annex");
+    d.click("form button[type=submit]");
+    d.until(
+        "the second room on screen",
+        "return document.querySelector('.room-header h1')?.textContent === '#annex'",
+    );
+    cli.line("while you are in the annex");
+    cli.wait("the CLI's message sent", |v| v["type"] == "sent");
+    let unread = d.until(
+        "the first room's unread count",
+        "return document.querySelector('.room-list .unread-count') && \
+           [...document.querySelectorAll('.room-list .room-switch')].map(b => b.getAttribute('aria-label')).join(' | ')",
+    );
+    assert_eq!(
+        unread,
+        format!("#{ROOM}, 1 unread message | #annex"),
+        "the room list"
+    );
+    d.click(".room-header button.leave");
+    d.click(".dialog.leave-confirm button.leave-now");
+    d.until(
+        "the first room back on screen",
+        &format!("return document.querySelector('.room-header h1')?.textContent === '#{ROOM}' && !document.querySelector('.room-list .unread-count')"),
+    );
+
     // Leaving asks first ("Stay" has the focus); the person confirms.
     d.click(".room-header button.leave");
     d.click(".dialog.leave-confirm button.leave-now");

@@ -148,7 +148,7 @@ test('closing the window while in a room (no tray) asks before quitting', async 
   await join(page);
   await page.evaluate(() => (window as any).__stub.emitRaw('close_requested', null));
   const dialog = page.getByRole('alertdialog', { name: s.quit.title });
-  await expect(dialog).toContainText(s.quit.body('lobby'));
+  await expect(dialog).toContainText(s.quit.body('#lobby'));
   await expect(dialog.getByRole('button', { name: s.quit.cancel })).toBeFocused();
   await page.keyboard.press('Escape');
   await expect(dialog).toHaveCount(0);
@@ -547,7 +547,7 @@ for (const scheme of ['light', 'dark'] as const) {
     });
     await page.getByRole('button', { name: s.room.openPrivate('bob') }).click();
     await page.evaluate(() => (window as any).__stub.emit({ type: 'message', id: 'a1', nick: 'bob', text: 'https://example.org', private: false }));
-    await expect(page.locator('.unread-count')).toBeVisible();
+    await expect(page.locator('.tabs .unread-count')).toBeVisible();
     await axe(page, 'room with banners, a private tab and unread marks');
     await page.getByRole('tab', { name: s.room.group }).click();
     await expect(page.getByTestId('new-messages')).toBeVisible();
@@ -650,4 +650,49 @@ test('the server and nickname are remembered across a restart only when asked, n
   await page.reload();
   await expect(page.getByLabel(s.join.nick)).toHaveValue('');
   await expect(page.getByLabel(s.join.thisComputer)).toBeChecked();
+});
+
+test('two rooms at once: a room list with unread counts, the title counts them all, leaving one keeps the other', async ({ page }) => {
+  await join(page);
+  const rooms = page.getByRole('navigation', { name: s.roomList.label });
+  await rooms.getByRole('button', { name: s.roomList.joinAnother }).click();
+  await expect(rooms.getByRole('button', { name: s.roomList.cancel })).toBeVisible();
+  await axe(page, 'joining another room');
+  await page.getByLabel(s.join.room).fill('garden');
+  await page.getByLabel(s.join.nick).fill('alice');
+  await page.getByRole('button', { name: s.join.submit }).click();
+  await expect(page.getByRole('heading', { name: '#garden' })).toBeVisible();
+  await expect(rooms.getByRole('button', { name: '#garden', exact: true })).toHaveAttribute('aria-current', 'page');
+  // Two messages in #lobby while #garden is on screen; one in #garden, seen at once.
+  await page.evaluate(() => {
+    const st = (window as any).__stub;
+    st.emitTo('lobby', { type: 'message', id: 'x1', nick: 'bob', text: 'in the lobby', private: false });
+    st.emitTo('lobby', { type: 'message', id: 'x2', nick: 'bob', text: 'still the lobby', private: true });
+    st.emitTo('garden', { type: 'message', id: 'x3', nick: 'bob', text: 'in the garden', private: false });
+  });
+  await expect(rooms.getByRole('button', { name: `#lobby, ${s.room.unread(2)}` })).toBeVisible();
+  await expect(rooms.getByRole('button', { name: '#garden', exact: true })).toBeVisible();
+  await expect(page.getByRole('log', { name: s.room.conversation }).getByText('in the garden')).toBeVisible();
+  await expect(page).toHaveTitle(s.roomList.title(2));
+  await axe(page, 'two rooms, unread in the other');
+  expect(await page.evaluate(() => (window as any).__stub.unreadTotal)).toBe(2);
+  // Over to #lobby: its group chat is seen, the private one still counts.
+  await rooms.getByRole('button', { name: `#lobby, ${s.room.unread(2)}` }).click();
+  await expect(page.getByRole('heading', { name: '#lobby' })).toBeVisible();
+  await expect(page.getByRole('log', { name: s.room.conversation }).getByText('in the lobby')).toBeVisible();
+  await expect(rooms.getByRole('button', { name: `#lobby, ${s.room.unread(1)}` })).toBeVisible();
+  await expect(page.getByRole('tab', { name: `${s.room.privateWith('bob')}, ${s.room.unread(1)}` })).toBeVisible();
+  await expect(page).toHaveTitle(s.roomList.title(1));
+  // Leaving #lobby keeps #garden, which comes on screen.
+  await leave(page);
+  await expect(page.getByRole('heading', { name: '#garden' })).toBeVisible();
+  await expect(rooms.getByRole('button', { name: '#lobby' })).toHaveCount(0);
+  await expect(page).toHaveTitle(s.appName);
+  // Quitting names the rooms still joined.
+  await page.evaluate(() => (window as any).__stub.emitRaw('close_requested', null));
+  await expect(page.getByRole('alertdialog', { name: s.quit.title })).toContainText(s.quit.body('#garden'));
+  await page.keyboard.press('Escape');
+  await leave(page);
+  await expect(page.getByRole('heading', { name: s.join.title })).toBeVisible();
+  await expect(page.getByRole('navigation', { name: s.roomList.label })).toHaveCount(0);
 });

@@ -177,10 +177,10 @@
         return null;
       case 'leave':
         {
-          const name = room.name;
+          const name = args.room;
           later(() => emit('engine', { room: name, event: { type: 'left' } }));
+          if (room.name === name) room.name = null;
         }
-        room.name = null;
         return null;
       case 'get_settings':
         return settings;
@@ -204,6 +204,9 @@
         // Kept in the page's storage: a reload plays a restart of the app.
         if (args.remembered) localStorage.setItem('stub-remembered', JSON.stringify(args.remembered));
         else localStorage.removeItem('stub-remembered');
+        return null;
+      case 'set_unread_total':
+        window.__stub.unreadTotal = args.total;
         return null;
       case 'quit':
         window.__stub.quits += 1;
@@ -245,6 +248,9 @@
     calls,
     emit: roomEvent,
     emitRaw: emit,
+    /** An engine event of another room than the last joined. */
+    emitTo: (name, event) => emit('engine', { room: name, event }),
+    unreadTotal: 0,
     violations,
     holdConfirmations: false,
     noKeyring: false,

@@ -27,6 +27,7 @@ export const ipc = {
   onEvent: vi.fn(async () => () => {}),
   onCloseRequested: vi.fn(async () => () => {}),
   quit: vi.fn(async () => null),
+  setUnread: vi.fn(async () => null),
   getRemembered: vi.fn(async (): Promise<Remembered | null> => null),
   setRemembered: vi.fn(async () => null),
 };

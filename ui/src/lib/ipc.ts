@@ -100,6 +100,8 @@ export const ipc = {
   getRemembered: () => call<Remembered | null>('get_remembered', {}),
   /** Remembers the server and nickname for the next start, or forgets them (`null`). */
   setRemembered: (remembered: Remembered | null) => call<null>('set_remembered', { remembered }),
+  /** Shows the unread total of every room in the window's title. */
+  setUnread: (total: number) => call<null>('set_unread_total', { total }),
   /** Quits the app (every room is left on the way out). */
   quit: () => call<null>('quit', {}),
   /** Calls `handler` with every engine event; resolves to an unsubscribe function. */

@@ -156,9 +156,15 @@ export const s = {
     license: 'Free software under the GNU Affero General Public License, version 3 or later.',
     close: 'Close',
   },
+  roomList: {
+    label: 'Rooms',
+    joinAnother: 'Join another room',
+    cancel: 'Back to my rooms',
+    title: (n: number) => `Cryptocat (${n})`,
+  },
   quit: {
     title: 'Quit Cryptocat?',
-    body: (room: string) => `You will leave #${room}: the other members see you go, and its conversation is gone from this computer.`,
+    body: (rooms: string) => `You will leave ${rooms}: the other members see you go, and the conversations are gone from this computer.`,
     confirm: 'Quit',
     cancel: 'Stay',
   },
