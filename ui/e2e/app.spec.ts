@@ -2,6 +2,7 @@ import { expect, test, type Page } from '@playwright/test';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { s } from '../src/lib/strings';
+import { setLocale } from '../src/lib/i18n';
 import { ERROR_CODES } from '../src/lib/bindings';
 import AxeBuilder from '@axe-core/playwright';
 
@@ -550,6 +551,9 @@ for (const scheme of ['light', 'dark'] as const) {
     await expect(page.locator('.tabs .unread-count')).toBeVisible();
     await axe(page, 'room with banners, a private tab and unread marks');
     await page.getByRole('tab', { name: s.room.group }).click();
+    await page.getByLabel(s.room.composer).fill('sent and confirmed');
+    await page.getByLabel(s.room.composer).press('Enter');
+    await expect(page.getByText(s.room.confirmed(1, 1))).toBeVisible();
     await expect(page.getByTestId('new-messages')).toBeVisible();
     await axe(page, 'room, new messages');
     await page.getByRole('button', { name: s.links.label('https://example.org') }).click();
@@ -695,4 +699,53 @@ test('two rooms at once: a room list with unread counts, the title counts them a
   await leave(page);
   await expect(page.getByRole('heading', { name: s.join.title })).toBeVisible();
   await expect(page.getByRole('navigation', { name: s.roomList.label })).toHaveCount(0);
+});
+
+test.describe('in French (the system language)', () => {
+  test.use({ locale: 'fr-FR' });
+  test.afterEach(() => setLocale('en'));
+
+  test('the join screen, the room and its plurals speak French', async ({ page }) => {
+    setLocale('fr');
+    await page.goto('/');
+    await expect(page.locator('html')).toHaveAttribute('lang', 'fr');
+    await expect(page.getByRole('heading', { name: 'Rejoindre un salon' })).toBeVisible();
+    await join(page);
+    await page.getByRole('button', { name: s.room.openPrivate('bob') }).click();
+    await page.evaluate(() => {
+      const st = (window as any).__stub;
+      st.emit({ type: 'message', id: 'f1', nick: 'bob', text: 'un', private: false });
+      st.emit({ type: 'message', id: 'f2', nick: 'bob', text: 'deux', private: false });
+    });
+    await expect(page.getByRole('tab', { name: 'Groupe, 2 messages non lus' })).toBeVisible();
+    await expect(page.getByRole('button', { name: 'Quitter le salon' })).toBeVisible();
+    await axe(page, 'room in French');
+  });
+});
+
+test.describe('in Arabic (right to left)', () => {
+  test.use({ locale: 'ar-EG' });
+  test.afterEach(() => setLocale('en'));
+
+  test('the layout runs right to left, and nothing overlaps or overflows', async ({ page }) => {
+    setLocale('ar');
+    await page.goto('/');
+    await expect(page.locator('html')).toHaveAttribute('dir', 'rtl');
+    await expect(page.getByRole('heading', { name: 'الانضمام إلى غرفة' })).toBeVisible();
+    await axe(page, 'join screen, right to left');
+    await join(page);
+    // The members' column is on the right, the conversation on its left.
+    const members = await page.locator('.sidebar').boundingBox();
+    const chat = await page.locator('.chat').boundingBox();
+    expect(members && chat && members.x > chat.x).toBe(true);
+    // Our own messages sit on the left (the end side), others' on the right.
+    await page.getByLabel(s.room.composer).fill('مرحبا');
+    await page.getByLabel(s.room.composer).press('Enter');
+    const mine = await page.locator('.message.mine').boundingBox();
+    const theirs = await page.locator('.message:not(.mine)').first().boundingBox();
+    expect(mine && theirs && mine.x < theirs.x).toBe(true);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
+    expect(await coveredControls(page)).toEqual([]);
+    await axe(page, 'room, right to left');
+  });
 });
