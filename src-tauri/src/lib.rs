@@ -19,6 +19,7 @@ pub mod secrets;
 pub mod settings;
 pub mod state;
 pub mod sys;
+pub mod texts;
 pub mod tray;
 mod webkit;
 

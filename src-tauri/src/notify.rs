@@ -56,21 +56,32 @@ pub struct NotificationText {
     pub body: String,
 }
 
-/// The notification for a new message: content hidden unless `show_content`.
+/// The notification for a new message, in the system's language: content hidden unless
+/// `show_content`.
 pub fn notification_text(msg: &NewMessage<'_>, show_content: bool) -> NotificationText {
+    notification_text_in(crate::texts::Texts::system(), msg, show_content)
+}
+
+/// [`notification_text`] in the language of `texts`.
+pub fn notification_text_in(
+    texts: &crate::texts::Texts,
+    msg: &NewMessage<'_>,
+    show_content: bool,
+) -> NotificationText {
     let room = escape_markup(&shorten(msg.room, 64));
     if !show_content {
         return NotificationText {
-            summary: format!("New message in {room}"),
+            summary: texts.get("native.notifyNew", &[("room", &room)]),
             body: String::new(),
         };
     }
     let sender = escape_markup(&shorten(msg.sender, 64));
-    let summary = if msg.private {
-        format!("{sender} (private) in {room}")
+    let key = if msg.private {
+        "native.notifyPrivate"
     } else {
-        format!("{sender} in {room}")
+        "native.notifyFrom"
     };
+    let summary = texts.get(key, &[("sender", &sender), ("room", &room)]);
     NotificationText {
         summary,
         body: escape_markup(&shorten(msg.text, MAX_BODY_CHARS)),
@@ -120,7 +131,10 @@ pub fn show(
     n.appname(APP_NAME)
         .summary(&text.summary)
         .body(&text.body)
-        .action("default", "Open")
+        .action(
+            "default",
+            &crate::texts::Texts::system().get("native.notifyOpen", &[]),
+        )
         .timeout(notify_rust::Timeout::Milliseconds(TIMEOUT_MS));
     let handle = n.show().map_err(|_| NotifyError)?;
     wait_for_click(handle, on_click);
@@ -163,6 +177,28 @@ mod tests {
         text: "the launch code is 1234",
         private: false,
     };
+
+    /// The English texts, whatever the language of the machine running the tests.
+    fn notification_text(msg: &NewMessage<'_>, show_content: bool) -> NotificationText {
+        notification_text_in(&crate::texts::Texts::for_language("en"), msg, show_content)
+    }
+
+    #[test]
+    fn in_french_too_and_still_escaped() {
+        let fr = crate::texts::Texts::for_language("fr_FR.UTF-8");
+        let t = notification_text_in(&fr, &MSG, false);
+        assert_eq!(t.summary, "Nouveau message dans lobby");
+        let t = notification_text_in(
+            &fr,
+            &NewMessage {
+                sender: "<b>x</b>",
+                private: true,
+                ..MSG
+            },
+            true,
+        );
+        assert_eq!(t.summary, "&lt;b&gt;x&lt;/b&gt; (en privé) dans lobby");
+    }
 
     #[test]
     fn content_is_hidden_by_default() {

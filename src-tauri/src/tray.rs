@@ -43,21 +43,34 @@ pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
         normal.width(),
         normal.height(),
     );
-    let show = MenuItem::with_id(app, MENU_SHOW, "Show Cryptocat", true, None::<&str>)?;
+    let texts = crate::texts::Texts::system();
+    let show = MenuItem::with_id(
+        app,
+        MENU_SHOW,
+        texts.get("native.trayShow", &[]),
+        true,
+        None::<&str>,
+    )?;
     let muted = app.state::<SettingsState>().get().mute;
     let mute = CheckMenuItem::with_id(
         app,
         MENU_MUTE,
-        "Mute notifications",
+        texts.get("native.trayMute", &[]),
         true,
         muted,
         None::<&str>,
     )?;
-    let quit = MenuItem::with_id(app, MENU_QUIT, "Quit", true, None::<&str>)?;
+    let quit = MenuItem::with_id(
+        app,
+        MENU_QUIT,
+        texts.get("native.trayQuit", &[]),
+        true,
+        None::<&str>,
+    )?;
     let menu = Menu::with_items(app, &[&show, &mute, &quit])?;
     let icon = TrayIconBuilder::with_id("main")
         .icon(normal.clone())
-        .tooltip("Cryptocat")
+        .tooltip(texts.get("native.trayTooltip", &[]))
         .menu(&menu)
         .show_menu_on_left_click(false)
         .on_menu_event(|app, event| match event.id.as_ref() {
@@ -114,11 +127,15 @@ pub fn set_unread<R: Runtime>(app: &AppHandle<R>, unread: bool) {
             tray.normal.clone()
         };
         let _ = tray.icon.set_icon(Some(icon));
-        let _ = tray.icon.set_tooltip(Some(if unread {
-            "Cryptocat: new messages"
-        } else {
-            "Cryptocat"
-        }));
+        let texts = crate::texts::Texts::system();
+        let _ = tray.icon.set_tooltip(Some(texts.get(
+            if unread {
+                "native.trayTooltipUnread"
+            } else {
+                "native.trayTooltip"
+            },
+            &[],
+        )));
     }
 }
 

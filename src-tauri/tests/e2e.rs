@@ -729,6 +729,9 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
         ("XDG_CONFIG_HOME", at_home(".config")),
         ("XDG_CACHE_HOME", at_home(".cache")),
         ("XDG_RUNTIME_DIR", at_home("run")),
+        // The app in English (the UI's texts and the tray's, which the test reads),
+        // whatever the machine's language.
+        ("LANGUAGE", "en".to_owned()),
     ];
     // GNOME Keyring's Secret Service, unlocked with a password on stdin, for "remember my
     // identity".
