@@ -340,6 +340,12 @@ pub enum Event {
         message: String,
         /// The message concerned (for `unconfirmed`).
         id: Option<String>,
+        /// The nicknames concerned, for the UI's own sentence (the member concerned first,
+        /// then who reported it; see `EngineEvent::Warning`).
+        who: Vec<String>,
+        /// How many members did not come back (`rejoin_incomplete`).
+        #[ts(type = "number | null")]
+        count: Option<usize>,
     },
     /// Something failed for good.
     Error {
@@ -410,10 +416,18 @@ impl Event {
                 verified: *verified,
                 manual: *manual,
             },
-            EngineEvent::Warning { code, message, id } => Self::Warning {
+            EngineEvent::Warning {
+                code,
+                message,
+                id,
+                who,
+                count,
+            } => Self::Warning {
                 code: code.as_str().to_owned(),
                 message: message.clone(),
                 id: id.clone(),
+                who: who.clone(),
+                count: *count,
             },
             EngineEvent::Error { code, message } => Self::Error {
                 code: (*code).to_owned(),
@@ -577,6 +591,13 @@ pub fn bindings() -> String {
     ));
     out.push_str(&format!(
         "/** Every `CommandError` code (each has a sentence in strings.ts). */\nexport const ERROR_CODES = {ERROR_CODES:?} as const;\n"
+    ));
+    let warning_codes: Vec<&str> = cryptocat_client::WarningCode::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
+    out.push_str(&format!(
+        "/** Every code of a `warning` engine event (each has a sentence in the catalogues). */\nexport const WARNING_CODES = {warning_codes:?} as const;\n"
     ));
     out.push_str(&format!(
         "/** Every code of an `error` engine event (each has a sentence in strings.ts). */\nexport const EVENT_ERROR_CODES = {EVENT_ERROR_CODES:?} as const;\n"

@@ -1,7 +1,7 @@
 import { expect, test, type Page } from '@playwright/test';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
-import { s } from '../src/lib/strings';
+import { s, warningText } from '../src/lib/strings';
 import { setLocale } from '../src/lib/i18n';
 import { ERROR_CODES } from '../src/lib/bindings';
 import AxeBuilder from '@axe-core/playwright';
@@ -110,12 +110,14 @@ test('warnings and connection banner; unconfirmed flag', async ({ page }) => {
   await page.evaluate(() => {
     const st = (window as any).__stub;
     st.emit({ type: 'warning', code: 'unconfirmed', message: 'bob did not confirm a message', id: 'm1' });
-    st.emit({ type: 'warning', code: 'key_changed', message: 'the key of <b>bob</b> changed', id: null });
+    st.emit({ type: 'warning', code: 'key_changed', message: 'the key of <b>bob</b> changed', id: null, who: ['<b>bob</b>'], count: null });
     st.emit({ type: 'connection', connection: { state: 'reconnecting', attempt: 2, delay_ms: 60_000 } });
   });
   await expect(page.getByText(s.room.unconfirmed, { exact: true })).toBeVisible();
   await expect(page.getByRole('status').filter({ hasText: 'attempt 2' })).toBeVisible();
-  await expect(page.getByText('the key of <b>bob</b> changed', { exact: true })).toBeVisible();
+  // The UI's own sentence, the nickname as text.
+  await expect(page.getByText(warningText('key_changed', ['<b>bob</b>'], null, ''), { exact: true })).toBeVisible();
+  expect(await page.locator('.warnings b').count()).toBe(0);
   await page.getByRole('button', { name: s.warnings.dismiss }).first().click();
   await expect(page.getByText('bob did not confirm a message', { exact: true })).toHaveCount(0);
   await page.evaluate(() => (window as any).__stub.emit({ type: 'connection', connection: { state: 'connected' } }));

@@ -3,7 +3,7 @@ import en from '../src/locales/en.json';
 import fr from '../src/locales/fr.json';
 import ar from '../src/locales/ar.json';
 import { locale, pickLocale, setLocale } from '../src/lib/i18n';
-import { errorText, s } from '../src/lib/strings';
+import { errorText, s, warningText } from '../src/lib/strings';
 import { ERROR_CODES, EVENT_ERROR_CODES } from '../src/lib/bindings';
 
 /** Every key of a catalogue, plural forms folded to their base key. */
@@ -73,5 +73,31 @@ describe('the UI in another language', () => {
     expect(document.documentElement.dir).toBe('ltr');
     expect(s.room.unread(1)).toBe('1 unread message');
     expect(s.room.unread(2)).toBe('2 unread messages');
+  });
+});
+
+describe('engine warnings in the UI\'s words', () => {
+  it('every warning code has a sentence in English and French', async () => {
+    const { WARNING_CODES } = await import('../src/lib/bindings');
+    expect(WARNING_CODES.length).toBeGreaterThan(15);
+    for (const code of WARNING_CODES) {
+      const base = `${code}` in en.warnings.codes || `${code}_other` in en.warnings.codes;
+      expect(base, `${code} in en.json`).toBe(true);
+      expect(`${code}` in fr.warnings.codes || `${code}_other` in fr.warnings.codes, `${code} in fr.json`).toBe(true);
+    }
+  });
+
+  it('names the members, counts with plural rules, and falls back to the engine sentence', () => {
+    expect(warningText('roster_split', ['bob', 'carol'], null, 'x')).toBe(
+      'carol sees a different key for bob: the server may be impersonating someone.',
+    );
+    expect(warningText('rejoin_incomplete', [], 1, 'x')).toMatch(/^1 member did not/);
+    expect(warningText('rejoin_incomplete', [], 3, 'x')).toMatch(/^3 members did not/);
+    // A name the sentence needs is missing, or the code is unknown: the engine's sentence.
+    expect(warningText('roster_split', ['bob'], null, 'engine says')).toBe('engine says');
+    expect(warningText('made_up', [], null, 'engine says')).toBe('engine says');
+    setLocale('fr');
+    expect(warningText('unconfirmed', ['bob', 'carol'], null, 'x')).toBe('Un message n’a pas été confirmé à temps par bob, carol.');
+    expect(warningText('rejoin_incomplete', [], 2, 'x')).toMatch(/^2 membres ne sont pas revenus/);
   });
 });

@@ -427,6 +427,8 @@ impl Engine {
                 code: WarningCode::ServerGuarantees,
                 message,
                 id: None,
+                who: Vec::new(),
+                count: None,
             })
             .await;
         }
@@ -595,7 +597,27 @@ impl Task {
     }
 
     async fn warn(&self, code: WarningCode, message: String, id: Option<String>) {
-        self.emit(EngineEvent::Warning { code, message, id }).await;
+        self.warn_about(code, message, id, Vec::new(), None).await;
+    }
+
+    /// A warning naming members (`who`, in the order [`EngineEvent::Warning`] gives) or
+    /// carrying a number.
+    async fn warn_about(
+        &self,
+        code: WarningCode,
+        message: String,
+        id: Option<String>,
+        who: Vec<String>,
+        count: Option<usize>,
+    ) {
+        self.emit(EngineEvent::Warning {
+            code,
+            message,
+            id,
+            who,
+            count,
+        })
+        .await;
     }
 
     // ---- transport ----------------------------------------------------------------
@@ -793,12 +815,14 @@ impl Task {
         }
         self.gate = None;
         if missing > 0 && (!self.held.is_empty() || !self.outbox.is_empty()) {
-            self.warn(
+            self.warn_about(
                 WarningCode::RejoinIncomplete,
                 format!(
                     "{missing} member(s) did not come back after the reconnection; waiting messages went to those present."
                 ),
                 None,
+                Vec::new(),
+                Some(missing),
             )
             .await;
         }
@@ -1172,9 +1196,11 @@ impl Task {
                         .await;
                     }
                     SmpEvent::Aborted { .. } => {
-                        self.warn(
+                        self.warn_about(
                             WarningCode::VerificationAborted,
                             format!("The secret question with {nick} was abandoned; ask again."),
+                            None,
+                            vec![nick.clone()],
                             None,
                         )
                         .await;
@@ -1195,11 +1221,13 @@ impl Task {
             .iter()
             .any(|c| c.nickname == nickname && !bool::from(subtle_eq(&c.fingerprint, &bytes)));
         if verified_other_key && !self.is_verified(&bytes) {
-            self.warn(
+            self.warn_about(
                 WarningCode::KeyChanged,
                 format!(
                     "{nickname} has a different key than the one you verified. It may be someone else: verify again."
                 ),
+                None,
+                vec![nickname.to_owned()],
                 None,
             )
             .await;
@@ -1207,7 +1235,7 @@ impl Task {
     }
 
     async fn on_alarm(&mut self, alarm: Alarm) {
-        let (code, message, id) = match alarm {
+        let (code, message, id, who) = match alarm {
             Alarm::NicknameMismatch {
                 member,
                 reported_by,
@@ -1219,6 +1247,7 @@ impl Task {
                     self.nick_of(&reported_by)
                 ),
                 None,
+                vec![self.nick_of(&member), self.nick_of(&reported_by)],
             ),
             Alarm::RosterSplit {
                 member,
@@ -1231,6 +1260,7 @@ impl Task {
                     self.nick_of(&member)
                 ),
                 None,
+                vec![self.nick_of(&member), self.nick_of(&reported_by)],
             ),
             Alarm::Equivocation {
                 sender,
@@ -1244,6 +1274,7 @@ impl Task {
                     self.nick_of(&sender)
                 ),
                 None,
+                vec![self.nick_of(&sender), self.nick_of(&reported_by)],
             ),
             Alarm::FalseAcknowledgement { reported_by } => (
                 WarningCode::TranscriptInconsistent,
@@ -1252,6 +1283,7 @@ impl Task {
                     self.nick_of(&reported_by)
                 ),
                 None,
+                vec![self.nick_of(&reported_by)],
             ),
             Alarm::ChainBroken { sender, .. } => (
                 WarningCode::TranscriptInconsistent,
@@ -1260,6 +1292,7 @@ impl Task {
                     self.nick_of(&sender)
                 ),
                 None,
+                vec![self.nick_of(&sender)],
             ),
             Alarm::ForgedOrigin { claimed_sender } => (
                 WarningCode::ForgedMessage,
@@ -1268,6 +1301,7 @@ impl Task {
                     self.nick_of(&claimed_sender)
                 ),
                 None,
+                vec![self.nick_of(&claimed_sender)],
             ),
             Alarm::AttestationTimeout { missing } => (
                 WarningCode::MemberUnresponsive,
@@ -1276,6 +1310,7 @@ impl Task {
                     self.nicks(&missing)
                 ),
                 None,
+                missing.iter().map(|a| self.nick_of(a)).collect(),
             ),
             Alarm::HiddenMember {
                 member,
@@ -1288,6 +1323,7 @@ impl Task {
                     self.nick_of(&member)
                 ),
                 None,
+                vec![self.nick_of(&member), self.nick_of(&reported_by)],
             ),
             Alarm::Garbled { sender } => (
                 WarningCode::Garbled,
@@ -1296,6 +1332,7 @@ impl Task {
                     self.nick_of(&sender)
                 ),
                 None,
+                vec![self.nick_of(&sender)],
             ),
             Alarm::HandshakeTimeout { member } => (
                 WarningCode::MemberUnresponsive,
@@ -1304,6 +1341,7 @@ impl Task {
                     self.nick_of(&member)
                 ),
                 None,
+                vec![self.nick_of(&member)],
             ),
             Alarm::Unconfirmed { id, missing } => (
                 WarningCode::Unconfirmed,
@@ -1312,6 +1350,7 @@ impl Task {
                     self.nicks(&missing)
                 ),
                 Some(id.to_string()),
+                missing.iter().map(|a| self.nick_of(a)).collect(),
             ),
             Alarm::Missing { sender, .. } => (
                 WarningCode::MissingMessage,
@@ -1320,6 +1359,7 @@ impl Task {
                     self.nick_of(&sender)
                 ),
                 None,
+                vec![self.nick_of(&sender)],
             ),
             Alarm::KeyChanged { member } => (
                 WarningCode::KeyChanged,
@@ -1328,6 +1368,7 @@ impl Task {
                     self.nick_of(&member)
                 ),
                 None,
+                vec![self.nick_of(&member)],
             ),
             Alarm::NicknameTaken { nickname, .. } => (
                 WarningCode::NicknameTaken,
@@ -1335,19 +1376,22 @@ impl Task {
                     "Two members call themselves {nickname}. Check their fingerprints before trusting either."
                 ),
                 None,
+                vec![nickname.clone()],
             ),
             Alarm::UnboundOccupantName { .. } => (
                 WarningCode::MemberRefused,
                 "A member whose name is not bound to its key was left out.".to_owned(),
                 None,
+                Vec::new(),
             ),
             Alarm::RoomMismatch { .. } => (
                 WarningCode::MemberRefused,
                 "A member whose keys were made for another room was left out.".to_owned(),
                 None,
+                Vec::new(),
             ),
         };
-        self.warn(code, message, id).await;
+        self.warn_about(code, message, id, who, None).await;
     }
 
     fn nicks(&self, addresses: &[String]) -> String {

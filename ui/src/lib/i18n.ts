@@ -40,6 +40,12 @@ export function t(key: string, values?: Record<string, string | number>): string
   return i18n.t(key, values ?? {});
 }
 
+/** The English message `key` as written (placeholders unfilled); `null` when there is none. */
+export function tEnglish(key: string): string | null {
+  const found = key.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), en);
+  return typeof found === 'string' ? found : null;
+}
+
 /** The current language. */
 export function locale(): Locale {
   return pickLocale([i18n.language]);

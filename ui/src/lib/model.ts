@@ -29,6 +29,10 @@ export interface Notice {
   kind: 'warning' | 'error';
   code: string;
   message: string;
+  /** The members a warning names (the member concerned first, then who reported it). */
+  who: string[];
+  /** A number a warning carries (`rejoin_incomplete`). */
+  count: number | null;
 }
 
 export interface RoomModel {
@@ -253,10 +257,10 @@ export function applyEvent(m: RoomModel, e: EngineEvent): void {
     }
     case 'warning':
       if (e.code === 'unconfirmed' && e.id) m.flagged[e.id] = true;
-      m.warnings.push({ key: ++warningKey, kind: 'warning', code: e.code, message: e.message });
+      m.warnings.push({ key: ++warningKey, kind: 'warning', code: e.code, message: e.message, who: e.who ?? [], count: e.count ?? null });
       break;
     case 'error':
-      m.warnings.push({ key: ++warningKey, kind: 'error', code: e.code, message: e.message });
+      m.warnings.push({ key: ++warningKey, kind: 'error', code: e.code, message: e.message, who: [], count: null });
       break;
     case 'left':
       m.left = true;

@@ -1,6 +1,6 @@
 // Every string the UI shows, by name: each one is looked up in the current language's
 // catalogue (src/locales/*.json, through i18n.ts) when it is read.
-import { t } from './i18n';
+import { t, tEnglish } from './i18n';
 
 export const s = {
   get appName() {
@@ -570,6 +570,19 @@ export const s = {
 /** The sentence for an error code (falls back to a generic one). */
 export function errorText(code: string): string {
   return s.errors[code] ?? s.errors.generic;
+}
+
+/** The UI's sentence for an engine warning, naming the members concerned (`who`: the member
+ * first, then who reported it) and a count; the engine's own (English) sentence when the
+ * catalogue has none for the code or the warning lacks a name the sentence needs. */
+export function warningText(code: string, who: readonly string[], count: number | null, message: string): string {
+  const key = `warnings.codes.${code}`;
+  const english = tEnglish(code === 'rejoin_incomplete' ? `${key}_other` : key);
+  if (english === null) return message;
+  const needs = (name: string) => english.includes(`{{${name}}}`);
+  if ((needs('a') && who.length < 1) || (needs('b') && who.length < 2) || (needs('list') && who.length === 0)) return message;
+  if (needs('count') && count === null) return message;
+  return t(key, { a: who[0] ?? '', b: who[1] ?? '', list: who.join(', '), ...(count === null ? {} : { count }) });
 }
 
 /** Codes whose sentence is followed by the error's own message (what the parser found). */

@@ -11,6 +11,8 @@ export const OPENED_LINK_EVENT = "opened_link";
 export const CLOSE_REQUESTED_EVENT = "close_requested";
 /** Every `CommandError` code (each has a sentence in strings.ts). */
 export const ERROR_CODES = ["invalid_room", "invalid_nickname", "invalid_server", "invalid_pin", "invalid_invite", "unreachable", "join_failed", "join_timeout", "room_setup", "already_joined", "not_joined", "relay_failed", "relay_in_use", "relay_key_in_use", "relay_key_failed", "wrong_server", "certificate_refused", "name_not_found", "connection_refused", "timed_out", "unknown_domain", "registration_refused", "login_refused", "tls_config", "invalid_domain", "closed", "unknown_nickname", "ambiguous_nickname", "offline", "empty_text", "text_too_long", "no_session", "verification", "room", "keyring_unavailable", "keyring_failed", "keyring_corrupt", "invalid_link", "open_failed", "prefs_failed"] as const;
+/** Every code of a `warning` engine event (each has a sentence in the catalogues). */
+export const WARNING_CODES = ["key_changed", "nickname_taken", "nickname_mismatch", "roster_split", "hidden_member", "equivocation", "transcript_inconsistent", "forged_message", "garbled", "unconfirmed", "missing_message", "member_unresponsive", "member_refused", "plaintext_dropped", "invalid_payload", "message_refused", "verification_aborted", "rejoin_incomplete", "server_guarantees"] as const;
 /** Every code of an `error` engine event (each has a sentence in strings.ts). */
 export const EVENT_ERROR_CODES = ["rejoin_failed", "offline"] as const;
 
@@ -224,7 +226,16 @@ message: string,
 /**
  * The message concerned (for `unconfirmed`).
  */
-id: string | null, } | { "type": "error", 
+id: string | null, 
+/**
+ * The nicknames concerned, for the UI's own sentence (the member concerned first,
+ * then who reported it; see `EngineEvent::Warning`).
+ */
+who: Array<string>, 
+/**
+ * How many members did not come back (`rejoin_incomplete`).
+ */
+count: number | null, } | { "type": "error", 
 /**
  * Stable snake_case code.
  */
