@@ -1141,6 +1141,49 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     });
     d.until("the app's window focused", "return document.hasFocus()");
 
+    // Closing the window, as a window manager's close button does: a tray host shows the
+    // icon, so the window hides and the app stays in the room; the tray's Show brings it
+    // back.
+    let visible = || {
+        Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--name", "^Cryptocat$"])
+            .envs(session_env.clone())
+            .output()
+            .is_ok_and(|o| !o.stdout.trim_ascii().is_empty())
+    };
+    assert!(visible(), "the window is shown before closing");
+    let asked = Command::new(SYSTEM_PYTHON)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/wm_close.py"))
+        .arg("Cryptocat")
+        .envs(session_env.clone())
+        .output()
+        .unwrap();
+    assert_ne!(
+        String::from_utf8_lossy(&asked.stdout).trim(),
+        "0",
+        "no window took WM_DELETE_WINDOW: {}",
+        String::from_utf8_lossy(&asked.stderr)
+    );
+    wait_for("the window hidden to the tray", WAIT, || !visible());
+    tray.forget();
+    tray.line("menu");
+    let menu = tray.wait("the menu", |v| v["event"] == "menu");
+    let show = menu["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["label"] == "Show Cryptocat")
+        .unwrap()["id"]
+        .clone();
+    tray.line(&format!("click {show}"));
+    wait_for("the window shown again", WAIT, visible);
+    d.type_into(".composer textarea", "still here");
+    d.click(".composer button[type=submit]");
+    cli.wait("the app's message after hiding", |v| {
+        v["type"] == "message" && v["text"] == "still here"
+    });
+    tray.forget();
+
     // The window moved and resized by the person: kept for the next start.
     let rect = json!({ "x": 40, "y": 30, "width": 900, "height": 640 });
     d.call("POST", "/window/rect", Some(rect.clone()))
