@@ -75,9 +75,12 @@ pub fn run() -> ExitCode {
                 Err(e) => tracing::warn!("no config directory (nothing will be remembered): {e}"),
             }
             match app.path().app_data_dir() {
-                Ok(dir) => app
-                    .state::<state::AppState>()
-                    .set_relay_dir(dir.join("relay")),
+                Ok(dir) => {
+                    // The key kept under a former identifier comes along (see state.rs).
+                    state::migrate_relay_dir(&dir, state::LEGACY_IDENTIFIER);
+                    app.state::<state::AppState>()
+                        .set_relay_dir(dir.join("relay"));
+                }
                 Err(e) => tracing::warn!(
                     "no data directory (the built-in server's key will not be kept): {e}"
                 ),
