@@ -283,7 +283,6 @@ export const s = {
     get newMessages() {
       return t('room.newMessages');
     },
-    sentAt: (when: string) => t('room.sentAt', { when }),
     get composer() {
       return t('room.composer');
     },
