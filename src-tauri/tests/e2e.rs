@@ -789,7 +789,7 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     let native_port = free_port();
     procs.0.push((
         "tauri-driver",
-        Command::new(tauri_driver)
+        Command::new(&tauri_driver)
             .args([
                 "--port".to_owned(),
                 port.to_string(),
@@ -1217,7 +1217,43 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     cli.forget();
 
     // ---- the app again: the keyring gave it back its identity and whom it verified ----
-    let d = Driver::launch(port, &caps);
+    // This time in a dark desktop theme (through a second tauri-driver whose environment
+    // asks GTK for it): the UI follows it.
+    let dark_port = free_port();
+    let dark_native_port = free_port();
+    procs.0.push((
+        "tauri-driver (dark)",
+        Command::new(tauri_driver)
+            .args([
+                "--port".to_owned(),
+                dark_port.to_string(),
+                "--native-port".to_owned(),
+                dark_native_port.to_string(),
+                "--native-driver".to_owned(),
+                webkit_driver.display().to_string(),
+            ])
+            .envs(session_env.clone())
+            .env("GTK_THEME", "Adwaita:dark")
+            .env("NO_AT_BRIDGE", "1")
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    wait_for("tauri-driver (dark)", Duration::from_secs(10), || {
+        TcpStream::connect((Ipv4Addr::LOCALHOST, dark_port)).is_ok()
+    });
+    let d = Driver::launch(dark_port, &caps);
+    assert_eq!(
+        d.script("return matchMedia('(prefers-color-scheme: dark)').matches"),
+        json!(true),
+        "the UI sees the dark theme"
+    );
+    assert_eq!(
+        d.script("return getComputedStyle(document.body).backgroundColor"),
+        json!("rgb(21, 24, 28)")
+    );
     // Remembered: the window's size and place, the server and the nickname; not the room.
     d.el("#join-room");
     let after = d.call("GET", "/window/rect", None).unwrap();
@@ -1243,6 +1279,8 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
         d.script("return document.querySelector('input[value=this_computer]').checked"),
         json!(true)
     );
+    std::thread::sleep(Duration::from_millis(300));
+    screenshot(&xwd, display, "join-dark");
     d.type_into("#join-room", ROOM);
     d.click("form button[type=submit]");
     d.el(".room-header h1");
@@ -1256,6 +1294,7 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
         "return [...document.querySelectorAll('.members .member')].some(m => \
            m.querySelector('.nick')?.textContent === 'bob' && m.querySelector('.badge.verified'))",
     );
+    screenshot(&xwd, display, "room-dark");
     let again = cli.wait("alice back", |v| {
         v["type"] == "member_joined" && v["nick"] == APP_NICK
     });
