@@ -11,6 +11,7 @@ fn main() {
         "mark_verified",
         "members",
         "leave",
+        "retry_now",
         "my_fingerprint",
         "get_settings",
         "set_settings",
@@ -21,6 +22,10 @@ fn main() {
         "read_invite",
         "take_opened_link",
         "ui_ready",
+        "quit",
+        "set_unread_total",
+        "get_remembered",
+        "set_remembered",
     ];
     let attributes = tauri_build::Attributes::new()
         .app_manifest(tauri_build::AppManifest::new().commands(commands));

@@ -12,6 +12,7 @@ const csp = Object.entries(tauriConf.app.security.csp as Record<string, string>)
 
 export default defineConfig({
   plugins: [svelte()],
+  define: { __APP_VERSION__: JSON.stringify(tauriConf.version) },
   clearScreen: false,
   server: { port: 5173, strictPort: true },
   preview: { headers: { 'Content-Security-Policy': csp } },

@@ -208,6 +208,15 @@ pub async fn leave(state: State<'_, AppState>, room: String) -> Result<()> {
     Ok(())
 }
 
+/// While the room's connection waits to reconnect, tries at once ("Retry now"); a
+/// `connection` event follows.
+#[tauri::command]
+pub async fn retry_now(state: State<'_, AppState>, room: String) -> Result<()> {
+    let handle = handle(&state, &room).await?;
+    handle.retry_now()?;
+    Ok(())
+}
+
 /// The invite panel of a room: one link per way in.
 #[tauri::command]
 pub async fn invites(state: State<'_, AppState>, room: String) -> Result<RoomInvites> {

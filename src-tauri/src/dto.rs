@@ -74,7 +74,16 @@ pub struct CommandError {
     /// public, for the person to compare.
     #[serde(default)]
     pub seen_key: Option<String>,
+    /// The condition a refusing server gave (`registration_refused`, `login_refused`,
+    /// `join_failed`): an XMPP condition name such as `conflict`, at most
+    /// [`MAX_DETAIL`] characters.
+    #[serde(default)]
+    pub detail: Option<String>,
 }
+
+/// The longest [`CommandError::detail`] passed on (a condition name is short; a server
+/// is not trusted to keep it so).
+pub const MAX_DETAIL: usize = 64;
 
 /// Every [`CommandError::code`] a command can return; the UI has a sentence for each
 /// (`ui/tests/strings.test.ts` fails when one lacks it).
@@ -122,7 +131,13 @@ pub const ERROR_CODES: &[&str] = &[
     "keyring_corrupt",
     "invalid_link",
     "open_failed",
+    // prefs.rs.
+    "prefs_failed",
 ];
+
+/// Every code of an [`Event::Error`] (`EngineEvent::Error`): the UI has a sentence for
+/// each too (a test reads the engine's sources for them).
+pub const EVENT_ERROR_CODES: &[&str] = &["rejoin_failed", "offline"];
 
 impl CommandError {
     /// From a code and a sentence.
@@ -131,6 +146,7 @@ impl CommandError {
             code: code.to_owned(),
             message: message.into(),
             seen_key: None,
+            detail: None,
         }
     }
 }
@@ -149,6 +165,9 @@ impl From<cryptocat_client::StartError> for CommandError {
             code: e.reason().unwrap_or(e.code()).to_owned(),
             message: e.to_string(),
             seen_key: e.seen_key().map(|pin| pin.to_string()),
+            detail: e
+                .server_condition()
+                .map(|c| c.chars().take(MAX_DETAIL).collect()),
         }
     }
 }
@@ -321,6 +340,12 @@ pub enum Event {
         message: String,
         /// The message concerned (for `unconfirmed`).
         id: Option<String>,
+        /// The nicknames concerned, for the UI's own sentence (the member concerned first,
+        /// then who reported it; see `EngineEvent::Warning`).
+        who: Vec<String>,
+        /// How many members did not come back (`rejoin_incomplete`).
+        #[ts(type = "number | null")]
+        count: Option<usize>,
     },
     /// Something failed for good.
     Error {
@@ -391,10 +416,18 @@ impl Event {
                 verified: *verified,
                 manual: *manual,
             },
-            EngineEvent::Warning { code, message, id } => Self::Warning {
+            EngineEvent::Warning {
+                code,
+                message,
+                id,
+                who,
+                count,
+            } => Self::Warning {
                 code: code.as_str().to_owned(),
                 message: message.clone(),
                 id: id.clone(),
+                who: who.clone(),
+                count: *count,
             },
             EngineEvent::Error { code, message } => Self::Error {
                 code: (*code).to_owned(),
@@ -530,6 +563,7 @@ pub fn bindings() -> String {
         Event::decl(),
         RoomEvent::decl(),
         crate::settings::Settings::decl(),
+        crate::prefs::Remembered::decl(),
         crate::notify::OpenChat::decl(),
         InviteView::decl(),
         OpenedLink::decl(),
@@ -552,7 +586,21 @@ pub fn bindings() -> String {
         "/** The Tauri event saying an invite link was opened from outside. */\nexport const OPENED_LINK_EVENT = {OPENED_LINK_EVENT:?};\n"
     ));
     out.push_str(&format!(
+        "/** The Tauri event asking the window to confirm quitting (closed while in a room, no tray). */\nexport const CLOSE_REQUESTED_EVENT = {:?};\n",
+        crate::tray::CLOSE_REQUESTED_EVENT
+    ));
+    out.push_str(&format!(
         "/** Every `CommandError` code (each has a sentence in strings.ts). */\nexport const ERROR_CODES = {ERROR_CODES:?} as const;\n"
+    ));
+    let warning_codes: Vec<&str> = cryptocat_client::WarningCode::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
+    out.push_str(&format!(
+        "/** Every code of a `warning` engine event (each has a sentence in the catalogues). */\nexport const WARNING_CODES = {warning_codes:?} as const;\n"
+    ));
+    out.push_str(&format!(
+        "/** Every code of an `error` engine event (each has a sentence in strings.ts). */\nexport const EVENT_ERROR_CODES = {EVENT_ERROR_CODES:?} as const;\n"
     ));
     for d in decls {
         out.push('\n');
@@ -692,6 +740,48 @@ mod tests {
         ] {
             assert!(ERROR_CODES.contains(&CommandError::from(e).code.as_str()));
         }
+    }
+
+    /// Every code the engine puts in an `Error` event is listed in `EVENT_ERROR_CODES`.
+    #[test]
+    fn every_event_error_code_is_listed() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/client/src");
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for part in text.split("EngineEvent::Error {").skip(1) {
+                let code = part.split("code: \"").nth(1).unwrap();
+                found.push(code.split('"').next().unwrap().to_owned());
+            }
+        }
+        assert!(found.len() >= 2, "{found:?}");
+        for code in &found {
+            assert!(
+                EVENT_ERROR_CODES.contains(&code.as_str()),
+                "{code} is not in EVENT_ERROR_CODES"
+            );
+        }
+        for code in EVENT_ERROR_CODES {
+            assert!(found.iter().any(|c| c == code), "{code} is never sent");
+        }
+    }
+
+    /// A refusing server's condition reaches the UI, bounded; other errors carry none.
+    #[test]
+    fn a_refusal_carries_the_server_condition() {
+        let e = CommandError::from(cryptocat_client::StartError::JoinFailed {
+            condition: "registration-required".into(),
+        });
+        assert_eq!(e.code, "join_failed");
+        assert_eq!(e.detail.as_deref(), Some("registration-required"));
+        let long = CommandError::from(cryptocat_client::StartError::JoinFailed {
+            condition: "x".repeat(500),
+        });
+        assert_eq!(long.detail.map(|d| d.len()), Some(MAX_DETAIL));
+        assert_eq!(
+            CommandError::from(cryptocat_client::StartError::JoinTimeout).detail,
+            None
+        );
     }
 
     #[test]

@@ -14,10 +14,12 @@ pub mod deeplink;
 pub mod dto;
 pub mod links;
 pub mod notify;
+pub mod prefs;
 pub mod secrets;
 pub mod settings;
 pub mod state;
 pub mod sys;
+pub mod texts;
 pub mod tray;
 mod webkit;
 #[cfg(windows)]
@@ -61,20 +63,35 @@ pub fn run() -> ExitCode {
         // First: a second launch hands over its arguments and exits before anything else.
         .plugin(deeplink::single_instance())
         .plugin(tauri_plugin_deep_link::init())
+        // The main window's size, position and maximized state, kept in the app's config
+        // directory at exit and restored at start (not its visibility: it always shows).
+        .plugin(
+            tauri_plugin_window_state::Builder::default()
+                .with_state_flags(window_state_flags())
+                .build(),
+        )
         .manage(state::AppState::default())
+        .manage(prefs::Prefs::default())
         .manage(settings::SettingsState::default())
         .setup(|app| {
             if let Err(e) = tray::create(app.handle()) {
                 tracing::warn!("no tray icon (closing the window will quit): {e}");
             }
             sys::restore_settings(app.handle());
+            match app.path().app_config_dir() {
+                Ok(dir) => app.state::<prefs::Prefs>().set_dir(&dir),
+                Err(e) => tracing::warn!("no config directory (nothing will be remembered): {e}"),
+            }
             // The local data directory: the same as app_data_dir on Linux and macOS; on
             // Windows %LOCALAPPDATA%, not the roaming profile, which a domain copies to its
             // servers (no private key of ours should travel with it).
             match app.path().app_local_data_dir() {
-                Ok(dir) => app
-                    .state::<state::AppState>()
-                    .set_relay_dir(dir.join("relay")),
+                Ok(dir) => {
+                    // The key kept under a former identifier comes along (see state.rs).
+                    state::migrate_relay_dir(&dir, state::LEGACY_IDENTIFIER);
+                    app.state::<state::AppState>()
+                        .set_relay_dir(dir.join("relay"));
+                }
                 Err(e) => tracing::warn!(
                     "no data directory (the built-in server's key will not be kept): {e}"
                 ),
@@ -95,6 +112,7 @@ pub fn run() -> ExitCode {
             commands::mark_verified,
             commands::members,
             commands::leave,
+            commands::retry_now,
             commands::my_fingerprint,
             sys::get_settings,
             sys::set_settings,
@@ -105,6 +123,10 @@ pub fn run() -> ExitCode {
             deeplink::read_invite,
             deeplink::take_opened_link,
             commands::ui_ready,
+            tray::quit,
+            tray::set_unread_total,
+            prefs::get_remembered,
+            prefs::set_remembered,
         ])
         .build(context);
     let app = match app {
@@ -155,6 +177,12 @@ fn run_blank(mut context: tauri::Context) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What tauri-plugin-window-state keeps of the main window.
+pub fn window_state_flags() -> tauri_plugin_window_state::StateFlags {
+    use tauri_plugin_window_state::StateFlags;
+    StateFlags::SIZE | StateFlags::POSITION | StateFlags::MAXIMIZED
 }
 
 /// How long leaving the rooms may hold up quitting.

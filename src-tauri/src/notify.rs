@@ -82,15 +82,39 @@ impl TextFormat {
     };
 }
 
-/// The notification for a new message on this system: content hidden unless
-/// `show_content`.
+/// The notification for a new message on this system, in its language: content hidden
+/// unless `show_content`.
 pub fn notification_text(msg: &NewMessage<'_>, show_content: bool) -> NotificationText {
-    notification_text_as(msg, show_content, TextFormat::NATIVE)
+    notification_text_for(
+        crate::texts::Texts::system(),
+        msg,
+        show_content,
+        TextFormat::NATIVE,
+    )
 }
 
-/// The notification for a new message for a service that reads `format`: content hidden
-/// unless `show_content`; control characters become spaces.
+/// [`notification_text`] in the language of `texts`.
+pub fn notification_text_in(
+    texts: &crate::texts::Texts,
+    msg: &NewMessage<'_>,
+    show_content: bool,
+) -> NotificationText {
+    notification_text_for(texts, msg, show_content, TextFormat::NATIVE)
+}
+
+/// [`notification_text`] for a service that reads `format`.
 pub fn notification_text_as(
+    msg: &NewMessage<'_>,
+    show_content: bool,
+    format: TextFormat,
+) -> NotificationText {
+    notification_text_for(crate::texts::Texts::system(), msg, show_content, format)
+}
+
+/// The notification in the language of `texts` for a service that reads `format`: content
+/// hidden unless `show_content`; control characters become spaces.
+fn notification_text_for(
+    texts: &crate::texts::Texts,
     msg: &NewMessage<'_>,
     show_content: bool,
     format: TextFormat,
@@ -102,16 +126,17 @@ pub fn notification_text_as(
     let room = escape(&shorten(msg.room, 64));
     if !show_content {
         return NotificationText {
-            summary: format!("New message in {room}"),
+            summary: texts.get("native.notifyNew", &[("room", &room)]),
             body: String::new(),
         };
     }
     let sender = escape(&shorten(msg.sender, 64));
-    let summary = if msg.private {
-        format!("{sender} (private) in {room}")
+    let key = if msg.private {
+        "native.notifyPrivate"
     } else {
-        format!("{sender} in {room}")
+        "native.notifyFrom"
     };
+    let summary = texts.get(key, &[("sender", &sender), ("room", &room)]);
     NotificationText {
         summary,
         body: escape(&shorten(msg.text, MAX_BODY_CHARS)),
@@ -172,7 +197,10 @@ pub fn show(
     // XDG: a click is the `default` action, which must be offered. Windows: a click on the
     // toast is its default response; an action there would add an "Open" button.
     #[cfg(not(windows))]
-    n.action("default", "Open");
+    n.action(
+        "default",
+        &crate::texts::Texts::system().get("native.notifyOpen", &[]),
+    );
     #[cfg(windows)]
     n.app_id(APP_USER_MODEL_ID);
     let handle = n.show().map_err(|_| NotifyError)?;
@@ -237,6 +265,28 @@ mod tests {
         text: "the launch code is 1234",
         private: false,
     };
+
+    /// The English texts, whatever the language of the machine running the tests.
+    fn notification_text(msg: &NewMessage<'_>, show_content: bool) -> NotificationText {
+        notification_text_in(&crate::texts::Texts::for_language("en"), msg, show_content)
+    }
+
+    #[test]
+    fn in_french_too_and_still_escaped() {
+        let fr = crate::texts::Texts::for_language("fr_FR.UTF-8");
+        let t = notification_text_in(&fr, &MSG, false);
+        assert_eq!(t.summary, "Nouveau message dans lobby");
+        let t = notification_text_in(
+            &fr,
+            &NewMessage {
+                sender: "<b>x</b>",
+                private: true,
+                ..MSG
+            },
+            true,
+        );
+        assert_eq!(t.summary, "&lt;b&gt;x&lt;/b&gt; (en privé) dans lobby");
+    }
 
     #[test]
     fn content_is_hidden_by_default() {

@@ -1,6 +1,7 @@
 //! The person's settings: held in memory for the session; kept across sessions only in the
 //! OS keyring, and only when they opted in to "remember my identity" ([`crate::secrets`]).
-//! Nothing is written to disk.
+//! They are not written to disk (the join screen's remembered server and nickname are
+//! [`crate::prefs`], the window's size and place tauri-plugin-window-state's).
 
 use std::sync::Mutex;
 

@@ -230,10 +230,74 @@ fn forget_relay_key(dir: &Path) -> std::io::Result<()> {
     cryptocat_relay::embedded::forget_key(dir)
 }
 
+/// The app's identifier before a real reverse-DNS one (`tauri.conf.json`): the data
+/// directory named after it may hold the built-in server's key.
+pub const LEGACY_IDENTIFIER: &str = "invalid.cryptocat.desktop";
+
+/// Moves the built-in server's key directory (`relay/`) from the data directory of the
+/// app's former identifier (`legacy`, a sibling of `data_dir`) into `data_dir`, when the
+/// identifier changed and `data_dir` has no `relay/` yet: the key, and so every invite link
+/// sent for the built-in server, survives the change. Returns whether it moved.
+pub fn migrate_relay_dir(data_dir: &Path, legacy: &str) -> bool {
+    let Some(parent) = data_dir.parent() else {
+        return false;
+    };
+    let old = parent.join(legacy).join("relay");
+    let new = data_dir.join("relay");
+    if data_dir.file_name() == Some(std::ffi::OsStr::new(legacy)) || !old.is_dir() || new.exists() {
+        return false;
+    }
+    // No path in the log: it names the person's home.
+    let moved =
+        cryptocat_relay::store::private_dir(data_dir).and_then(|()| std::fs::rename(&old, &new));
+    match moved {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(
+                "the built-in server's key stays in the former data directory: {}",
+                e.kind()
+            );
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+
+    #[test]
+    fn the_relay_key_follows_a_new_identifier_once() {
+        let base = std::env::temp_dir().join(format!("cryptocat-migrate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let old = base.join(LEGACY_IDENTIFIER).join("relay");
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join("localhost.key"), b"kept key").unwrap();
+        // Same identifier: nothing to do.
+        assert!(!migrate_relay_dir(
+            &base.join(LEGACY_IDENTIFIER),
+            LEGACY_IDENTIFIER
+        ));
+        // A new identifier: the key moves, once.
+        let new = base.join("org.example.cryptocat");
+        assert!(migrate_relay_dir(&new, LEGACY_IDENTIFIER));
+        assert_eq!(
+            std::fs::read(new.join("relay/localhost.key")).unwrap(),
+            b"kept key"
+        );
+        assert!(!old.exists());
+        assert!(!migrate_relay_dir(&new, LEGACY_IDENTIFIER));
+        // A new directory with a key of its own keeps it.
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join("localhost.key"), b"older key").unwrap();
+        assert!(!migrate_relay_dir(&new, LEGACY_IDENTIFIER));
+        assert_eq!(
+            std::fs::read(new.join("relay/localhost.key")).unwrap(),
+            b"kept key"
+        );
+        let _ = std::fs::remove_dir_all(&base);
+    }
 
     #[test]
     fn commands_are_shell_safe() {

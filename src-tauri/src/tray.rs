@@ -1,13 +1,16 @@
 //! The tray icon (Tauri's `tray-icon`: StatusNotifierItem through libayatana-appindicator
 //! on Linux): the app icon, switched to a variant with a red dot while messages arrived
 //! with the window unfocused ([`set_unread`]); a menu with Show, Mute notifications (a
-//! check item mirroring [`Settings::mute`]) and Quit. Closing the window hides it to the
-//! tray while [`Settings::keep_in_tray`] is on and a tray icon exists ([`on_close_requested`]).
+//! check item mirroring [`Settings::mute`]) and Quit. Closing the window ([`close_action`])
+//! hides it to the tray only while [`Settings::keep_in_tray`] is on, the icon exists and a
+//! tray host shows it ([`tray_host_present`]: a StatusNotifierWatcher with a host on the
+//! session bus); otherwise closing quits, after the window's confirmation while in a room
+//! ([`CLOSE_REQUESTED_EVENT`], answered by the `quit` command).
 
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, Menu, MenuItem};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
-use tauri::{AppHandle, Manager, Runtime, WindowEvent};
+use tauri::{AppHandle, Emitter, Manager, Runtime, WindowEvent};
 
 use crate::settings::{Settings, SettingsState};
 
@@ -40,21 +43,34 @@ pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
         normal.width(),
         normal.height(),
     );
-    let show = MenuItem::with_id(app, MENU_SHOW, "Show Cryptocat", true, None::<&str>)?;
+    let texts = crate::texts::Texts::system();
+    let show = MenuItem::with_id(
+        app,
+        MENU_SHOW,
+        texts.get("native.trayShow", &[]),
+        true,
+        None::<&str>,
+    )?;
     let muted = app.state::<SettingsState>().get().mute;
     let mute = CheckMenuItem::with_id(
         app,
         MENU_MUTE,
-        "Mute notifications",
+        texts.get("native.trayMute", &[]),
         true,
         muted,
         None::<&str>,
     )?;
-    let quit = MenuItem::with_id(app, MENU_QUIT, "Quit", true, None::<&str>)?;
+    let quit = MenuItem::with_id(
+        app,
+        MENU_QUIT,
+        texts.get("native.trayQuit", &[]),
+        true,
+        None::<&str>,
+    )?;
     let menu = Menu::with_items(app, &[&show, &mute, &quit])?;
     let icon = TrayIconBuilder::with_id("main")
         .icon(normal.clone())
-        .tooltip("Cryptocat")
+        .tooltip(texts.get("native.trayTooltip", &[]))
         .menu(&menu)
         .show_menu_on_left_click(false)
         .on_menu_event(|app, event| match event.id.as_ref() {
@@ -111,11 +127,32 @@ pub fn set_unread<R: Runtime>(app: &AppHandle<R>, unread: bool) {
             tray.normal.clone()
         };
         let _ = tray.icon.set_icon(Some(icon));
-        let _ = tray.icon.set_tooltip(Some(if unread {
-            "Cryptocat: new messages"
-        } else {
-            "Cryptocat"
-        }));
+        let texts = crate::texts::Texts::system();
+        let _ = tray.icon.set_tooltip(Some(texts.get(
+            if unread {
+                "native.trayTooltipUnread"
+            } else {
+                "native.trayTooltip"
+            },
+            &[],
+        )));
+    }
+}
+
+/// The main window's title: the app's name, with the unread total of every room.
+pub fn window_title(unread: u32) -> String {
+    if unread == 0 {
+        "Cryptocat".to_owned()
+    } else {
+        format!("Cryptocat ({unread})")
+    }
+}
+
+/// Shows the unread total of every room (the window counts them) in the window's title.
+#[tauri::command]
+pub fn set_unread_total<R: Runtime>(app: AppHandle<R>, total: u32) {
+    if let Some(w) = app.get_webview_window(MAIN_WINDOW) {
+        let _ = w.set_title(&window_title(total));
     }
 }
 
@@ -126,8 +163,63 @@ pub fn main_window_focused<R: Runtime>(app: &AppHandle<R>) -> bool {
         .unwrap_or(false)
 }
 
-/// The main window's events: focus clears the unread indicator; closing hides to the tray
-/// when the settings say so and a tray icon exists.
+/// The Tauri event asking the window to confirm quitting (no payload): the window was
+/// closed while in a room and there is no tray to hide to. The window answers with the
+/// `quit` command, or stays.
+pub const CLOSE_REQUESTED_EVENT: &str = "close_requested";
+
+/// What closing the main window does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseAction {
+    /// Hide the window; the app goes on in the tray.
+    Hide,
+    /// Ask the window to confirm quitting (we are in a room).
+    Confirm,
+    /// Let it close: the app quits.
+    Quit,
+}
+
+/// What closing does: hide to the tray only when the person wants it and a tray shows our
+/// icon (else nothing would bring the window back); otherwise quit, after a confirmation
+/// while in a room.
+pub fn close_action(keep_in_tray: bool, tray_shown: bool, in_room: bool) -> CloseAction {
+    if keep_in_tray && tray_shown {
+        CloseAction::Hide
+    } else if in_room {
+        CloseAction::Confirm
+    } else {
+        CloseAction::Quit
+    }
+}
+
+/// The StatusNotifierWatcher's bus name, object path and interface.
+const WATCHER: &str = "org.kde.StatusNotifierWatcher";
+const WATCHER_PATH: &str = "/StatusNotifierWatcher";
+
+/// Whether a tray host would show our icon now: on Linux, a StatusNotifierWatcher owns its
+/// name on the session bus and says a host (a panel's tray) is registered with it (what
+/// libayatana-appindicator registers with). An XEmbed-only tray is not asked about: closing
+/// then quits rather than hide a window nothing may bring back. Other systems: always.
+pub fn tray_host_present() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use dbus::blocking::stdintf::org_freedesktop_dbus::Properties;
+        let Ok(conn) = dbus::blocking::Connection::new_session() else {
+            return false;
+        };
+        let proxy = conn.with_proxy(WATCHER, WATCHER_PATH, std::time::Duration::from_millis(500));
+        proxy
+            .get::<bool>(WATCHER, "IsStatusNotifierHostRegistered")
+            .unwrap_or(false)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        true
+    }
+}
+
+/// The main window's events: focus clears the unread indicator; closing does what
+/// [`close_action`] says.
 pub fn on_window_event<R: Runtime>(window: &tauri::Window<R>, event: &WindowEvent) {
     let app = window.app_handle();
     match event {
@@ -136,15 +228,35 @@ pub fn on_window_event<R: Runtime>(window: &tauri::Window<R>, event: &WindowEven
             set_unread(app, false);
         }
         WindowEvent::CloseRequested { api, .. } => {
-            let keep = app.state::<SettingsState>().get().keep_in_tray
-                && app.try_state::<Tray<R>>().is_some();
-            if keep {
-                api.prevent_close();
-                let _ = window.hide();
+            let keep = app.state::<SettingsState>().get().keep_in_tray;
+            let tray_shown = app.try_state::<Tray<R>>().is_some() && keep && tray_host_present();
+            let in_room = app
+                .state::<crate::state::AppState>()
+                .rooms
+                .try_lock()
+                .map(|rooms| !rooms.is_empty())
+                .unwrap_or(true);
+            match close_action(keep, tray_shown, in_room) {
+                CloseAction::Hide => {
+                    api.prevent_close();
+                    let _ = window.hide();
+                }
+                CloseAction::Confirm => {
+                    api.prevent_close();
+                    let _ = app.emit(CLOSE_REQUESTED_EVENT, ());
+                }
+                CloseAction::Quit => {}
             }
         }
         _ => {}
     }
+}
+
+/// Quits the app (the window confirmed it after [`CLOSE_REQUESTED_EVENT`]): every room is
+/// left on the way out.
+#[tauri::command]
+pub fn quit<R: Runtime>(app: AppHandle<R>) {
+    app.exit(0);
 }
 
 /// The icon's RGBA pixels with a red dot in the top-right quarter (the unread variant).
@@ -170,6 +282,24 @@ pub fn with_unread_dot(rgba: &[u8], width: u32, height: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_title_counts_unread_messages() {
+        assert_eq!(window_title(0), "Cryptocat");
+        assert_eq!(window_title(3), "Cryptocat (3)");
+    }
+
+    #[test]
+    fn closing_hides_only_to_a_tray_that_shows_and_asks_while_in_a_room() {
+        use CloseAction::*;
+        assert_eq!(close_action(true, true, true), Hide);
+        assert_eq!(close_action(true, true, false), Hide);
+        // No tray host: nothing would bring the window back.
+        assert_eq!(close_action(true, false, true), Confirm);
+        assert_eq!(close_action(true, false, false), Quit);
+        assert_eq!(close_action(false, true, true), Confirm);
+        assert_eq!(close_action(false, true, false), Quit);
+    }
 
     #[test]
     fn unread_variant_has_a_red_dot_and_keeps_the_rest() {

@@ -731,6 +731,9 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
         ("XDG_CONFIG_HOME", at_home(".config")),
         ("XDG_CACHE_HOME", at_home(".cache")),
         ("XDG_RUNTIME_DIR", at_home("run")),
+        // The app in English (the UI's texts and the tray's, which the test reads),
+        // whatever the machine's language.
+        ("LANGUAGE", "en".to_owned()),
     ];
     // GNOME Keyring's Secret Service, unlocked with a password on stdin, for "remember my
     // identity".
@@ -788,7 +791,7 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     let native_port = free_port();
     procs.0.push((
         "tauri-driver",
-        Command::new(tauri_driver)
+        Command::new(&tauri_driver)
             .args([
                 "--port".to_owned(),
                 port.to_string(),
@@ -826,9 +829,17 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
            && d.querySelector('input[aria-describedby=settings-remember-hint]').checked",
     );
     d.click(".dialog.settings button.close");
+    d.until(
+        "the settings closed",
+        "return !document.querySelector('.dialog.settings') && !!document.querySelector('.join img.app-icon')?.complete",
+    );
+    // WebKit paints the closed dialog's place a moment after the DOM changed.
+    std::thread::sleep(Duration::from_millis(300));
     screenshot(&xwd, display, "join");
     d.type_into("#join-room", ROOM);
     d.type_into("#join-nick", APP_NICK);
+    // "Remember the server and my nickname": filled in after leaving and at the next start.
+    d.click("#join-remember");
     d.click("form button[type=submit]");
     d.el(".room-header h1");
     assert_eq!(d.text(".room-header h1"), format!("#{ROOM}"));
@@ -988,7 +999,44 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     // ---- the link clicked: the desktop runs the app again with it ----
     // Back on the join screen, the link goes to a second invocation of the app, which hands
     // it to this one and exits; the join screen fills in, and the nickname is all to type.
-    d.click("//button[text()='Leave the room']");
+    // A second room at once, on the same built-in server (the remembered nickname and
+    // server filled in): a message in the first room counts there, unread.
+    d.click(".room-list button.join-another");
+    assert_eq!(
+        d.until(
+            "the remembered nickname",
+            "return document.querySelector('#join-nick')?.value",
+        ),
+        APP_NICK
+    );
+    d.type_into("#join-room", "annex");
+    d.click("form button[type=submit]");
+    d.until(
+        "the second room on screen",
+        "return document.querySelector('.room-header h1')?.textContent === '#annex'",
+    );
+    cli.line("while you are in the annex");
+    cli.wait("the CLI's message sent", |v| v["type"] == "sent");
+    let unread = d.until(
+        "the first room's unread count",
+        "return document.querySelector('.room-list .unread-count') && \
+           [...document.querySelectorAll('.room-list .room-switch')].map(b => b.getAttribute('aria-label')).join(' | ')",
+    );
+    assert_eq!(
+        unread,
+        format!("#{ROOM}, 1 unread message | #annex"),
+        "the room list"
+    );
+    d.click(".room-header button.leave");
+    d.click(".dialog.leave-confirm button.leave-now");
+    d.until(
+        "the first room back on screen",
+        &format!("return document.querySelector('.room-header h1')?.textContent === '#{ROOM}' && !document.querySelector('.room-list .unread-count')"),
+    );
+
+    // Leaving asks first ("Stay" has the focus); the person confirms.
+    d.click(".room-header button.leave");
+    d.click(".dialog.leave-confirm button.leave-now");
     cli.wait("alice leaving", |v| {
         v["type"] == "member_left" && v["nick"] == APP_NICK
     });
@@ -1029,7 +1077,14 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     // What the CLI printed before (the room with alice and the twin) is forgotten; what it
     // prints from the rejoin on stays, however fast it comes.
     cli.forget();
-    d.type_into("#join-nick", APP_NICK);
+    // The remembered nickname is there already: nothing to type.
+    assert_eq!(
+        d.until(
+            "the remembered nickname",
+            "return document.querySelector('#join-nick')?.value",
+        ),
+        APP_NICK
+    );
     d.click("form button[type=submit]");
     assert_eq!(d.text(".room-header h1"), format!("#{ROOM}"));
     cli.wait("alice back through the link", |v| {
@@ -1088,6 +1143,55 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     });
     d.until("the app's window focused", "return document.hasFocus()");
 
+    // Closing the window, as a window manager's close button does: a tray host shows the
+    // icon, so the window hides and the app stays in the room; the tray's Show brings it
+    // back.
+    let visible = || {
+        Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--name", "^Cryptocat$"])
+            .envs(session_env.clone())
+            .output()
+            .is_ok_and(|o| !o.stdout.trim_ascii().is_empty())
+    };
+    assert!(visible(), "the window is shown before closing");
+    let asked = Command::new(SYSTEM_PYTHON)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/wm_close.py"))
+        .arg("Cryptocat")
+        .envs(session_env.clone())
+        .output()
+        .unwrap();
+    assert_ne!(
+        String::from_utf8_lossy(&asked.stdout).trim(),
+        "0",
+        "no window took WM_DELETE_WINDOW: {}",
+        String::from_utf8_lossy(&asked.stderr)
+    );
+    wait_for("the window hidden to the tray", WAIT, || !visible());
+    tray.forget();
+    tray.line("menu");
+    let menu = tray.wait("the menu", |v| v["event"] == "menu");
+    let show = menu["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["label"] == "Show Cryptocat")
+        .unwrap()["id"]
+        .clone();
+    tray.line(&format!("click {show}"));
+    wait_for("the window shown again", WAIT, visible);
+    d.type_into(".composer textarea", "still here");
+    d.click(".composer button[type=submit]");
+    cli.wait("the app's message after hiding", |v| {
+        v["type"] == "message" && v["text"] == "still here"
+    });
+    tray.forget();
+
+    // The window moved and resized by the person: kept for the next start.
+    let rect = json!({ "x": 40, "y": 30, "width": 900, "height": 640 });
+    d.call("POST", "/window/rect", Some(rect.clone()))
+        .unwrap_or_else(|e| panic!("set the window's rect: {e}"));
+    let before = d.call("GET", "/window/rect", None).unwrap();
+
     // The tray menu, as the panel reads it; Quit leaves the room and ends the app.
     tray.line("menu");
     let menu = tray.wait("the menu", |v| v["event"] == "menu");
@@ -1115,9 +1219,71 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     cli.forget();
 
     // ---- the app again: the keyring gave it back its identity and whom it verified ----
-    let d = Driver::launch(port, &caps);
+    // This time in a dark desktop theme (through a second tauri-driver whose environment
+    // asks GTK for it): the UI follows it.
+    let dark_port = free_port();
+    let dark_native_port = free_port();
+    procs.0.push((
+        "tauri-driver (dark)",
+        Command::new(tauri_driver)
+            .args([
+                "--port".to_owned(),
+                dark_port.to_string(),
+                "--native-port".to_owned(),
+                dark_native_port.to_string(),
+                "--native-driver".to_owned(),
+                webkit_driver.display().to_string(),
+            ])
+            .envs(session_env.clone())
+            .env("GTK_THEME", "Adwaita:dark")
+            .env("NO_AT_BRIDGE", "1")
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    wait_for("tauri-driver (dark)", Duration::from_secs(10), || {
+        TcpStream::connect((Ipv4Addr::LOCALHOST, dark_port)).is_ok()
+    });
+    let d = Driver::launch(dark_port, &caps);
+    assert_eq!(
+        d.script("return matchMedia('(prefers-color-scheme: dark)').matches"),
+        json!(true),
+        "the UI sees the dark theme"
+    );
+    assert_eq!(
+        d.script("return getComputedStyle(document.body).backgroundColor"),
+        json!("rgb(21, 24, 28)")
+    );
+    // Remembered: the window's size and place, the server and the nickname; not the room.
+    d.el("#join-room");
+    let after = d.call("GET", "/window/rect", None).unwrap();
+    for k in ["width", "height", "x", "y"] {
+        assert_eq!(
+            after[k], before[k],
+            "the window's {k}: {after} after, {before} before"
+        );
+    }
+    assert_eq!(before["width"], rect["width"], "{before}");
+    assert_eq!(
+        d.until(
+            "the remembered nickname",
+            "return document.querySelector('#join-nick')?.value",
+        ),
+        APP_NICK
+    );
+    assert_eq!(
+        d.script("return document.querySelector('#join-room').value"),
+        json!("")
+    );
+    assert_eq!(
+        d.script("return document.querySelector('input[value=this_computer]').checked"),
+        json!(true)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    screenshot(&xwd, display, "join-dark");
     d.type_into("#join-room", ROOM);
-    d.type_into("#join-nick", APP_NICK);
     d.click("form button[type=submit]");
     d.el(".room-header h1");
     assert_eq!(
@@ -1130,6 +1296,7 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
         "return [...document.querySelectorAll('.members .member')].some(m => \
            m.querySelector('.nick')?.textContent === 'bob' && m.querySelector('.badge.verified'))",
     );
+    screenshot(&xwd, display, "room-dark");
     let again = cli.wait("alice back", |v| {
         v["type"] == "member_joined" && v["nick"] == APP_NICK
     });

@@ -46,7 +46,8 @@ fn notify_calls_hide_content_unless_asked() {
     let x = Xvfb::start();
     common::rerun_in_session(
         "notify_calls_hide_content_unless_asked",
-        &[("DISPLAY", x.display.as_str())],
+        // The texts in English, whatever the machine's language.
+        &[("DISPLAY", x.display.as_str()), ("LANGUAGE", "en")],
     );
 }
 

@@ -1,6 +1,10 @@
 import { expect, test, type Page } from '@playwright/test';
 import { fileURLToPath } from 'node:url';
-import { s } from '../src/lib/strings';
+import { readFileSync } from 'node:fs';
+import { s, warningText } from '../src/lib/strings';
+import { setLocale } from '../src/lib/i18n';
+import { ERROR_CODES } from '../src/lib/bindings';
+import AxeBuilder from '@axe-core/playwright';
 
 const stub = fileURLToPath(new URL('./tauri-stub.js', import.meta.url));
 const HOSTILE = '<img src=x onerror=alert(1)><script>alert(2)</script><b>bold</b>';
@@ -29,6 +33,11 @@ async function join(page: Page, room = 'Lobby', nick = 'alice') {
   await expect(page.getByRole('heading', { name: '#lobby' })).toBeVisible();
 }
 
+async function leave(page: Page) {
+  await page.getByRole('button', { name: s.room.leave }).click();
+  await page.getByRole('alertdialog').getByRole('button', { name: s.room.leaveConfirm, exact: true }).click();
+}
+
 test('join screen: errors for a bad room, nickname and server', async ({ page }) => {
   await page.goto('/');
   await expect(page.getByRole('heading', { name: s.join.title })).toBeVisible();
@@ -49,6 +58,22 @@ test('join screen: errors for a bad room, nickname and server', async ({ page })
   expect(calls).toEqual([
     { cmd: 'join', args: { req: { room: 'lobby', nick: 'alice', server: { kind: 'url', url: 'xmpp://unreachable.invalid', pin: null } } } },
   ]);
+});
+
+test('every error code a command can return has its own sentence on the join screen', async ({ page }) => {
+  await page.goto('/');
+  await page.getByLabel(s.join.room).fill('lobby');
+  await page.getByLabel(s.join.nick).fill('alice');
+  await page.getByLabel(s.join.otherServer).check();
+  for (const code of ERROR_CODES) {
+    await page.getByLabel(s.join.serverUrl).fill(`xmpp://fail.invalid/?code=${code}`);
+    await page.getByRole('button', { name: s.join.submit }).click();
+    const alert = page.getByRole('alert').filter({ hasText: s.errors[code] });
+    await expect(alert, code).toBeVisible();
+    await expect(alert).not.toContainText(s.errors.generic);
+    if (code === 'registration_refused') await expect(alert.getByTestId('error-detail')).toHaveText('resource-constraint');
+    if (code === 'certificate_refused') await expect(alert.getByTestId('seen-key')).toHaveText('sha256/' + 'c'.repeat(43));
+  }
 });
 
 test('room: members, hostile text stays text, sending with confirmation', async ({ page }) => {
@@ -85,16 +110,115 @@ test('warnings and connection banner; unconfirmed flag', async ({ page }) => {
   await page.evaluate(() => {
     const st = (window as any).__stub;
     st.emit({ type: 'warning', code: 'unconfirmed', message: 'bob did not confirm a message', id: 'm1' });
-    st.emit({ type: 'warning', code: 'key_changed', message: 'the key of <b>bob</b> changed', id: null });
-    st.emit({ type: 'connection', connection: { state: 'reconnecting', attempt: 2, delay_ms: 400 } });
+    st.emit({ type: 'warning', code: 'key_changed', message: 'the key of <b>bob</b> changed', id: null, who: ['<b>bob</b>'], count: null });
+    st.emit({ type: 'connection', connection: { state: 'reconnecting', attempt: 2, delay_ms: 60_000 } });
   });
-  await expect(page.getByText(`⚠ ${s.room.unconfirmed}`)).toBeVisible();
-  await expect(page.getByRole('status').filter({ hasText: s.connection.reconnecting(2) })).toBeVisible();
-  await expect(page.getByText('⚠ the key of <b>bob</b> changed')).toBeVisible();
+  await expect(page.getByText(s.room.unconfirmed, { exact: true })).toBeVisible();
+  await expect(page.getByRole('status').filter({ hasText: 'attempt 2' })).toBeVisible();
+  // The UI's own sentence, the nickname as text.
+  await expect(page.getByText(warningText('key_changed', ['<b>bob</b>'], null, ''), { exact: true })).toBeVisible();
+  expect(await page.locator('.warnings b').count()).toBe(0);
   await page.getByRole('button', { name: s.warnings.dismiss }).first().click();
-  await expect(page.getByText('⚠ bob did not confirm a message')).toHaveCount(0);
+  await expect(page.getByText('bob did not confirm a message', { exact: true })).toHaveCount(0);
   await page.evaluate(() => (window as any).__stub.emit({ type: 'connection', connection: { state: 'connected' } }));
-  await expect(page.getByText(s.connection.reconnecting(2))).toHaveCount(0);
+  await expect(page.getByText('attempt 2')).toHaveCount(0);
+});
+
+test('reconnecting: a countdown, and "Retry now" asks the app to try at once', async ({ page }) => {
+  await join(page);
+  await page.evaluate(() =>
+    (window as any).__stub.emit({ type: 'connection', connection: { state: 'reconnecting', attempt: 3, delay_ms: 30_000 } }),
+  );
+  const status = page.getByRole('status').filter({ hasText: 'attempt 3' });
+  await expect(status).toHaveText(s.connection.reconnectingIn(3, 30));
+  // The countdown goes down.
+  await expect(status).toHaveText(s.connection.reconnectingIn(3, 28), { timeout: 5000 });
+  await page.getByRole('button', { name: s.connection.retryNow }).click();
+  expect(await page.evaluate(() => (window as any).__stub.calls.filter((c: any) => c.cmd === 'retry_now'))).toEqual([
+    { cmd: 'retry_now', args: { room: 'lobby' } },
+  ]);
+  await expect(status).toHaveCount(0);
+  await expect(page.getByRole('button', { name: s.connection.retryNow })).toHaveCount(0);
+  // A short delay runs out: "trying now", and the button waits for the next attempt.
+  await page.evaluate(() =>
+    (window as any).__stub.emit({ type: 'connection', connection: { state: 'reconnecting', attempt: 4, delay_ms: 500 } }),
+  );
+  await expect(page.getByRole('status')).toHaveText(s.connection.reconnectingNow(4));
+  await expect(page.getByRole('button', { name: s.connection.retryNow })).toBeDisabled();
+});
+
+test('closing the window while in a room (no tray) asks before quitting', async ({ page }) => {
+  await join(page);
+  await page.evaluate(() => (window as any).__stub.emitRaw('close_requested', null));
+  const dialog = page.getByRole('alertdialog', { name: s.quit.title });
+  await expect(dialog).toContainText(s.quit.body('#lobby'));
+  await expect(dialog.getByRole('button', { name: s.quit.cancel })).toBeFocused();
+  await page.keyboard.press('Escape');
+  await expect(dialog).toHaveCount(0);
+  expect(await page.evaluate(() => (window as any).__stub.quits)).toBe(0);
+  await page.evaluate(() => (window as any).__stub.emitRaw('close_requested', null));
+  await dialog.getByRole('button', { name: s.quit.confirm, exact: true }).click();
+  expect(await page.evaluate(() => (window as any).__stub.quits)).toBe(1);
+});
+
+test('messages show the local time, the full date on hover', async ({ page }) => {
+  await join(page);
+  const log = page.getByRole('log', { name: s.room.conversation });
+  const time = log.locator('.message').filter({ hasText: HOSTILE }).locator('time');
+  await expect(time).toHaveText(/^\d{1,2}:\d{2}/);
+  const [datetime, title] = await Promise.all([time.getAttribute('datetime'), time.getAttribute('title')]);
+  const at = Date.parse(datetime ?? '');
+  expect(Math.abs(Date.now() - at)).toBeLessThan(60_000);
+  expect(title).toContain(String(new Date(at).getFullYear()));
+  expect(title).toContain(new Intl.DateTimeFormat(undefined, { weekday: 'long' }).format(at));
+});
+
+test('unread marks on the tabs and a "new messages" line', async ({ page }) => {
+  await join(page);
+  await page.getByRole('button', { name: s.room.openPrivate('bob') }).click();
+  await expect(page.getByRole('tab', { name: s.room.privateWith('bob') })).toHaveAttribute('aria-selected', 'true');
+  // Two group messages while the private chat is on screen.
+  await page.evaluate(() => {
+    const st = (window as any).__stub;
+    st.emit({ type: 'message', id: 'u1', nick: 'bob', text: 'first unseen', private: false });
+    st.emit({ type: 'message', id: 'u2', nick: 'bob', text: 'second unseen', private: false });
+  });
+  const group = page.getByRole('tab', { name: `${s.room.group}, ${s.room.unread(2)}` });
+  await expect(group).toBeVisible();
+  await expect(group.locator('.unread-count')).toHaveText('2');
+  await group.click();
+  await expect(page.getByRole('tab', { name: s.room.group, exact: true })).toHaveAttribute('aria-selected', 'true');
+  await expect(page.locator('.unread-count')).toHaveCount(0);
+  // The line sits right above the first message not seen.
+  const items = page.getByRole('log', { name: s.room.conversation }).locator('li');
+  const texts = await items.allTextContents();
+  const line = texts.findIndex((t) => t.includes(s.room.newMessages));
+  expect(line).toBeGreaterThan(0);
+  expect(texts[line + 1]).toContain('first unseen');
+  // A message in the chat on screen is seen at once; one in the other chat is counted.
+  await page.evaluate(() => {
+    const st = (window as any).__stub;
+    st.emit({ type: 'message', id: 'u3', nick: 'bob', text: 'seen at once', private: false });
+    st.emit({ type: 'message', id: 'p9', nick: 'bob', text: 'private, unseen', private: true });
+  });
+  await expect(page.getByRole('tab', { name: `${s.room.privateWith('bob')}, ${s.room.unread(1)}` })).toBeVisible();
+  await expect(page.getByRole('tab', { name: s.room.group, exact: true })).toBeVisible();
+});
+
+test('leaving asks first; "Stay" keeps the room', async ({ page }) => {
+  await join(page);
+  await page.getByRole('button', { name: s.room.leave }).click();
+  const dialog = page.getByRole('alertdialog', { name: s.room.leaveTitle('lobby') });
+  await expect(dialog).toContainText(s.room.leaveBody);
+  await expect(dialog.getByRole('button', { name: s.room.leaveCancel })).toBeFocused();
+  await page.keyboard.press('Enter');
+  await expect(dialog).toHaveCount(0);
+  await expect(page.getByRole('heading', { name: '#lobby' })).toBeVisible();
+  expect(await page.evaluate(() => (window as any).__stub.calls.filter((c: any) => c.cmd === 'leave'))).toEqual([]);
+  await page.getByRole('button', { name: s.room.leave }).click();
+  await page.getByRole('alertdialog').getByRole('button', { name: s.room.leaveConfirm, exact: true }).click();
+  await expect(page.getByRole('heading', { name: s.join.title })).toBeVisible();
+  expect(await page.evaluate(() => (window as any).__stub.calls.filter((c: any) => c.cmd === 'leave'))).toHaveLength(1);
 });
 
 test('private chat opens as a tab from the member list', async ({ page }) => {
@@ -138,7 +262,7 @@ test('verification dialog: fingerprints, safety number, QR, mark and secret ques
 
   await dialog.press('Escape');
   await expect(dialog).toHaveCount(0);
-  await expect(page.getByRole('list', { name: s.room.members }).getByText(`✔ ${s.room.verified}`)).toBeVisible();
+  await expect(page.getByRole('list', { name: s.room.members }).getByText(s.room.verified, { exact: true })).toBeVisible();
 });
 
 test('answering a question from a member, and leaving', async ({ page }) => {
@@ -151,7 +275,7 @@ test('answering a question from a member, and leaving', async ({ page }) => {
   await dialog.getByRole('button', { name: s.verify.sendAnswer }).click();
   await expect(dialog.getByText(s.verify.resultOk('bob'))).toBeVisible();
   await dialog.getByRole('button', { name: s.verify.close }).click();
-  await page.getByRole('button', { name: s.room.leave }).click();
+  await leave(page);
   await expect(page.getByRole('heading', { name: s.join.title })).toBeVisible();
 });
 
@@ -375,9 +499,255 @@ test('invite panel on the local network (opt-in on the join screen); a new key i
   await settings.getByRole('button', { name: s.settings.renewKey }).click();
   await expect(settings.getByRole('alert')).toHaveText(s.errors.relay_key_in_use);
   await settings.getByRole('button', { name: s.settings.close }).click();
-  await page.getByRole('button', { name: s.room.leave }).click();
+  await leave(page);
   await page.getByRole('button', { name: s.settings.open }).click();
   await settings.getByRole('button', { name: s.settings.renewKey }).click();
   await expect(settings.getByText(s.settings.renewed)).toBeVisible();
   expect(await page.evaluate(() => (window as any).__stub.renewed)).toBe(1);
+});
+
+/** axe-core's violations on the page as it is now (WCAG 2.1 A/AA and best practices). */
+async function axe(page: Page, screen: string) {
+  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']).analyze();
+  const found = result.violations.map((v) => `${screen}: ${v.id} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
+  expect(found, screen).toEqual([]);
+  // The check ran: it looked at rules and passed some.
+  expect(result.passes.length, screen).toBeGreaterThan(10);
+}
+
+for (const scheme of ['light', 'dark'] as const) {
+  test(`accessibility: no axe violation on any screen (${scheme})`, async ({ page }) => {
+    // Fourteen axe runs take a while on a loaded machine.
+    test.setTimeout(120_000);
+    await page.emulateMedia({ colorScheme: scheme });
+    await page.goto('/');
+    await expect(page.getByRole('heading', { name: s.join.title })).toBeVisible();
+    await axe(page, 'join');
+    await page.getByRole('button', { name: s.about.open }).click();
+    await expect(page.getByRole('dialog', { name: s.about.title })).toBeVisible();
+    await axe(page, 'about');
+    await page.keyboard.press('Escape');
+    await page.getByRole('button', { name: s.join.submit }).click();
+    await page.getByLabel(s.join.otherServer).check();
+    await page.getByLabel(s.join.serverUrl).fill('xmpp://fail.invalid/?code=certificate_refused');
+    await page.getByLabel(s.join.room).fill('lobby');
+    await page.getByLabel(s.join.nick).fill('alice');
+    await page.getByRole('button', { name: s.join.submit }).click();
+    await expect(page.getByTestId('seen-key')).toBeVisible();
+    await axe(page, 'join errors');
+    await page.evaluate((link) => (window as any).__stub.openLink(link), LINK);
+    await expect(page.getByTestId('invite-room')).toBeVisible();
+    await axe(page, 'join invite');
+    await page.getByRole('button', { name: s.invite.other }).click();
+
+    await join(page);
+    await page.evaluate(() => {
+      const st = (window as any).__stub;
+      st.emit({ type: 'warning', code: 'key_changed', message: 'the key of bob changed', id: null });
+      st.emit({ type: 'error', code: 'rejoin_failed', message: 'x' });
+      st.emit({ type: 'connection', connection: { state: 'reconnecting', attempt: 1, delay_ms: 30_000 } });
+      st.emit({ type: 'question', nick: 'bob', question: 'Our cat?' });
+    });
+    await page.getByRole('button', { name: s.room.openPrivate('bob') }).click();
+    await page.evaluate(() => (window as any).__stub.emit({ type: 'message', id: 'a1', nick: 'bob', text: 'https://example.org', private: false }));
+    await expect(page.locator('.tabs .unread-count')).toBeVisible();
+    await axe(page, 'room with banners, a private tab and unread marks');
+    await page.getByRole('tab', { name: s.room.group }).click();
+    await page.getByLabel(s.room.composer).fill('sent and confirmed');
+    await page.getByLabel(s.room.composer).press('Enter');
+    await expect(page.getByText(s.room.confirmed(1, 1))).toBeVisible();
+    await expect(page.getByTestId('new-messages')).toBeVisible();
+    await axe(page, 'room, new messages');
+    await page.getByRole('button', { name: s.links.label('https://example.org') }).click();
+    await axe(page, 'link dialog');
+    await page.keyboard.press('Escape');
+    await page.getByRole('button', { name: s.room.verify('bob') }).click();
+    await expect(page.getByRole('img', { name: s.verify.qr('bob') })).toBeVisible();
+    await axe(page, 'verification');
+    await page.keyboard.press('Escape');
+    await page.getByRole('button', { name: s.share.title }).click();
+    await expect(page.getByTestId('invite-panel')).toBeVisible();
+    await axe(page, 'invite panel');
+    await page.keyboard.press('Escape');
+    await page.getByRole('button', { name: s.settings.open }).click();
+    await expect(page.getByRole('checkbox', { name: s.settings.showContent })).toBeVisible();
+    await axe(page, 'settings');
+    await page.keyboard.press('Escape');
+    await page.getByRole('button', { name: s.about.open }).click();
+    await axe(page, 'about (in a room)');
+    await page.keyboard.press('Escape');
+    await page.evaluate(() => (window as any).__stub.emitRaw('close_requested', null));
+    await expect(page.getByRole('alertdialog', { name: s.quit.title })).toBeVisible();
+    await axe(page, 'quit confirmation');
+    await page.keyboard.press('Escape');
+    await page.getByRole('button', { name: s.room.leave }).click();
+    await expect(page.getByRole('alertdialog', { name: s.room.leaveTitle('lobby') })).toBeVisible();
+    await axe(page, 'leave confirmation');
+  });
+}
+
+test('every icon is drawn (SVG, no emoji) and every icon-only button has a name and a tooltip', async ({ page }) => {
+  await join(page);
+  await page.evaluate(() => (window as any).__stub.emit({ type: 'warning', code: 'key_changed', message: 'x', id: null }));
+  await page.getByRole('button', { name: s.room.openPrivate('bob') }).click();
+  const text = await page.evaluate(() => document.body.innerText);
+  expect(text.match(/\p{Extended_Pictographic}/gu) ?? []).toEqual([]);
+  const bare = await page.evaluate(() =>
+    [...document.querySelectorAll('button')]
+      .filter((b) => (b.textContent ?? '').trim() === '')
+      .filter((b) => !b.getAttribute('aria-label') || !b.getAttribute('title') || !b.querySelector('svg'))
+      .map((b) => b.outerHTML.slice(0, 120)),
+  );
+  expect(bare).toEqual([]);
+  expect(await page.locator('button.icon-button').count()).toBeGreaterThanOrEqual(3);
+  // The member actions have visible words beside their icons.
+  await expect(page.getByRole('button', { name: s.room.verify('bob') })).toHaveText(s.room.verifyAction);
+  await expect(page.getByRole('button', { name: s.room.openPrivate('bob'), exact: true })).toHaveText(s.room.chatAction);
+});
+
+test('the app icon on the join screen and in the about box', async ({ page }) => {
+  await page.goto('/');
+  const icon = page.locator('.join h1 img.app-icon');
+  await expect(icon).toBeVisible();
+  expect(await icon.evaluate((i: HTMLImageElement) => i.complete && i.naturalWidth > 0)).toBe(true);
+  await page.getByRole('button', { name: s.about.open }).click();
+  const dialog = page.getByRole('dialog', { name: s.about.title });
+  const version = JSON.parse(readFileSync(new URL('../../tauri.conf.json', import.meta.url), 'utf8')).version;
+  await expect(dialog.getByTestId('about-version')).toHaveText(s.about.version(version));
+  expect(await dialog.locator('img.app-icon').evaluate((i: HTMLImageElement) => i.complete && i.naturalWidth > 0)).toBe(true);
+});
+
+test('the server and nickname are remembered across a restart only when asked, never the room', async ({ page }) => {
+  await page.goto('/');
+  await expect(page.getByLabel(s.join.remember)).not.toBeChecked();
+  await page.getByLabel(s.join.room).fill('secret-room');
+  await page.getByLabel(s.join.nick).fill('alice');
+  await page.getByLabel(s.join.otherServer).check();
+  await page.getByLabel(s.join.serverUrl).fill('xmpp://example.org');
+  await page.getByLabel(s.join.pin).fill(PIN);
+  await page.getByRole('button', { name: s.join.submit }).click();
+  await expect(page.getByRole('heading', { name: '#secret-room' })).toBeVisible();
+  // Not asked: nothing kept.
+  await page.reload();
+  await expect(page.getByLabel(s.join.nick)).toHaveValue('');
+  await page.getByLabel(s.join.room).fill('secret-room');
+  await page.getByLabel(s.join.nick).fill('alice');
+  await page.getByLabel(s.join.otherServer).check();
+  await page.getByLabel(s.join.serverUrl).fill('xmpp://example.org');
+  await page.getByLabel(s.join.pin).fill(PIN);
+  await page.getByLabel(s.join.remember).check();
+  await page.getByRole('button', { name: s.join.submit }).click();
+  await expect(page.getByRole('heading', { name: '#secret-room' })).toBeVisible();
+  const kept = await page.evaluate(() => localStorage.getItem('stub-remembered') ?? '');
+  expect(kept).not.toContain('secret-room');
+  // The app again: server, key pin and nickname are filled in, the room is not.
+  await page.reload();
+  await expect(page.getByLabel(s.join.nick)).toHaveValue('alice');
+  await expect(page.getByLabel(s.join.otherServer)).toBeChecked();
+  await expect(page.getByLabel(s.join.serverUrl)).toHaveValue('xmpp://example.org');
+  await expect(page.getByLabel(s.join.pin)).toHaveValue(PIN);
+  await expect(page.getByLabel(s.join.room)).toHaveValue('');
+  await expect(page.getByLabel(s.join.remember)).toBeChecked();
+  // Unticked at the next join: forgotten.
+  await page.getByLabel(s.join.room).fill('lobby');
+  await page.getByLabel(s.join.remember).uncheck();
+  await page.getByRole('button', { name: s.join.submit }).click();
+  await expect(page.getByRole('heading', { name: '#lobby' })).toBeVisible();
+  await page.reload();
+  await expect(page.getByLabel(s.join.nick)).toHaveValue('');
+  await expect(page.getByLabel(s.join.thisComputer)).toBeChecked();
+});
+
+test('two rooms at once: a room list with unread counts, the title counts them all, leaving one keeps the other', async ({ page }) => {
+  await join(page);
+  const rooms = page.getByRole('navigation', { name: s.roomList.label });
+  await rooms.getByRole('button', { name: s.roomList.joinAnother }).click();
+  await expect(rooms.getByRole('button', { name: s.roomList.cancel })).toBeVisible();
+  await axe(page, 'joining another room');
+  await page.getByLabel(s.join.room).fill('garden');
+  await page.getByLabel(s.join.nick).fill('alice');
+  await page.getByRole('button', { name: s.join.submit }).click();
+  await expect(page.getByRole('heading', { name: '#garden' })).toBeVisible();
+  await expect(rooms.getByRole('button', { name: '#garden', exact: true })).toHaveAttribute('aria-current', 'page');
+  // Two messages in #lobby while #garden is on screen; one in #garden, seen at once.
+  await page.evaluate(() => {
+    const st = (window as any).__stub;
+    st.emitTo('lobby', { type: 'message', id: 'x1', nick: 'bob', text: 'in the lobby', private: false });
+    st.emitTo('lobby', { type: 'message', id: 'x2', nick: 'bob', text: 'still the lobby', private: true });
+    st.emitTo('garden', { type: 'message', id: 'x3', nick: 'bob', text: 'in the garden', private: false });
+  });
+  await expect(rooms.getByRole('button', { name: `#lobby, ${s.room.unread(2)}` })).toBeVisible();
+  await expect(rooms.getByRole('button', { name: '#garden', exact: true })).toBeVisible();
+  await expect(page.getByRole('log', { name: s.room.conversation }).getByText('in the garden')).toBeVisible();
+  await expect(page).toHaveTitle(s.roomList.title(2));
+  await axe(page, 'two rooms, unread in the other');
+  expect(await page.evaluate(() => (window as any).__stub.unreadTotal)).toBe(2);
+  // Over to #lobby: its group chat is seen, the private one still counts.
+  await rooms.getByRole('button', { name: `#lobby, ${s.room.unread(2)}` }).click();
+  await expect(page.getByRole('heading', { name: '#lobby' })).toBeVisible();
+  await expect(page.getByRole('log', { name: s.room.conversation }).getByText('in the lobby')).toBeVisible();
+  await expect(rooms.getByRole('button', { name: `#lobby, ${s.room.unread(1)}` })).toBeVisible();
+  await expect(page.getByRole('tab', { name: `${s.room.privateWith('bob')}, ${s.room.unread(1)}` })).toBeVisible();
+  await expect(page).toHaveTitle(s.roomList.title(1));
+  // Leaving #lobby keeps #garden, which comes on screen.
+  await leave(page);
+  await expect(page.getByRole('heading', { name: '#garden' })).toBeVisible();
+  await expect(rooms.getByRole('button', { name: '#lobby' })).toHaveCount(0);
+  await expect(page).toHaveTitle(s.appName);
+  // Quitting names the rooms still joined.
+  await page.evaluate(() => (window as any).__stub.emitRaw('close_requested', null));
+  await expect(page.getByRole('alertdialog', { name: s.quit.title })).toContainText(s.quit.body('#garden'));
+  await page.keyboard.press('Escape');
+  await leave(page);
+  await expect(page.getByRole('heading', { name: s.join.title })).toBeVisible();
+  await expect(page.getByRole('navigation', { name: s.roomList.label })).toHaveCount(0);
+});
+
+test.describe('in French (the system language)', () => {
+  test.use({ locale: 'fr-FR' });
+  test.afterEach(() => setLocale('en'));
+
+  test('the join screen, the room and its plurals speak French', async ({ page }) => {
+    setLocale('fr');
+    await page.goto('/');
+    await expect(page.locator('html')).toHaveAttribute('lang', 'fr');
+    await expect(page.getByRole('heading', { name: 'Rejoindre un salon' })).toBeVisible();
+    await join(page);
+    await page.getByRole('button', { name: s.room.openPrivate('bob') }).click();
+    await page.evaluate(() => {
+      const st = (window as any).__stub;
+      st.emit({ type: 'message', id: 'f1', nick: 'bob', text: 'un', private: false });
+      st.emit({ type: 'message', id: 'f2', nick: 'bob', text: 'deux', private: false });
+    });
+    await expect(page.getByRole('tab', { name: 'Groupe, 2 messages non lus' })).toBeVisible();
+    await expect(page.getByRole('button', { name: 'Quitter le salon' })).toBeVisible();
+    await axe(page, 'room in French');
+  });
+});
+
+test.describe('in Arabic (right to left)', () => {
+  test.use({ locale: 'ar-EG' });
+  test.afterEach(() => setLocale('en'));
+
+  test('the layout runs right to left, and nothing overlaps or overflows', async ({ page }) => {
+    setLocale('ar');
+    await page.goto('/');
+    await expect(page.locator('html')).toHaveAttribute('dir', 'rtl');
+    await expect(page.getByRole('heading', { name: 'الانضمام إلى غرفة' })).toBeVisible();
+    await axe(page, 'join screen, right to left');
+    await join(page);
+    // The members' column is on the right, the conversation on its left.
+    const members = await page.locator('.sidebar').boundingBox();
+    const chat = await page.locator('.chat').boundingBox();
+    expect(members && chat && members.x > chat.x).toBe(true);
+    // Our own messages sit on the left (the end side), others' on the right.
+    await page.getByLabel(s.room.composer).fill('مرحبا');
+    await page.getByLabel(s.room.composer).press('Enter');
+    const mine = await page.locator('.message.mine').boundingBox();
+    const theirs = await page.locator('.message:not(.mine)').first().boundingBox();
+    expect(mine && theirs && mine.x < theirs.x).toBe(true);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
+    expect(await coveredControls(page)).toEqual([]);
+    await axe(page, 'room, right to left');
+  });
 });

@@ -78,6 +78,15 @@
         return null;
       case 'join': {
         const req = args.req;
+        // xmpp://fail.invalid/?code=CODE: that error (registration_refused with the server's reason).
+        const failing = req.server.kind === 'url' && /[?&]code=([a-z_]+)/.exec(req.server.url);
+        if (failing)
+          throw {
+            code: failing[1],
+            message: 'an English sentence the UI does not show',
+            seen_key: failing[1] === 'certificate_refused' ? 'sha256/' + 'c'.repeat(43) : null,
+            detail: failing[1] === 'registration_refused' ? 'resource-constraint' : null,
+          };
         if (req.server.kind === 'url' && req.server.url.includes('unreachable'))
           throw { code: 'connection_refused', message: 'could not connect to the server', seen_key: null };
         if (req.server.kind === 'invite') {
@@ -162,12 +171,16 @@
         if (room.local && room.name !== null) throw { code: 'relay_key_in_use', message: 'rooms use the built-in server: leave them first', seen_key: null };
         window.__stub.renewed += 1;
         return null;
+      case 'retry_now':
+        window.__stub.retries += 1;
+        later(() => roomEvent({ type: 'connection', connection: { state: 'connected' } }));
+        return null;
       case 'leave':
         {
-          const name = room.name;
+          const name = args.room;
           later(() => emit('engine', { room: name, event: { type: 'left' } }));
+          if (room.name === name) room.name = null;
         }
-        room.name = null;
         return null;
       case 'get_settings':
         return settings;
@@ -184,6 +197,19 @@
         opened.push(args.url);
         return null;
       case 'ui_ready':
+        return null;
+      case 'get_remembered':
+        return JSON.parse(localStorage.getItem('stub-remembered') ?? 'null');
+      case 'set_remembered':
+        // Kept in the page's storage: a reload plays a restart of the app.
+        if (args.remembered) localStorage.setItem('stub-remembered', JSON.stringify(args.remembered));
+        else localStorage.removeItem('stub-remembered');
+        return null;
+      case 'set_unread_total':
+        window.__stub.unreadTotal = args.total;
+        return null;
+      case 'quit':
+        window.__stub.quits += 1;
         return null;
       default:
         throw { code: 'unknown_command', message: cmd };
@@ -222,6 +248,9 @@
     calls,
     emit: roomEvent,
     emitRaw: emit,
+    /** An engine event of another room than the last joined. */
+    emitTo: (name, event) => emit('engine', { room: name, event }),
+    unreadTotal: 0,
     violations,
     holdConfirmations: false,
     noKeyring: false,
@@ -229,6 +258,8 @@
     HOSTILE,
     PIN,
     renewed: 0,
+    retries: 0,
+    quits: 0,
     /** A link opened from outside while the app runs (a second launch handed it over). */
     openLink(link) {
       pendingLink = link;

@@ -1,5 +1,5 @@
 import { vi } from 'vitest';
-import type { OpenedLink, RoomInvites } from '../src/lib/bindings';
+import type { OpenedLink, Remembered, RoomInvites } from '../src/lib/bindings';
 
 // The IPC module, mocked: every command is a vi.fn the test programs.
 export const ipc = {
@@ -11,6 +11,7 @@ export const ipc = {
   markVerified: vi.fn(),
   members: vi.fn(),
   leave: vi.fn(),
+  retryNow: vi.fn(async () => null),
   myFingerprint: vi.fn(),
   getSettings: vi.fn(),
   setSettings: vi.fn(),
@@ -24,4 +25,9 @@ export const ipc = {
   onOpenedLink: vi.fn(async () => () => {}),
   uiReady: vi.fn(async () => null),
   onEvent: vi.fn(async () => () => {}),
+  onCloseRequested: vi.fn(async () => () => {}),
+  quit: vi.fn(async () => null),
+  setUnread: vi.fn(async () => null),
+  getRemembered: vi.fn(async (): Promise<Remembered | null> => null),
+  setRemembered: vi.fn(async () => null),
 };

@@ -117,7 +117,7 @@ describe('Join screen filled from an invite link', () => {
   it('says what is wrong with a link that cannot be used', () => {
     render(Join, {
       onjoined: vi.fn(),
-      opened: { link: { kind: 'invalid', error: { code: 'invalid_invite', message: 'the invite link has no room', seen_key: null } } },
+      opened: { link: { kind: 'invalid', error: { code: 'invalid_invite', message: 'the invite link has no room', seen_key: null, detail: null } } },
     });
     expect(screen.getByRole('alert')).toHaveTextContent(`${s.errors.invalid_invite} the invite link has no room`);
     expect(screen.getByLabelText(s.join.room)).toBeInTheDocument();
@@ -134,7 +134,7 @@ describe('Join screen filled from an invite link', () => {
     expect(alert).toHaveTextContent(s.errors.wrong_server);
     expect(screen.getByTestId('seen-key')).toHaveTextContent(seen);
     for (const code of ['certificate_refused', 'name_not_found', 'connection_refused', 'timed_out']) {
-      ipc.join.mockRejectedValueOnce({ code, message: 'x', seen_key: null });
+      ipc.join.mockRejectedValueOnce({ code, message: 'x', seen_key: null, detail: null });
       await user.click(screen.getByRole('button', { name: s.join.submit }));
       expect(await screen.findByText(s.errors[code])).toBeInTheDocument();
     }
@@ -155,7 +155,7 @@ describe('Another server', () => {
 
   it('says what is wrong with a pasted link on submit', async () => {
     const user = userEvent.setup();
-    const bad = { code: 'invalid_invite', message: 'the invite link is version 2', seen_key: null };
+    const bad = { code: 'invalid_invite', message: 'the invite link is version 2', seen_key: null, detail: null };
     ipc.readInvite.mockRejectedValue(bad);
     render(Join, { onjoined: vi.fn() });
     await user.type(screen.getByLabelText(s.join.room), 'lobby');
@@ -172,7 +172,7 @@ describe('Another server', () => {
 
   it('takes a server address with a key pin', async () => {
     const user = userEvent.setup();
-    ipc.join.mockRejectedValueOnce({ code: 'invalid_pin', message: 'bad pin', seen_key: null });
+    ipc.join.mockRejectedValueOnce({ code: 'invalid_pin', message: 'bad pin', seen_key: null, detail: null });
     render(Join, { onjoined: vi.fn() });
     await user.type(screen.getByLabelText(s.join.room), 'lobby');
     await user.type(screen.getByLabelText(s.join.nick), 'alice');
@@ -187,5 +187,32 @@ describe('Another server', () => {
     });
     expect(await screen.findByText(s.errors.invalid_pin)).toBeInTheDocument();
     expect(screen.getByLabelText(s.join.pin)).toHaveAttribute('aria-invalid', 'true');
+  });
+});
+
+describe('remembered server and nickname', () => {
+  it('fills in what was remembered, keeps it after a join when ticked, forgets when not', async () => {
+    const user = userEvent.setup();
+    ipc.getRemembered.mockResolvedValueOnce({ nick: 'alice', server: { kind: 'url', url: 'xmpp://example.org', pin: null } });
+    ipc.join.mockResolvedValue({ room: 'lobby', nick: 'alice', fingerprint: 'ab' });
+    const onjoined = vi.fn();
+    const { unmount } = render(Join, { onjoined });
+    expect(await screen.findByDisplayValue('alice')).toBeInTheDocument();
+    expect(screen.getByLabelText(s.join.serverUrl)).toHaveValue('xmpp://example.org');
+    expect(screen.getByLabelText(s.join.remember)).toBeChecked();
+    expect(screen.getByLabelText(s.join.room)).toHaveValue('');
+    await user.type(screen.getByLabelText(s.join.room), 'lobby');
+    await user.click(screen.getByRole('button', { name: s.join.submit }));
+    expect(onjoined).toHaveBeenCalled();
+    expect(ipc.setRemembered).toHaveBeenCalledWith({ nick: 'alice', server: { kind: 'url', url: 'xmpp://example.org', pin: null } });
+    unmount();
+
+    ipc.getRemembered.mockResolvedValueOnce(null);
+    render(Join, { onjoined });
+    await user.type(screen.getByLabelText(s.join.room), 'lobby');
+    await user.type(screen.getByLabelText(s.join.nick), 'alice');
+    expect(screen.getByLabelText(s.join.remember)).not.toBeChecked();
+    await user.click(screen.getByRole('button', { name: s.join.submit }));
+    expect(ipc.setRemembered).toHaveBeenLastCalledWith(null);
   });
 });

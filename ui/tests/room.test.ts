@@ -10,7 +10,7 @@ vi.mock('../src/lib/ipc', async (importOriginal) => ({
 import { ipc } from './ipc-mock';
 import Room from '../src/lib/components/Room.svelte';
 import Composer from '../src/lib/components/Composer.svelte';
-import { applyEvent } from '../src/lib/model';
+import { addOwnGroup, applyEvent, setFocused, totalUnread, view } from '../src/lib/model';
 import { s } from '../src/lib/strings';
 import { HOSTILE, bob, room } from './fixtures';
 import { reactive } from './reactive.svelte';
@@ -47,10 +47,10 @@ describe('messages', () => {
     expect(bar).toHaveAttribute('max', '2');
     expect((bar as HTMLProgressElement).value).toBe(1);
 
-    applyEvent(m, { type: 'warning', code: 'unconfirmed', message: 'not confirmed by carol', id: 'm7' });
+    applyEvent(m, { type: 'warning', code: 'unconfirmed', message: 'not confirmed by carol', id: 'm7', who: ['carol'], count: null });
     flushSync();
-    expect(screen.getByText(`⚠ ${s.room.unconfirmed}`)).toBeInTheDocument();
-    expect(screen.getByText('⚠ not confirmed by carol')).toBeInTheDocument();
+    expect(screen.getByText(s.room.unconfirmed)).toBeInTheDocument();
+    expect(screen.getByText('A message was not confirmed by carol in time.')).toBeInTheDocument();
   });
 
   it('opens a private chat from the member list and sends there', async () => {
@@ -185,5 +185,57 @@ describe('invite someone', () => {
     expect(within(dialog).queryByText(s.share.lanOff)).toBeNull();
     await user.keyboard('{Escape}');
     expect(screen.queryByRole('dialog')).toBeNull();
+  });
+});
+
+describe('unread and the "new messages" line', () => {
+  const msg = (id: string, priv = false) => ({ type: 'message' as const, id, nick: 'bob', text: id, private: priv });
+
+  it('counts per chat what arrives off screen or unfocused, and marks where it starts', () => {
+    const m = room();
+    applyEvent(m, msg('g1'));
+    expect(totalUnread(m)).toBe(0);
+    view(m, 'bob');
+    applyEvent(m, msg('g2'));
+    applyEvent(m, msg('g3'));
+    applyEvent(m, msg('p1', true));
+    expect(m.unread).toEqual({ '': 2 });
+    view(m, null);
+    expect(totalUnread(m)).toBe(0);
+    expect(m.divider['']).toBe(m.group[1]?.key);
+    // Unfocused: the chat on screen counts too, and the line moves on focus.
+    setFocused(m, false);
+    applyEvent(m, msg('g4'));
+    expect(m.unread).toEqual({ '': 1 });
+    setFocused(m, true);
+    expect(m.divider['']).toBe(m.group[3]?.key);
+    expect(totalUnread(m)).toBe(0);
+    // Leaving the chat takes its line away.
+    view(m, 'bob');
+    expect(m.divider['']).toBeUndefined();
+  });
+
+  it('writing counts as having seen the chat', () => {
+    const m = room();
+    setFocused(m, false);
+    applyEvent(m, msg('g1'));
+    addOwnGroup(m, 1, 'hi');
+    expect(totalUnread(m)).toBe(0);
+  });
+});
+
+describe('leaving', () => {
+  it('asks first, and leaves only when confirmed', async () => {
+    const user = userEvent.setup();
+    const onleft = vi.fn();
+    ipc.leave.mockResolvedValue(null);
+    render(Room, { model: reactive(room()), onleft });
+    await user.click(screen.getByRole('button', { name: s.room.leave }));
+    await user.click(screen.getByRole('button', { name: s.room.leaveCancel }));
+    expect(ipc.leave).not.toHaveBeenCalled();
+    await user.click(screen.getByRole('button', { name: s.room.leave }));
+    await user.click(screen.getByRole('button', { name: s.room.leaveConfirm }));
+    expect(ipc.leave).toHaveBeenCalledWith('lobby');
+    expect(onleft).toHaveBeenCalled();
   });
 });

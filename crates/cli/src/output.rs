@@ -52,7 +52,9 @@ pub fn event_json(event: &EngineEvent) -> Option<Value> {
             verified,
             manual,
         } => json!({"type": "verification", "nick": nick, "verified": verified, "manual": manual}),
-        EngineEvent::Warning { code, message, id } => {
+        EngineEvent::Warning {
+            code, message, id, ..
+        } => {
             let mut v = json!({"type": "warning", "code": code.as_str(), "message": message});
             if let Some(id) = id {
                 set(&mut v, "id", json!(id));

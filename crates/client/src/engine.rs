@@ -236,6 +236,13 @@ impl EngineHandle {
         self.ask(|reply| Command::Pending { reply }).await
     }
 
+    /// While reconnecting ([`ConnectionState::Reconnecting`]), tries at once instead of
+    /// waiting out the delay (the person pressed "Retry now"). Does nothing while
+    /// connected or while an attempt is under way.
+    pub fn retry_now(&self) -> Result<(), EngineError> {
+        self.xmpp.retry_now().map_err(|_| EngineError::Closed)
+    }
+
     /// Leaves the room: sends our final view of the transcript, deletes every key and
     /// disconnects. [`EngineEvent::Left`] follows.
     pub async fn leave(&self) -> Result<(), EngineError> {
@@ -429,6 +436,8 @@ impl Engine {
                 code: WarningCode::ServerGuarantees,
                 message,
                 id: None,
+                who: Vec::new(),
+                count: None,
             })
             .await;
         }
@@ -618,7 +627,27 @@ impl Task {
     }
 
     async fn warn(&self, code: WarningCode, message: String, id: Option<String>) {
-        self.emit(EngineEvent::Warning { code, message, id }).await;
+        self.warn_about(code, message, id, Vec::new(), None).await;
+    }
+
+    /// A warning naming members (`who`, in the order [`EngineEvent::Warning`] gives) or
+    /// carrying a number.
+    async fn warn_about(
+        &self,
+        code: WarningCode,
+        message: String,
+        id: Option<String>,
+        who: Vec<String>,
+        count: Option<usize>,
+    ) {
+        self.emit(EngineEvent::Warning {
+            code,
+            message,
+            id,
+            who,
+            count,
+        })
+        .await;
     }
 
     // ---- transport ----------------------------------------------------------------
@@ -849,12 +878,14 @@ impl Task {
         }
         self.gate = None;
         if missing > 0 && (!self.held.is_empty() || !self.outbox.is_empty()) {
-            self.warn(
+            self.warn_about(
                 WarningCode::RejoinIncomplete,
                 format!(
                     "{missing} member(s) did not come back after the reconnection; waiting messages went to those present."
                 ),
                 None,
+                Vec::new(),
+                Some(missing),
             )
             .await;
         }
@@ -1324,9 +1355,11 @@ impl Task {
                         .await;
                     }
                     SmpEvent::Aborted { .. } => {
-                        self.warn(
+                        self.warn_about(
                             WarningCode::VerificationAborted,
                             format!("The secret question with {nick} was abandoned; ask again."),
+                            None,
+                            vec![nick.clone()],
                             None,
                         )
                         .await;
@@ -1347,11 +1380,13 @@ impl Task {
             .iter()
             .any(|c| c.nickname == nickname && !bool::from(subtle_eq(&c.fingerprint, &bytes)));
         if verified_other_key && !self.is_verified(&bytes) {
-            self.warn(
+            self.warn_about(
                 WarningCode::KeyChanged,
                 format!(
                     "{nickname} has a different key than the one you verified. It may be someone else: verify again."
                 ),
+                None,
+                vec![nickname.to_owned()],
                 None,
             )
             .await;
@@ -1359,7 +1394,7 @@ impl Task {
     }
 
     async fn on_alarm(&mut self, alarm: Alarm) {
-        let (code, message, id) = match alarm {
+        let (code, message, id, who) = match alarm {
             Alarm::NicknameMismatch {
                 member,
                 reported_by,
@@ -1371,6 +1406,7 @@ impl Task {
                     self.nick_of(&reported_by)
                 ),
                 None,
+                vec![self.nick_of(&member), self.nick_of(&reported_by)],
             ),
             Alarm::RosterSplit {
                 member,
@@ -1383,6 +1419,7 @@ impl Task {
                     self.nick_of(&member)
                 ),
                 None,
+                vec![self.nick_of(&member), self.nick_of(&reported_by)],
             ),
             Alarm::Equivocation {
                 sender,
@@ -1396,6 +1433,7 @@ impl Task {
                     self.nick_of(&sender)
                 ),
                 None,
+                vec![self.nick_of(&sender), self.nick_of(&reported_by)],
             ),
             Alarm::FalseAcknowledgement { reported_by } => (
                 WarningCode::TranscriptInconsistent,
@@ -1404,6 +1442,7 @@ impl Task {
                     self.nick_of(&reported_by)
                 ),
                 None,
+                vec![self.nick_of(&reported_by)],
             ),
             Alarm::ChainBroken { sender, .. } => (
                 WarningCode::TranscriptInconsistent,
@@ -1412,6 +1451,7 @@ impl Task {
                     self.nick_of(&sender)
                 ),
                 None,
+                vec![self.nick_of(&sender)],
             ),
             Alarm::ForgedOrigin { claimed_sender } => (
                 WarningCode::ForgedMessage,
@@ -1420,6 +1460,7 @@ impl Task {
                     self.nick_of(&claimed_sender)
                 ),
                 None,
+                vec![self.nick_of(&claimed_sender)],
             ),
             Alarm::AttestationTimeout { missing } => (
                 WarningCode::MemberUnresponsive,
@@ -1428,6 +1469,7 @@ impl Task {
                     self.nicks(&missing)
                 ),
                 None,
+                missing.iter().map(|a| self.nick_of(a)).collect(),
             ),
             Alarm::HiddenMember {
                 member,
@@ -1440,6 +1482,7 @@ impl Task {
                     self.nick_of(&member)
                 ),
                 None,
+                vec![self.nick_of(&member), self.nick_of(&reported_by)],
             ),
             Alarm::Garbled { sender } => (
                 WarningCode::Garbled,
@@ -1448,6 +1491,7 @@ impl Task {
                     self.nick_of(&sender)
                 ),
                 None,
+                vec![self.nick_of(&sender)],
             ),
             Alarm::HandshakeTimeout { member } => (
                 WarningCode::MemberUnresponsive,
@@ -1456,6 +1500,7 @@ impl Task {
                     self.nick_of(&member)
                 ),
                 None,
+                vec![self.nick_of(&member)],
             ),
             Alarm::Unconfirmed { id, missing } => (
                 WarningCode::Unconfirmed,
@@ -1464,6 +1509,7 @@ impl Task {
                     self.nicks(&missing)
                 ),
                 Some(id.to_string()),
+                missing.iter().map(|a| self.nick_of(a)).collect(),
             ),
             Alarm::Missing { sender, .. } => (
                 WarningCode::MissingMessage,
@@ -1472,6 +1518,7 @@ impl Task {
                     self.nick_of(&sender)
                 ),
                 None,
+                vec![self.nick_of(&sender)],
             ),
             Alarm::KeyChanged { member } => (
                 WarningCode::KeyChanged,
@@ -1480,6 +1527,7 @@ impl Task {
                     self.nick_of(&member)
                 ),
                 None,
+                vec![self.nick_of(&member)],
             ),
             Alarm::NicknameTaken { nickname, .. } => (
                 WarningCode::NicknameTaken,
@@ -1487,19 +1535,22 @@ impl Task {
                     "Two members call themselves {nickname}. Check their fingerprints before trusting either."
                 ),
                 None,
+                vec![nickname.clone()],
             ),
             Alarm::UnboundOccupantName { .. } => (
                 WarningCode::MemberRefused,
                 "A member whose name is not bound to its key was left out.".to_owned(),
                 None,
+                Vec::new(),
             ),
             Alarm::RoomMismatch { .. } => (
                 WarningCode::MemberRefused,
                 "A member whose keys were made for another room was left out.".to_owned(),
                 None,
+                Vec::new(),
             ),
         };
-        self.warn(code, message, id).await;
+        self.warn_about(code, message, id, who, None).await;
     }
 
     fn nicks(&self, addresses: &[String]) -> String {

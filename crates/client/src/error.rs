@@ -100,6 +100,19 @@ impl StartError {
         })
     }
 
+    /// The error condition the server gave when it refused us (registration, resource
+    /// binding, joining the room): an XMPP condition name such as `conflict` or
+    /// `not-allowed`, for the person to read or report. `None` for the other errors.
+    pub fn server_condition(&self) -> Option<&str> {
+        match self {
+            Self::JoinFailed { condition }
+            | Self::Connect(ConnectError::Session(
+                SessionError::Registration { condition } | SessionError::Bind { condition },
+            )) => Some(condition),
+            _ => None,
+        }
+    }
+
     /// The pin of the key a refused server showed, when its certificate was refused (so
     /// that a person can compare it, or pass it as `--pin` after checking).
     pub fn seen_key(&self) -> Option<cryptocat_xmpp::Pin> {

@@ -103,6 +103,29 @@ pub enum WarningCode {
 }
 
 impl WarningCode {
+    /// Every code, for a UI to check that it has a sentence for each.
+    pub const ALL: &'static [WarningCode] = &[
+        Self::KeyChanged,
+        Self::NicknameTaken,
+        Self::NicknameMismatch,
+        Self::RosterSplit,
+        Self::HiddenMember,
+        Self::Equivocation,
+        Self::TranscriptInconsistent,
+        Self::ForgedMessage,
+        Self::Garbled,
+        Self::Unconfirmed,
+        Self::MissingMessage,
+        Self::MemberUnresponsive,
+        Self::MemberRefused,
+        Self::PlaintextDropped,
+        Self::InvalidPayload,
+        Self::MessageRefused,
+        Self::VerificationAborted,
+        Self::RejoinIncomplete,
+        Self::ServerGuarantees,
+    ];
+
     /// The stable snake_case code.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -218,6 +241,15 @@ pub enum EngineEvent {
         message: String,
         /// The message concerned, for [`WarningCode::Unconfirmed`].
         id: Option<String>,
+        /// The nicknames the warning is about, so that a UI can say it in its own words
+        /// (`message` is English): the member concerned first, then, when another member
+        /// reported it, that member (`nickname_mismatch`, `roster_split`,
+        /// `hidden_member`, `equivocation`); everyone missing for `unconfirmed` and
+        /// `member_unresponsive`; the nickname claimed twice for `nickname_taken`; empty
+        /// when no member is named.
+        who: Vec<String>,
+        /// How many members did not come back, for [`WarningCode::RejoinIncomplete`].
+        count: Option<usize>,
     },
     /// Something failed for good (the room could not be re-joined, the connection was
     /// given up); [`EngineEvent::Connection`] with [`ConnectionState::Offline`] follows.
@@ -229,4 +261,42 @@ pub enum EngineEvent {
     },
     /// We left the room; the engine stops.
     Left,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ALL` holds every code once: the match below stops compiling when a code is added,
+    /// and the positions must then be given in `ALL` too.
+    #[test]
+    fn all_warning_codes_are_listed() {
+        fn position(c: WarningCode) -> usize {
+            match c {
+                WarningCode::KeyChanged => 0,
+                WarningCode::NicknameTaken => 1,
+                WarningCode::NicknameMismatch => 2,
+                WarningCode::RosterSplit => 3,
+                WarningCode::HiddenMember => 4,
+                WarningCode::Equivocation => 5,
+                WarningCode::TranscriptInconsistent => 6,
+                WarningCode::ForgedMessage => 7,
+                WarningCode::Garbled => 8,
+                WarningCode::Unconfirmed => 9,
+                WarningCode::MissingMessage => 10,
+                WarningCode::MemberUnresponsive => 11,
+                WarningCode::MemberRefused => 12,
+                WarningCode::PlaintextDropped => 13,
+                WarningCode::InvalidPayload => 14,
+                WarningCode::MessageRefused => 15,
+                WarningCode::VerificationAborted => 16,
+                WarningCode::RejoinIncomplete => 17,
+                WarningCode::ServerGuarantees => 18,
+            }
+        }
+        for (i, c) in WarningCode::ALL.iter().enumerate() {
+            assert_eq!(position(*c), i, "{}", c.as_str());
+        }
+        assert_eq!(WarningCode::ALL.len(), 19);
+    }
 }

@@ -347,6 +347,7 @@ enum Command {
     Leave { room: String },
     Send { xml: String, id: MessageId },
     Disconnect,
+    RetryNow,
 }
 
 /// Cheap to clone; commands go to the client task.
@@ -366,6 +367,7 @@ impl std::fmt::Debug for Command {
             Command::Leave { .. } => "Leave",
             Command::Send { .. } => "Send",
             Command::Disconnect => "Disconnect",
+            Command::RetryNow => "RetryNow",
         })
     }
 }
@@ -493,6 +495,13 @@ impl ClientHandle {
     /// The room service's domain.
     pub fn muc_domain(&self) -> &str {
         &self.muc_domain
+    }
+
+    /// While waiting before a reconnection attempt ([`Event::Reconnecting`]), makes the
+    /// attempt at once (the person asked: "Retry now"); the back-off goes on from there if
+    /// it fails. Ignored while connected or while an attempt is under way.
+    pub fn retry_now(&self) -> Result<(), ClientError> {
+        self.command(Command::RetryNow)
     }
 
     /// Closes the stream; a final [`Event::Disconnected`] with
@@ -1020,6 +1029,10 @@ impl Task {
                             }).await;
                             return None;
                         }
+                        Some(Command::RetryNow) => {
+                            tracing::info!(attempt, "reconnecting now, as asked");
+                            break;
+                        }
                         Some(c) => {
                             if !self.offline_command(c).await {
                                 return None;
@@ -1218,7 +1231,7 @@ impl Task {
                 }
             }
             Command::Send { id, .. } => self.emit(Event::NotSent { id }).await,
-            Command::Disconnect => true,
+            Command::Disconnect | Command::RetryNow => true,
         }
     }
 
@@ -1279,6 +1292,8 @@ impl Task {
     ) -> Result<bool, TransportError> {
         match cmd {
             Command::Disconnect => return Ok(false),
+            // Connected: nothing to retry.
+            Command::RetryNow => {}
             Command::Join { room, nick } => {
                 let xml = self.join_xml(&room, &nick);
                 self.rooms.insert(room, RoomState::new(nick));

@@ -3,6 +3,7 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen } from '@tauri-apps/api/event';
 import {
+  CLOSE_REQUESTED_EVENT,
   ENGINE_EVENT,
   OPEN_CHAT_EVENT,
   OPENED_LINK_EVENT,
@@ -14,6 +15,7 @@ import {
   type Joined,
   type Member,
   type OpenedLink,
+  type Remembered,
   type RoomEvent,
   type RoomInvites,
 } from './bindings';
@@ -26,6 +28,7 @@ export type {
   Member,
   OpenChat,
   OpenedLink,
+  Remembered,
   RoomEvent,
   RoomInvites,
   Settings,
@@ -40,9 +43,10 @@ export function toCommandError(e: unknown): CommandError {
       code: ce.code,
       message: typeof ce.message === 'string' ? ce.message : '',
       seen_key: typeof ce.seen_key === 'string' ? ce.seen_key : null,
+      detail: typeof ce.detail === 'string' ? ce.detail : null,
     };
   }
-  return { code: 'ipc', message: String(e), seen_key: null };
+  return { code: 'ipc', message: String(e), seen_key: null, detail: null };
 }
 
 async function call<T>(cmd: string, args: Record<string, unknown>): Promise<T> {
@@ -66,6 +70,8 @@ export const ipc = {
     call<null>('mark_verified', { room, nick, verified }),
   members: (room: string) => call<Member[]>('members', { room }),
   leave: (room: string) => call<null>('leave', { room }),
+  /** While reconnecting: try at once instead of waiting out the delay. */
+  retryNow: (room: string) => call<null>('retry_now', { room }),
   myFingerprint: (room: string) => call<string>('my_fingerprint', { room }),
   getSettings: () => call<Settings>('get_settings', {}),
   setSettings: (next: Settings) => call<Settings>('set_settings', { new: next }),
@@ -87,6 +93,17 @@ export const ipc = {
   onOpenedLink: async (handler: () => void): Promise<() => void> => listen(OPENED_LINK_EVENT, () => handler()),
   /** Tells the app the join screen is up; resolves to the bench's auto-join, if any. */
   uiReady: () => call<JoinRequest | null>('ui_ready', {}),
+  /** Calls `handler` when the window was closed while in a room with no tray to hide to:
+   * the person confirms with `quit`, or stays. */
+  onCloseRequested: async (handler: () => void): Promise<() => void> => listen(CLOSE_REQUESTED_EVENT, () => handler()),
+  /** The server and nickname the person chose to have remembered, if any. */
+  getRemembered: () => call<Remembered | null>('get_remembered', {}),
+  /** Remembers the server and nickname for the next start, or forgets them (`null`). */
+  setRemembered: (remembered: Remembered | null) => call<null>('set_remembered', { remembered }),
+  /** Shows the unread total of every room in the window's title. */
+  setUnread: (total: number) => call<null>('set_unread_total', { total }),
+  /** Quits the app (every room is left on the way out). */
+  quit: () => call<null>('quit', {}),
   /** Calls `handler` with every engine event; resolves to an unsubscribe function. */
   onEvent: async (handler: (e: RoomEvent) => void): Promise<() => void> =>
     listen<RoomEvent>(ENGINE_EVENT, (e) => handler(e.payload)),

@@ -13,12 +13,26 @@ export interface ChatMessage {
   from: string;
   text: string;
   mine: boolean;
+  /** When it was sent (ours) or arrived (others'), in ms since the epoch, this computer's clock. */
+  at: number;
 }
+
+/** A chat of the room: `null` for the group conversation, else a member's nickname. */
+export type Chat = string | null;
+
+/** The key of a chat in the per-chat records (a nickname is never empty). */
+export const chatKey = (chat: Chat): string => (chat === null ? '' : `@${chat}`);
 
 export interface Notice {
   key: number;
+  /** `warning`: the engine's sentence is shown; `error`: the UI's sentence for the code. */
+  kind: 'warning' | 'error';
   code: string;
   message: string;
+  /** The members a warning names (the member concerned first, then who reported it). */
+  who: string[];
+  /** A number a warning carries (`rejoin_incomplete`). */
+  count: number | null;
 }
 
 export interface RoomModel {
@@ -42,6 +56,20 @@ export interface RoomModel {
   /** Last secret-question result, by nickname. */
   results: Record<string, boolean>;
   left: boolean;
+  /** The chat on screen. */
+  viewing: Chat;
+  /** The window has the focus (messages in the chat on screen are then seen). */
+  focused: boolean;
+  /** Messages not seen yet, by chat key. */
+  unread: Record<string, number>;
+  /** The first message not seen yet, by chat key (where the "new messages" line goes once
+   * the chat is looked at). */
+  firstUnread: Record<string, string>;
+  /** Where the "new messages" line is drawn, by chat key (the message key it goes above). */
+  divider: Record<string, string>;
+  /** When the connection last changed (ms since the epoch): the reconnection countdown
+   * counts `delay_ms` from here. */
+  connectionAt: number;
 }
 
 let counter = 0;
@@ -63,12 +91,20 @@ export function newRoom(j: Joined): RoomModel {
     questions: {},
     results: {},
     left: false,
+    viewing: null,
+    focused: true,
+    unread: {},
+    firstUnread: {},
+    divider: {},
+    connectionAt: Date.now(),
   };
 }
 
 /** Adds one of our group texts (before `sent` names it). */
-export function addOwnGroup(m: RoomModel, localId: number, text: string): void {
-  m.group.push({ key: nextKey(), id: null, localId, from: m.nick, text, mine: true });
+export function addOwnGroup(m: RoomModel, localId: number, text: string, at = Date.now()): void {
+  m.group.push({ key: nextKey(), id: null, localId, from: m.nick, text, mine: true, at });
+  // Writing is looking: what came before is seen.
+  seen(m, null);
 }
 
 /** The private chat with `nick`, created if needed. Re-read after assigning: under a
@@ -79,7 +115,7 @@ function privateChat(m: RoomModel, nick: string): ChatMessage[] {
 }
 
 /** Adds one of our private texts. */
-export function addOwnPrivate(m: RoomModel, to: string, text: string): void {
+export function addOwnPrivate(m: RoomModel, to: string, text: string, at = Date.now()): void {
   privateChat(m, to).push({
     key: nextKey(),
     id: null,
@@ -87,7 +123,46 @@ export function addOwnPrivate(m: RoomModel, to: string, text: string): void {
     from: m.nick,
     text,
     mine: true,
+    at,
   });
+  seen(m, to);
+}
+
+/** Unread messages in every chat of the room. */
+export function totalUnread(m: RoomModel): number {
+  return Object.values(m.unread).reduce((a, b) => a + b, 0);
+}
+
+/** The person looks at `chat` now: its unread count goes, and the "new messages" line
+ * moves to the first message they had not seen (or goes, when there was none). */
+export function seen(m: RoomModel, chat: Chat): void {
+  const k = chatKey(chat);
+  const first = m.firstUnread[k];
+  if (first) m.divider[k] = first;
+  delete m.firstUnread[k];
+  delete m.unread[k];
+}
+
+/** Switches the chat on screen (and marks it seen). */
+export function view(m: RoomModel, chat: Chat): void {
+  // The line of the chat left behind goes: next time, only what is new then is marked.
+  if (m.viewing !== chat) delete m.divider[chatKey(m.viewing)];
+  m.viewing = chat;
+  if (m.focused) seen(m, chat);
+}
+
+/** The window got (`true`) or lost the focus. */
+export function setFocused(m: RoomModel, focused: boolean): void {
+  m.focused = focused;
+  if (focused) seen(m, m.viewing);
+}
+
+/** A message arrived in `chat`: unread unless the person is looking at that chat. */
+function arrived(m: RoomModel, chat: Chat, msg: ChatMessage): void {
+  if (m.focused && m.viewing === chat) return;
+  const k = chatKey(chat);
+  m.unread[k] = (m.unread[k] ?? 0) + 1;
+  if (!m.firstUnread[k]) m.firstUnread[k] = msg.key;
 }
 
 /** The engine id of a message (ours: from `sent`, whichever arrived first). */
@@ -128,6 +203,7 @@ export function applyEvent(m: RoomModel, e: EngineEvent): void {
   switch (e.type) {
     case 'connection':
       m.connection = e.connection;
+      m.connectionAt = Date.now();
       break;
     case 'joined':
       m.nick = e.nick;
@@ -155,9 +231,11 @@ export function applyEvent(m: RoomModel, e: EngineEvent): void {
         from: e.nick,
         text: e.text,
         mine: false,
+        at: Date.now(),
       };
       if (e.private) privateChat(m, e.nick).push(msg);
       else m.group.push(msg);
+      arrived(m, e.private ? e.nick : null, msg);
       break;
     }
     case 'private_sent':
@@ -179,14 +257,15 @@ export function applyEvent(m: RoomModel, e: EngineEvent): void {
     }
     case 'warning':
       if (e.code === 'unconfirmed' && e.id) m.flagged[e.id] = true;
-      m.warnings.push({ key: ++warningKey, code: e.code, message: e.message });
+      m.warnings.push({ key: ++warningKey, kind: 'warning', code: e.code, message: e.message, who: e.who ?? [], count: e.count ?? null });
       break;
     case 'error':
-      m.warnings.push({ key: ++warningKey, code: e.code, message: e.message });
+      m.warnings.push({ key: ++warningKey, kind: 'error', code: e.code, message: e.message, who: [], count: null });
       break;
     case 'left':
       m.left = true;
       m.connection = { state: 'offline' };
+      m.connectionAt = Date.now();
       break;
   }
 }

@@ -1,199 +1,587 @@
-// Every string the UI shows, in one place, ready for translation.
+// Every string the UI shows, by name: each one is looked up in the current language's
+// catalogue (src/locales/*.json, through i18n.ts) when it is read.
+import { t, tEnglish } from './i18n';
 
 export const s = {
-  appName: 'Cryptocat',
+  get appName() {
+    return t('appName');
+  },
   join: {
-    title: 'Join a room',
-    room: 'Room name',
-    roomHint: 'Letters, digits, - _ and . (no spaces)',
-    nick: 'Your nickname',
-    nickHint: 'Only the other members see it, never the server',
-    server: 'Server',
-    thisComputer: 'This computer (built-in server)',
-    otherServer: 'Another server',
-    serverUrl: 'Invite link or server address',
-    serverUrlHint: 'Paste an invite link (cryptocat://join?…), or type xmpp://host, wss://host/xmpp-websocket or https://host/http-bind',
-    pin: 'Server key pin (optional)',
-    pinHint: 'sha256/… as the server’s operator gave it: then only a server with that key is accepted.',
-    localNetwork: 'Let people on my local network join',
-    localNetworkHint: 'Off: only this computer can reach the built-in server.',
-    submit: 'Join',
-    joining: 'Joining…',
-    seenKey: 'The key the server showed:',
+    get title() {
+      return t('join.title');
+    },
+    get room() {
+      return t('join.room');
+    },
+    get roomHint() {
+      return t('join.roomHint');
+    },
+    get nick() {
+      return t('join.nick');
+    },
+    get nickHint() {
+      return t('join.nickHint');
+    },
+    get remember() {
+      return t('join.remember');
+    },
+    get rememberHint() {
+      return t('join.rememberHint');
+    },
+    get server() {
+      return t('join.server');
+    },
+    get thisComputer() {
+      return t('join.thisComputer');
+    },
+    get otherServer() {
+      return t('join.otherServer');
+    },
+    get serverUrl() {
+      return t('join.serverUrl');
+    },
+    get serverUrlHint() {
+      return t('join.serverUrlHint');
+    },
+    get pin() {
+      return t('join.pin');
+    },
+    get pinHint() {
+      return t('join.pinHint');
+    },
+    get localNetwork() {
+      return t('join.localNetwork');
+    },
+    get localNetworkHint() {
+      return t('join.localNetworkHint');
+    },
+    get submit() {
+      return t('join.submit');
+    },
+    get joining() {
+      return t('join.joining');
+    },
+    get seenKey() {
+      return t('join.seenKey');
+    },
+    get serverSaid() {
+      return t('join.serverSaid');
+    },
   },
   invite: {
-    title: 'You are invited',
-    room: 'Room',
-    server: 'Server',
-    thisComputer: 'this computer',
-    keyMark: 'Checked by the invite’s key',
-    keyMarkHint: 'Cryptocat connects only to the server whose key the invite names; any other server is refused before anything is sent.',
-    pins: 'Key in the invite',
-    noPin: 'Checked by the usual certificate authorities (the invite names no key).',
-    other: 'Not this invite: choose a room myself',
+    get title() {
+      return t('invite.title');
+    },
+    get room() {
+      return t('invite.room');
+    },
+    get server() {
+      return t('invite.server');
+    },
+    get thisComputer() {
+      return t('invite.thisComputer');
+    },
+    get keyMark() {
+      return t('invite.keyMark');
+    },
+    get keyMarkHint() {
+      return t('invite.keyMarkHint');
+    },
+    get pins() {
+      return t('invite.pins');
+    },
+    get noPin() {
+      return t('invite.noPin');
+    },
+    get other() {
+      return t('invite.other');
+    },
   },
   errors: {
-    invalid_room: 'The room name must be 1 to 64 letters, digits, “-”, “_” or “.” (no spaces, not starting or ending with “.”).',
-    invalid_nickname: 'The nickname must be 1 to 64 bytes, not only spaces, without control characters.',
-    invalid_server: 'That server address is not valid.',
-    invalid_pin: 'A key pin is sha256/ followed by 43 letters, digits, “-” or “_”.',
-    invalid_invite: 'This invite link cannot be used:',
-    missing_server: 'Paste an invite link or type the server address, or pick “This computer”.',
-    unreachable: 'The server could not be reached.',
-    wrong_server: 'This server is not the one the invite names: its key is not the invite’s key. Nothing was sent to it. Ask for a new link.',
-    certificate_refused: 'The server’s certificate was refused: no authority this computer trusts vouches for it. If its operator gave you a key pin, compare it with the key below and add it.',
-    name_not_found: 'The server’s name was not found. Check the address and your connection.',
-    connection_refused: 'The server refused the connection: it may not be running (is the other computer’s Cryptocat still open?).',
-    timed_out: 'The server did not answer in time. It may be switched off, or a firewall may be in the way.',
-    unknown_domain: 'That server does not serve this chat domain.',
-    registration_refused: 'The server refused to open an account for this session.',
-    login_refused: 'The server refused the login.',
-    tls_config: 'The secure connection could not be set up.',
-    invalid_domain: 'The chat domain is not a valid name.',
-    join_failed: 'The server refused to let you join the room.',
-    join_timeout: 'The server did not confirm joining the room in time.',
-    room_setup: 'The room could not be set up.',
-    relay_failed: 'The built-in server could not start.',
-    relay_in_use: 'The built-in server is in use by a room with the other network setting: leave that room first.',
-    relay_key_in_use: 'Rooms use your built-in server: leave them first, then make a new key.',
-    relay_key_failed: 'The new key could not be made.',
-    already_joined: 'You are already in that room.',
-    not_joined: 'You are not in that room any more.',
-    no_session: 'No private session with that member yet: wait a moment.',
-    offline: 'Offline: the message was not sent.',
-    empty_text: 'The message is empty.',
-    text_too_long: 'The message is too long.',
-    unknown_nickname: 'Nobody in the room has that nickname.',
-    ambiguous_nickname: 'Several members use that nickname.',
-    closed: 'Not in the room any more.',
-    verification: 'The verification could not go on.',
-    room: 'The room refused the request.',
-    keyring_unavailable: 'No keyring is available to remember your identity. On Linux, start and unlock a Secret Service such as GNOME Keyring or KeePassXC.',
-    keyring_failed: 'The keyring refused to keep or read your identity.',
-    keyring_corrupt: 'The keyring holds an entry this app cannot read: use “Forget” and try again.',
-    invalid_link: 'Only http and https links can be opened.',
-    open_failed: 'The browser could not be started.',
-    generic: 'Something went wrong.',
+    get invalid_room() {
+      return t('errors.invalid_room');
+    },
+    get invalid_nickname() {
+      return t('errors.invalid_nickname');
+    },
+    get invalid_server() {
+      return t('errors.invalid_server');
+    },
+    get invalid_pin() {
+      return t('errors.invalid_pin');
+    },
+    get invalid_invite() {
+      return t('errors.invalid_invite');
+    },
+    get missing_server() {
+      return t('errors.missing_server');
+    },
+    get unreachable() {
+      return t('errors.unreachable');
+    },
+    get wrong_server() {
+      return t('errors.wrong_server');
+    },
+    get certificate_refused() {
+      return t('errors.certificate_refused');
+    },
+    get name_not_found() {
+      return t('errors.name_not_found');
+    },
+    get connection_refused() {
+      return t('errors.connection_refused');
+    },
+    get timed_out() {
+      return t('errors.timed_out');
+    },
+    get unknown_domain() {
+      return t('errors.unknown_domain');
+    },
+    get registration_refused() {
+      return t('errors.registration_refused');
+    },
+    get login_refused() {
+      return t('errors.login_refused');
+    },
+    get tls_config() {
+      return t('errors.tls_config');
+    },
+    get invalid_domain() {
+      return t('errors.invalid_domain');
+    },
+    get join_failed() {
+      return t('errors.join_failed');
+    },
+    get join_timeout() {
+      return t('errors.join_timeout');
+    },
+    get room_setup() {
+      return t('errors.room_setup');
+    },
+    get relay_failed() {
+      return t('errors.relay_failed');
+    },
+    get relay_in_use() {
+      return t('errors.relay_in_use');
+    },
+    get relay_key_in_use() {
+      return t('errors.relay_key_in_use');
+    },
+    get relay_key_failed() {
+      return t('errors.relay_key_failed');
+    },
+    get already_joined() {
+      return t('errors.already_joined');
+    },
+    get not_joined() {
+      return t('errors.not_joined');
+    },
+    get no_session() {
+      return t('errors.no_session');
+    },
+    get offline() {
+      return t('errors.offline');
+    },
+    get empty_text() {
+      return t('errors.empty_text');
+    },
+    get text_too_long() {
+      return t('errors.text_too_long');
+    },
+    get unknown_nickname() {
+      return t('errors.unknown_nickname');
+    },
+    get ambiguous_nickname() {
+      return t('errors.ambiguous_nickname');
+    },
+    get closed() {
+      return t('errors.closed');
+    },
+    get verification() {
+      return t('errors.verification');
+    },
+    get room() {
+      return t('errors.room');
+    },
+    get keyring_unavailable() {
+      return t('errors.keyring_unavailable');
+    },
+    get keyring_failed() {
+      return t('errors.keyring_failed');
+    },
+    get keyring_corrupt() {
+      return t('errors.keyring_corrupt');
+    },
+    get invalid_link() {
+      return t('errors.invalid_link');
+    },
+    get open_failed() {
+      return t('errors.open_failed');
+    },
+    get ipc() {
+      return t('errors.ipc');
+    },
+    get prefs_failed() {
+      return t('errors.prefs_failed');
+    },
+    get rejoin_failed() {
+      return t('errors.rejoin_failed');
+    },
+    get generic() {
+      return t('errors.generic');
+    },
   } as Record<string, string>,
   room: {
-    members: 'Members',
-    you: 'you',
-    verified: 'Verified',
-    unverified: 'Not verified',
-    notInEpoch: 'joining…',
-    group: 'Group',
-    conversation: 'Conversation',
-    privateWith: (nick: string) => `Private chat with ${nick}`,
-    openPrivate: (nick: string) => `Private chat with ${nick}`,
-    verify: (nick: string) => `Verify ${nick}`,
-    closeTab: (nick: string) => `Close the private chat with ${nick}`,
-    chats: 'Chats',
-    leave: 'Leave the room',
-    composer: 'Message',
-    composerPrivate: (nick: string) => `Message to ${nick}`,
-    send: 'Send',
-    sending: 'sending…',
-    confirmed: (c: number, n: number) => `confirmed by ${c} of ${n}`,
-    confirmBar: 'Confirmation',
-    unconfirmed: 'Not confirmed by everyone: someone may not have received this message',
-    empty: 'No messages yet.',
-    myFingerprint: 'Your fingerprint',
-    privateNote: 'Only you and this member can read this chat.',
+    get members() {
+      return t('room.members');
+    },
+    get you() {
+      return t('room.you');
+    },
+    get verified() {
+      return t('room.verified');
+    },
+    get unverified() {
+      return t('room.unverified');
+    },
+    get notInEpoch() {
+      return t('room.notInEpoch');
+    },
+    get group() {
+      return t('room.group');
+    },
+    get conversation() {
+      return t('room.conversation');
+    },
+    privateWith: (nick: string) => t('room.privateWith', { nick }),
+    openPrivate: (nick: string) => t('room.openPrivate', { nick }),
+    verify: (nick: string) => t('room.verify', { nick }),
+    get chatAction() {
+      return t('room.chatAction');
+    },
+    get verifyAction() {
+      return t('room.verifyAction');
+    },
+    closeTab: (nick: string) => t('room.closeTab', { nick }),
+    get chats() {
+      return t('room.chats');
+    },
+    get leave() {
+      return t('room.leave');
+    },
+    leaveTitle: (room: string) => t('room.leaveTitle', { room }),
+    get leaveBody() {
+      return t('room.leaveBody');
+    },
+    get leaveConfirm() {
+      return t('room.leaveConfirm');
+    },
+    get leaveCancel() {
+      return t('room.leaveCancel');
+    },
+    unread: (n: number) => t('room.unread', { count: n }),
+    get newMessages() {
+      return t('room.newMessages');
+    },
+    get composer() {
+      return t('room.composer');
+    },
+    composerPrivate: (nick: string) => t('room.composerPrivate', { nick }),
+    get send() {
+      return t('room.send');
+    },
+    get sending() {
+      return t('room.sending');
+    },
+    confirmed: (c: number, n: number) => t('room.confirmed', { c, n }),
+    get confirmBar() {
+      return t('room.confirmBar');
+    },
+    get unconfirmed() {
+      return t('room.unconfirmed');
+    },
+    get empty() {
+      return t('room.empty');
+    },
+    get myFingerprint() {
+      return t('room.myFingerprint');
+    },
+    get privateNote() {
+      return t('room.privateNote');
+    },
   },
   share: {
-    title: 'Invite someone',
-    intro: 'Send a link. Whoever opens it in Cryptocat joins this room; the link holds the server’s key, so their app reaches this server and no other.',
+    get title() {
+      return t('share.title');
+    },
+    get intro() {
+      return t('share.intro');
+    },
     way: {
-      this_computer: 'This computer',
-      local_network: 'Your local network',
-      server_in_use: 'This room’s server',
+      get this_computer() {
+        return t('share.way.this_computer');
+      },
+      get local_network() {
+        return t('share.way.local_network');
+      },
+      get server_in_use() {
+        return t('share.way.server_in_use');
+      },
     } as Record<string, string>,
     who: {
-      this_computer: 'Only people using this computer.',
-      local_network: 'People on the same network as you (Wi-Fi at home or in the office).',
-      server_in_use: 'Anyone who can reach this server.',
+      get this_computer() {
+        return t('share.who.this_computer');
+      },
+      get local_network() {
+        return t('share.who.local_network');
+      },
+      get server_in_use() {
+        return t('share.who.server_in_use');
+      },
     } as Record<string, string>,
-    copy: 'Copy link',
-    copied: 'Copied',
-    copyFailed: 'Select the link and copy it (Ctrl+C).',
-    qr: (way: string) => `QR code of the invite link (${way})`,
-    servers: (hosts: string) => `Server: ${hosts}`,
-    command: 'From a terminal:',
-    nickNote: 'Replace NICK with their nickname.',
-    noLan: 'No local network address was found: only this computer can join.',
-    lanOff: 'Only this computer can reach your built-in server. To invite people on your network, leave and join again with “Let people on my local network join” on.',
+    get copy() {
+      return t('share.copy');
+    },
+    get copied() {
+      return t('share.copied');
+    },
+    get copyFailed() {
+      return t('share.copyFailed');
+    },
+    qr: (way: string) => t('share.qr', { way }),
+    servers: (hosts: string) => t('share.servers', { hosts }),
+    get command() {
+      return t('share.command');
+    },
+    get nickNote() {
+      return t('share.nickNote');
+    },
+    get noLan() {
+      return t('share.noLan');
+    },
+    get lanOff() {
+      return t('share.lanOff');
+    },
   },
   connection: {
-    connecting: 'Connecting…',
-    connected: 'Connected',
-    reconnecting: (attempt: number) => `Connection lost, reconnecting (attempt ${attempt})…`,
-    offline: 'Offline: messages can no longer be sent or received.',
+    get connecting() {
+      return t('connection.connecting');
+    },
+    get connected() {
+      return t('connection.connected');
+    },
+    reconnectingIn: (attempt: number, seconds: number) => t('connection.reconnectingIn', { attempt, seconds }),
+    reconnectingNow: (attempt: number) => t('connection.reconnectingNow', { attempt }),
+    get retryNow() {
+      return t('connection.retryNow');
+    },
+    get offline() {
+      return t('connection.offline');
+    },
+  },
+  about: {
+    get open() {
+      return t('about.open');
+    },
+    get title() {
+      return t('about.title');
+    },
+    version: (v: string) => t('about.version', { v }),
+    get what() {
+      return t('about.what');
+    },
+    get server() {
+      return t('about.server');
+    },
+    get license() {
+      return t('about.license');
+    },
+    get close() {
+      return t('about.close');
+    },
+  },
+  roomList: {
+    get label() {
+      return t('roomList.label');
+    },
+    get joinAnother() {
+      return t('roomList.joinAnother');
+    },
+    get cancel() {
+      return t('roomList.cancel');
+    },
+    title: (n: number) => t('roomList.title', { n }),
+  },
+  quit: {
+    get title() {
+      return t('quit.title');
+    },
+    body: (rooms: string) => t('quit.body', { rooms }),
+    get confirm() {
+      return t('quit.confirm');
+    },
+    get cancel() {
+      return t('quit.cancel');
+    },
   },
   warnings: {
-    title: 'Warning',
-    dismiss: 'Dismiss the warning',
+    get title() {
+      return t('warnings.title');
+    },
+    get dismiss() {
+      return t('warnings.dismiss');
+    },
   },
   question: {
-    incoming: (nick: string) => `${nick} asks you a secret question to verify you`,
-    answerNow: 'Answer',
+    incoming: (nick: string) => t('question.incoming', { nick }),
+    get answerNow() {
+      return t('question.answerNow');
+    },
   },
   verify: {
-    title: (nick: string) => `Verify ${nick}`,
-    intro: 'Compare these with the other person over a channel you trust (in person, or a call).',
-    mine: 'Your fingerprint',
-    theirs: (nick: string) => `${nick}’s fingerprint`,
-    safetyNumber: 'Safety number',
-    qr: (nick: string) => `QR code of your safety number with ${nick}`,
-    mark: 'Mark as verified',
-    unmark: 'Remove the verified mark',
-    isVerified: (nick: string) => `${nick} is verified.`,
-    isNotVerified: (nick: string) => `${nick} is not verified.`,
-    askTitle: 'Ask a secret question',
-    askHelp: 'Ask something only they can answer. Both answers must match exactly (case and spaces aside).',
-    question: 'Question (optional)',
-    answer: 'Expected answer',
-    ask: 'Ask',
-    asked: 'Question sent: waiting for the answer…',
-    theyAsk: (nick: string) => `${nick} asks:`,
-    noQuestion: '(no question given: agree on one)',
-    yourAnswer: 'Your answer',
-    sendAnswer: 'Send answer',
-    answered: 'Answer sent: waiting for the result…',
-    resultOk: (nick: string) => `The answers matched: ${nick} is verified.`,
-    resultFail: (nick: string) => `The answers did not match: ${nick} is not verified.`,
-    close: 'Close',
+    title: (nick: string) => t('verify.title', { nick }),
+    get intro() {
+      return t('verify.intro');
+    },
+    get mine() {
+      return t('verify.mine');
+    },
+    theirs: (nick: string) => t('verify.theirs', { nick }),
+    get safetyNumber() {
+      return t('verify.safetyNumber');
+    },
+    qr: (nick: string) => t('verify.qr', { nick }),
+    get mark() {
+      return t('verify.mark');
+    },
+    get unmark() {
+      return t('verify.unmark');
+    },
+    isVerified: (nick: string) => t('verify.isVerified', { nick }),
+    isNotVerified: (nick: string) => t('verify.isNotVerified', { nick }),
+    get askTitle() {
+      return t('verify.askTitle');
+    },
+    get askHelp() {
+      return t('verify.askHelp');
+    },
+    get question() {
+      return t('verify.question');
+    },
+    get answer() {
+      return t('verify.answer');
+    },
+    get ask() {
+      return t('verify.ask');
+    },
+    get asked() {
+      return t('verify.asked');
+    },
+    theyAsk: (nick: string) => t('verify.theyAsk', { nick }),
+    get noQuestion() {
+      return t('verify.noQuestion');
+    },
+    get yourAnswer() {
+      return t('verify.yourAnswer');
+    },
+    get sendAnswer() {
+      return t('verify.sendAnswer');
+    },
+    get answered() {
+      return t('verify.answered');
+    },
+    resultOk: (nick: string) => t('verify.resultOk', { nick }),
+    resultFail: (nick: string) => t('verify.resultFail', { nick }),
+    get close() {
+      return t('verify.close');
+    },
   },
   settings: {
-    open: 'Settings',
-    title: 'Settings',
-    notifications: 'Notifications',
-    showContent: 'Show the sender and the text in notifications',
-    showContentHint: 'Off: notifications only say “New message in ROOM”.',
-    mute: 'Mute notifications',
-    keepInTray: 'Keep running in the tray when the window is closed',
-    identity: 'Identity',
-    remember: 'Remember my identity and the people I verified',
-    rememberHint: 'Kept in the system keyring only, used from the next room you join. Nothing else is written to disk.',
-    forget: 'Forget my identity and verified people',
-    forgotten: 'Your identity and verified people were removed from the keyring.',
-    server: 'Your built-in server',
-    renewKey: 'Make a new key for my server',
-    renewKeyHint: 'Every invite link you sent for your built-in server stops working: send new ones. Leave its rooms first.',
-    renewed: 'Your server has a new key. Links sent before no longer work.',
-    close: 'Close',
+    get open() {
+      return t('settings.open');
+    },
+    get title() {
+      return t('settings.title');
+    },
+    get notifications() {
+      return t('settings.notifications');
+    },
+    get showContent() {
+      return t('settings.showContent');
+    },
+    get showContentHint() {
+      return t('settings.showContentHint');
+    },
+    get mute() {
+      return t('settings.mute');
+    },
+    get keepInTray() {
+      return t('settings.keepInTray');
+    },
+    get identity() {
+      return t('settings.identity');
+    },
+    get remember() {
+      return t('settings.remember');
+    },
+    get rememberHint() {
+      return t('settings.rememberHint');
+    },
+    get forget() {
+      return t('settings.forget');
+    },
+    get forgotten() {
+      return t('settings.forgotten');
+    },
+    get server() {
+      return t('settings.server');
+    },
+    get renewKey() {
+      return t('settings.renewKey');
+    },
+    get renewKeyHint() {
+      return t('settings.renewKeyHint');
+    },
+    get renewed() {
+      return t('settings.renewed');
+    },
+    get close() {
+      return t('settings.close');
+    },
   },
   links: {
-    title: 'Open this link?',
-    intro: 'It will open in your web browser. Check the full address:',
-    open: 'Open in browser',
-    cancel: 'Cancel',
-    label: (url: string) => `Link: ${url}`,
+    get title() {
+      return t('links.title');
+    },
+    get intro() {
+      return t('links.intro');
+    },
+    get open() {
+      return t('links.open');
+    },
+    get cancel() {
+      return t('links.cancel');
+    },
+    label: (url: string) => t('links.label', { url }),
   },
 };
 
 /** The sentence for an error code (falls back to a generic one). */
 export function errorText(code: string): string {
   return s.errors[code] ?? s.errors.generic;
+}
+
+/** The UI's sentence for an engine warning, naming the members concerned (`who`: the member
+ * first, then who reported it) and a count; the engine's own (English) sentence when the
+ * catalogue has none for the code or the warning lacks a name the sentence needs. */
+export function warningText(code: string, who: readonly string[], count: number | null, message: string): string {
+  const key = `warnings.codes.${code}`;
+  const english = tEnglish(code === 'rejoin_incomplete' ? `${key}_other` : key);
+  if (english === null) return message;
+  const needs = (name: string) => english.includes(`{{${name}}}`);
+  if ((needs('a') && who.length < 1) || (needs('b') && who.length < 2) || (needs('list') && who.length === 0)) return message;
+  if (needs('count') && count === null) return message;
+  return t(key, { a: who[0] ?? '', b: who[1] ?? '', list: who.join(', '), ...(count === null ? {} : { count }) });
 }
 
 /** Codes whose sentence is followed by the error's own message (what the parser found). */

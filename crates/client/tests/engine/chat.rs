@@ -250,10 +250,15 @@ async fn a_verified_nickname_with_another_key_and_a_taken_nickname_are_loud() {
             )
         })
         .await;
-    let EngineEvent::Warning { message, .. } = warning else {
+    let EngineEvent::Warning { message, who, .. } = warning else {
         unreachable!()
     };
     assert!(message.contains("bob"), "{message}");
+    assert_eq!(
+        who,
+        ["bob"],
+        "the member concerned, for the UI's own sentence"
+    );
     assert!(a
         .handle
         .members()

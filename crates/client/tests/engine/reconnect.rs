@@ -298,3 +298,65 @@ async fn a_full_rejoin_keeps_the_private_outbox_and_reports_no_false_unconfirmed
     );
     let _ = delivered;
 }
+
+/// "Retry now": with a long back-off the engine waits, and `retry_now` makes it try at
+/// once (and it is back in the room).
+#[tokio::test]
+async fn retry_now_skips_the_wait() {
+    let relay = start_relay("retry").await;
+    let proxy = Proxy::start(relay.c2s_addr).await;
+    let via_proxy = ServerUrl::parse(&format!("xmpp://{}", proxy.addr)).unwrap();
+    let mut config = engine_config(&relay, via_proxy, "retry", "alice");
+    config.reconnect = Some(cryptocat_client::Backoff {
+        initial: Duration::from_secs(120),
+        max: Duration::from_secs(120),
+        max_attempts: None,
+    });
+    let mut a = Person::join(config).await;
+    let mut b = Person::join(engine_config(&relay, url(&relay, Via::Tcp), "retry", "bob")).await;
+    a.wait_members(2).await;
+    b.wait_members(2).await;
+    // While connected, asking changes nothing.
+    a.handle.retry_now().unwrap();
+
+    proxy.cut();
+    let waiting = a
+        .wait_for("reconnecting", |e| {
+            matches!(
+                e,
+                EngineEvent::Connection(ConnectionState::Reconnecting { .. })
+            )
+        })
+        .await;
+    let EngineEvent::Connection(ConnectionState::Reconnecting { attempt, delay }) = waiting else {
+        unreachable!()
+    };
+    assert_eq!(attempt, 1);
+    assert!(delay >= Duration::from_secs(120), "{delay:?}");
+    // Without asking, nothing happens for a while.
+    a.drain_for(Duration::from_secs(2)).await;
+    assert!(
+        !a.log
+            .iter()
+            .skip_while(|e| !matches!(
+                e,
+                EngineEvent::Connection(ConnectionState::Reconnecting { .. })
+            ))
+            .any(|e| matches!(e, EngineEvent::Connection(ConnectionState::Connected))),
+        "reconnected before the delay without being asked"
+    );
+    let asked = std::time::Instant::now();
+    a.handle.retry_now().unwrap();
+    a.log.clear();
+    a.wait_for("connected again", |e| {
+        matches!(e, EngineEvent::Connection(ConnectionState::Connected))
+    })
+    .await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        asked.elapsed()
+    );
+    b.say("after the retry").await;
+    a.hear("bob", "after the retry").await;
+}

@@ -7,8 +7,14 @@ export const ENGINE_EVENT = "engine";
 export const OPEN_CHAT_EVENT = "open_chat";
 /** The Tauri event saying an invite link was opened from outside. */
 export const OPENED_LINK_EVENT = "opened_link";
+/** The Tauri event asking the window to confirm quitting (closed while in a room, no tray). */
+export const CLOSE_REQUESTED_EVENT = "close_requested";
 /** Every `CommandError` code (each has a sentence in strings.ts). */
-export const ERROR_CODES = ["invalid_room", "invalid_nickname", "invalid_server", "invalid_pin", "invalid_invite", "unreachable", "join_failed", "join_timeout", "room_setup", "already_joined", "not_joined", "relay_failed", "relay_in_use", "relay_key_in_use", "relay_key_failed", "wrong_server", "certificate_refused", "name_not_found", "connection_refused", "timed_out", "unknown_domain", "registration_refused", "login_refused", "tls_config", "invalid_domain", "closed", "unknown_nickname", "ambiguous_nickname", "offline", "empty_text", "text_too_long", "no_session", "verification", "room", "keyring_unavailable", "keyring_failed", "keyring_corrupt", "invalid_link", "open_failed"] as const;
+export const ERROR_CODES = ["invalid_room", "invalid_nickname", "invalid_server", "invalid_pin", "invalid_invite", "unreachable", "join_failed", "join_timeout", "room_setup", "already_joined", "not_joined", "relay_failed", "relay_in_use", "relay_key_in_use", "relay_key_failed", "wrong_server", "certificate_refused", "name_not_found", "connection_refused", "timed_out", "unknown_domain", "registration_refused", "login_refused", "tls_config", "invalid_domain", "closed", "unknown_nickname", "ambiguous_nickname", "offline", "empty_text", "text_too_long", "no_session", "verification", "room", "keyring_unavailable", "keyring_failed", "keyring_corrupt", "invalid_link", "open_failed", "prefs_failed"] as const;
+/** Every code of a `warning` engine event (each has a sentence in the catalogues). */
+export const WARNING_CODES = ["key_changed", "nickname_taken", "nickname_mismatch", "roster_split", "hidden_member", "equivocation", "transcript_inconsistent", "forged_message", "garbled", "unconfirmed", "missing_message", "member_unresponsive", "member_refused", "plaintext_dropped", "invalid_payload", "message_refused", "verification_aborted", "rejoin_incomplete", "server_guarantees"] as const;
+/** Every code of an `error` engine event (each has a sentence in strings.ts). */
+export const EVENT_ERROR_CODES = ["rejoin_failed", "offline"] as const;
 
 export type ServerChoice = { "kind": "this_computer", 
 /**
@@ -72,7 +78,13 @@ message: string,
  * The pin of the key a refused server showed (`wrong_server`, `certificate_refused`):
  * public, for the person to compare.
  */
-seen_key: string | null, };
+seen_key: string | null, 
+/**
+ * The condition a refusing server gave (`registration_refused`, `login_refused`,
+ * `join_failed`): an XMPP condition name such as `conflict`, at most
+ * [`MAX_DETAIL`] characters.
+ */
+detail: string | null, };
 
 export type Member = { 
 /**
@@ -214,7 +226,16 @@ message: string,
 /**
  * The message concerned (for `unconfirmed`).
  */
-id: string | null, } | { "type": "error", 
+id: string | null, 
+/**
+ * The nicknames concerned, for the UI's own sentence (the member concerned first,
+ * then who reported it; see `EngineEvent::Warning`).
+ */
+who: Array<string>, 
+/**
+ * How many members did not come back (`rejoin_incomplete`).
+ */
+count: number | null, } | { "type": "error", 
 /**
  * Stable snake_case code.
  */
@@ -251,6 +272,17 @@ keep_in_tray: boolean,
  * Keep the identity key and the verified fingerprints in the OS keyring.
  */
 remember_identity: boolean, };
+
+export type Remembered = { 
+/**
+ * The nickname last joined with.
+ */
+nick: string, 
+/**
+ * The server last joined (`this_computer` or an address; none after joining through
+ * an invite link, which is not kept).
+ */
+server: ServerChoice | null, };
 
 export type OpenChat = { 
 /**

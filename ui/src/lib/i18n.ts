@@ -1,0 +1,65 @@
+// The message catalogues (src/locales/*.json, i18next's JSON format: nested keys,
+// {{name}} placeholders, plural forms as key_one/key_other/… after the CLDR rules of
+// Intl.PluralRules) and the language the UI speaks: the first of the system's languages
+// that has a catalogue, else English. A missing message falls back to English.
+import i18next from 'i18next';
+import en from '../locales/en.json' with { type: 'json' };
+import fr from '../locales/fr.json' with { type: 'json' };
+import ar from '../locales/ar.json' with { type: 'json' };
+
+/** The languages with a catalogue (English and French complete; Arabic, right to left, in part). */
+export const LOCALES = ['en', 'fr', 'ar'] as const;
+export type Locale = (typeof LOCALES)[number];
+
+/** The first of `wanted` (BCP 47 tags, most wanted first) that has a catalogue, else English. */
+export function pickLocale(wanted: readonly string[]): Locale {
+  for (const tag of wanted) {
+    const base = tag.toLowerCase().split('-')[0];
+    const hit = LOCALES.find((l) => l === base);
+    if (hit) return hit;
+  }
+  return 'en';
+}
+
+const systemLanguages = (): readonly string[] =>
+  typeof navigator === 'undefined' ? [] : (navigator.languages ?? [navigator.language]);
+
+const i18n = i18next.createInstance();
+void i18n.init({
+  initAsync: false,
+  lng: pickLocale(systemLanguages()),
+  fallbackLng: 'en',
+  supportedLngs: [...LOCALES],
+  resources: { en: { translation: en }, fr: { translation: fr }, ar: { translation: ar } },
+  // Svelte escapes every text it renders; nothing is ever rendered as markup.
+  interpolation: { escapeValue: false },
+});
+
+/** The message `key` in the current language, with its placeholders filled in. */
+export function t(key: string, values?: Record<string, string | number>): string {
+  return i18n.t(key, values ?? {});
+}
+
+/** The English message `key` as written (placeholders unfilled); `null` when there is none. */
+export function tEnglish(key: string): string | null {
+  const found = key.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), en);
+  return typeof found === 'string' ? found : null;
+}
+
+/** The current language. */
+export function locale(): Locale {
+  return pickLocale([i18n.language]);
+}
+
+/** Switches the language (before the UI is mounted; tests switch back and forth). */
+export function setLocale(l: Locale): void {
+  void i18n.changeLanguage(l);
+  applyToDocument();
+}
+
+/** Sets the document's `lang` and writing direction (`rtl` for Arabic) from the language. */
+export function applyToDocument(): void {
+  if (typeof document === 'undefined') return;
+  document.documentElement.lang = locale();
+  document.documentElement.dir = i18n.dir(locale());
+}
