@@ -193,7 +193,9 @@ pub fn close_action(keep_in_tray: bool, tray_shown: bool, in_room: bool) -> Clos
 }
 
 /// The StatusNotifierWatcher's bus name, object path and interface.
+#[cfg(target_os = "linux")]
 const WATCHER: &str = "org.kde.StatusNotifierWatcher";
+#[cfg(target_os = "linux")]
 const WATCHER_PATH: &str = "/StatusNotifierWatcher";
 
 /// Whether a tray host would show our icon now: on Linux, a StatusNotifierWatcher owns its
