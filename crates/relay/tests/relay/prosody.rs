@@ -210,7 +210,7 @@ async fn no_message(events: &mut Events, dur: Duration) {
         assert!(
             matches!(
                 ev,
-                Event::OccupantJoined { .. } | Event::OccupantLeft { .. }
+                Event::OccupantJoined { .. } | Event::OccupantLeft { .. } | Event::Accepted { .. }
             ),
             "unexpected event: {ev:?}"
         );
