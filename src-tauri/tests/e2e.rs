@@ -118,6 +118,40 @@ fn free_display() -> u32 {
         .expect("no free X display")
 }
 
+/// Starts tauri-driver (`command`, with its environment set) on free ports in front of
+/// WebKitWebDriver, registered in `procs`; returns its port once it listens.
+fn start_tauri_driver(
+    procs: &mut Procs,
+    label: &'static str,
+    webkit_driver: &Path,
+    command: &mut Command,
+) -> u16 {
+    let (port, native_port) = (free_port(), free_port());
+    procs.0.push((
+        label,
+        command
+            .args([
+                "--port".to_owned(),
+                port.to_string(),
+                "--native-port".to_owned(),
+                native_port.to_string(),
+                "--native-driver".to_owned(),
+                webkit_driver.display().to_string(),
+            ])
+            // No accessibility bus under Xvfb; WebKit would wait for it.
+            .env("NO_AT_BRIDGE", "1")
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    wait_for(label, Duration::from_secs(10), || {
+        TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
+    });
+    port
+}
+
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
@@ -787,31 +821,12 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     );
     tray.wait("ready", |v| v["event"] == "ready");
 
-    let port = free_port();
-    let native_port = free_port();
-    procs.0.push((
+    let port = start_tauri_driver(
+        &mut procs,
         "tauri-driver",
-        Command::new(&tauri_driver)
-            .args([
-                "--port".to_owned(),
-                port.to_string(),
-                "--native-port".to_owned(),
-                native_port.to_string(),
-                "--native-driver".to_owned(),
-                webkit_driver.display().to_string(),
-            ])
-            .envs(session_env.clone())
-            // No accessibility bus under Xvfb; WebKit would wait for it.
-            .env("NO_AT_BRIDGE", "1")
-            .process_group(0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    ));
-    wait_for("tauri-driver", Duration::from_secs(10), || {
-        TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
-    });
+        &webkit_driver,
+        Command::new(&tauri_driver).envs(session_env.clone()),
+    );
     let caps = json!({ "capabilities": { "alwaysMatch": {
         "tauri:options": { "application": app.display().to_string() }
     }}});
@@ -1221,31 +1236,14 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     // ---- the app again: the keyring gave it back its identity and whom it verified ----
     // This time in a dark desktop theme (through a second tauri-driver whose environment
     // asks GTK for it): the UI follows it.
-    let dark_port = free_port();
-    let dark_native_port = free_port();
-    procs.0.push((
+    let dark_port = start_tauri_driver(
+        &mut procs,
         "tauri-driver (dark)",
-        Command::new(tauri_driver)
-            .args([
-                "--port".to_owned(),
-                dark_port.to_string(),
-                "--native-port".to_owned(),
-                dark_native_port.to_string(),
-                "--native-driver".to_owned(),
-                webkit_driver.display().to_string(),
-            ])
+        &webkit_driver,
+        Command::new(&tauri_driver)
             .envs(session_env.clone())
-            .env("GTK_THEME", "Adwaita:dark")
-            .env("NO_AT_BRIDGE", "1")
-            .process_group(0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    ));
-    wait_for("tauri-driver (dark)", Duration::from_secs(10), || {
-        TcpStream::connect((Ipv4Addr::LOCALHOST, dark_port)).is_ok()
-    });
+            .env("GTK_THEME", "Adwaita:dark"),
+    );
     let d = Driver::launch(dark_port, &caps);
     assert_eq!(
         d.script("return matchMedia('(prefers-color-scheme: dark)').matches"),
