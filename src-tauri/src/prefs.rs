@@ -20,6 +20,9 @@ pub const FILE: &str = "remembered.json";
 /// The longest server address or pin kept (a typed address is short; a file edited by
 /// hand is not trusted to keep it so).
 const MAX_FIELD: usize = 2048;
+/// The largest file read back: what `save` writes is far smaller; anything larger is not
+/// ours and is not read whole.
+const MAX_FILE: u64 = 16 * 1024;
 
 /// What is remembered for the next join screen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -66,7 +69,15 @@ impl Prefs {
     /// What was remembered; `None` when nothing was, or the file cannot be read or holds
     /// something this app would not have written.
     pub fn load(&self) -> Option<Remembered> {
-        let bytes = std::fs::read(self.path.get()?).ok()?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::fs::File::open(self.path.get()?).ok()?, MAX_FILE + 1),
+            &mut bytes,
+        )
+        .ok()?;
+        if bytes.len() as u64 > MAX_FILE {
+            return None;
+        }
         serde_json::from_slice::<Remembered>(&bytes).ok()?.checked()
     }
 
@@ -188,6 +199,13 @@ mod tests {
         .unwrap();
         assert_eq!(prefs.load(), None);
         std::fs::write(dir.join(FILE), b"not json").unwrap();
+        assert_eq!(prefs.load(), None);
+        // A file larger than any we write is not read whole, even when it parses.
+        std::fs::write(
+            dir.join(FILE),
+            format!(r#"{{"nick":"bob","server":null{}}}"#, " ".repeat(20_000)),
+        )
+        .unwrap();
         assert_eq!(prefs.load(), None);
         let _ = std::fs::remove_dir_all(&dir);
     }
