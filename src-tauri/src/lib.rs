@@ -9,6 +9,10 @@
 //! into `ui/src/lib/bindings/`. No key crosses: only readable fingerprints, safety numbers
 //! and QR payload bytes.
 
+#[macro_use]
+mod command_list;
+#[cfg(test)]
+mod command_bindings;
 pub mod commands;
 pub mod deeplink;
 pub mod dto;
@@ -36,6 +40,13 @@ pub const READY_TARGET: &str = "cryptocat_desktop::ready";
 /// The argument that starts the bench's peer instead of the app: one Tauri window showing
 /// an empty page (`ui/public/blank.html`), no app state, no commands.
 pub const BLANK_WINDOW_ARG: &str = "--blank-window";
+
+/// The Tauri handler of the commands in `command_list.rs`.
+macro_rules! app_handler {
+    ($($module:ident :: $function:ident),* $(,)?) => {
+        tauri::generate_handler![$($module::$function),*]
+    };
+}
 
 /// Runs the app until its last window closes.
 pub fn run() -> ExitCode {
@@ -103,31 +114,7 @@ pub fn run() -> ExitCode {
             Ok(())
         })
         .on_window_event(tray::on_window_event)
-        .invoke_handler(tauri::generate_handler![
-            commands::join,
-            commands::send,
-            commands::send_private,
-            commands::ask,
-            commands::answer,
-            commands::mark_verified,
-            commands::members,
-            commands::leave,
-            commands::retry_now,
-            commands::my_fingerprint,
-            sys::get_settings,
-            sys::set_settings,
-            sys::forget_remembered,
-            links::open_link,
-            commands::invites,
-            commands::renew_relay_key,
-            deeplink::read_invite,
-            deeplink::take_opened_link,
-            commands::ui_ready,
-            tray::quit,
-            tray::set_unread_total,
-            prefs::get_remembered,
-            prefs::set_remembered,
-        ])
+        .invoke_handler(with_app_commands!(app_handler))
         .build(context);
     let app = match app {
         Ok(app) => app,

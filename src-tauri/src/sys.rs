@@ -192,24 +192,24 @@ pub async fn get_settings(settings: State<'_, SettingsState>) -> Result<Settings
 pub async fn set_settings<R: Runtime>(
     app: AppHandle<R>,
     settings: State<'_, SettingsState>,
-    new: Settings,
+    next: Settings,
 ) -> Result<Settings, CommandError> {
     let old = settings.get();
-    if new.remember_identity {
+    if next.remember_identity {
         let first = !old.remember_identity;
         blocking(move |k| {
             if first && k.load_identity(now())?.is_none() {
                 k.save_identity(&Identity::generate(&mut rand_core::OsRng, now()))?;
             }
-            k.save_settings(&new)
+            k.save_settings(&next)
         })
         .await?;
     } else if old.remember_identity {
         blocking(|k| k.forget()).await?;
     }
-    settings.set(new);
-    tray::sync_mute(&app, &new);
-    Ok(new)
+    settings.set(next);
+    tray::sync_mute(&app, &next);
+    Ok(next)
 }
 
 /// Deletes what the keyring keeps (identity, verified fingerprints, settings) and turns

@@ -185,9 +185,9 @@
       case 'get_settings':
         return settings;
       case 'set_settings':
-        if (args.new.remember_identity && window.__stub.noKeyring)
+        if (args.next.remember_identity && window.__stub.noKeyring)
           throw { code: 'keyring_unavailable', message: 'no keyring is available' };
-        settings = { ...args.new };
+        settings = { ...args.next };
         return settings;
       case 'forget_remembered':
         settings = { ...settings, remember_identity: false };

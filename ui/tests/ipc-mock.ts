@@ -1,7 +1,9 @@
 import { vi } from 'vitest';
 import type { OpenedLink, Remembered, RoomInvites } from '../src/lib/bindings';
+import type { Ipc } from '../src/lib/ipc';
 
-// The IPC module, mocked: every command is a vi.fn the test programs.
+// The IPC module, mocked: every command is a vi.fn the test programs (`satisfies`: the
+// mock has exactly the module's functions, so a command added in Rust shows up here).
 export const ipc = {
   join: vi.fn(),
   send: vi.fn(),
@@ -27,7 +29,7 @@ export const ipc = {
   onEvent: vi.fn(async () => () => {}),
   onCloseRequested: vi.fn(async () => () => {}),
   quit: vi.fn(async () => null),
-  setUnread: vi.fn(async () => null),
+  setUnreadTotal: vi.fn(async () => null),
   getRemembered: vi.fn(async (): Promise<Remembered | null> => null),
   setRemembered: vi.fn(async () => null),
-};
+} satisfies Record<keyof Ipc, unknown>;
