@@ -9,8 +9,7 @@ use cryptocat_client::{
 use tauri::{AppHandle, Emitter, Manager, State};
 
 use crate::dto::{
-    CommandError, Event, JoinRequest, Joined, Member, RoomEvent, RoomInvites, ServerChoice,
-    ENGINE_EVENT,
+    CommandError, JoinRequest, Joined, Member, RoomEvent, RoomInvites, ServerChoice, ENGINE_EVENT,
 };
 use crate::state::{AppState, RelayError, RenewError};
 
@@ -110,14 +109,12 @@ pub async fn join(app: AppHandle, state: State<'_, AppState>, req: JoinRequest) 
         while let Some(event) = events.recv().await {
             let left = matches!(event, cryptocat_client::EngineEvent::Left);
             crate::sys::on_engine_event(&app, &room, &event);
-            if let Some(event) = Event::from_engine(&event) {
-                let payload = RoomEvent {
-                    room: room.clone(),
-                    event,
-                };
-                if app.emit(ENGINE_EVENT, payload).is_err() {
-                    tracing::warn!("could not forward an engine event to the window");
-                }
+            let payload = RoomEvent {
+                room: room.clone(),
+                event,
+            };
+            if app.emit(ENGINE_EVENT, payload).is_err() {
+                tracing::warn!("could not forward an engine event to the window");
             }
             if left {
                 break;
@@ -194,8 +191,7 @@ pub async fn mark_verified(
 /// The members who finished their key exchange with us.
 #[tauri::command]
 pub async fn members(state: State<'_, AppState>, room: String) -> Result<Vec<Member>> {
-    let members = handle(&state, &room).await?.members().await?;
-    Ok(members.iter().map(Member::from).collect())
+    Ok(handle(&state, &room).await?.members().await?)
 }
 
 /// Leaves a room (the `left` event follows).
@@ -274,7 +270,7 @@ pub const AUTOJOIN_ENV: &str = "CRYPTOCAT_BENCH_AUTOJOIN";
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
-    use cryptocat_client::EngineEvents;
+    use cryptocat_client::{EngineEvent, EngineEvents};
     use std::time::Duration;
 
     fn req(room: &str, nick: &str, server: ServerChoice) -> JoinRequest {
@@ -285,14 +281,15 @@ mod tests {
         }
     }
 
-    async fn next_matching(events: &mut EngineEvents, f: impl Fn(&Event) -> bool) -> Event {
+    async fn next_matching(
+        events: &mut EngineEvents,
+        f: impl Fn(&EngineEvent) -> bool,
+    ) -> EngineEvent {
         tokio::time::timeout(Duration::from_secs(20), async {
             loop {
                 let e = events.recv().await.expect("engine stopped");
-                if let Some(dto) = Event::from_engine(&e) {
-                    if f(&dto) {
-                        return dto;
-                    }
+                if f(&e) {
+                    return e;
                 }
             }
         })
@@ -442,25 +439,32 @@ mod tests {
         let in_use = hb.server_in_use().unwrap();
         assert_eq!(in_use.url, relay, "c2s with STARTTLS first");
 
-        let joined = next_matching(&mut ea, |e| matches!(e, Event::MemberJoined { .. })).await;
-        let Event::MemberJoined { member } = joined else {
+        let joined =
+            next_matching(&mut ea, |e| matches!(e, EngineEvent::MemberJoined { .. })).await;
+        let EngineEvent::MemberJoined { member } = joined else {
             unreachable!()
         };
         assert_eq!(member.nick, "bob");
         assert_eq!(member.fingerprint, hb.fingerprint());
-        next_matching(&mut ea, |e| matches!(e, Event::Rekeyed { members: 2, .. })).await;
-        next_matching(&mut eb, |e| matches!(e, Event::Rekeyed { members: 2, .. })).await;
+        next_matching(&mut ea, |e| {
+            matches!(e, EngineEvent::Rekeyed { members: 2, .. })
+        })
+        .await;
+        next_matching(&mut eb, |e| {
+            matches!(e, EngineEvent::Rekeyed { members: 2, .. })
+        })
+        .await;
 
         let local = ha.send("<script>hi</script>").unwrap();
-        let sent = next_matching(&mut ea, |e| matches!(e, Event::Sent { .. })).await;
-        let Event::Sent { local_id, id } = sent else {
+        let sent = next_matching(&mut ea, |e| matches!(e, EngineEvent::Sent { .. })).await;
+        let EngineEvent::Sent { local_id, id } = sent else {
             unreachable!()
         };
         assert_eq!(local_id, local);
-        let got = next_matching(&mut eb, |e| matches!(e, Event::Message { .. })).await;
+        let got = next_matching(&mut eb, |e| matches!(e, EngineEvent::Message { .. })).await;
         assert_eq!(
             got,
-            Event::Message {
+            EngineEvent::Message {
                 id: id.clone(),
                 nick: "alice".into(),
                 text: "<script>hi</script>".into(),
@@ -468,7 +472,7 @@ mod tests {
             }
         );
         next_matching(&mut ea, |e| {
-            matches!(e, Event::Confirmation { confirmed: 1, .. })
+            matches!(e, EngineEvent::Confirmation { confirmed: 1, .. })
         })
         .await;
 

@@ -5,7 +5,7 @@
 //! No key material crosses: members carry their readable fingerprint, the pairwise safety
 //! number and the bytes of its QR payload; the raw fingerprint bytes and keys stay here.
 
-use cryptocat_client::{ConnectionState, EngineEvent, MemberView};
+use cryptocat_client::{ConnectionState, EngineEvent, MemberView, WarningCode};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -135,7 +135,7 @@ pub const ERROR_CODES: &[&str] = &[
     "prefs_failed",
 ];
 
-/// Every code of an [`Event::Error`] (`EngineEvent::Error`): the UI has a sentence for
+/// Every code of an `EngineEvent::Error`: the UI has a sentence for
 /// each too (a test reads the engine's sources for them).
 pub const EVENT_ERROR_CODES: &[&str] = &["rejoin_failed", "offline"];
 
@@ -175,267 +175,6 @@ impl From<cryptocat_client::StartError> for CommandError {
 impl From<cryptocat_client::InviteError> for CommandError {
     fn from(e: cryptocat_client::InviteError) -> Self {
         Self::new("invalid_invite", e.to_string())
-    }
-}
-
-/// A member, for display.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-pub struct Member {
-    /// Nickname.
-    pub nick: String,
-    /// Readable identity fingerprint.
-    pub fingerprint: String,
-    /// Verified (marked, or the secret question succeeded).
-    pub verified: bool,
-    /// Our pairwise safety number with this member.
-    pub safety_number: String,
-    /// The safety number's QR payload, to render as a QR code.
-    pub safety_qr: Vec<u8>,
-    /// In the current attested epoch.
-    pub in_epoch: bool,
-}
-
-impl From<&MemberView> for Member {
-    fn from(m: &MemberView) -> Self {
-        Self {
-            nick: m.nick.clone(),
-            fingerprint: m.fingerprint.clone(),
-            verified: m.verified,
-            safety_number: m.safety_number.clone(),
-            safety_qr: m.safety_qr.clone(),
-            in_epoch: m.in_epoch,
-        }
-    }
-}
-
-/// The connection, as the banner shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum Connection {
-    /// Connecting for the first time.
-    Connecting,
-    /// In the room.
-    Connected,
-    /// Trying again.
-    Reconnecting {
-        /// 1-based attempt.
-        attempt: u32,
-        /// Wait before it, in milliseconds.
-        #[ts(type = "number")]
-        delay_ms: u64,
-    },
-    /// Gave up or left.
-    Offline,
-}
-
-impl From<&ConnectionState> for Connection {
-    fn from(c: &ConnectionState) -> Self {
-        match c {
-            ConnectionState::Connecting => Self::Connecting,
-            ConnectionState::Connected => Self::Connected,
-            ConnectionState::Reconnecting { attempt, delay } => Self::Reconnecting {
-                attempt: *attempt,
-                delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-            },
-            ConnectionState::Offline => Self::Offline,
-        }
-    }
-}
-
-/// An engine event, as the webview receives it (`EngineEvent` in TypeScript, where
-/// `Event` is the DOM's).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(tag = "type", rename_all = "snake_case")]
-#[ts(rename = "EngineEvent")]
-pub enum Event {
-    /// The connection changed.
-    Connection {
-        /// New state.
-        connection: Connection,
-    },
-    /// We are in the room.
-    Joined {
-        /// Room name.
-        room: String,
-        /// Our nickname.
-        nick: String,
-        /// Our readable fingerprint.
-        fingerprint: String,
-    },
-    /// A member finished its key exchange with us.
-    MemberJoined {
-        /// The member.
-        member: Member,
-    },
-    /// A member left.
-    MemberLeft {
-        /// Its nickname.
-        nick: String,
-    },
-    /// New room keys, attested by every member.
-    Rekeyed {
-        /// Epoch counter.
-        #[ts(type = "number")]
-        epoch: u64,
-        /// Members including us.
-        #[ts(type = "number")]
-        members: usize,
-    },
-    /// One of our group texts went out under this id.
-    Sent {
-        /// What `send` returned.
-        #[ts(type = "number")]
-        local_id: u64,
-        /// Message id (as in `confirmation`).
-        id: String,
-    },
-    /// A text from a member (render as text, never as markup).
-    Message {
-        /// Message id.
-        id: String,
-        /// Sender nickname.
-        nick: String,
-        /// The text.
-        text: String,
-        /// One-to-one.
-        private: bool,
-    },
-    /// One of our private texts went out.
-    PrivateSent {
-        /// Recipient.
-        to: String,
-    },
-    /// Confirmation progress of one of our group texts.
-    Confirmation {
-        /// Message id.
-        id: String,
-        /// Other members who confirmed it.
-        #[ts(type = "number")]
-        confirmed: usize,
-        /// Of how many.
-        #[ts(type = "number")]
-        of: usize,
-    },
-    /// A member asks us a secret question.
-    Question {
-        /// Who asks.
-        nick: String,
-        /// The question, if any.
-        question: Option<String>,
-    },
-    /// A member's verification state changed.
-    Verification {
-        /// The member.
-        nick: String,
-        /// Verified or not.
-        verified: bool,
-        /// Marked by hand (`false`: the secret question's result).
-        manual: bool,
-    },
-    /// Something to show loudly.
-    Warning {
-        /// Stable snake_case code (`key_changed`, `unconfirmed`, ...).
-        code: String,
-        /// English sentence.
-        message: String,
-        /// The message concerned (for `unconfirmed`).
-        id: Option<String>,
-        /// The nicknames concerned, for the UI's own sentence (the member concerned first,
-        /// then who reported it; see `EngineEvent::Warning`).
-        who: Vec<String>,
-        /// How many members did not come back (`rejoin_incomplete`).
-        #[ts(type = "number | null")]
-        count: Option<usize>,
-    },
-    /// Something failed for good.
-    Error {
-        /// Stable snake_case code.
-        code: String,
-        /// English sentence.
-        message: String,
-    },
-    /// We left; the engine stopped.
-    Left,
-}
-
-impl Event {
-    /// The DTO of an engine event; `None` for events this version does not know.
-    pub fn from_engine(e: &EngineEvent) -> Option<Self> {
-        Some(match e {
-            EngineEvent::Connection(c) => Self::Connection {
-                connection: c.into(),
-            },
-            EngineEvent::Joined {
-                room,
-                nick,
-                fingerprint,
-            } => Self::Joined {
-                room: room.clone(),
-                nick: nick.clone(),
-                fingerprint: fingerprint.clone(),
-            },
-            EngineEvent::MemberJoined { member } => Self::MemberJoined {
-                member: member.into(),
-            },
-            EngineEvent::MemberLeft { nick } => Self::MemberLeft { nick: nick.clone() },
-            EngineEvent::Rekeyed { epoch, members } => Self::Rekeyed {
-                epoch: *epoch,
-                members: *members,
-            },
-            EngineEvent::Sent { local_id, id } => Self::Sent {
-                local_id: *local_id,
-                id: id.clone(),
-            },
-            EngineEvent::Message {
-                id,
-                nick,
-                text,
-                private,
-            } => Self::Message {
-                id: id.clone(),
-                nick: nick.clone(),
-                text: text.clone(),
-                private: *private,
-            },
-            EngineEvent::PrivateSent { to } => Self::PrivateSent { to: to.clone() },
-            EngineEvent::Confirmation { id, confirmed, of } => Self::Confirmation {
-                id: id.clone(),
-                confirmed: *confirmed,
-                of: *of,
-            },
-            EngineEvent::Question { nick, question } => Self::Question {
-                nick: nick.clone(),
-                question: question.clone(),
-            },
-            EngineEvent::Verification {
-                nick,
-                verified,
-                manual,
-            } => Self::Verification {
-                nick: nick.clone(),
-                verified: *verified,
-                manual: *manual,
-            },
-            EngineEvent::Warning {
-                code,
-                message,
-                id,
-                who,
-                count,
-            } => Self::Warning {
-                code: code.as_str().to_owned(),
-                message: message.clone(),
-                id: id.clone(),
-                who: who.clone(),
-                count: *count,
-            },
-            EngineEvent::Error { code, message } => Self::Error {
-                code: (*code).to_owned(),
-                message: message.clone(),
-            },
-            EngineEvent::Left => Self::Left,
-            _ => return None,
-        })
     }
 }
 
@@ -535,13 +274,19 @@ pub struct RoomInvites {
     pub local_network: bool,
 }
 
-/// What the `engine` Tauri event carries: which room, what happened.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+/// A member, for display: the engine's view (`Member` in TypeScript; its fingerprint bytes
+/// stay out of JSON).
+pub type Member = MemberView;
+
+/// What the `engine` Tauri event carries: which room, what happened. The event is the
+/// engine's own, serialized as the CLI's JSON lines are (`cryptocat_client::EngineEvent`:
+/// one mapping of events for both).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 pub struct RoomEvent {
     /// The room (as `Joined::room`).
     pub room: String,
     /// The event.
-    pub event: Event,
+    pub event: EngineEvent,
 }
 
 /// The name of the Tauri event carrying [`RoomEvent`]s.
@@ -558,9 +303,10 @@ pub fn bindings() -> String {
         JoinRequest::decl(),
         Joined::decl(),
         CommandError::decl(),
-        Member::decl(),
-        Connection::decl(),
-        Event::decl(),
+        MemberView::decl(),
+        ConnectionState::decl(),
+        WarningCode::decl(),
+        EngineEvent::decl(),
         RoomEvent::decl(),
         crate::settings::Settings::decl(),
         crate::prefs::Remembered::decl(),
@@ -640,7 +386,7 @@ mod tests {
     fn events_serialize_as_the_bindings_say() {
         let e = RoomEvent {
             room: "lobby".into(),
-            event: Event::Confirmation {
+            event: EngineEvent::Confirmation {
                 id: "m1".into(),
                 confirmed: 1,
                 of: 2,
@@ -786,7 +532,7 @@ mod tests {
 
     #[test]
     fn members_carry_no_fingerprint_bytes() {
-        let view = cryptocat_client::MemberView {
+        let view = MemberView {
             nick: "bob".into(),
             fingerprint: "ab".repeat(20),
             fingerprint_bytes: [7; 32],
@@ -795,7 +541,7 @@ mod tests {
             safety_qr: vec![1, 2, 3],
             in_epoch: true,
         };
-        let v = serde_json::to_value(Member::from(&view)).unwrap();
+        let v = serde_json::to_value(&view).unwrap();
         let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
         assert_eq!(
             keys,
@@ -808,5 +554,8 @@ mod tests {
                 "verified"
             ]
         );
+        let joined = serde_json::to_value(EngineEvent::MemberJoined { member: view }).unwrap();
+        assert!(joined.get("fingerprint_bytes").is_none(), "{joined}");
+        assert_eq!(joined["type"], "member_joined");
     }
 }

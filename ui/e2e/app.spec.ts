@@ -110,8 +110,8 @@ test('warnings and connection banner; unconfirmed flag', async ({ page }) => {
   await page.evaluate(() => {
     const st = (window as any).__stub;
     st.emit({ type: 'warning', code: 'unconfirmed', message: 'bob did not confirm a message', id: 'm1' });
-    st.emit({ type: 'warning', code: 'key_changed', message: 'the key of <b>bob</b> changed', id: null, who: ['<b>bob</b>'], count: null });
-    st.emit({ type: 'connection', connection: { state: 'reconnecting', attempt: 2, delay_ms: 60_000 } });
+    st.emit({ type: 'warning', code: 'key_changed', message: 'the key of <b>bob</b> changed', id: null, who: ['<b>bob</b>'] });
+    st.emit({ type: 'connection', state: 'reconnecting', attempt: 2, delay_ms: 60_000 });
   });
   await expect(page.getByText(s.room.unconfirmed, { exact: true })).toBeVisible();
   await expect(page.getByRole('status').filter({ hasText: 'attempt 2' })).toBeVisible();
@@ -120,14 +120,14 @@ test('warnings and connection banner; unconfirmed flag', async ({ page }) => {
   expect(await page.locator('.warnings b').count()).toBe(0);
   await page.getByRole('button', { name: s.warnings.dismiss }).first().click();
   await expect(page.getByText('bob did not confirm a message', { exact: true })).toHaveCount(0);
-  await page.evaluate(() => (window as any).__stub.emit({ type: 'connection', connection: { state: 'connected' } }));
+  await page.evaluate(() => (window as any).__stub.emit({ type: 'connection', state: 'connected' }));
   await expect(page.getByText('attempt 2')).toHaveCount(0);
 });
 
 test('reconnecting: a countdown, and "Retry now" asks the app to try at once', async ({ page }) => {
   await join(page);
   await page.evaluate(() =>
-    (window as any).__stub.emit({ type: 'connection', connection: { state: 'reconnecting', attempt: 3, delay_ms: 30_000 } }),
+    (window as any).__stub.emit({ type: 'connection', state: 'reconnecting', attempt: 3, delay_ms: 30_000 }),
   );
   const status = page.getByRole('status').filter({ hasText: 'attempt 3' });
   await expect(status).toHaveText(s.connection.reconnectingIn(3, 30));
@@ -141,7 +141,7 @@ test('reconnecting: a countdown, and "Retry now" asks the app to try at once', a
   await expect(page.getByRole('button', { name: s.connection.retryNow })).toHaveCount(0);
   // A short delay runs out: "trying now", and the button waits for the next attempt.
   await page.evaluate(() =>
-    (window as any).__stub.emit({ type: 'connection', connection: { state: 'reconnecting', attempt: 4, delay_ms: 500 } }),
+    (window as any).__stub.emit({ type: 'connection', state: 'reconnecting', attempt: 4, delay_ms: 500 }),
   );
   await expect(page.getByRole('status')).toHaveText(s.connection.reconnectingNow(4));
   await expect(page.getByRole('button', { name: s.connection.retryNow })).toBeDisabled();
@@ -545,7 +545,7 @@ for (const scheme of ['light', 'dark'] as const) {
       const st = (window as any).__stub;
       st.emit({ type: 'warning', code: 'key_changed', message: 'the key of bob changed', id: null });
       st.emit({ type: 'error', code: 'rejoin_failed', message: 'x' });
-      st.emit({ type: 'connection', connection: { state: 'reconnecting', attempt: 1, delay_ms: 30_000 } });
+      st.emit({ type: 'connection', state: 'reconnecting', attempt: 1, delay_ms: 30_000 });
       st.emit({ type: 'question', nick: 'bob', question: 'Our cat?' });
     });
     await page.getByRole('button', { name: s.room.openPrivate('bob') }).click();

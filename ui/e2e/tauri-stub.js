@@ -104,8 +104,8 @@
         const fingerprint = 'fedcba9876543210fedcba9876543210fedcba98';
         later(() => {
           roomEvent({ type: 'joined', room: room.name, nick: room.nick, fingerprint });
-          roomEvent({ type: 'connection', connection: { state: 'connected' } });
-          roomEvent({ type: 'member_joined', member: bob });
+          roomEvent({ type: 'connection', state: 'connected' });
+          roomEvent({ type: 'member_joined', ...bob });
           roomEvent({ type: 'rekeyed', epoch: 1, members: 2 });
           roomEvent({ type: 'message', id: 'b1', nick: 'bob', text: HOSTILE, private: false });
         });
@@ -173,7 +173,7 @@
         return null;
       case 'retry_now':
         window.__stub.retries += 1;
-        later(() => roomEvent({ type: 'connection', connection: { state: 'connected' } }));
+        later(() => roomEvent({ type: 'connection', state: 'connected' }));
         return null;
       case 'leave':
         {

@@ -47,7 +47,7 @@ describe('messages', () => {
     expect(bar).toHaveAttribute('max', '2');
     expect((bar as HTMLProgressElement).value).toBe(1);
 
-    applyEvent(m, { type: 'warning', code: 'unconfirmed', message: 'not confirmed by carol', id: 'm7', who: ['carol'], count: null });
+    applyEvent(m, { type: 'warning', code: 'unconfirmed', message: 'not confirmed by carol', id: 'm7', who: ['carol'] });
     flushSync();
     expect(screen.getByText(s.room.unconfirmed)).toBeInTheDocument();
     expect(screen.getByText('A message was not confirmed by carol in time.')).toBeInTheDocument();

@@ -3,70 +3,11 @@
 use cryptocat_client::{ConnectionState, EngineEvent, MemberView};
 use serde_json::{json, Value};
 
-/// Renders an engine event as the JSON line contract (see the README). `None` for events
-/// the contract leaves out.
+/// Renders an engine event as the JSON line contract (see the README): the engine's own
+/// serialization, which the desktop app's IPC carries too. `None` if an event cannot be
+/// written (it always can).
 pub fn event_json(event: &EngineEvent) -> Option<Value> {
-    Some(match event {
-        EngineEvent::Connection(state) => {
-            let mut v = json!({"type": "connection", "state": state.name()});
-            if let ConnectionState::Reconnecting { attempt, delay } = state {
-                set(&mut v, "attempt", json!(attempt));
-                let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-                set(&mut v, "delay_ms", json!(ms));
-            }
-            v
-        }
-        EngineEvent::Joined {
-            room,
-            nick,
-            fingerprint,
-        } => json!({"type": "joined", "room": room, "nick": nick, "fingerprint": fingerprint}),
-        EngineEvent::MemberJoined { member } => json!({
-            "type": "member_joined",
-            "nick": member.nick,
-            "fingerprint": member.fingerprint,
-            "verified": member.verified,
-        }),
-        EngineEvent::MemberLeft { nick } => json!({"type": "member_left", "nick": nick}),
-        EngineEvent::Rekeyed { epoch, members } => {
-            json!({"type": "rekeyed", "epoch": epoch, "members": members})
-        }
-        EngineEvent::Sent { local_id, id } => {
-            json!({"type": "sent", "id": id, "local_id": local_id})
-        }
-        EngineEvent::Message {
-            id,
-            nick,
-            text,
-            private,
-        } => json!({"type": "message", "id": id, "nick": nick, "text": text, "private": private}),
-        EngineEvent::PrivateSent { to } => json!({"type": "private_sent", "to": to}),
-        EngineEvent::Confirmation { id, confirmed, of } => {
-            json!({"type": "confirmation", "id": id, "confirmed": confirmed, "of": of})
-        }
-        EngineEvent::Question { nick, question } => {
-            json!({"type": "question", "nick": nick, "question": question})
-        }
-        EngineEvent::Verification {
-            nick,
-            verified,
-            manual,
-        } => json!({"type": "verification", "nick": nick, "verified": verified, "manual": manual}),
-        EngineEvent::Warning {
-            code, message, id, ..
-        } => {
-            let mut v = json!({"type": "warning", "code": code.as_str(), "message": message});
-            if let Some(id) = id {
-                set(&mut v, "id", json!(id));
-            }
-            v
-        }
-        EngineEvent::Error { code, message } => {
-            json!({"type": "error", "code": code, "message": message})
-        }
-        EngineEvent::Left => json!({"type": "left"}),
-        _ => return None,
-    })
+    serde_json::to_value(event).ok()
 }
 
 /// Sets `key` on a JSON object (no-op on anything else).
@@ -229,5 +170,65 @@ mod tests {
             (v["confirmed"].as_u64(), v["of"].as_u64()),
             (Some(2), Some(2))
         );
+    }
+
+    /// The lines keep the shapes scripts read (fields are only ever added).
+    #[test]
+    fn json_lines_keep_their_shapes() {
+        let line = |e: EngineEvent| event_json(&e).unwrap();
+        assert_eq!(
+            line(EngineEvent::Connection(ConnectionState::Reconnecting {
+                attempt: 2,
+                delay: std::time::Duration::from_millis(1500),
+            })),
+            json!({"type": "connection", "state": "reconnecting", "attempt": 2, "delay_ms": 1500})
+        );
+        assert_eq!(
+            line(EngineEvent::Connection(ConnectionState::Connected)),
+            json!({"type": "connection", "state": "connected"})
+        );
+        let member = MemberView {
+            nick: "bob".into(),
+            fingerprint: "ab".repeat(20),
+            fingerprint_bytes: [7; 32],
+            verified: true,
+            safety_number: "12345".into(),
+            safety_qr: vec![1, 2],
+            in_epoch: true,
+        };
+        let v = line(EngineEvent::MemberJoined { member });
+        assert_eq!(
+            (&v["type"], &v["nick"], &v["verified"]),
+            (&json!("member_joined"), &json!("bob"), &json!(true))
+        );
+        assert_eq!(v["fingerprint"], "ab".repeat(20));
+        assert!(v.get("fingerprint_bytes").is_none());
+        let v = line(EngineEvent::Warning {
+            code: cryptocat_client::WarningCode::Unconfirmed,
+            message: "m".into(),
+            id: Some("x".into()),
+            who: vec!["carol".into()],
+            count: None,
+        });
+        assert_eq!(
+            v,
+            json!({"type": "warning", "code": "unconfirmed", "message": "m", "id": "x", "who": ["carol"]})
+        );
+        let v = line(EngineEvent::Warning {
+            code: cryptocat_client::WarningCode::KeyChanged,
+            message: "m".into(),
+            id: None,
+            who: vec![],
+            count: None,
+        });
+        assert!(v.get("id").is_none(), "{v}");
+        assert_eq!(
+            line(EngineEvent::Error {
+                code: "offline",
+                message: "m".into()
+            }),
+            json!({"type": "error", "code": "offline", "message": "m"})
+        );
+        assert_eq!(line(EngineEvent::Left), json!({"type": "left"}));
     }
 }

@@ -1,10 +1,24 @@
 //! What the engine reports. Events carry user data (nicknames, texts): show them, never
 //! log them.
+//!
+//! The one mapping of events to JSON: their `Serialize` is the CLI's JSON line contract
+//! (`cryptocat --json`, one object per event, `type` first) and the desktop app's IPC
+//! payload; with the `ts` feature they also derive their TypeScript twins (ts-rs), which
+//! the desktop app's bindings export.
 
 use std::time::Duration;
 
+use serde::{Serialize, Serializer};
+
+/// A duration as whole milliseconds (the `delay_ms` of the JSON).
+fn as_millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// The connection to the server, as a person should see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "Connection"))]
 pub enum ConnectionState {
     /// Connecting for the first time.
     Connecting,
@@ -14,7 +28,9 @@ pub enum ConnectionState {
     Reconnecting {
         /// 1-based attempt.
         attempt: u32,
-        /// Wait before it.
+        /// Wait before it (`delay_ms` in JSON).
+        #[serde(rename = "delay_ms", serialize_with = "as_millis")]
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         delay: Duration,
     },
     /// Gave up (or left): nothing more will be sent or received.
@@ -34,13 +50,15 @@ impl ConnectionState {
 }
 
 /// A member of the room, for display.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "Member"))]
 pub struct MemberView {
     /// Nickname (from the encrypted key exchange).
     pub nick: String,
     /// Identity fingerprint, readable form (40 hex digits in groups).
     pub fingerprint: String,
-    /// Fingerprint bytes (what [`crate::VerifiedContact`] stores).
+    /// Fingerprint bytes (what [`crate::VerifiedContact`] stores; not in JSON).
+    #[serde(skip)]
     pub fingerprint_bytes: [u8; 32],
     /// Verified by the person (marked, or the secret question succeeded), now or in an
     /// earlier session.
@@ -54,7 +72,9 @@ pub struct MemberView {
 }
 
 /// Why the engine warns. Codes are stable: the CLI prints them and scripts match them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[non_exhaustive]
 pub enum WarningCode {
     /// A member's identity key differs from the one it had (in this room, or when it was
@@ -153,7 +173,9 @@ impl WarningCode {
 }
 
 /// What happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[non_exhaustive]
 pub enum EngineEvent {
     /// The connection changed.
@@ -169,7 +191,8 @@ pub enum EngineEvent {
     },
     /// A member finished its key exchange with us and told us its nickname.
     MemberJoined {
-        /// The member.
+        /// The member (its fields at the event's top level in JSON).
+        #[serde(flatten)]
         member: MemberView,
     },
     /// A member left.
@@ -180,13 +203,16 @@ pub enum EngineEvent {
     /// The room's keys changed and every member attested them.
     Rekeyed {
         /// Epoch counter.
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         epoch: u64,
         /// Members including us.
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         members: usize,
     },
     /// One of our group texts went out under this id.
     Sent {
         /// What [`crate::EngineHandle::send`] returned.
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         local_id: u64,
         /// The message id (as in [`EngineEvent::Confirmation`]).
         id: String,
@@ -212,8 +238,10 @@ pub enum EngineEvent {
         /// Message id.
         id: String,
         /// How many other members confirmed it.
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         confirmed: usize,
         /// Of how many.
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         of: usize,
     },
     /// A member asked us a secret question (answer with
@@ -239,7 +267,10 @@ pub enum EngineEvent {
         code: WarningCode,
         /// A readable sentence (may name members by nickname).
         message: String,
-        /// The message concerned, for [`WarningCode::Unconfirmed`].
+        /// The message concerned, for [`WarningCode::Unconfirmed`] (absent from JSON
+        /// otherwise).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         id: Option<String>,
         /// The nicknames the warning is about, so that a UI can say it in its own words
         /// (`message` is English): the member concerned first, then, when another member
@@ -248,7 +279,10 @@ pub enum EngineEvent {
         /// `member_unresponsive`; the nickname claimed twice for `nickname_taken`; empty
         /// when no member is named.
         who: Vec<String>,
-        /// How many members did not come back, for [`WarningCode::RejoinIncomplete`].
+        /// How many members did not come back, for [`WarningCode::RejoinIncomplete`]
+        /// (absent from JSON otherwise).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional, type = "number"))]
         count: Option<usize>,
     },
     /// Something failed for good (the room could not be re-joined, the connection was

@@ -201,18 +201,23 @@ let warningKey = 0;
 /** Applies one engine event. */
 export function applyEvent(m: RoomModel, e: EngineEvent): void {
   switch (e.type) {
-    case 'connection':
-      m.connection = e.connection;
+    case 'connection': {
+      // The event is the connection's state with the event's `type` beside it.
+      const { type: _, ...connection } = e;
+      m.connection = connection;
       m.connectionAt = Date.now();
       break;
+    }
     case 'joined':
       m.nick = e.nick;
       m.fingerprint = e.fingerprint;
       break;
     case 'member_joined': {
-      const i = m.members.findIndex((x) => x.nick === e.member.nick);
-      if (i >= 0) m.members[i] = e.member;
-      else m.members.push(e.member);
+      // The member's fields, with the event's `type` beside them.
+      const { type: _, ...member } = e;
+      const i = m.members.findIndex((x) => x.nick === member.nick);
+      if (i >= 0) m.members[i] = member;
+      else m.members.push(member);
       break;
     }
     case 'member_left':

@@ -88,27 +88,28 @@ detail: string | null, };
 
 export type Member = { 
 /**
- * Nickname.
+ * Nickname (from the encrypted key exchange).
  */
 nick: string, 
 /**
- * Readable identity fingerprint.
+ * Identity fingerprint, readable form (40 hex digits in groups).
  */
 fingerprint: string, 
 /**
- * Verified (marked, or the secret question succeeded).
+ * Verified by the person (marked, or the secret question succeeded), now or in an
+ * earlier session.
  */
 verified: boolean, 
 /**
- * Our pairwise safety number with this member.
+ * Our pairwise safety number with this member (60 digits in groups of 5).
  */
 safety_number: string, 
 /**
- * The safety number's QR payload, to render as a QR code.
+ * The safety number's QR payload.
  */
 safety_qr: Array<number>, 
 /**
- * In the current attested epoch.
+ * In the current attested epoch (can read what we send now).
  */
 in_epoch: boolean, };
 
@@ -118,15 +119,13 @@ export type Connection = { "state": "connecting" } | { "state": "connected" } | 
  */
 attempt: number, 
 /**
- * Wait before it, in milliseconds.
+ * Wait before it (`delay_ms` in JSON).
  */
 delay_ms: number, } | { "state": "offline" };
 
-export type EngineEvent = { "type": "connection", 
-/**
- * New state.
- */
-connection: Connection, } | { "type": "joined", 
+export type WarningCode = "key_changed" | "nickname_taken" | "nickname_mismatch" | "roster_split" | "hidden_member" | "equivocation" | "transcript_inconsistent" | "forged_message" | "garbled" | "unconfirmed" | "missing_message" | "member_unresponsive" | "member_refused" | "plaintext_dropped" | "invalid_payload" | "message_refused" | "verification_aborted" | "rejoin_incomplete" | "server_guarantees";
+
+export type EngineEvent = { "type": "connection" } & Connection | { "type": "joined", 
 /**
  * Room name.
  */
@@ -136,13 +135,34 @@ room: string,
  */
 nick: string, 
 /**
- * Our readable fingerprint.
+ * Our fingerprint, readable form.
  */
 fingerprint: string, } | { "type": "member_joined", 
 /**
- * The member.
+ * Nickname (from the encrypted key exchange).
  */
-member: Member, } | { "type": "member_left", 
+nick: string, 
+/**
+ * Identity fingerprint, readable form (40 hex digits in groups).
+ */
+fingerprint: string, 
+/**
+ * Verified by the person (marked, or the secret question succeeded), now or in an
+ * earlier session.
+ */
+verified: boolean, 
+/**
+ * Our pairwise safety number with this member (60 digits in groups of 5).
+ */
+safety_number: string, 
+/**
+ * The safety number's QR payload.
+ */
+safety_qr: Array<number>, 
+/**
+ * In the current attested epoch (can read what we send now).
+ */
+in_epoch: boolean, } | { "type": "member_left", 
 /**
  * Its nickname.
  */
@@ -156,15 +176,15 @@ epoch: number,
  */
 members: number, } | { "type": "sent", 
 /**
- * What `send` returned.
+ * What [`crate::EngineHandle::send`] returned.
  */
 local_id: number, 
 /**
- * Message id (as in `confirmation`).
+ * The message id (as in [`EngineEvent::Confirmation`]).
  */
 id: string, } | { "type": "message", 
 /**
- * Message id.
+ * Message id (group: the protocol's id; private: a local counter `p-N`).
  */
 id: string, 
 /**
@@ -172,15 +192,15 @@ id: string,
  */
 nick: string, 
 /**
- * The text.
+ * The text (render as text, never as markup).
  */
 text: string, 
 /**
- * One-to-one.
+ * A one-to-one message.
  */
 private: boolean, } | { "type": "private_sent", 
 /**
- * Recipient.
+ * Recipient nickname.
  */
 to: string, } | { "type": "confirmation", 
 /**
@@ -188,7 +208,7 @@ to: string, } | { "type": "confirmation",
  */
 id: string, 
 /**
- * Other members who confirmed it.
+ * How many other members confirmed it.
  */
 confirmed: number, 
 /**
@@ -216,32 +236,38 @@ verified: boolean,
  */
 manual: boolean, } | { "type": "warning", 
 /**
- * Stable snake_case code (`key_changed`, `unconfirmed`, ...).
+ * What kind.
  */
-code: string, 
+code: WarningCode, 
 /**
- * English sentence.
+ * A readable sentence (may name members by nickname).
  */
 message: string, 
 /**
- * The message concerned (for `unconfirmed`).
+ * The message concerned, for [`WarningCode::Unconfirmed`] (absent from JSON
+ * otherwise).
  */
-id: string | null, 
+id?: string, 
 /**
- * The nicknames concerned, for the UI's own sentence (the member concerned first,
- * then who reported it; see `EngineEvent::Warning`).
+ * The nicknames the warning is about, so that a UI can say it in its own words
+ * (`message` is English): the member concerned first, then, when another member
+ * reported it, that member (`nickname_mismatch`, `roster_split`,
+ * `hidden_member`, `equivocation`); everyone missing for `unconfirmed` and
+ * `member_unresponsive`; the nickname claimed twice for `nickname_taken`; empty
+ * when no member is named.
  */
 who: Array<string>, 
 /**
- * How many members did not come back (`rejoin_incomplete`).
+ * How many members did not come back, for [`WarningCode::RejoinIncomplete`]
+ * (absent from JSON otherwise).
  */
-count: number | null, } | { "type": "error", 
+count?: number, } | { "type": "error", 
 /**
- * Stable snake_case code.
+ * A stable snake_case code.
  */
 code: string, 
 /**
- * English sentence.
+ * A readable sentence.
  */
 message: string, } | { "type": "left" };
 
