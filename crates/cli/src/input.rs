@@ -36,6 +36,8 @@ pub enum Input {
     Help,
     /// `/invite`: the invite links to this room.
     Invite,
+    /// `/retry`: while reconnecting, try at once instead of waiting out the delay.
+    Retry,
 }
 
 impl std::fmt::Debug for Input {
@@ -54,6 +56,7 @@ impl std::fmt::Debug for Input {
             Self::Leave => "Leave",
             Self::Help => "Help",
             Self::Invite => "Invite",
+            Self::Retry => "Retry",
         };
         f.write_str(name)
     }
@@ -70,6 +73,7 @@ A plain line is a message to the room. Commands:
   /ask NICK QUESTION? ANSWER ask NICK a secret question only they can answer
   /answer NICK ANSWER        answer NICK's secret question
   /invite                    the link that invites a friend to this room
+  /retry                     while reconnecting: try again now instead of waiting
   /leave                     leave the room and quit
 Nicknames with spaces go in double quotes: /msg \"Ada L\" hello
 A line starting with // sends the rest, starting with one /, as a message.";
@@ -99,6 +103,7 @@ pub fn parse(line: &str) -> Result<Input, &'static str> {
             })
         }
         "who" => Ok(Input::Who),
+        "retry" => Ok(Input::Retry),
         "fingerprint" | "fp" => Ok(Input::Fingerprint(take_nick(rest).map(|(n, _)| n))),
         "verify" => Ok(Input::Verify(
             take_nick(rest).ok_or("usage: /verify NICK")?.0,
@@ -191,6 +196,7 @@ mod tests {
         );
         assert_eq!(parse("/who").unwrap(), Input::Who);
         assert_eq!(parse("/invite").unwrap(), Input::Invite);
+        assert_eq!(parse("/retry").unwrap(), Input::Retry);
         assert_eq!(parse("/fingerprint").unwrap(), Input::Fingerprint(None));
         assert_eq!(
             parse("/fingerprint bob").unwrap(),

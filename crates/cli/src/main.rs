@@ -515,6 +515,7 @@ async fn command(handle: &EngineHandle, out: &Out, line: &str) -> bool {
             }
             Ok(())
         }
+        Input::Retry => handle.retry_now(),
         Input::Leave => return true,
         Input::Help => {
             if out.json {
