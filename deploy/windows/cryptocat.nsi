@@ -39,11 +39,15 @@ ManifestDPIAware true
 
 ; tauri.conf.json's identifier: the app's data directory (%LOCALAPPDATA%\IDENTIFIER) and
 ; the AppUserModelID its notifications carry (src-tauri/src/notify.rs).
-!define IDENTIFIER "invalid.cryptocat.desktop"
+!define IDENTIFIER "cat.crypto.Cryptocat"
+; The identifier before it (src-tauri/src/state.rs LEGACY_IDENTIFIER): an update removes
+; its toast registration; the app moves the built-in server's key from its data directory.
+!define LEGACY_IDENTIFIER "invalid.cryptocat.desktop"
 !define SETTINGS_KEY "Software\Cryptocat"
 !define UNINSTALL_KEY "Software\Microsoft\Windows\CurrentVersion\Uninstall\Cryptocat"
 !define SCHEME_KEY "Software\Classes\cryptocat"
 !define AUMID_KEY "Software\Classes\AppUserModelId\${IDENTIFIER}"
+!define LEGACY_AUMID_KEY "Software\Classes\AppUserModelId\${LEGACY_IDENTIFIER}"
 ; The WebView2 Runtime's client id (Microsoft's "Distribute your app and the WebView2
 ; Runtime": a runtime is installed when its `pv` value is set and not 0.0.0.0).
 !define WEBVIEW2_KEY "Microsoft\EdgeUpdate\Clients\{F3017226-FE2A-4295-8BDF-00C3A9A7E4C5}"
@@ -106,6 +110,7 @@ Section "Cryptocat" SecApp
   ; Toast notifications of a program that is not an app package name it by this id.
   WriteRegStr HKCU "${AUMID_KEY}" "DisplayName" "Cryptocat"
   WriteRegStr HKCU "${AUMID_KEY}" "IconUri" "$INSTDIR\cryptocat.png"
+  DeleteRegKey HKCU "${LEGACY_AUMID_KEY}"
 
   WriteRegStr HKCU "${SETTINGS_KEY}" "InstallDir" "$INSTDIR"
   WriteRegStr HKCU "${UNINSTALL_KEY}" "DisplayName" "Cryptocat"
@@ -285,6 +290,7 @@ Section "Uninstall"
   Delete "$SMPROGRAMS\Cryptocat.lnk"
   DeleteRegKey HKCU "${SCHEME_KEY}"
   DeleteRegKey HKCU "${AUMID_KEY}"
+  DeleteRegKey HKCU "${LEGACY_AUMID_KEY}"
   DeleteRegKey HKCU "${UNINSTALL_KEY}"
   DeleteRegKey HKCU "${SETTINGS_KEY}"
   System::Call 'shell32::SHChangeNotify(i 0x08000000, i 0, p 0, p 0)'
@@ -293,7 +299,9 @@ Section "Uninstall"
   ; Identities kept with "Remember my identity" are in Credential Manager: "Forget" in
   ; the app's settings deletes them.
   ${If} ${FileExists} "$LOCALAPPDATA\${IDENTIFIER}\*.*"
-    MessageBox MB_YESNO|MB_ICONQUESTION "Also delete Cryptocat's data on this computer ($LOCALAPPDATA\${IDENTIFIER}: the built-in server's key, so the invite links to it stop working)?$\n$\nAn identity kept with $\"Remember my identity$\" stays in Credential Manager: use Forget in Cryptocat's settings first to delete it." /SD IDNO IDNO +2
+    MessageBox MB_YESNO|MB_ICONQUESTION "Also delete Cryptocat's data on this computer ($LOCALAPPDATA\${IDENTIFIER}: the built-in server's key, so the invite links to it stop working)?$\n$\nAn identity kept with $\"Remember my identity$\" stays in Credential Manager: use Forget in Cryptocat's settings first to delete it." /SD IDNO IDNO +3
       RMDir /r "$LOCALAPPDATA\${IDENTIFIER}"
+      ; What the app did not move from the former identifier's (the window's web cache).
+      RMDir /r "$LOCALAPPDATA\${LEGACY_IDENTIFIER}"
   ${EndIf}
 SectionEnd

@@ -335,6 +335,9 @@ check_windows_installer() {
   winexe="\"$dir\\cryptocat-desktop.exe\""
   rm -rf "$wdir"
   before=$(wine_reg_value 'HKCU\Environment' Path)
+  # As an install from before the identifier changed left it: the update removes it.
+  scripts/wine-run reg add 'HKCU\Software\Classes\AppUserModelId\invalid.cryptocat.desktop' \
+    /v DisplayName /d Cryptocat /f >/dev/null 2>&1
   scripts/wine-run "$installer" /S /CLI "/D=$dir" ||
     { echo "check_windows_installer: the silent install failed" >&2; return 1; }
   programs=$CRYPTOCAT_WINEPREFIX/drive_c/users/$(id -un)/AppData/Roaming/Microsoft/Windows/Start\ Menu/Programs
@@ -349,9 +352,13 @@ check_windows_installer() {
     { echo "check_windows_installer: the cryptocat: scheme runs [$value], not [$winexe \"%1\"]" >&2; return 1; }
   scripts/wine-run reg query 'HKCU\Software\Classes\cryptocat' /v 'URL Protocol' >/dev/null 2>&1 ||
     { echo "check_windows_installer: the cryptocat key has no 'URL Protocol' value" >&2; return 1; }
-  value=$(wine_reg_value 'HKCU\Software\Classes\AppUserModelId\invalid.cryptocat.desktop' DisplayName)
+  value=$(wine_reg_value 'HKCU\Software\Classes\AppUserModelId\cat.crypto.Cryptocat' DisplayName)
   [ "$value" = Cryptocat ] ||
     { echo "check_windows_installer: the toasts' AppUserModelID is not registered" >&2; return 1; }
+  if scripts/wine-run reg query 'HKCU\Software\Classes\AppUserModelId\invalid.cryptocat.desktop' >/dev/null 2>&1; then
+    echo "check_windows_installer: the former identifier's AppUserModelID is still registered" >&2
+    return 1
+  fi
   value=$(wine_reg_value 'HKCU\Software\Microsoft\Windows\CurrentVersion\Uninstall\Cryptocat' UninstallString)
   [ "$value" = "\"$dir\\uninstall.exe\"" ] ||
     { echo "check_windows_installer: the uninstall entry runs [$value]" >&2; return 1; }
@@ -375,7 +382,7 @@ check_windows_installer() {
     { echo "check_windows_installer: the uninstaller left files: $(find "$wdir" -type f)" >&2; return 1; }
   [ ! -e "$programs/Cryptocat.lnk" ] ||
     { echo "check_windows_installer: the uninstaller left the Start-menu entry" >&2; return 1; }
-  for path in 'HKCU\Software\Classes\cryptocat' 'HKCU\Software\Classes\AppUserModelId\invalid.cryptocat.desktop' \
+  for path in 'HKCU\Software\Classes\cryptocat' 'HKCU\Software\Classes\AppUserModelId\cat.crypto.Cryptocat' \
     'HKCU\Software\Microsoft\Windows\CurrentVersion\Uninstall\Cryptocat' 'HKCU\Software\Cryptocat'; do
     if scripts/wine-run reg query "$path" >/dev/null 2>&1; then
       echo "check_windows_installer: the uninstaller left $path" >&2

@@ -74,6 +74,8 @@ pub fn run() -> ExitCode {
         // First: a second launch hands over its arguments and exits before anything else.
         .plugin(deeplink::single_instance())
         .plugin(tauri_plugin_deep_link::init())
+        // Before the window state is read: files kept under the former identifier move.
+        .plugin(state::legacy_identifier_plugin())
         // The main window's size, position and maximized state, kept in the app's config
         // directory at exit and restored at start (not its visibility: it always shows).
         .plugin(
@@ -97,12 +99,9 @@ pub fn run() -> ExitCode {
             // Windows %LOCALAPPDATA%, not the roaming profile, which a domain copies to its
             // servers (no private key of ours should travel with it).
             match app.path().app_local_data_dir() {
-                Ok(dir) => {
-                    // The key kept under a former identifier comes along (see state.rs).
-                    state::migrate_relay_dir(&dir, state::LEGACY_IDENTIFIER);
-                    app.state::<state::AppState>()
-                        .set_relay_dir(dir.join("relay"));
-                }
+                Ok(dir) => app
+                    .state::<state::AppState>()
+                    .set_relay_dir(dir.join("relay")),
                 Err(e) => tracing::warn!(
                     "no data directory (the built-in server's key will not be kept): {e}"
                 ),

@@ -21,7 +21,7 @@ pub const APP_NAME: &str = "Cryptocat";
 /// The AppUserModelID Windows toasts carry: `tauri.conf.json`'s identifier, registered by
 /// the installer under `HKCU\Software\Classes\AppUserModelId` with the name and icon
 /// Windows shows. (Without it notify-rust would borrow PowerShell's.)
-pub const APP_USER_MODEL_ID: &str = "invalid.cryptocat.desktop";
+pub const APP_USER_MODEL_ID: &str = "cat.crypto.Cryptocat";
 
 /// The longest text shown in a notification, in characters (the rest becomes "…").
 pub const MAX_BODY_CHARS: usize = 160;
@@ -361,6 +361,13 @@ mod tests {
         assert!(
             nsi.contains(&format!("!define IDENTIFIER \"{APP_USER_MODEL_ID}\"")),
             "deploy/windows/cryptocat.nsi defines another IDENTIFIER"
+        );
+        assert!(
+            nsi.contains(&format!(
+                "!define LEGACY_IDENTIFIER \"{}\"",
+                crate::state::LEGACY_IDENTIFIER
+            )),
+            "deploy/windows/cryptocat.nsi defines another LEGACY_IDENTIFIER"
         );
     }
 }

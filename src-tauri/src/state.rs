@@ -230,36 +230,96 @@ fn forget_relay_key(dir: &Path) -> std::io::Result<()> {
     cryptocat_relay::embedded::forget_key(dir)
 }
 
-/// The app's identifier before a real reverse-DNS one (`tauri.conf.json`): the data
-/// directory named after it may hold the built-in server's key.
+/// The app's identifier before the reverse-DNS one in `tauri.conf.json`
+/// (`cat.crypto.Cryptocat`): the directories named after it may hold the built-in server's
+/// key (data) and the remembered choices and window state (config).
 pub const LEGACY_IDENTIFIER: &str = "invalid.cryptocat.desktop";
+
+/// The files kept in the app's config directory that follow a new identifier: the join
+/// screen's remembered server and nickname ([`crate::prefs`]) and the main window's size
+/// and place (tauri-plugin-window-state).
+pub const CONFIG_FILES: &[&str] = &[
+    crate::prefs::FILE,
+    tauri_plugin_window_state::DEFAULT_FILENAME,
+];
+
+/// The directory of the former identifier `legacy` beside `dir` (the same kind of
+/// directory of the current identifier); `None` when `dir` is that one already.
+fn legacy_sibling(dir: &Path, legacy: &str) -> Option<PathBuf> {
+    if dir.file_name() == Some(std::ffi::OsStr::new(legacy)) {
+        return None;
+    }
+    Some(dir.parent()?.join(legacy))
+}
+
+/// Renames `old` to `new` (making `new`'s parent, owner only) unless `old` is missing or
+/// `new` exists. Returns whether it moved.
+fn move_unless_present(old: &Path, new: &Path) -> bool {
+    if !old.exists() || new.exists() {
+        return false;
+    }
+    let Some(parent) = new.parent() else {
+        return false;
+    };
+    // No path in the log: it names the person's home.
+    match cryptocat_relay::store::private_dir(parent).and_then(|()| std::fs::rename(old, new)) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("a file stays under the former identifier: {}", e.kind());
+            false
+        }
+    }
+}
 
 /// Moves the built-in server's key directory (`relay/`) from the data directory of the
 /// app's former identifier (`legacy`, a sibling of `data_dir`) into `data_dir`, when the
 /// identifier changed and `data_dir` has no `relay/` yet: the key, and so every invite link
 /// sent for the built-in server, survives the change. Returns whether it moved.
 pub fn migrate_relay_dir(data_dir: &Path, legacy: &str) -> bool {
-    let Some(parent) = data_dir.parent() else {
+    let Some(old) = legacy_sibling(data_dir, legacy) else {
         return false;
     };
-    let old = parent.join(legacy).join("relay");
-    let new = data_dir.join("relay");
-    if data_dir.file_name() == Some(std::ffi::OsStr::new(legacy)) || !old.is_dir() || new.exists() {
-        return false;
-    }
-    // No path in the log: it names the person's home.
-    let moved =
-        cryptocat_relay::store::private_dir(data_dir).and_then(|()| std::fs::rename(&old, &new));
-    match moved {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::warn!(
-                "the built-in server's key stays in the former data directory: {}",
-                e.kind()
-            );
-            false
-        }
-    }
+    let old = old.join("relay");
+    old.is_dir() && move_unless_present(&old, &data_dir.join("relay"))
+}
+
+/// Moves [`CONFIG_FILES`] from the config directory of the former identifier (`legacy`, a
+/// sibling of `config_dir`) into `config_dir`, each unless `config_dir` has its own; the
+/// former directory goes when nothing else is left in it. Returns the names moved.
+pub fn migrate_config_files(config_dir: &Path, legacy: &str) -> Vec<&'static str> {
+    let Some(old) = legacy_sibling(config_dir, legacy) else {
+        return Vec::new();
+    };
+    let moved = CONFIG_FILES
+        .iter()
+        .copied()
+        .filter(|name| {
+            old.join(name).is_file() && move_unless_present(&old.join(name), &config_dir.join(name))
+        })
+        .collect();
+    // Only when empty (anything else in it is not ours to delete).
+    let _ = std::fs::remove_dir(&old);
+    moved
+}
+
+/// A plugin that only brings what the former identifier's directories hold (see
+/// [`migrate_relay_dir`], [`migrate_config_files`]) along at start. A plugin, registered
+/// before tauri-plugin-window-state, because that one reads its file in its own set-up,
+/// before the app's `setup` runs.
+pub fn legacy_identifier_plugin<R: tauri::Runtime>() -> tauri::plugin::TauriPlugin<R> {
+    use tauri::Manager as _;
+    tauri::plugin::Builder::new("cryptocat-legacy-identifier")
+        .setup(|app, _| {
+            if let Ok(dir) = app.path().app_config_dir() {
+                migrate_config_files(&dir, LEGACY_IDENTIFIER);
+            }
+            // The local data directory: see `lib.rs`.
+            if let Ok(dir) = app.path().app_local_data_dir() {
+                migrate_relay_dir(&dir, LEGACY_IDENTIFIER);
+            }
+            Ok(())
+        })
+        .build()
 }
 
 #[cfg(test)]
@@ -267,8 +327,21 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
+    /// The identifier in `tauri.conf.json`, which the app's directories are named after.
+    fn identifier() -> String {
+        let conf: serde_json::Value =
+            serde_json::from_str(include_str!("../../tauri.conf.json")).unwrap();
+        conf["identifier"].as_str().unwrap().to_owned()
+    }
+
     #[test]
-    fn the_relay_key_follows_a_new_identifier_once() {
+    fn the_identifier_is_reverse_dns_and_not_the_former_one() {
+        assert_eq!(identifier(), "cat.crypto.Cryptocat");
+        assert_ne!(identifier(), LEGACY_IDENTIFIER);
+    }
+
+    #[test]
+    fn the_relay_key_follows_the_new_identifier_once() {
         let base = std::env::temp_dir().join(format!("cryptocat-migrate-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
         let old = base.join(LEGACY_IDENTIFIER).join("relay");
@@ -279,13 +352,19 @@ mod tests {
             &base.join(LEGACY_IDENTIFIER),
             LEGACY_IDENTIFIER
         ));
-        // A new identifier: the key moves, once.
-        let new = base.join("org.example.cryptocat");
+        // The identifier of tauri.conf.json: the key moves, once.
+        let new = base.join(identifier());
         assert!(migrate_relay_dir(&new, LEGACY_IDENTIFIER));
         assert_eq!(
             std::fs::read(new.join("relay/localhost.key")).unwrap(),
             b"kept key"
         );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&new).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
         assert!(!old.exists());
         assert!(!migrate_relay_dir(&new, LEGACY_IDENTIFIER));
         // A new directory with a key of its own keeps it.
@@ -296,6 +375,42 @@ mod tests {
             std::fs::read(new.join("relay/localhost.key")).unwrap(),
             b"kept key"
         );
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn remembered_choices_and_window_state_follow_the_new_identifier() {
+        let base =
+            std::env::temp_dir().join(format!("cryptocat-migrate-config-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let old = base.join(LEGACY_IDENTIFIER);
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join("remembered.json"), b"{\"nick\":\"alice\"}").unwrap();
+        std::fs::write(old.join(".window-state.json"), b"{}").unwrap();
+        let new = base.join(identifier());
+        // The new directory has a window state of its own already: that one stays.
+        std::fs::create_dir_all(&new).unwrap();
+        std::fs::write(new.join(".window-state.json"), b"{\"main\":{}}").unwrap();
+        assert_eq!(
+            migrate_config_files(&new, LEGACY_IDENTIFIER),
+            ["remembered.json"]
+        );
+        assert_eq!(
+            std::fs::read(new.join("remembered.json")).unwrap(),
+            b"{\"nick\":\"alice\"}"
+        );
+        assert_eq!(
+            std::fs::read(new.join(".window-state.json")).unwrap(),
+            b"{\"main\":{}}"
+        );
+        // Not empty (the window state stayed): the former directory stays too.
+        assert!(old.join(".window-state.json").exists());
+        std::fs::remove_file(old.join(".window-state.json")).unwrap();
+        assert!(migrate_config_files(&new, LEGACY_IDENTIFIER).is_empty());
+        assert!(!old.exists(), "the emptied former directory is gone");
+        // Nothing under the former identifier: nothing moves, nothing fails.
+        let fresh = base.join("elsewhere").join(identifier());
+        assert!(migrate_config_files(&fresh, LEGACY_IDENTIFIER).is_empty());
         let _ = std::fs::remove_dir_all(&base);
     }
 

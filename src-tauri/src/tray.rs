@@ -68,7 +68,9 @@ pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
         None::<&str>,
     )?;
     let menu = Menu::with_items(app, &[&show, &mute, &quit])?;
-    let icon = TrayIconBuilder::with_id("main")
+    // The app's identifier (`tauri.conf.json`): the StatusNotifierItem's `Id` that a panel
+    // remembers the item's place and visibility by.
+    let icon = TrayIconBuilder::with_id(app.config().identifier.clone())
         .icon(normal.clone())
         .tooltip(texts.get("native.trayTooltip", &[]))
         .menu(&menu)

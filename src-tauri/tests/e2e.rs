@@ -1125,6 +1125,14 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     // focus, as when a second launch brought it to the front, writes the icon again).
     // (libayatana-appindicator has no tooltips: the icon is what changes.)
     let normal = tray.latest("the tray icon", |v| v["event"] == "item");
+    // The item is named after the app's reverse-DNS identifier (tauri.conf.json).
+    assert!(
+        normal["id"]
+            .as_str()
+            .is_some_and(|id| id.ends_with("cat.crypto.Cryptocat")),
+        "the tray item's Id: {}",
+        normal["id"]
+    );
     let normal_red =
         red_pixels(&icon_file(&normal)).unwrap_or_else(|| panic!("no icon file for {normal}"));
     let has_dot = |v: &Value| {

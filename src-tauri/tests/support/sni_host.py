@@ -7,7 +7,7 @@ StatusNotifierItem there. It then reads the item as a panel would and prints one
 per event on stdout:
 
   {"event": "ready"}                                  the watcher name is owned
-  {"event": "item", "icon_name": ..., "icon_theme_path": ..., "tooltip": ..., "menu": ...}
+  {"event": "item", "id": ..., "icon_name": ..., "icon_theme_path": ..., "tooltip": ..., "menu": ...}
                                                       on registration and on every
                                                       NewIcon / NewToolTip / NewStatus
   {"event": "menu", "items": [{"id": 1, "label": "Quit", "toggle_state": -1}, ...]}
@@ -55,7 +55,7 @@ def report_item(*_):
         (props,) = call(item["bus"], item["path"], "org.freedesktop.DBus.Properties", "GetAll",
                         GLib.Variant("(s)", ("org.kde.StatusNotifierItem",)), "(a{sv})")
         tooltip = props.get("ToolTip")
-        say(event="item", icon_name=props.get("IconName"),
+        say(event="item", id=props.get("Id"), icon_name=props.get("IconName"),
             icon_theme_path=props.get("IconThemePath"), status=props.get("Status"),
             tooltip=tooltip[2] if tooltip else None, menu=props.get("Menu"))
     except GLib.Error as e:
