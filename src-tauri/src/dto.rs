@@ -308,6 +308,7 @@ pub fn bindings() -> String {
         WarningCode::decl(),
         EngineEvent::decl(),
         RoomEvent::decl(),
+        crate::settings::Language::decl(),
         crate::settings::Settings::decl(),
         crate::prefs::Remembered::decl(),
         crate::notify::OpenChat::decl(),

@@ -87,14 +87,15 @@ pub fn run() -> ExitCode {
         .manage(prefs::Prefs::default())
         .manage(settings::SettingsState::default())
         .setup(|app| {
-            if let Err(e) = tray::create(app.handle()) {
-                tracing::warn!("no tray icon (closing the window will quit): {e}");
-            }
-            sys::restore_settings(app.handle());
             match app.path().app_config_dir() {
                 Ok(dir) => app.state::<prefs::Prefs>().set_dir(&dir),
                 Err(e) => tracing::warn!("no config directory (nothing will be remembered): {e}"),
             }
+            sys::restore_language(app.handle());
+            if let Err(e) = tray::create(app.handle()) {
+                tracing::warn!("no tray icon (closing the window will quit): {e}");
+            }
+            sys::restore_settings(app.handle());
             // The local data directory: the same as app_data_dir on Linux and macOS; on
             // Windows %LOCALAPPDATA%, not the roaming profile, which a domain copies to its
             // servers (no private key of ours should travel with it).

@@ -61,6 +61,8 @@ pub struct NotificationText {
     pub summary: String,
     /// The body (may be empty).
     pub body: String,
+    /// The label of the action that opens the chat (XDG services may show it).
+    pub open: String,
 }
 
 /// How a notification service reads the text it is given.
@@ -89,6 +91,20 @@ pub fn notification_text(msg: &NewMessage<'_>, show_content: bool) -> Notificati
         crate::texts::Texts::system(),
         msg,
         show_content,
+        TextFormat::NATIVE,
+    )
+}
+
+/// The notification for a new message as the person's settings want it: in their chosen
+/// language, content hidden unless they turned on "show content".
+pub fn notification_for(
+    msg: &NewMessage<'_>,
+    settings: &crate::settings::Settings,
+) -> NotificationText {
+    notification_text_for(
+        crate::texts::Texts::of(settings.language),
+        msg,
+        settings.show_content,
         TextFormat::NATIVE,
     )
 }
@@ -124,10 +140,12 @@ fn notification_text_for(
         TextFormat::Plain => without_controls(s),
     };
     let room = escape(&shorten(msg.room, 64));
+    let open = texts.get("native.notifyOpen", &[]);
     if !show_content {
         return NotificationText {
             summary: texts.get("native.notifyNew", &[("room", &room)]),
             body: String::new(),
+            open,
         };
     }
     let sender = escape(&shorten(msg.sender, 64));
@@ -140,6 +158,7 @@ fn notification_text_for(
     NotificationText {
         summary,
         body: escape(&shorten(msg.text, MAX_BODY_CHARS)),
+        open,
     }
 }
 
@@ -197,10 +216,7 @@ pub fn show(
     // XDG: a click is the `default` action, which must be offered. Windows: a click on the
     // toast is its default response; an action there would add an "Open" button.
     #[cfg(not(windows))]
-    n.action(
-        "default",
-        &crate::texts::Texts::system().get("native.notifyOpen", &[]),
-    );
+    n.action("default", &text.open);
     #[cfg(windows)]
     n.app_id(APP_USER_MODEL_ID);
     let handle = n.show().map_err(|_| NotifyError)?;
@@ -269,6 +285,41 @@ mod tests {
     /// The English texts, whatever the language of the machine running the tests.
     fn notification_text(msg: &NewMessage<'_>, show_content: bool) -> NotificationText {
         notification_text_in(&crate::texts::Texts::for_language("en"), msg, show_content)
+    }
+
+    #[test]
+    fn notifications_follow_the_language_chosen_in_the_settings() {
+        use crate::settings::{Language, Settings};
+        let chosen = |language, show_content| {
+            notification_for(
+                &MSG,
+                &Settings {
+                    language,
+                    show_content,
+                    ..Settings::default()
+                },
+            )
+        };
+        let ar = chosen(Language::Ar, false);
+        assert_eq!(ar.summary, "رسالة جديدة في lobby");
+        assert_eq!((ar.body.as_str(), ar.open.as_str()), ("", "فتح"));
+        let ar = chosen(Language::Ar, true);
+        assert_eq!(ar.summary, "mallory في lobby");
+        assert_eq!(ar.body, MSG.text);
+        let fr = chosen(Language::Fr, false);
+        assert_eq!(fr.summary, "Nouveau message dans lobby");
+        assert_eq!(fr.open, "Ouvrir");
+        let en = chosen(Language::En, false);
+        assert_eq!(
+            (en.summary.as_str(), en.open.as_str()),
+            ("New message in lobby", "Open")
+        );
+        // "Follow the system": the language the environment gives.
+        let system = chosen(Language::System, false);
+        assert_eq!(
+            system.summary,
+            crate::texts::Texts::system().get("native.notifyNew", &[("room", "lobby")])
+        );
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! server and nickname (the join screen's "Remember this server and my nickname", off
 //! unless ticked). Kept as JSON in the app's config directory (`remembered.json`, `0600`
 //! in a `0700` directory, replaced atomically); never a room name, an invite link (it
-//! names a room), a message or a key. The window's size and position are kept by
-//! tauri-plugin-window-state (see `lib.rs`).
+//! names a room), a message or a key. Beside it `language.json`, the language chosen in
+//! the settings ([`Language`]; none while it is "follow the system"), so that the UI, the
+//! tray and notifications speak it from the next start on. The window's size and position
+//! are kept by tauri-plugin-window-state (see `lib.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -13,9 +15,19 @@ use tauri::State;
 use ts_rs::TS;
 
 use crate::dto::{CommandError, ServerChoice};
+use crate::settings::Language;
 
 /// The file's name in the app's config directory.
 pub const FILE: &str = "remembered.json";
+
+/// The chosen language's file in the app's config directory.
+pub const LANGUAGE_FILE: &str = "language.json";
+
+/// What [`LANGUAGE_FILE`] holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct KeptLanguage {
+    language: Language,
+}
 
 /// The longest server address or pin kept (a typed address is short; a file edited by
 /// hand is not trusted to keep it so).
@@ -69,16 +81,36 @@ impl Prefs {
     /// What was remembered; `None` when nothing was, or the file cannot be read or holds
     /// something this app would not have written.
     pub fn load(&self) -> Option<Remembered> {
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(
-            &mut std::io::Read::take(std::fs::File::open(self.path.get()?).ok()?, MAX_FILE + 1),
-            &mut bytes,
-        )
-        .ok()?;
-        if bytes.len() as u64 > MAX_FILE {
-            return None;
+        serde_json::from_slice::<Remembered>(&read_bounded(self.path.get()?)?)
+            .ok()?
+            .checked()
+    }
+
+    /// The language chosen in the settings; "follow the system" when none was kept (or the
+    /// file is not one this app wrote).
+    pub fn load_language(&self) -> Language {
+        self.language_path()
+            .and_then(|path| read_bounded(&path))
+            .and_then(|bytes| serde_json::from_slice::<KeptLanguage>(&bytes).ok())
+            .map_or(Language::System, |kept| kept.language)
+    }
+
+    /// Keeps the chosen language (nothing is kept for "follow the system").
+    pub fn save_language(&self, language: Language) -> Result<(), CommandError> {
+        let failed = || CommandError::new("prefs_failed", "the language could not be kept");
+        let path = self.language_path().ok_or_else(failed)?;
+        if language == Language::System {
+            return cryptocat_relay::store::remove(&path).map_err(|_| failed());
         }
-        serde_json::from_slice::<Remembered>(&bytes).ok()?.checked()
+        let bytes = serde_json::to_vec(&KeptLanguage { language }).map_err(|_| failed())?;
+        if let Some(dir) = path.parent() {
+            cryptocat_relay::store::private_dir(dir).map_err(|_| failed())?;
+        }
+        cryptocat_relay::store::replace(&path, &bytes).map_err(|_| failed())
+    }
+
+    fn language_path(&self) -> Option<PathBuf> {
+        Some(self.path.get()?.parent()?.join(LANGUAGE_FILE))
     }
 
     /// Remembers `what`, or forgets (`None`: the file is removed).
@@ -99,6 +131,18 @@ impl Prefs {
             }
         }
     }
+}
+
+/// The file at `path`, unless it is larger than any this app writes ([`MAX_FILE`]: such a
+/// file is not ours and is not read whole).
+fn read_bounded(path: &Path) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path).ok()?, MAX_FILE + 1),
+        &mut bytes,
+    )
+    .ok()?;
+    (bytes.len() as u64 <= MAX_FILE).then_some(bytes)
 }
 
 /// What the join screen fills in: the remembered server and nickname, if any.
@@ -157,6 +201,32 @@ mod tests {
         prefs.save(None).unwrap();
         assert_eq!(prefs.load(), None);
         prefs.save(None).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn keeps_the_chosen_language_and_nothing_for_the_system() {
+        let dir = scratch("language");
+        let prefs = Prefs::default();
+        assert!(
+            prefs.save_language(Language::Ar).is_err(),
+            "no directory yet"
+        );
+        prefs.set_dir(&dir);
+        assert_eq!(prefs.load_language(), Language::System);
+        prefs.save_language(Language::Ar).unwrap();
+        assert_eq!(prefs.load_language(), Language::Ar);
+        assert_eq!(
+            std::fs::read_to_string(dir.join(LANGUAGE_FILE)).unwrap(),
+            r#"{"language":"ar"}"#
+        );
+        prefs.save_language(Language::Fr).unwrap();
+        assert_eq!(prefs.load_language(), Language::Fr);
+        prefs.save_language(Language::System).unwrap();
+        assert!(!dir.join(LANGUAGE_FILE).exists());
+        assert_eq!(prefs.load_language(), Language::System);
+        std::fs::write(dir.join(LANGUAGE_FILE), r#"{"language":"de"}"#).unwrap();
+        assert_eq!(prefs.load_language(), Language::System);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -1,12 +1,51 @@
 //! The person's settings: held in memory for the session; kept across sessions only in the
 //! OS keyring, and only when they opted in to "remember my identity" ([`crate::secrets`]).
-//! They are not written to disk (the join screen's remembered server and nickname are
-//! [`crate::prefs`], the window's size and place tauri-plugin-window-state's).
+//! They are not written to disk, but for the language, which is no secret and is wanted
+//! from the first window on ([`crate::prefs`] keeps it, with the join screen's remembered
+//! server and nickname; the window's size and place are tauri-plugin-window-state's).
 
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
+
+/// The language the app speaks: the UI (`ui/src/lib/i18n.ts`) and the Rust side's own
+/// texts ([`crate::texts`]: tray, notifications).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    /// The first of the system's languages that has a catalogue, else English.
+    #[default]
+    System,
+    /// English.
+    En,
+    /// French.
+    Fr,
+    /// Arabic (written right to left).
+    Ar,
+}
+
+impl Language {
+    /// Every choice, "follow the system" first.
+    pub const ALL: [Self; 4] = [Self::System, Self::En, Self::Fr, Self::Ar];
+
+    /// The catalogue's language code (`ui/src/locales/CODE.json`); `None` for the system's.
+    pub fn code(self) -> Option<&'static str> {
+        match self {
+            Self::System => None,
+            Self::En => Some("en"),
+            Self::Fr => Some("fr"),
+            Self::Ar => Some("ar"),
+        }
+    }
+
+    /// The choice named `code` (`system`, `en`, `fr`, `ar`), as the settings' JSON has it.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|l| l.code().unwrap_or("system") == code)
+    }
+}
 
 /// What the settings panel changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -19,6 +58,10 @@ pub struct Settings {
     pub keep_in_tray: bool,
     /// Keep the identity key and the verified fingerprints in the OS keyring.
     pub remember_identity: bool,
+    /// The language of the UI, the tray and notifications (settings kept in a keyring
+    /// before there was a choice have none: "follow the system").
+    #[serde(default)]
+    pub language: Language,
 }
 
 impl Default for Settings {
@@ -28,6 +71,7 @@ impl Default for Settings {
             mute: false,
             keep_in_tray: true,
             remember_identity: false,
+            language: Language::System,
         }
     }
 }
@@ -145,8 +189,30 @@ mod tests {
         let json = serde_json::to_value(s).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"show_content": false, "mute": false, "keep_in_tray": true, "remember_identity": false})
+            serde_json::json!({"show_content": false, "mute": false, "keep_in_tray": true, "remember_identity": false, "language": "system"})
         );
+    }
+
+    #[test]
+    fn the_language_reads_as_its_code_and_older_settings_follow_the_system() {
+        let ar: Settings = serde_json::from_value(serde_json::json!({
+            "show_content": false, "mute": false, "keep_in_tray": true,
+            "remember_identity": true, "language": "ar"
+        }))
+        .unwrap();
+        assert_eq!(ar.language, Language::Ar);
+        // As a keyring kept them before the language was a setting.
+        let older: Settings = serde_json::from_value(serde_json::json!({
+            "show_content": true, "mute": false, "keep_in_tray": true, "remember_identity": true
+        }))
+        .unwrap();
+        assert_eq!(older.language, Language::System);
+        assert!(older.show_content);
+        for l in Language::ALL {
+            let json = serde_json::to_value(l).unwrap();
+            assert_eq!(Language::from_code(json.as_str().unwrap()), Some(l));
+        }
+        assert_eq!(Language::from_code("de"), None);
     }
 
     #[test]

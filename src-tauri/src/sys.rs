@@ -128,14 +128,14 @@ fn new_message<R: Runtime>(app: &AppHandle<R>, room: &str, nick: &str, text: &st
     if settings.mute {
         return;
     }
-    let body = notify::notification_text(
+    let body = notify::notification_for(
         &NewMessage {
             room,
             sender: nick,
             text,
             private,
         },
-        settings.show_content,
+        &settings,
     );
     let open = OpenChat {
         room: room.to_owned(),
@@ -164,14 +164,25 @@ pub fn restore_settings<R: Runtime>(app: &AppHandle<R>) {
         let kept = blocking(|k| k.load_settings()).await;
         let state = app.state::<SettingsState>();
         if let Ok(Some(kept)) = kept {
+            // The language is the one kept on disk (read at start, [`restore_language`]).
+            let language = state.get().language;
             state.set(Settings {
                 remember_identity: true,
+                language,
                 ..kept
             });
             tray::sync_mute(&app, &state.get());
         }
         state.mark_restored();
     });
+}
+
+/// At start, before the tray is made: the language chosen in an earlier run
+/// ([`crate::prefs`] keeps it), so that the tray and the first notification speak it.
+pub fn restore_language<R: Runtime>(app: &AppHandle<R>) {
+    let language = app.state::<crate::prefs::Prefs>().load_language();
+    app.state::<SettingsState>()
+        .update(|s| s.language = language);
 }
 
 /// How long a join or the settings panel waits for the start-up read of the keyring.
@@ -207,8 +218,18 @@ pub async fn set_settings<R: Runtime>(
     } else if old.remember_identity {
         blocking(|k| k.forget()).await?;
     }
+    if next.language != old.language {
+        // Applied for this run whatever happens; kept for the next one when it can be.
+        if let Err(e) = app
+            .state::<crate::prefs::Prefs>()
+            .save_language(next.language)
+        {
+            tracing::warn!("the chosen language is not kept: {}", e.code);
+        }
+    }
     settings.set(next);
     tray::sync_mute(&app, &next);
+    tray::sync_language(&app, &next);
     Ok(next)
 }
 

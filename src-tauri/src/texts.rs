@@ -1,13 +1,16 @@
 //! The texts the Rust side shows itself (the tray menu and tooltip, notifications), read from
 //! the UI's catalogues (`ui/src/locales/*.json`, i18next's JSON format, compiled in): one
-//! catalogue per language for both sides. The language is the first of the system's
-//! (`LANGUAGE`, `LC_ALL`, `LC_MESSAGES`, `LANG`) that has a catalogue, else English; a
-//! message a catalogue lacks comes from English. Only the `native.*` messages are read
+//! catalogue per language for both sides. The language is the one chosen in the settings
+//! ([`Texts::of`]); "follow the system" is the first of the system's (`LANGUAGE`,
+//! `LC_ALL`, `LC_MESSAGES`, `LANG`) that has a catalogue, else English; a message a
+//! catalogue lacks comes from English. Only the `native.*` messages are read
 //! here: plain texts with `{{name}}` placeholders (no plural forms).
 
 use std::sync::OnceLock;
 
 use serde_json::Value;
+
+use crate::settings::Language;
 
 const CATALOGUES: &[(&str, &str)] = &[
     ("en", include_str!("../../ui/src/locales/en.json")),
@@ -70,6 +73,24 @@ impl Texts {
                 .collect();
             Texts::for_language(pick_language(vars.iter().map(String::as_str)))
         })
+    }
+
+    /// The texts of the language chosen in the settings (the system's for
+    /// [`Language::System`]); each catalogue is read once.
+    pub fn of(language: Language) -> &'static Texts {
+        static CHOSEN: [OnceLock<Texts>; CATALOGUES.len()] =
+            [const { OnceLock::new() }; CATALOGUES.len()];
+        let Some(code) = language.code() else {
+            return Self::system();
+        };
+        let slot = CATALOGUES
+            .iter()
+            .position(|(l, _)| *l == code)
+            .and_then(|i| CHOSEN.get(i));
+        match slot {
+            Some(slot) => slot.get_or_init(|| Texts::for_language(code)),
+            None => Self::system(),
+        }
     }
 
     /// The language in use.
@@ -135,13 +156,53 @@ mod tests {
             "Nouveau message dans lobby"
         );
         assert_eq!(en.get("native.trayQuit", &[]), "Quit");
-        // Arabic lacks some: English then.
         let ar = Texts::for_language("ar_EG.UTF-8");
         assert_eq!(ar.language(), "ar");
-        assert_eq!(
-            ar.get("native.notifyOpen", &[]),
-            en.get("native.notifyOpen", &[])
-        );
+        assert_eq!(ar.get("native.notifyOpen", &[]), "فتح");
         assert_eq!(en.get("native.nothing_here", &[]), "native.nothing_here");
+    }
+
+    #[test]
+    fn every_native_text_in_arabic_with_its_placeholders() {
+        let en = catalogue("en");
+        let ar = catalogue("ar");
+        let Some(native) = en["native"].as_object() else {
+            panic!("no native texts in en.json");
+        };
+        for (key, text) in native {
+            let (Some(e), Some(a)) = (text.as_str(), ar["native"][key].as_str()) else {
+                panic!("native.{key} missing in Arabic");
+            };
+            let holes = |t: &str| {
+                let mut h: Vec<String> = t
+                    .split("{{")
+                    .skip(1)
+                    .map(|p| p.split("}}").next().unwrap_or("").to_owned())
+                    .collect();
+                h.sort_unstable();
+                h
+            };
+            assert_eq!(holes(e), holes(a), "native.{key}: {e} / {a}");
+        }
+    }
+
+    #[test]
+    fn the_chosen_language_wins_over_the_system() {
+        assert_eq!(Texts::of(Language::Ar).language(), "ar");
+        assert_eq!(Texts::of(Language::Fr).language(), "fr");
+        assert_eq!(Texts::of(Language::En).language(), "en");
+        assert_eq!(
+            Texts::of(Language::System).language(),
+            Texts::system().language()
+        );
+        assert_eq!(Texts::of(Language::Ar).get("native.trayQuit", &[]), "إنهاء");
+        // Every choice but the system's has its catalogue here, and the UI lists the same.
+        let ui = include_str!("../../ui/src/lib/i18n.ts");
+        for l in Language::ALL {
+            if let Some(code) = l.code() {
+                assert!(CATALOGUES.iter().any(|(c, _)| *c == code), "{code}");
+                assert!(ui.contains(&format!("'{code}'")), "{code} not in i18n.ts");
+            }
+        }
     }
 }

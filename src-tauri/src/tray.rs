@@ -24,9 +24,40 @@ const MENU_QUIT: &str = "quit";
 /// What the app keeps of its tray icon.
 pub struct Tray<R: Runtime> {
     icon: TrayIcon<R>,
+    show: MenuItem<R>,
     mute: CheckMenuItem<R>,
+    quit: MenuItem<R>,
     normal: Image<'static>,
     unread: Image<'static>,
+    /// Whether the unread variant is up (its tooltip says so, in any language).
+    dot: std::sync::atomic::AtomicBool,
+}
+
+/// The tray's texts in one language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrayTexts {
+    /// The menu's Show entry.
+    pub show: String,
+    /// The menu's Mute notifications check entry.
+    pub mute: String,
+    /// The menu's Quit entry.
+    pub quit: String,
+    /// The tooltip.
+    pub tooltip: String,
+    /// The tooltip while messages arrived unseen.
+    pub tooltip_unread: String,
+}
+
+/// The tray's texts in the language chosen in the settings.
+pub fn tray_texts(language: crate::settings::Language) -> TrayTexts {
+    let texts = crate::texts::Texts::of(language);
+    TrayTexts {
+        show: texts.get("native.trayShow", &[]),
+        mute: texts.get("native.trayMute", &[]),
+        quit: texts.get("native.trayQuit", &[]),
+        tooltip: texts.get("native.trayTooltip", &[]),
+        tooltip_unread: texts.get("native.trayTooltipUnread", &[]),
+    }
 }
 
 impl<R: Runtime> std::fmt::Debug for Tray<R> {
@@ -43,36 +74,24 @@ pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
         normal.width(),
         normal.height(),
     );
-    let texts = crate::texts::Texts::system();
-    let show = MenuItem::with_id(
-        app,
-        MENU_SHOW,
-        texts.get("native.trayShow", &[]),
-        true,
-        None::<&str>,
-    )?;
-    let muted = app.state::<SettingsState>().get().mute;
+    let settings = app.state::<SettingsState>().get();
+    let texts = tray_texts(settings.language);
+    let show = MenuItem::with_id(app, MENU_SHOW, &texts.show, true, None::<&str>)?;
     let mute = CheckMenuItem::with_id(
         app,
         MENU_MUTE,
-        texts.get("native.trayMute", &[]),
+        &texts.mute,
         true,
-        muted,
+        settings.mute,
         None::<&str>,
     )?;
-    let quit = MenuItem::with_id(
-        app,
-        MENU_QUIT,
-        texts.get("native.trayQuit", &[]),
-        true,
-        None::<&str>,
-    )?;
+    let quit = MenuItem::with_id(app, MENU_QUIT, &texts.quit, true, None::<&str>)?;
     let menu = Menu::with_items(app, &[&show, &mute, &quit])?;
     // The app's identifier (`tauri.conf.json`): the StatusNotifierItem's `Id` that a panel
     // remembers the item's place and visibility by.
     let icon = TrayIconBuilder::with_id(app.config().identifier.clone())
         .icon(normal.clone())
-        .tooltip(texts.get("native.trayTooltip", &[]))
+        .tooltip(&texts.tooltip)
         .menu(&menu)
         .show_menu_on_left_click(false)
         .on_menu_event(|app, event| match event.id.as_ref() {
@@ -97,9 +116,12 @@ pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
         .build(app)?;
     app.manage(Tray {
         icon,
+        show,
         mute,
+        quit,
         normal,
         unread,
+        dot: std::sync::atomic::AtomicBool::new(false),
     });
     Ok(())
 }
@@ -120,6 +142,23 @@ pub fn sync_mute<R: Runtime>(app: &AppHandle<R>, settings: &Settings) {
     }
 }
 
+/// Puts the menu and the tooltip in the language chosen in `settings` (at once: the
+/// settings panel changed it).
+pub fn sync_language<R: Runtime>(app: &AppHandle<R>, settings: &Settings) {
+    if let Some(tray) = app.try_state::<Tray<R>>() {
+        let texts = tray_texts(settings.language);
+        let _ = tray.show.set_text(&texts.show);
+        let _ = tray.mute.set_text(&texts.mute);
+        let _ = tray.quit.set_text(&texts.quit);
+        let unread = tray.dot.load(std::sync::atomic::Ordering::Relaxed);
+        let _ = tray.icon.set_tooltip(Some(if unread {
+            texts.tooltip_unread
+        } else {
+            texts.tooltip
+        }));
+    }
+}
+
 /// Switches the tray icon to its unread variant (`true`) or back.
 pub fn set_unread<R: Runtime>(app: &AppHandle<R>, unread: bool) {
     if let Some(tray) = app.try_state::<Tray<R>>() {
@@ -129,15 +168,13 @@ pub fn set_unread<R: Runtime>(app: &AppHandle<R>, unread: bool) {
             tray.normal.clone()
         };
         let _ = tray.icon.set_icon(Some(icon));
-        let texts = crate::texts::Texts::system();
-        let _ = tray.icon.set_tooltip(Some(texts.get(
-            if unread {
-                "native.trayTooltipUnread"
-            } else {
-                "native.trayTooltip"
-            },
-            &[],
-        )));
+        tray.dot.store(unread, std::sync::atomic::Ordering::Relaxed);
+        let texts = tray_texts(app.state::<SettingsState>().get().language);
+        let _ = tray.icon.set_tooltip(Some(if unread {
+            texts.tooltip_unread
+        } else {
+            texts.tooltip
+        }));
     }
 }
 
@@ -286,6 +323,29 @@ pub fn with_unread_dot(rgba: &[u8], width: u32, height: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tray_speaks_the_language_chosen_in_the_settings() {
+        use crate::settings::Language;
+        let ar = tray_texts(Language::Ar);
+        assert_eq!(
+            (ar.show.as_str(), ar.mute.as_str(), ar.quit.as_str()),
+            ("إظهار Cryptocat", "كتم الإشعارات", "إنهاء")
+        );
+        assert_eq!(ar.tooltip_unread, "Cryptocat: رسائل جديدة");
+        let fr = tray_texts(Language::Fr);
+        assert_eq!(
+            (fr.show.as_str(), fr.quit.as_str()),
+            ("Afficher Cryptocat", "Quitter")
+        );
+        let en = tray_texts(Language::En);
+        assert_eq!(en.quit, "Quit");
+        assert_ne!(en, ar);
+        assert_eq!(
+            tray_texts(Language::System).show,
+            crate::texts::Texts::system().get("native.trayShow", &[])
+        );
+    }
 
     #[test]
     fn the_title_counts_unread_messages() {

@@ -351,6 +351,9 @@ test('settings panel: keyboard reachable, keyring error shown, forget', async ({
   const dialog = page.getByRole('dialog', { name: s.settings.title });
   const content = dialog.getByRole('checkbox', { name: s.settings.showContent });
   await expect(content).not.toBeChecked();
+  // The language comes first, then the notifications.
+  await expect(dialog.getByRole('combobox', { name: s.settings.language })).toBeFocused();
+  await page.keyboard.press('Tab');
   await expect(content).toBeFocused();
   await page.keyboard.press('Space');
   await expect(content).toBeChecked();
@@ -701,6 +704,40 @@ test('two rooms at once: a room list with unread counts, the title counts them a
   await leave(page);
   await expect(page.getByRole('heading', { name: s.join.title })).toBeVisible();
   await expect(page.getByRole('navigation', { name: s.roomList.label })).toHaveCount(0);
+});
+
+test('the language picker: Arabic at once, right to left, kept over a reload, then the system\'s again', async ({ page }) => {
+  await page.goto('/');
+  await expect(page.locator('html')).toHaveAttribute('dir', 'ltr');
+  await page.getByRole('button', { name: s.settings.open }).click();
+  const picker = page.getByRole('combobox', { name: s.settings.language });
+  await expect(picker).toHaveValue('system');
+  await picker.selectOption('ar');
+  // At once, without a restart: the document, the open panel and the screen behind it.
+  await expect(page.locator('html')).toHaveAttribute('dir', 'rtl');
+  await expect(page.locator('html')).toHaveAttribute('lang', 'ar');
+  const arDialog = page.getByRole('dialog', { name: 'الإعدادات' });
+  await expect(arDialog.getByRole('checkbox', { name: 'كتم الإشعارات' })).toBeVisible();
+  expect(await page.evaluate(() => (window as any).__stub.calls.filter((c: any) => c.cmd === 'set_settings').map((c: any) => c.args.next.language))).toEqual(['ar']);
+  await axe(page, 'settings in Arabic');
+  // The panel mirrors: a check box sits at the right of its label (the start side).
+  const panel = await arDialog.boundingBox();
+  const box = await arDialog.getByRole('checkbox', { name: 'كتم الإشعارات' }).boundingBox();
+  expect(panel && box && box.x > panel.x + panel.width / 2).toBe(true);
+  await page.keyboard.press('Escape');
+  await expect(page.getByRole('heading', { name: 'الانضمام إلى غرفة' })).toBeVisible();
+  await expect(page.getByRole('button', { name: 'انضمام' })).toBeVisible();
+  await axe(page, 'join screen in Arabic, chosen');
+  // A reload (the app keeps its settings): Arabic again.
+  await page.reload();
+  await expect(page.locator('html')).toHaveAttribute('dir', 'rtl');
+  await expect(page.getByRole('heading', { name: 'الانضمام إلى غرفة' })).toBeVisible();
+  await page.getByRole('button', { name: 'الإعدادات' }).click();
+  await expect(page.getByRole('combobox', { name: 'اللغة' })).toHaveValue('ar');
+  await page.getByRole('combobox', { name: 'اللغة' }).selectOption('system');
+  // The browser speaks English.
+  await expect(page.locator('html')).toHaveAttribute('dir', 'ltr');
+  await expect(page.getByRole('dialog', { name: s.settings.title })).toBeVisible();
 });
 
 test.describe('in French (the system language)', () => {

@@ -44,7 +44,15 @@
     hosts,
     pinned,
   });
-  let settings = { show_content: false, mute: false, keep_in_tray: true, remember_identity: false };
+  // The app keeps its settings across a reload of the window (they live in Rust), and the
+  // language across restarts too: here, in the page's storage.
+  let settings = JSON.parse(localStorage.getItem('stub-settings') ?? 'null') ?? {
+    show_content: false,
+    mute: false,
+    keep_in_tray: true,
+    remember_identity: false,
+    language: 'system',
+  };
   const opened = [];
 
   function emit(event, payload) {
@@ -188,6 +196,7 @@
         if (args.next.remember_identity && window.__stub.noKeyring)
           throw { code: 'keyring_unavailable', message: 'no keyring is available' };
         settings = { ...args.next };
+        localStorage.setItem('stub-settings', JSON.stringify(settings));
         return settings;
       case 'forget_remembered':
         settings = { ...settings, remember_identity: false };

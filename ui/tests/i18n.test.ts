@@ -34,9 +34,35 @@ describe('catalogues', () => {
     for (const [k, p] of Object.entries(frP)) if (k in enP) expect(p, k).toBe(enP[k]);
   });
 
-  it('Arabic has only keys English has', () => {
-    const all = new Set(keys(en));
-    expect(keys(ar).filter((k) => !all.has(k))).toEqual([]);
+  it('Arabic is complete, with every Arabic plural form and the same placeholders as English', () => {
+    expect([...new Set(keys(ar))].sort()).toEqual([...new Set(keys(en))].sort());
+    const enP = placeholders(en);
+    const arP = placeholders(ar);
+    const plural = /_(zero|one|two|few|many|other)$/;
+    const base = (k: string) => k.replace(plural, '');
+    const pluralBases = [...new Set(Object.keys(enP).filter((k) => plural.test(k)).map(base))];
+    expect(pluralBases.length).toBeGreaterThan(1);
+    for (const b of pluralBases) {
+      // The forms i18next asks Intl.PluralRules('ar') for: all six.
+      const forms = new Intl.PluralRules('ar').resolvedOptions().pluralCategories;
+      expect(forms.length, b).toBe(6);
+      for (const f of forms) expect(arP, `${b}_${f}`).toHaveProperty([`${b}_${f}`]);
+      // No other placeholder than English has; the number itself may be spelt out in
+      // the forms for 0, 1 and 2, never in the others.
+      const enHoles = new Set(Object.entries(enP).filter(([k]) => base(k) === b).flatMap(([, p]) => p.split(',').filter(Boolean)));
+      for (const f of forms) {
+        const holes = arP[`${b}_${f}`].split(',').filter(Boolean);
+        for (const h of holes) expect(enHoles.has(h), `${b}_${f}: {{${h}}}`).toBe(true);
+        const rest = [...enHoles].filter((h) => h !== 'count');
+        for (const h of rest) expect(holes, `${b}_${f}`).toContain(h);
+        if (!['zero', 'one', 'two'].includes(f)) expect(holes, `${b}_${f}`).toContain('count');
+      }
+    }
+    for (const [k, p] of Object.entries(arP)) if (!plural.test(k)) expect(p, k).toBe(enP[k]);
+  });
+
+  it('every language names itself alike in every catalogue', () => {
+    for (const c of [fr, ar]) expect(c.languageNames).toEqual(en.languageNames);
   });
 
   it('picks the first system language with a catalogue', () => {
@@ -60,15 +86,20 @@ describe('the UI in another language', () => {
     expect(errorText('no_such_code')).toBe(fr.errors.generic);
   });
 
-  it('speaks Arabic right to left, with Arabic plural forms, English where it has no message', () => {
+  it('speaks Arabic right to left, with Arabic plural forms', () => {
     setLocale('ar');
     expect(document.documentElement.dir).toBe('rtl');
     expect(document.documentElement.lang).toBe('ar');
+    expect(s.room.unread(0)).toBe('لا رسائل غير مقروءة');
     expect(s.room.unread(1)).toBe('رسالة واحدة غير مقروءة');
     expect(s.room.unread(2)).toBe('رسالتان غير مقروءتين');
     expect(s.room.unread(5)).toBe('5 رسائل غير مقروءة');
     expect(s.room.unread(11)).toBe('11 رسالة غير مقروءة');
-    expect(s.verify.mark).toBe(en.verify.mark);
+    expect(s.room.unread(100)).toBe('100 رسالة غير مقروءة');
+    expect(warningText('rejoin_incomplete', [], 3, 'x')).toMatch(/^لم يعد 3 أعضاء/);
+    expect(s.verify.mark).toBe(ar.verify.mark);
+    expect(s.verify.mark).not.toBe(en.verify.mark);
+    for (const code of [...ERROR_CODES, ...EVENT_ERROR_CODES]) expect(errorText(code), code).not.toBe(en.errors.generic);
     setLocale('en');
     expect(document.documentElement.dir).toBe('ltr');
     expect(s.room.unread(1)).toBe('1 unread message');
@@ -77,13 +108,14 @@ describe('the UI in another language', () => {
 });
 
 describe('engine warnings in the UI\'s words', () => {
-  it('every warning code has a sentence in English and French', async () => {
+  it('every warning code has a sentence in English, French and Arabic', async () => {
     const { WARNING_CODES } = await import('../src/lib/bindings');
     expect(WARNING_CODES.length).toBeGreaterThan(15);
     for (const code of WARNING_CODES) {
       const base = `${code}` in en.warnings.codes || `${code}_other` in en.warnings.codes;
       expect(base, `${code} in en.json`).toBe(true);
       expect(`${code}` in fr.warnings.codes || `${code}_other` in fr.warnings.codes, `${code} in fr.json`).toBe(true);
+      expect(`${code}` in ar.warnings.codes || `${code}_other` in ar.warnings.codes, `${code} in ar.json`).toBe(true);
     }
   });
 

@@ -10,11 +10,14 @@ vi.mock('../src/lib/ipc', async (importOriginal) => ({
 import { ipc } from './ipc-mock';
 import SettingsDialog from '../src/lib/components/SettingsDialog.svelte';
 import { s } from '../src/lib/strings';
+import { locale, setLocale } from '../src/lib/i18n';
+import type { Settings } from '../src/lib/bindings';
 
-const defaults = { show_content: false, mute: false, keep_in_tray: true, remember_identity: false };
+const defaults: Settings = { show_content: false, mute: false, keep_in_tray: true, remember_identity: false, language: 'system' };
 
 beforeEach(() => {
   vi.clearAllMocks();
+  setLocale('en');
   ipc.getSettings.mockResolvedValue({ ...defaults });
   ipc.setSettings.mockImplementation(async (next: unknown) => next);
 });
@@ -52,6 +55,40 @@ describe('settings panel', () => {
     await user.click(remember);
     expect(await screen.findByRole('alert')).toHaveTextContent(s.errors.keyring_unavailable);
     expect(remember).not.toBeChecked();
+  });
+
+  it('switches the language at once, the panel included, and back to the system\'s', async () => {
+    const user = userEvent.setup();
+    render(SettingsDialog, { onclose: vi.fn() });
+    const picker = await screen.findByRole('combobox', { name: s.settings.language });
+    expect(picker).toHaveValue('system');
+    expect(picker).toHaveAccessibleDescription(s.settings.languageHint);
+    // Each language is named in itself.
+    expect(screen.getByRole('option', { name: 'العربية' })).toHaveAttribute('lang', 'ar');
+    expect(screen.getByRole('option', { name: 'Français' })).toHaveAttribute('lang', 'fr');
+    await user.selectOptions(picker, 'ar');
+    expect(ipc.setSettings).toHaveBeenLastCalledWith({ ...defaults, language: 'ar' });
+    expect(locale()).toBe('ar');
+    expect(document.documentElement.dir).toBe('rtl');
+    // Already redrawn in Arabic, without closing the panel.
+    expect(await screen.findByRole('heading', { name: 'الإعدادات' })).toBeInTheDocument();
+    expect(screen.getByRole('checkbox', { name: 'كتم الإشعارات' })).toBeInTheDocument();
+    await user.selectOptions(screen.getByRole('combobox', { name: 'اللغة' }), 'system');
+    expect(ipc.setSettings).toHaveBeenLastCalledWith({ ...defaults, language: 'system' });
+    // jsdom's navigator speaks English.
+    expect(locale()).toBe('en');
+    expect(document.documentElement.dir).toBe('ltr');
+    expect(await screen.findByRole('heading', { name: 'Settings' })).toBeInTheDocument();
+  });
+
+  it('keeps the language it had when the change is refused', async () => {
+    const user = userEvent.setup();
+    ipc.setSettings.mockRejectedValueOnce({ code: 'ipc', message: 'no answer' });
+    render(SettingsDialog, { onclose: vi.fn() });
+    await user.selectOptions(await screen.findByRole('combobox', { name: s.settings.language }), 'fr');
+    expect(await screen.findByRole('alert')).toHaveTextContent(s.errors.ipc);
+    expect(locale()).toBe('en');
+    expect(screen.getByRole('combobox', { name: s.settings.language })).toHaveValue('system');
   });
 
   it('forgets what the keyring kept', async () => {

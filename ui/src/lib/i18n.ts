@@ -1,13 +1,17 @@
 // The message catalogues (src/locales/*.json, i18next's JSON format: nested keys,
 // {{name}} placeholders, plural forms as key_one/key_other/… after the CLDR rules of
-// Intl.PluralRules) and the language the UI speaks: the first of the system's languages
-// that has a catalogue, else English. A missing message falls back to English.
+// Intl.PluralRules) and the language the UI speaks: the one chosen in the settings, or
+// ("follow the system", the default) the first of the system's languages that has a
+// catalogue, else English. A missing message falls back to English. A change of language
+// redraws every text on screen at once.
 import i18next from 'i18next';
 import en from '../locales/en.json' with { type: 'json' };
 import fr from '../locales/fr.json' with { type: 'json' };
 import ar from '../locales/ar.json' with { type: 'json' };
+import type { Language } from './bindings';
+import { createSubscriber } from 'svelte/reactivity';
 
-/** The languages with a catalogue (English and French complete; Arabic, right to left, in part). */
+/** The languages with a catalogue, all complete (Arabic is written right to left). */
 export const LOCALES = ['en', 'fr', 'ar'] as const;
 export type Locale = (typeof LOCALES)[number];
 
@@ -24,6 +28,16 @@ export function pickLocale(wanted: readonly string[]): Locale {
 const systemLanguages = (): readonly string[] =>
   typeof navigator === 'undefined' ? [] : (navigator.languages ?? [navigator.language]);
 
+// Svelte's hook for outside state: `t()` calls `depend()`, so every effect (a component's
+// text) that read a message runs again, in the new language, when `redraw()` is called.
+let redraw = (): void => {};
+const depend = createSubscriber((update) => {
+  redraw = update;
+  return () => {
+    redraw = () => {};
+  };
+});
+
 const i18n = i18next.createInstance();
 void i18n.init({
   initAsync: false,
@@ -37,6 +51,7 @@ void i18n.init({
 
 /** The message `key` in the current language, with its placeholders filled in. */
 export function t(key: string, values?: Record<string, string | number>): string {
+  depend();
   return i18n.t(key, values ?? {});
 }
 
@@ -51,10 +66,21 @@ export function locale(): Locale {
   return pickLocale([i18n.language]);
 }
 
-/** Switches the language (before the UI is mounted; tests switch back and forth). */
+/** Switches the language; what is on screen follows at once. */
 export function setLocale(l: Locale): void {
   void i18n.changeLanguage(l);
   applyToDocument();
+  redraw();
+}
+
+/** The language for a choice of the settings: the system's for `system`. */
+export function localeFor(choice: Language): Locale {
+  return choice === 'system' ? pickLocale(systemLanguages()) : choice;
+}
+
+/** Speaks the language chosen in the settings, at once. */
+export function applyLanguage(choice: Language): void {
+  if (localeFor(choice) !== locale()) setLocale(localeFor(choice));
 }
 
 /** Sets the document's `lang` and writing direction (`rtl` for Arabic) from the language. */

@@ -545,6 +545,17 @@ export const s = {
     get renewed() {
       return t('settings.renewed');
     },
+    get language() {
+      return t('settings.language');
+    },
+    get languageSystem() {
+      return t('settings.languageSystem');
+    },
+    get languageHint() {
+      return t('settings.languageHint');
+    },
+    /** A language's name in that language (the same in every catalogue). */
+    languageName: (code: string) => t(`languageNames.${code}`),
     get close() {
       return t('settings.close');
     },

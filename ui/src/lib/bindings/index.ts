@@ -281,6 +281,8 @@ room: string,
  */
 event: EngineEvent, };
 
+export type Language = "system" | "en" | "fr" | "ar";
+
 export type Settings = { 
 /**
  * Notifications show the sender and the text (by default only "New message in ROOM").
@@ -297,7 +299,12 @@ keep_in_tray: boolean,
 /**
  * Keep the identity key and the verified fingerprints in the OS keyring.
  */
-remember_identity: boolean, };
+remember_identity: boolean, 
+/**
+ * The language of the UI, the tray and notifications (settings kept in a keyring
+ * before there was a choice have none: "follow the system").
+ */
+language: Language, };
 
 export type Remembered = { 
 /**
