@@ -26,16 +26,29 @@
 //! back and takes the dot off; the tray menu has Show, Mute and Quit, and Quit ends the app,
 //! which leaves the room (the CLI sees it go).
 //!
+//! Two rooms are open at once: the first one's unread message shows in the room list and
+//! the window's title ("Cryptocat (1)"; the window is found by a pattern that takes the
+//! count, for screenshots and closing); leaving one puts the other on screen. The
+//! notification is for a private message in the room not on screen, and its click brings
+//! that room and that private chat to the front. Arabic picked in the settings turns the
+//! window right to left and the tray's menu into Arabic at once; "follow the system" turns
+//! both back.
+//!
 //! The session also runs GNOME Keyring (unlocked, in a throw-away HOME). "Remember my
 //! identity" is turned on before the first join; after Quit, the app is started again and
 //! joins with the same fingerprint, showing the CLI's member as verified: both came back from
-//! the keyring.
+//! the keyring. It then joins a room on a `cryptocat-server` of its own through its invite
+//! link, sees the countdown when that server stops, and once it is started again "Retry
+//! now" reconnects before the countdown's end (a second CLI then finds the app in the room
+//! and gets its message). Last, with the tray host gone, closing the window asks before
+//! quitting, and confirming quits (both CLIs see the app leave).
 //!
 //! Needs `Xvfb`, `xwd` and `xclock` (Debian's `x11-apps`), `xdotool`, `dbus-daemon`,
 //! `dbus-monitor`, `dbus-send`, `dunst`, `gnome-keyring-daemon`, Debian's `python3-gi`,
 //! `tauri-driver` (`cargo install tauri-driver --version 2.1.0 --locked`),
 //! `WebKitWebDriver` (Debian's `webkit2gtk-driver`) and the CLI built into the same target
-//! directory (`cargo build -p cryptocat-cli`); `scripts/test` ensures all of them. Without
+//! directory with `cryptocat-server` (`cargo build -p cryptocat-cli -p cryptocat-server`);
+//! `scripts/test` ensures all of them. Without
 //! them the test prints a notice and passes, unless `CRYPTOCAT_REQUIRE_INTEROP=1`.
 //!
 //! The WebDriver client is a few lines of HTTP/1.0 over `TcpStream` with `serde_json`.
@@ -60,9 +73,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use session::{
-    compact, find_tool, focus_another_window, free_display, icon_file, profile_dir, red_pixels,
-    screenshot, start_tauri_driver, wait_for, Driver, JsonChild, NotifyLog, Procs, BUS_CONFIG,
-    SYSTEM_PYTHON, WAIT,
+    app_window, close_window, compact, find_tool, focus_another_window, free_display, icon_file,
+    profile_dir, red_pixels, screenshot, start_tauri_driver, tray_menu, wait_for, window_title,
+    Driver, JsonChild, NotifyLog, Procs, RelayProcess, BUS_CONFIG, SYSTEM_PYTHON, WAIT,
 };
 
 const ROOM: &str = "garden";
@@ -108,9 +121,10 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
             "one of {desktop_tools:?} or {SYSTEM_PYTHON} (python3-gi)"
         ));
     }
-    if !cli_bin.is_file() {
+    let server_bin = profile_dir().join("cryptocat-server");
+    if !cli_bin.is_file() || !server_bin.is_file() {
         return missing(&format!(
-            "the cryptocat CLI at {} (cargo build -p cryptocat-cli)",
+            "the cryptocat CLI at {} or cryptocat-server beside it (cargo build -p cryptocat-cli -p cryptocat-server)",
             cli_bin.display()
         ));
     }
@@ -426,7 +440,9 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     // Back on the join screen, the link goes to a second invocation of the app, which hands
     // it to this one and exits; the join screen fills in, and the nickname is all to type.
     // A second room at once, on the same built-in server (the remembered nickname and
-    // server filled in): a message in the first room counts there, unread.
+    // server filled in): a message in the first room counts there, unread, in the room
+    // list and in the window's title (which the screenshots find the window by all the
+    // same).
     d.click(".room-list button.join-another");
     assert_eq!(
         d.until(
@@ -453,20 +469,30 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
         format!("#{ROOM}, 1 unread message | #annex"),
         "the room list"
     );
-    d.click(".room-header button.leave");
-    d.click(".dialog.leave-confirm button.leave-now");
+    wait_for("the unread total in the window's title", WAIT, || {
+        window_title(display) == "Cryptocat (1)"
+    });
+    screenshot(&xwd, display, "rooms");
+    d.click(&format!(".room-list .room-switch[aria-label^='#{ROOM},']"));
     d.until(
-        "the first room back on screen",
+        "the first room on screen, its message read",
         &format!("return document.querySelector('.room-header h1')?.textContent === '#{ROOM}' && !document.querySelector('.room-list .unread-count')"),
     );
+    wait_for("the window's title without a count", WAIT, || {
+        window_title(display) == "Cryptocat"
+    });
 
-    // Leaving asks first ("Stay" has the focus); the person confirms.
+    // Leaving asks first ("Stay" has the focus); the person confirms, and the other room
+    // comes on screen.
     d.click(".room-header button.leave");
     d.click(".dialog.leave-confirm button.leave-now");
     cli.wait("alice leaving", |v| {
         v["type"] == "member_left" && v["nick"] == APP_NICK
     });
-    d.el("#join-room");
+    d.until(
+        "the other room on screen",
+        "return document.querySelector('.room-header h1')?.textContent === '#annex'",
+    );
     let mut second = Command::new(&app)
         .arg(&link)
         .envs(session_env.clone())
@@ -550,13 +576,19 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
         v["event"] == "item" && red_pixels(&icon_file(v)).is_some_and(|red| red > normal_red + 20)
     };
 
-    // The person works in another window: a message makes a notification, content
-    // hidden, and puts the dot on the tray icon.
+    // The person turns to the other room, then works in another window: a private
+    // message in the first room makes a notification, content hidden, and puts the dot on
+    // the tray icon.
+    d.click(".room-list .room-switch[aria-label^='#annex']");
+    d.until(
+        "the other room on screen",
+        "return document.querySelector('.room-header h1')?.textContent === '#annex'",
+    );
     focus_another_window(&mut procs, &session_env);
     d.until("the app's window unfocused", "return !document.hasFocus()");
     tray.forget();
-    cli.line("are you there?");
-    let call = notify_log.wait("New message in");
+    cli.line("/msg alice are you there?");
+    let call = notify_log.wait(&format!("New message in {ROOM}"));
     assert!(
         !call.contains("are you there") && !call.contains(CLI_NICK),
         "the notification shows the content: {call}"
@@ -564,7 +596,8 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     tray.wait("the icon with the unread dot", has_dot);
 
     // A click on the notification (dunst's default action) brings the window back: it has
-    // the focus, and the dot goes.
+    // the focus, the dot goes, and it shows that room and chat: the first room, the
+    // private chat with bob, with the message.
     tray.forget();
     let status = Command::new("dunstctl")
         .args(["action", "0"])
@@ -576,30 +609,21 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
         v["event"] == "item" && red_pixels(&icon_file(v)).is_some_and(|red| red <= normal_red)
     });
     d.until("the app's window focused", "return document.hasFocus()");
+    d.until(
+        "the private chat with bob in the first room, on screen",
+        &format!(
+            "return document.querySelector('.room-header h1')?.textContent === '#{ROOM}' \
+               && document.querySelector('.tabs [role=tab][aria-selected=true]')?.textContent.trim() === 'bob' \
+               && [...document.querySelectorAll('.messages .text')].some(e => e.textContent === 'are you there?')"
+        ),
+    );
 
     // Closing the window, as a window manager's close button does: a tray host shows the
     // icon, so the window hides and the app stays in the room; the tray's Show brings it
     // back.
-    let visible = || {
-        Command::new("xdotool")
-            .args(["search", "--onlyvisible", "--name", "^Cryptocat$"])
-            .envs(session_env.clone())
-            .output()
-            .is_ok_and(|o| !o.stdout.trim_ascii().is_empty())
-    };
+    let visible = || app_window(display).is_some();
     assert!(visible(), "the window is shown before closing");
-    let asked = Command::new(SYSTEM_PYTHON)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/wm_close.py"))
-        .arg("Cryptocat")
-        .envs(session_env.clone())
-        .output()
-        .unwrap();
-    assert_ne!(
-        String::from_utf8_lossy(&asked.stdout).trim(),
-        "0",
-        "no window took WM_DELETE_WINDOW: {}",
-        String::from_utf8_lossy(&asked.stderr)
-    );
+    close_window(&session_env);
     wait_for("the window hidden to the tray", WAIT, || !visible());
     tray.forget();
     tray.line("menu");
@@ -620,23 +644,47 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     });
     tray.forget();
 
+    // Arabic, picked in the settings: the window turns right to left at once, and the
+    // tray's menu speaks it too; then back to the system's language (English here).
+    let language_started = Instant::now();
+    let pick = |code: &str| {
+        d.script(&format!(
+            "const p = document.querySelector('.dialog.settings select'); p.value = '{code}'; \
+             p.dispatchEvent(new Event('change', {{ bubbles: true }})); return true"
+        ));
+    };
+    d.click(".room-header .room-settings");
+    d.el(".dialog.settings select");
+    pick("ar");
+    d.until(
+        "the window in Arabic, right to left",
+        "return document.documentElement.dir === 'rtl' \
+           && document.querySelector('#settings-title')?.textContent === 'الإعدادات'",
+    );
+    tray_menu(&mut tray, &["إظهار Cryptocat", "كتم الإشعارات", "إنهاء"]);
+    std::thread::sleep(Duration::from_millis(300));
+    screenshot(&xwd, display, "settings-arabic");
+    pick("system");
+    d.until(
+        "the window in English again",
+        "return document.documentElement.dir === 'ltr' \
+           && document.querySelector('#settings-title')?.textContent === 'Settings'",
+    );
+    d.click(".dialog.settings button.close");
+    eprintln!(
+        "desktop e2e: Arabic picked and back (window and tray) took {:.1} s",
+        language_started.elapsed().as_secs_f64()
+    );
+
     // The window moved and resized by the person: kept for the next start.
     let rect = json!({ "x": 40, "y": 30, "width": 900, "height": 640 });
     d.call("POST", "/window/rect", Some(rect.clone()))
         .unwrap_or_else(|e| panic!("set the window's rect: {e}"));
     let before = d.call("GET", "/window/rect", None).unwrap();
 
-    // The tray menu, as the panel reads it; Quit leaves the room and ends the app.
-    tray.line("menu");
-    let menu = tray.wait("the menu", |v| v["event"] == "menu");
-    let labels: Vec<&str> = menu["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|i| i["label"].as_str())
-        .filter(|l| !l.is_empty())
-        .collect();
-    assert_eq!(labels, ["Show Cryptocat", "Mute notifications", "Quit"]);
+    // The tray menu, as the panel reads it (in English again); Quit leaves the rooms and
+    // ends the app.
+    let menu = tray_menu(&mut tray, &["Show Cryptocat", "Mute notifications", "Quit"]);
     let quit = menu["items"]
         .as_array()
         .unwrap()
@@ -720,6 +768,115 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     assert_eq!(
         compact(again["fingerprint"].as_str().unwrap()),
         compact(&my_fp)
+    );
+
+    // ---- "Retry now": the server of a room goes away and comes back ----
+    // A second room, on a server of its own (cryptocat-server, its key kept in a folder so
+    // that the link's pin still holds after the restart), joined through its invite link.
+    let retry_started = Instant::now();
+    let server = RelayProcess::new(&server_bin, &home.join("server"));
+    let link = format!("{}retry", server.start(&mut procs));
+    d.click(".room-list button.join-another");
+    d.click("input[value=url]");
+    // Pasted at once, as a person pastes it (typed key by key, a part would be read).
+    d.script(&format!(
+        "const i = document.querySelector('#join-url'); i.value = {}; \
+         i.dispatchEvent(new Event('input', {{ bubbles: true }})); return true",
+        serde_json::to_string(&link).unwrap()
+    ));
+    d.until(
+        "the join screen filled from the server's link",
+        "return document.querySelector('[data-testid=invite-room]')?.textContent === '#retry'",
+    );
+    d.click("form button[type=submit]");
+    d.until(
+        "the server's room on screen",
+        "return document.querySelector('.room-header h1')?.textContent === '#retry' \
+           && !document.querySelector('.banner.connection')",
+    );
+    // The server stops: the banner counts down to the next attempt, further each time.
+    procs.stop(RelayProcess::LABEL);
+    let countdown = "const t = document.querySelector('.banner.connection.reconnecting [role=status]')?.textContent ?? ''; \
+         const m = /in (\\d+) s/.exec(t); return m ? Number(m[1]) : 0";
+    d.until(
+        "a countdown of 4 s or more",
+        &format!("return (() => {{ {countdown} }})() >= 4"),
+    );
+    screenshot(&xwd, display, "reconnecting");
+    // It is back; "Retry now" reconnects at once, before the countdown's end.
+    server.start(&mut procs);
+    let left = d.script(&format!("return (() => {{ {countdown} }})()"));
+    let left = left.as_u64().unwrap_or(0);
+    assert!(
+        left >= 3,
+        "the countdown ran down to {left} s before the click"
+    );
+    let clicked = Instant::now();
+    d.click(".banner.connection button.retry");
+    d.until(
+        "the room connected again",
+        "return document.querySelector('.room-header h1')?.textContent === '#retry' \
+           && !document.querySelector('.banner.connection')",
+    );
+    let took = clicked.elapsed();
+    assert!(
+        took < Duration::from_secs(left - 1),
+        "reconnected {took:?} after the click, with {left} s left: the timer, not the button"
+    );
+    // The room works again: a newcomer finds alice in it, and gets her message.
+    let carol_args: Vec<String> = vec![
+        "join".into(),
+        link.clone(),
+        "--nick".into(),
+        "carol".into(),
+        "--json".into(),
+    ];
+    let mut carol = JsonChild::start(&mut procs, &cli_bin, &carol_args, "cryptocat (carol)");
+    carol.wait("alice in the room again", |v| {
+        v["type"] == "member_joined" && v["nick"] == APP_NICK
+    });
+    carol.wait("a settled room", |v| {
+        v["type"] == "rekeyed" && v["members"] == 2
+    });
+    d.type_into(".composer textarea", "back after the outage");
+    d.click(".composer button[type=submit]");
+    carol.wait("the app's message after the outage", |v| {
+        v["type"] == "message" && v["text"] == "back after the outage"
+    });
+    eprintln!(
+        "desktop e2e: \"Retry now\" (a server stopped and started again) took {:.1} s",
+        retry_started.elapsed().as_secs_f64()
+    );
+
+    // ---- closing with no tray host: the window asks first; quitting leaves the rooms ----
+    let close_started = Instant::now();
+    procs.stop("the tray host");
+    close_window(&session_env);
+    d.until(
+        "the question before quitting",
+        "return document.querySelector('.dialog.quit-confirm')?.textContent.includes('Quit Cryptocat?')",
+    );
+    assert!(
+        app_window(display).is_some(),
+        "the window stays while it asks"
+    );
+    screenshot(&xwd, display, "quit-confirm");
+    // Clicked from a script, a moment later: the app ends under a WebDriver click, whose
+    // answer then never comes.
+    d.script(
+        "setTimeout(() => document.querySelector('.dialog.quit-confirm button.quit-now').click(), 50); \
+         return true",
+    );
+    cli.wait("alice leaving (quit after the question)", |v| {
+        v["type"] == "member_left" && v["nick"] == APP_NICK
+    });
+    carol.wait("alice leaving the server's room", |v| {
+        v["type"] == "member_left" && v["nick"] == APP_NICK
+    });
+    wait_for("the app gone", WAIT, || app_window(display).is_none());
+    eprintln!(
+        "desktop e2e: closing with no tray host, confirmed, took {:.1} s",
+        close_started.elapsed().as_secs_f64()
     );
 
     cli.line("/leave");

@@ -21,17 +21,36 @@ pub const WAIT: Duration = Duration::from_secs(30);
 /// Kills (and reaps) its children when dropped, so a failed assertion leaves nothing behind.
 pub struct Procs(pub Vec<(&'static str, Child)>);
 
+/// Kills a child and its process group (tauri-driver's WebKitWebDriver and the app go
+/// with it), and reaps it.
+fn kill_group(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+impl Procs {
+    /// Kills the children started under `label` (as a crash or a switched-off server
+    /// would end them).
+    pub fn stop(&mut self, label: &str) {
+        let (gone, kept) = std::mem::take(&mut self.0)
+            .into_iter()
+            .partition::<Vec<_>, _>(|(l, _)| *l == label);
+        assert!(!gone.is_empty(), "nothing runs as {label}");
+        self.0 = kept;
+        for (_, mut child) in gone {
+            kill_group(&mut child);
+        }
+    }
+}
+
 impl Drop for Procs {
     fn drop(&mut self) {
         for (_, child) in self.0.iter_mut().rev() {
-            // Each runs in its own process group (tauri-driver's WebKitWebDriver and the
-            // app go with it).
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
-                .stderr(Stdio::null())
-                .status();
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_group(child);
         }
     }
 }
@@ -278,6 +297,53 @@ impl Driver {
 
 // ---- screenshots -----------------------------------------------------------------------
 
+/// The main window's title, as an `xdotool search --name` pattern: "Cryptocat", or
+/// "Cryptocat (N)" while N messages are unread (`tray::window_title`).
+pub const WINDOW_NAME: &str = r"^Cryptocat( \([0-9]+\))?$";
+
+/// The X id of the app's visible main window (found by its title), if it shows.
+pub fn app_window(display: u32) -> Option<String> {
+    let out = Command::new("xdotool")
+        .args(["search", "--onlyvisible", "--name", WINDOW_NAME])
+        .env("DISPLAY", format!(":{display}"))
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .map(str::to_owned)
+}
+
+/// Asks the app's main window to close as a window manager's close button does (a
+/// WM_DELETE_WINDOW client message, `tests/support/wm_close.py`), whatever its title.
+pub fn close_window(env: &[(&str, String)]) {
+    let asked = Command::new(SYSTEM_PYTHON)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/wm_close.py"))
+        .arg(WINDOW_NAME)
+        .envs(env.iter().cloned())
+        .output()
+        .unwrap();
+    assert_ne!(
+        String::from_utf8_lossy(&asked.stdout).trim(),
+        "0",
+        "no window took WM_DELETE_WINDOW: {}",
+        String::from_utf8_lossy(&asked.stderr)
+    );
+}
+
+/// The title of the app's visible main window (empty when it does not show).
+pub fn window_title(display: u32) -> String {
+    let Some(id) = app_window(display) else {
+        return String::new();
+    };
+    Command::new("xdotool")
+        .args(["getwindowname", &id])
+        .env("DISPLAY", format!(":{display}"))
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
 /// A picture of the app's window, taken from the X server with `xwd` (Debian's x11-apps).
 /// WebDriver's own screenshot never returns here: WebKitGTK's snapshot waits for a
 /// composited frame, and the app turns WebKit's compositing off (src-tauri/src/webkit.rs).
@@ -287,14 +353,10 @@ impl Driver {
 pub fn screenshot(xwd: &Path, display: u32, name: &str) {
     let start = Instant::now();
     let (width, height, rgb) = loop {
+        let id = app_window(display)
+            .unwrap_or_else(|| panic!("{name}: no visible window is titled {WINDOW_NAME}"));
         let out = Command::new(xwd)
-            .args([
-                "-silent",
-                "-display",
-                &format!(":{display}"),
-                "-name",
-                "Cryptocat",
-            ])
+            .args(["-silent", "-display", &format!(":{display}"), "-id", &id])
             .output()
             .unwrap();
         assert!(
@@ -465,6 +527,99 @@ impl JsonChild {
                 ),
             }
         }
+    }
+}
+
+/// The tray's menu as the panel reads it (a `menu` event), read again until its labels are
+/// `labels`: a relabelled menu reaches the panel a moment later.
+pub fn tray_menu(tray: &mut JsonChild, labels: &[&str]) -> Value {
+    let start = Instant::now();
+    loop {
+        tray.forget();
+        tray.line("menu");
+        let menu = tray.wait("the menu", |v| v["event"] == "menu");
+        let now: Vec<String> = menu["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["label"].as_str())
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if now == labels {
+            return menu;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "the tray menu reads {now:?}, not {labels:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ---- a relay of its own ------------------------------------------------------------------
+
+/// `cryptocat-server` on fixed loopback ports with its key kept in a folder: started again,
+/// it is the same server at the same address (the pin in its links still holds).
+pub struct RelayProcess {
+    bin: PathBuf,
+    args: Vec<String>,
+    c2s: u16,
+}
+
+impl RelayProcess {
+    /// Its label in [`Procs`].
+    pub const LABEL: &'static str = "cryptocat-server";
+
+    pub fn new(bin: &Path, state_dir: &Path) -> RelayProcess {
+        let (c2s, http) = (free_port(), free_port());
+        let args = vec![
+            "--domain".to_owned(),
+            "localhost".to_owned(),
+            "--c2s".to_owned(),
+            format!("127.0.0.1:{c2s}"),
+            "--http".to_owned(),
+            format!("127.0.0.1:{http}"),
+            "--state-dir".to_owned(),
+            state_dir.display().to_string(),
+        ];
+        RelayProcess {
+            bin: bin.to_owned(),
+            args,
+            c2s,
+        }
+    }
+
+    /// Starts it and waits until it listens; returns the invite link it prints, without
+    /// the room name at its end (`...&room=`).
+    pub fn start(&self, procs: &mut Procs) -> String {
+        let mut child = Command::new(&self.bin)
+            .args(&self.args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        // Read to the end (a closed pipe would fail its later lines).
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if let Some(link) = line.strip_prefix("cryptocat-server: invite links: ") {
+                    let _ = tx.send(link.to_owned());
+                }
+            }
+        });
+        procs.0.push((Self::LABEL, child));
+        let link = rx
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|_| panic!("cryptocat-server printed no invite link"));
+        assert!(link.ends_with("&room="), "{link}");
+        wait_for("cryptocat-server listening", WAIT, || {
+            TcpStream::connect((Ipv4Addr::LOCALHOST, self.c2s)).is_ok()
+        });
+        link
     }
 }
 

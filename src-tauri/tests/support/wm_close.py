@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Asks a window to close, as a window manager's close button does: a WM_DELETE_WINDOW
-client message (ICCCM) to the top-level windows named NAME on $DISPLAY that take it. For
+client message (ICCCM) to the top-level windows whose name matches PATTERN (a regular
+expression, as `xdotool search --name` takes it) on $DISPLAY that take it. For
 src-tauri/tests/e2e.rs, which runs the app under Xvfb with no window manager.
 
-Usage: wm_close.py NAME   (prints how many windows were asked)
+Usage: wm_close.py PATTERN   (prints how many windows were asked)
 """
 import ctypes
 import subprocess
@@ -35,8 +36,8 @@ class XEvent(ctypes.Union):
 
 
 CLIENT_MESSAGE = 33
-name = sys.argv[1]
-found = subprocess.run(["xdotool", "search", "--name", f"^{name}$"],
+pattern = sys.argv[1]
+found = subprocess.run(["xdotool", "search", "--name", pattern],
                        capture_output=True, text=True).stdout.split()
 display = x.XOpenDisplay(None)
 if not display:
