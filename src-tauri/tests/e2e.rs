@@ -4,6 +4,11 @@
 //! app's embedded relay through the link the room's invite panel shows (c2s with STARTTLS,
 //! the relay's key checked against the link's pin).
 //!
+//! Before the first start, the session's HOME holds what an install from before the
+//! reverse-DNS identifier left under `invalid.cryptocat.desktop` (a relay key made by
+//! `cryptocat-server`, a remembered nickname, a window size and place): the app comes up
+//! with that window, that nickname filled in, and that key in its invite links.
+//!
 //! It joins through the UI, exchanges group messages both ways, sees the app's message
 //! confirmed by 1 of 1, chats in private, compares the fingerprint in the verification
 //! dialog with the one the CLI printed, marks the CLI's member verified, answers the CLI's
@@ -83,6 +88,14 @@ const APP_NICK: &str = "alice";
 const CLI_NICK: &str = "bob";
 
 // ---- the test --------------------------------------------------------------------------
+
+/// The key pin an invite link carries.
+fn pin_of(link: &str) -> String {
+    link.split('&')
+        .find_map(|p| p.strip_prefix("pin="))
+        .unwrap_or_else(|| panic!("no pin in {link}"))
+        .to_owned()
+}
 
 fn missing(what: &str) {
     let msg = format!("desktop end-to-end test: {what} not found");
@@ -255,11 +268,59 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     let caps = json!({ "capabilities": { "alwaysMatch": {
         "tauri:options": { "application": app.display().to_string() }
     }}});
+    // What an install from before the reverse-DNS identifier left under
+    // `invalid.cryptocat.desktop`: the built-in server's key (made here by cryptocat-server
+    // in such a folder), the remembered nickname and server, the window's size and place.
+    // The app brings them along at its first start.
+    let legacy_data = home.join(".local/share/invalid.cryptocat.desktop");
+    let legacy_config = home.join(".config/invalid.cryptocat.desktop");
+    let legacy_link = RelayProcess::new(&server_bin, &legacy_data.join("relay")).start(&mut procs);
+    procs.stop(RelayProcess::LABEL);
+    let legacy_pin = pin_of(&legacy_link);
+    std::fs::create_dir_all(&legacy_config).unwrap();
+    std::fs::write(
+        legacy_config.join("remembered.json"),
+        format!(
+            r#"{{"nick":"{APP_NICK}","server":{{"kind":"this_computer","local_network":false}}}}"#
+        ),
+    )
+    .unwrap();
+    let legacy_rect = json!({ "x": 60, "y": 50, "width": 1000, "height": 700 });
+    std::fs::write(
+        legacy_config.join(".window-state.json"),
+        json!({ "main": {
+            "width": legacy_rect["width"], "height": legacy_rect["height"],
+            "x": legacy_rect["x"], "y": legacy_rect["y"],
+            "prev_x": legacy_rect["x"], "prev_y": legacy_rect["y"],
+            "maximized": false, "visible": true, "decorated": true, "fullscreen": false
+        }})
+        .to_string(),
+    )
+    .unwrap();
+
     let d = Driver::launch(port, &caps);
     let launched = started.elapsed();
 
-    // Join screen. First "remember my identity": kept in the session's keyring.
+    // The window has the size and place kept under the former identifier; the files
+    // moved to the new identifier's folders, and the former config folder is gone.
     d.el("#join-room");
+    let first_rect = d.call("GET", "/window/rect", None).unwrap();
+    for k in ["width", "height", "x", "y"] {
+        assert_eq!(
+            first_rect[k], legacy_rect[k],
+            "the window's {k}: {first_rect}"
+        );
+    }
+    assert!(home
+        .join(".local/share/cat.crypto.Cryptocat/relay/localhost.key")
+        .is_file());
+    assert!(!legacy_data.join("relay").exists());
+    assert!(
+        !legacy_config.exists(),
+        "the emptied former config folder stays"
+    );
+
+    // Join screen. First "remember my identity": kept in the session's keyring.
     d.click(".app-settings");
     d.click(".dialog.settings input[aria-describedby=settings-remember-hint]");
     d.until(
@@ -277,9 +338,16 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     std::thread::sleep(Duration::from_millis(300));
     screenshot(&xwd, display, "join");
     d.type_into("#join-room", ROOM);
-    d.type_into("#join-nick", APP_NICK);
-    // "Remember the server and my nickname": filled in after leaving and at the next start.
-    d.click("#join-remember");
+    // "Remember the server and my nickname", ticked, with the nickname remembered under
+    // the former identifier: filled in (here, after leaving, and at the next start).
+    assert_eq!(
+        d.script("return document.querySelector('#join-nick').value"),
+        json!(APP_NICK)
+    );
+    assert_eq!(
+        d.script("return document.querySelector('#join-remember').checked"),
+        json!(true)
+    );
     d.click("form button[type=submit]");
     d.el(".room-header h1");
     assert_eq!(d.text(".room-header h1"), format!("#{ROOM}"));
@@ -294,11 +362,12 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
         "{link}"
     );
     assert!(link.ends_with(&format!("&room={ROOM}")), "{link}");
-    let pin = link
-        .split('&')
-        .find_map(|p| p.strip_prefix("pin="))
-        .unwrap_or_else(|| panic!("no pin in {link}"))
-        .to_owned();
+    let pin = pin_of(&link);
+    // The key kept under the former identifier: links sent before still hold.
+    assert_eq!(
+        pin, legacy_pin,
+        "the built-in server's key after the identifier changed"
+    );
     assert_eq!(
         d.text("[data-testid=invite-command-this_computer]"),
         format!("cryptocat join \"{link}\" --nick NICK")
