@@ -92,6 +92,8 @@ pub fn run() -> ExitCode {
                 Err(e) => tracing::warn!("no config directory (nothing will be remembered): {e}"),
             }
             sys::restore_language(app.handle());
+            // The window, drawn in that language from the start.
+            sys::create_main_window(app.handle())?;
             if let Err(e) = tray::create(app.handle()) {
                 tracing::warn!("no tray icon (closing the window will quit): {e}");
             }

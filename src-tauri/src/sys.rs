@@ -185,6 +185,37 @@ pub fn restore_language<R: Runtime>(app: &AppHandle<R>) {
         .update(|s| s.language = language);
 }
 
+/// The global the UI reads its first language from (`ui/src/lib/i18n.ts`).
+pub const LANGUAGE_GLOBAL: &str = "__CRYPTOCAT_LANGUAGE__";
+
+/// The script that hands the UI the chosen language before its own scripts run, so that the
+/// first window is drawn in it (the settings themselves come later: `get_settings` waits for
+/// the keyring). Only a language code, never anything the person typed.
+pub fn language_script(language: crate::settings::Language) -> String {
+    let code = serde_json::to_string(&language).unwrap_or_else(|_| "\"system\"".to_owned());
+    format!("window.{LANGUAGE_GLOBAL} = {code};")
+}
+
+/// Makes the main window from its configuration (`tauri.conf.json`, `create: false`), with
+/// [`language_script`] for the language restored by [`restore_language`].
+pub fn create_main_window<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
+    let language = app.state::<SettingsState>().get().language;
+    let Some(config) = app
+        .config()
+        .app
+        .windows
+        .iter()
+        .find(|w| w.label == tray::MAIN_WINDOW)
+        .cloned()
+    else {
+        return Ok(());
+    };
+    tauri::WebviewWindowBuilder::from_config(app, &config)?
+        .initialization_script(language_script(language))
+        .build()?;
+    Ok(())
+}
+
 /// How long a join or the settings panel waits for the start-up read of the keyring.
 const RESTORE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -241,4 +272,34 @@ pub async fn forget_remembered(
 ) -> Result<Settings, CommandError> {
     blocking(|k| k.forget()).await?;
     Ok(settings.update(|s| s.remember_identity = false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Language;
+
+    #[test]
+    fn the_first_language_reaches_the_ui_as_a_code() {
+        assert_eq!(
+            language_script(Language::Ar),
+            "window.__CRYPTOCAT_LANGUAGE__ = \"ar\";"
+        );
+        assert_eq!(
+            language_script(Language::System),
+            "window.__CRYPTOCAT_LANGUAGE__ = \"system\";"
+        );
+        // The UI reads the same global.
+        let ui = include_str!("../../ui/src/lib/i18n.ts");
+        assert!(ui.contains(LANGUAGE_GLOBAL));
+        // The window is made here, not from the configuration.
+        let conf: serde_json::Value =
+            serde_json::from_str(include_str!("../../tauri.conf.json")).unwrap_or_default();
+        let main = conf["app"]["windows"]
+            .as_array()
+            .and_then(|w| w.iter().find(|w| w["label"] == crate::tray::MAIN_WINDOW))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(main["create"], false);
+    }
 }

@@ -728,10 +728,13 @@ test('the language picker: Arabic at once, right to left, kept over a reload, th
   await expect(page.getByRole('heading', { name: 'الانضمام إلى غرفة' })).toBeVisible();
   await expect(page.getByRole('button', { name: 'انضمام' })).toBeVisible();
   await axe(page, 'join screen in Arabic, chosen');
-  // A reload (the app keeps its settings): Arabic again.
+  // A reload (the app keeps its settings): Arabic again, from the first drawing on, even
+  // while the settings are slow to come (the keyring is read first).
+  await page.evaluate(() => localStorage.setItem('stub-slow-settings', '4000'));
   await page.reload();
-  await expect(page.locator('html')).toHaveAttribute('dir', 'rtl');
-  await expect(page.getByRole('heading', { name: 'الانضمام إلى غرفة' })).toBeVisible();
+  await expect(page.locator('html')).toHaveAttribute('dir', 'rtl', { timeout: 1000 });
+  await expect(page.getByRole('heading', { name: 'الانضمام إلى غرفة' })).toBeVisible({ timeout: 1000 });
+  await page.evaluate(() => localStorage.removeItem('stub-slow-settings'));
   await page.getByRole('button', { name: 'الإعدادات' }).click();
   await expect(page.getByRole('combobox', { name: 'اللغة' })).toHaveValue('ar');
   await page.getByRole('combobox', { name: 'اللغة' }).selectOption('system');

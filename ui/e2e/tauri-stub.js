@@ -53,6 +53,8 @@
     remember_identity: false,
     language: 'system',
   };
+  // As src-tauri does before the page's scripts run: the chosen language.
+  window.__CRYPTOCAT_LANGUAGE__ = settings.language;
   const opened = [];
 
   function emit(event, payload) {
@@ -190,8 +192,12 @@
           if (room.name === name) room.name = null;
         }
         return null;
-      case 'get_settings':
+      case 'get_settings': {
+        // A keyring that is slow to answer at start (the app then waits for it).
+        const slow = Number(localStorage.getItem('stub-slow-settings') ?? 0);
+        if (slow) await new Promise((r) => setTimeout(r, slow));
         return settings;
+      }
       case 'set_settings':
         if (args.next.remember_identity && window.__stub.noKeyring)
           throw { code: 'keyring_unavailable', message: 'no keyring is available' };

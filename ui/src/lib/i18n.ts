@@ -38,10 +38,18 @@ const depend = createSubscriber((update) => {
   };
 });
 
+/** The language chosen in the settings as the app handed it over before the page's own
+ * scripts ran (`window.__CRYPTOCAT_LANGUAGE__`, src-tauri's `sys::language_script`), so
+ * that the first drawing speaks it; "follow the system" without it. */
+function startLanguage(): Language {
+  const given = typeof window === 'undefined' ? undefined : (window as unknown as Record<string, unknown>).__CRYPTOCAT_LANGUAGE__;
+  return given === 'en' || given === 'fr' || given === 'ar' ? given : 'system';
+}
+
 const i18n = i18next.createInstance();
 void i18n.init({
   initAsync: false,
-  lng: pickLocale(systemLanguages()),
+  lng: localeFor(startLanguage()),
   fallbackLng: 'en',
   supportedLngs: [...LOCALES],
   resources: { en: { translation: en }, fr: { translation: fr }, ar: { translation: ar } },
