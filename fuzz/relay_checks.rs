@@ -21,6 +21,7 @@ pub const RELAY_TARGETS: &[(&str, Check)] = &[
     ("relay_xml_stream", relay_xml_stream),
     ("relay_stanza", relay_stanza),
     ("relay_bosh_body", relay_bosh_body),
+    ("relay_component", relay_component),
 ];
 
 const HEADER: &str = "<stream:stream to='localhost' version='1.0' xmlns='jabber:client' \
@@ -167,6 +168,79 @@ pub fn relay_bosh_body(data: &[u8]) {
     assert_eq!(again.payload, body.payload, "payload is not a fixpoint");
 }
 
+/// What a host server sends the room service on its component stream. The first byte
+/// picks where the rest goes: odd, right after our stream header (the host's header, the
+/// handshake's answer); even, once attached (stanzas from the host's users). Whatever comes:
+/// - nothing panics, and the stream either goes on or ends with a [`LinkError`];
+/// - every output parses as a stanza of a component stream, and every relayed `chat` or
+///   `groupchat` message passes the plaintext policy (only a Cryptocat payload gets out);
+/// - what is kept stays within the limits: members, occupants, and nothing pending once
+///   the output is drained.
+pub fn relay_component(data: &[u8]) {
+    use cryptocat_relay::component::{Component, Phase, Secret};
+    let Some((mode, rest)) = data.split_first() else {
+        return;
+    };
+    let limits = Limits {
+        max_stanza_bytes: 4096,
+        max_depth: 8,
+        connections: 16,
+        rooms_per_session: 4,
+        occupants_per_room: 8,
+        outbox_bytes: 16 * 1024,
+        ..Limits::default()
+    };
+    let secret = Secret::new(b"fuzz".to_vec()).expect("non-empty");
+    let mut c = Component::new("conference.localhost", secret, limits);
+    c.start();
+    if mode % 2 == 0 {
+        c.handle_bytes(COMPONENT_HOST_HEADER.as_bytes())
+            .expect("the host header");
+        c.handle_bytes(b"<handshake/>").expect("the handshake");
+        assert_eq!(c.phase(), Phase::Attached);
+    }
+    let _ = c.handle_bytes(rest);
+    let mut parser = StreamParser::new(ParserLimits {
+        max_stanza_bytes: 1 << 20,
+        max_depth: 16,
+    });
+    parser
+        .feed(COMPONENT_HOST_HEADER.as_bytes())
+        .expect("header");
+    while let Some(out) = c.poll_output() {
+        let events = parser.feed(out.as_bytes()).expect("output is well-formed");
+        for ev in events {
+            let XmlEvent::Stanza(el) = ev else {
+                panic!("output is stanzas only: {out}");
+            };
+            if el.name() == "message" {
+                let kind = match el.attr("type") {
+                    Some("chat") => MessageKind::Chat,
+                    Some("groupchat") => MessageKind::Groupchat,
+                    _ => continue,
+                };
+                if el.get_child("subject", "jabber:component:accept").is_some() {
+                    continue; // the empty subject that ends a join
+                }
+                let mut payload_only = el.clone();
+                // The MUC marker on private messages is ours, not the sender's.
+                payload_only.remove_child("x", "http://jabber.org/protocol/muc#user");
+                assert!(
+                    check_payload(kind, &payload_only).is_ok(),
+                    "relayed message breaks the policy: {out}"
+                );
+            }
+        }
+    }
+    let held = c.retained();
+    assert!(held.members <= 16 && held.occupants <= 16 * 4, "{held:?}");
+    assert_eq!((held.pending_stanzas, held.output_bytes), (0, 0));
+}
+
+const COMPONENT_HOST_HEADER: &str =
+    "<stream:stream xmlns:stream='http://etherx.jabber.org/streams' \
+     xmlns='jabber:component:accept' from='conference.localhost' id='f00d'>";
+
 fn summary(events: &[XmlEvent]) -> Vec<String> {
     events
         .iter()
@@ -293,6 +367,32 @@ pub fn relay_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     ];
     for (name, bytes) in bosh {
         out.push(("relay_bosh_body", name.to_owned(), bytes));
+    }
+    let muc = "conference.localhost";
+    let join = |from: &str, nick: &str| {
+        format!("<presence from='{from}' to='room@{muc}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+    };
+    let attached: Vec<(&str, String)> = vec![
+        ("join", join("a@localhost/r", "n1")),
+        ("chat-room", format!("{}{}<message from='a@localhost/r' to='room@{muc}' type='groupchat' id='g'><payload xmlns='{NS_PAYLOAD}'>{group}</payload></message><message from='b@remote.example/x' to='room@{muc}/n1' type='chat' id='p'><payload xmlns='{NS_PAYLOAD}'>{pairwise}</payload></message>", join("a@localhost/r", "n1"), join("b@remote.example/x", "n2"))),
+        ("plaintext", format!("{}<message from='a@localhost/r' to='room@{muc}' type='groupchat'><body>hello</body></message>", join("a@localhost/r", "n1"))),
+        ("leave-and-bounce", format!("{}{}<presence from='a@localhost/r' to='room@{muc}/n1' type='unavailable'/><message from='b@localhost/r' to='room@{muc}' type='error'/>", join("a@localhost/r", "n1"), join("b@localhost/r", "n2"))),
+        ("disco", format!("<iq from='a@localhost/r' to='{muc}' type='get' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq><iq from='localhost' to='{muc}' type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")),
+        ("stream-error", "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>".into()),
+    ];
+    for (name, xml) in attached {
+        let mut bytes = vec![0u8];
+        bytes.extend_from_slice(xml.as_bytes());
+        out.push(("relay_component", name.to_owned(), bytes));
+    }
+    let opening: Vec<(&str, String)> = vec![
+        ("handshake", format!("{COMPONENT_HOST_HEADER}<handshake/>{}", join("a@localhost/r", "n1"))),
+        ("refused", format!("{COMPONENT_HOST_HEADER}<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>")),
+    ];
+    for (name, xml) in opening {
+        let mut bytes = vec![1u8];
+        bytes.extend_from_slice(xml.as_bytes());
+        out.push(("relay_component", name.to_owned(), bytes));
     }
     out
 }

@@ -410,7 +410,7 @@ impl Hub {
 
     /// Handles an iq addressed to the MUC service or a room. Returns the reply.
     pub fn muc_iq(&self, from: &FullJid, iq: &IqStanza) -> Option<String> {
-        self.rooms.iq(from, iq)
+        self.rooms.iq(from.as_str(), iq)
     }
 }
 

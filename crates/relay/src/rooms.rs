@@ -346,6 +346,16 @@ impl<K: OccupantKey> Rooms<K> {
         out
     }
 
+    /// Delivery to an occupant failed (its host server bounced a stanza to `room`): it
+    /// is removed from that room, and the others are told it left.
+    pub fn drop_occupant(&mut self, key: &K, room: &str) -> Vec<Routed<K>> {
+        let mut out = Vec::new();
+        if self.forget_membership(key, room) {
+            self.leave_room(key, room, false, &mut out);
+        }
+        out
+    }
+
     /// Empties the service, telling every occupant it was removed because the service
     /// is going away (status 332): the component's host connection was lost, so what it
     /// knew of who is present may be stale.
@@ -612,7 +622,7 @@ impl<K: OccupantKey> Rooms<K> {
 
     /// Answers an iq addressed to the service or a room: `None` when it is addressed
     /// elsewhere, `Some("")` for a result or error (never answered).
-    pub fn iq(&self, from: &FullJid, iq: &IqStanza) -> Option<String> {
+    pub fn iq(&self, from: &str, iq: &IqStanza) -> Option<String> {
         let to = iq.to.as_ref()?;
         let (room, nick) = self.target(to)?;
         if matches!(iq.kind, IqKind::Result | IqKind::Error) {
@@ -624,7 +634,7 @@ impl<K: OccupantKey> Rooms<K> {
             let mut iq_out = Out::new("iq")
                 .attr("type", "result")
                 .attr("from", to.as_str())
-                .attr("to", from.as_str())
+                .attr("to", from)
                 .attr("id", iq.id.as_str());
             if let Some(q) = query {
                 iq_out = iq_out.child(q);
@@ -635,7 +645,7 @@ impl<K: OccupantKey> Rooms<K> {
             ErrorReply {
                 stanza: "iq",
                 from: to.as_str(),
-                to: from.as_str(),
+                to: from,
                 id: Some(&iq.id),
                 kind,
                 condition,
