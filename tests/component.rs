@@ -1,0 +1,287 @@
+//! Our room service as an XEP-0114 component of the servers people already run: a
+//! test-owned stock ejabberd 23.01 (an `ejabberd_service` listener, its own MUC off) and a
+//! test-owned stock Prosody 0.12 (`Component "conference.localhost"` with
+//! `component_secret`), each with `cryptocat-server component` attached for
+//! `conference.localhost`. On each:
+//! - three `cryptocat join` clients chat in a room of the component, group and private,
+//!   over TCP, WebSocket and BOSH (one table, as `stock_servers.rs` prints);
+//! - a raw client (our transport's pieces, raw stanzas) finds the component by service
+//!   discovery as a room service that refuses plaintext, and its plaintext `<body>` gets
+//!   `policy-violation` and reaches nobody, while a payload passes;
+//! - Prosody only: the host server goes away and comes back; the component attaches again
+//!   by itself and three clients chat again.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout
+)]
+
+use std::time::{Duration, Instant};
+
+use cryptocat_link::Pin;
+use cryptocat_protocol::group::wire::GroupMessage;
+use cryptocat_tests::binary;
+use cryptocat_tests::component::{random_secret, Component, RawClient, COMPONENT_DOMAIN};
+use cryptocat_tests::ejabberd::Ejabberd;
+use cryptocat_tests::prosody::Prosody;
+use cryptocat_tests::stock::{print_table, three_clients, Row, Target};
+
+const NS_PAYLOAD: &str = "urn:xmpp:cryptocat:1";
+const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
+const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+const WAIT: Duration = Duration::from_secs(15);
+
+/// One row per transport; `accounts` counts the host's accounts: each row says how many
+/// its clients left behind (they remove the accounts they registered when they leave).
+fn rows(
+    server: &'static str,
+    targets: Vec<(&'static str, String, Option<Pin>)>,
+    accounts: impl Fn() -> usize,
+) -> Vec<Row> {
+    let cli = binary("cryptocat");
+    targets
+        .into_iter()
+        .map(|(transport, url, pin)| {
+            let target = Target {
+                server,
+                transport,
+                url,
+                domain: Some("localhost".into()),
+                pin,
+                // Logins on these servers are SCRAM: the key is not checked (yet), so the
+                // client still says the server lacks a guarantee.
+                ours: false,
+            };
+            let tag: String = server.chars().filter(char::is_ascii_alphanumeric).collect();
+            let room = format!("component-{tag}-{transport}");
+            let before = accounts();
+            let runs = vec![three_clients(&cli, &target, &room)];
+            Row {
+                server,
+                transport,
+                runs,
+                accounts_left: Some(accounts().saturating_sub(before)),
+            }
+        })
+        .collect()
+}
+
+fn payload() -> String {
+    GroupMessage {
+        epoch: [1; 16],
+        sender: 0,
+        index: 0,
+        prev_hash: [0; 32],
+        ciphertext: vec![9; 48],
+        macs: vec![[3; 16]],
+    }
+    .to_base64()
+}
+
+async fn join(c: &mut RawClient, room: &str, nick: &str) {
+    c.send(&format!(
+        "<presence to='{room}@{COMPONENT_DOMAIN}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+    ))
+    .await;
+    let me = format!("{room}@{COMPONENT_DOMAIN}/{nick}");
+    c.wait(WAIT, |el| {
+        el.name() == "presence"
+            && el.attr("from") == Some(me.as_str())
+            && el
+                .get_child("x", NS_MUC_USER)
+                .is_some_and(|x| x.children().any(|s| s.attr("code") == Some("110")))
+    })
+    .await
+    .expect("own presence in the component's room");
+}
+
+/// The raw-client checks: discovery, plaintext refused and reaching nobody, payload relayed.
+async fn plaintext_is_refused(port: u16, pin: Pin) {
+    let mut alice = RawClient::connect(port, pin).await;
+    let mut bob = RawClient::connect(port, pin).await;
+    // Service discovery: the host lists the component, which says it refuses plaintext.
+    alice
+        .send(&format!(
+            "<iq type='get' id='d1' to='{COMPONENT_DOMAIN}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+        ))
+        .await;
+    let info = alice
+        .wait(WAIT, |el| el.name() == "iq" && el.attr("id") == Some("d1"))
+        .await
+        .expect("disco#info answer");
+    let query = info
+        .get_child("query", "http://jabber.org/protocol/disco#info")
+        .expect("a disco#info result");
+    assert!(
+        query
+            .children()
+            .any(|f| f.name() == "feature" && f.attr("var") == Some(NS_PAYLOAD)),
+        "the room service does not say it refuses plaintext: {info:?}"
+    );
+    join(&mut alice, "plain", "a").await;
+    join(&mut bob, "plain", "b").await;
+    let room = format!("plain@{COMPONENT_DOMAIN}");
+    alice
+        .send(&format!(
+            "<message type='groupchat' id='p1' to='{room}'><body>plaintext must reach nobody</body></message>"
+        ))
+        .await;
+    let refused = alice
+        .wait(WAIT, |el| {
+            el.name() == "message"
+                && el.attr("type") == Some("error")
+                && el.attr("id") == Some("p1")
+        })
+        .await
+        .expect("an error for the plaintext");
+    let error = refused.get_child("error", "jabber:client").unwrap();
+    assert!(
+        error.get_child("policy-violation", NS_STANZAS).is_some(),
+        "{refused:?}"
+    );
+    // A payload sent after it reaches bob; the plaintext, handled first, did not.
+    alice
+        .send(&format!(
+            "<message type='groupchat' id='g1' to='{room}'><payload xmlns='{NS_PAYLOAD}'>{}</payload></message>",
+            payload()
+        ))
+        .await;
+    let mut bodies = 0;
+    let got = bob
+        .wait(WAIT, |el| {
+            if el.name() == "message" && el.get_child("body", "jabber:client").is_some() {
+                bodies += 1;
+            }
+            el.name() == "message" && el.attr("id") == Some("g1")
+        })
+        .await;
+    let got = got.expect("the payload reached bob");
+    assert_eq!(bodies, 0, "a plaintext body reached bob");
+    assert_eq!(got.attr("from"), Some(format!("{room}/a").as_str()));
+    assert_eq!(
+        got.get_child("payload", NS_PAYLOAD).map(|p| p.text()),
+        Some(payload())
+    );
+    assert!(
+        got.get_child("body", "jabber:client").is_none(),
+        "relayed with a body"
+    );
+}
+
+fn raw_checks(port: u16, pin: Pin) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(plaintext_is_refused(port, pin));
+}
+
+fn ejabberd_rows() -> Vec<Row> {
+    let secret = random_secret();
+    let Some(ejabberd) = Ejabberd::start_with_component("component", &secret) else {
+        return Vec::new();
+    };
+    let component = Component::start("ejabberd", ejabberd.component_port.unwrap(), &secret);
+    raw_checks(ejabberd.c2s_port, ejabberd.pin);
+    let rows = rows(
+        "ejabberd 23.01 + component",
+        vec![
+            ("tcp", ejabberd.xmpp_url(), Some(ejabberd.pin)),
+            ("ws", ejabberd.ws_url(), None),
+            ("bosh", ejabberd.bosh_url(), None),
+        ],
+        || ejabberd.registered_users().len(),
+    );
+    if rows.iter().any(|r| r.runs.iter().any(Result::is_err)) {
+        eprintln!("ejabberd log:\n{}", ejabberd.log_tail(80));
+        eprintln!("component log:\n{}", component.stderr_text());
+    }
+    rows
+}
+
+fn prosody_targets(prosody: &Prosody) -> Vec<(&'static str, String, Option<Pin>)> {
+    vec![
+        (
+            "tcp",
+            format!("xmpp://127.0.0.1:{}", prosody.c2s_port),
+            Some(prosody.pin),
+        ),
+        (
+            "ws",
+            format!("ws://127.0.0.1:{}/xmpp-websocket", prosody.http_port),
+            None,
+        ),
+        (
+            "bosh",
+            format!("http://127.0.0.1:{}/http-bind", prosody.http_port),
+            None,
+        ),
+    ]
+}
+
+fn prosody_rows() -> Vec<Row> {
+    let secret = random_secret();
+    let Some(mut prosody) = Prosody::start_with_component("component", &secret) else {
+        return Vec::new();
+    };
+    let mut component = Component::start("prosody", prosody.component_port.unwrap(), &secret);
+    raw_checks(prosody.c2s_port, prosody.pin);
+    let mut all = rows(
+        "prosody 0.12 + component",
+        prosody_targets(&prosody),
+        || prosody.accounts().len(),
+    );
+    // The host goes away and comes back: the component attaches again by itself.
+    let restarted = Instant::now();
+    prosody.restart();
+    assert!(
+        component.wait_attached(Duration::from_secs(40)),
+        "the component did not attach again; its log:\n{}",
+        component.stderr_text()
+    );
+    eprintln!(
+        "component attached again {} ms after the host's restart began",
+        restarted.elapsed().as_millis()
+    );
+    assert!(component.running());
+    let tcp = prosody_targets(&prosody).into_iter().take(1).collect();
+    let mut again = rows("prosody 0.12 + component, restarted", tcp, || {
+        prosody.accounts().len()
+    });
+    all.append(&mut again);
+    if all.iter().any(|r| r.runs.iter().any(Result::is_err)) {
+        eprintln!("prosody log:\n{}", prosody.log());
+        eprintln!("component log:\n{}", component.stderr_text());
+    }
+    all
+}
+
+#[test]
+fn the_room_service_as_a_component_of_ejabberd_and_prosody() {
+    let ejabberd = std::thread::spawn(ejabberd_rows);
+    let prosody = std::thread::spawn(prosody_rows);
+    let mut rows = ejabberd.join().unwrap();
+    rows.extend(prosody.join().unwrap());
+    print_table(&rows);
+    let failed: Vec<String> = rows
+        .iter()
+        .flat_map(|r| {
+            r.runs
+                .iter()
+                .filter_map(|o| o.as_ref().err())
+                .map(move |e| format!("{} {}: {e}", r.server, r.transport))
+        })
+        .collect();
+    assert!(failed.is_empty(), "failed cases:\n{}", failed.join("\n"));
+    for r in &rows {
+        assert_eq!(
+            r.accounts_left,
+            Some(0),
+            "{} {} left accounts",
+            r.server,
+            r.transport
+        );
+    }
+}

@@ -1,0 +1,166 @@
+//! Our room service as an XEP-0114 component of a stock server: `cryptocat-server
+//! component` as a process (killed on drop), its secret in a `0600` file of its own, and
+//! a raw client ([`RawClient`]) that sends what a Cryptocat client never would.
+
+use std::io::Read as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cryptocat_link::Pin;
+
+use crate::{binary, lines_of, Killed, TempDir};
+
+/// The component's domain on every test server (the stock servers' `conference.localhost`).
+pub const COMPONENT_DOMAIN: &str = "conference.localhost";
+
+/// A fresh random secret (hex of 16 bytes from /dev/urandom).
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .unwrap();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A running `cryptocat-server component`.
+pub struct Component {
+    lines: Receiver<String>,
+    stderr: Receiver<String>,
+    _dir: TempDir,
+    process: Killed,
+}
+
+impl Component {
+    /// Starts one for [`COMPONENT_DOMAIN`] against `127.0.0.1:port` with `secret`, and
+    /// waits (at most 20 s) until it says it is attached.
+    pub fn start(tag: &str, port: u16, secret: &str) -> Self {
+        let mut c = Self::spawn(tag, port, secret);
+        assert!(
+            c.wait_attached(Duration::from_secs(20)),
+            "the component did not attach; stderr: {}",
+            c.stderr_text()
+        );
+        c
+    }
+
+    /// Starts one without waiting.
+    pub fn spawn(tag: &str, port: u16, secret: &str) -> Self {
+        let dir = TempDir::new(&format!("component-{tag}"));
+        let secret_file = dir.join("secret");
+        std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+        set_private(&secret_file);
+        let mut process = Killed(
+            Command::new(binary("cryptocat-server"))
+                .arg("component")
+                .arg("--connect")
+                .arg(format!("127.0.0.1:{port}"))
+                .args(["--domain", COMPONENT_DOMAIN])
+                .arg("--secret-file")
+                .arg(&secret_file)
+                .env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let lines = lines_of(process.0.stdout.take().unwrap());
+        let stderr = lines_of(process.0.stderr.take().unwrap());
+        Self {
+            lines,
+            stderr,
+            _dir: dir,
+            process,
+        }
+    }
+
+    /// Waits for the next "attached" banner line.
+    pub fn wait_attached(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if line.contains(" attached to ") {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// What it wrote on stderr so far (its logs).
+    pub fn stderr_text(&self) -> String {
+        self.stderr.try_iter().collect::<Vec<_>>().join("\n")
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.process.0.try_wait().unwrap().is_none()
+    }
+}
+
+fn set_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// A bare XMPP client on the test's side (our transport's pieces: STARTTLS, in-band
+/// registration, SCRAM, bind), sending raw stanzas: what a modified client could send.
+pub struct RawClient {
+    stream: cryptocat_xmpp::transport::TcpTransport,
+    /// The bound full JID.
+    pub jid: String,
+}
+
+impl RawClient {
+    /// Registers a random account on `localhost` at `127.0.0.1:port` (pinned), logs in
+    /// and binds.
+    pub async fn connect(port: u16, pin: Pin) -> Self {
+        use cryptocat_xmpp::session::{establish, Credentials};
+        use cryptocat_xmpp::TrustConfig;
+        let tls: Arc<rustls::ClientConfig> =
+            TrustConfig::pinned(vec![pin]).client_config().unwrap();
+        let mut stream = cryptocat_xmpp::transport::connect_tcp(
+            "127.0.0.1",
+            port,
+            "localhost",
+            tls,
+            cryptocat_xmpp::xml::ParserLimits::default(),
+            Duration::from_secs(15),
+        )
+        .await
+        .unwrap();
+        let jid = establish(&mut stream, &Credentials::random(), true)
+            .await
+            .unwrap();
+        Self { stream, jid }
+    }
+
+    /// Sends one stanza.
+    pub async fn send(&mut self, xml: &str) {
+        use cryptocat_xmpp::ElementStream as _;
+        self.stream.send(xml.to_owned()).await.unwrap();
+    }
+
+    /// The next element that `pick` accepts (others are skipped), within `limit`.
+    pub async fn wait(
+        &mut self,
+        limit: Duration,
+        mut pick: impl FnMut(&minidom::Element) -> bool,
+    ) -> Option<minidom::Element> {
+        use cryptocat_xmpp::ElementStream as _;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let el = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()?
+                .ok()?;
+            if pick(&el) {
+                return Some(el);
+            }
+        }
+    }
+}
