@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use base64::Engine as _;
 use cryptocat_protocol::group::wire::GroupMessage;
 use cryptocat_protocol::message::Message;
 use cryptocat_protocol::wire::decode_base64;
@@ -191,15 +192,18 @@ pub fn relay_component(data: &[u8]) {
         ..Limits::default()
     };
     let secret = Secret::new(b"fuzz".to_vec()).expect("non-empty");
-    let mut c = Component::new("conference.localhost", secret, limits);
+    // Known nonces, so that inputs can carry valid room key proofs (seed "proven-chat").
+    let mut c =
+        Component::new("conference.localhost", secret, limits).with_entropy(Box::new(ZeroEntropy));
+    let now = std::time::Instant::now();
     c.start();
     if mode % 2 == 0 {
-        c.handle_bytes(COMPONENT_HOST_HEADER.as_bytes())
+        c.handle_bytes(now, COMPONENT_HOST_HEADER.as_bytes())
             .expect("the host header");
-        c.handle_bytes(b"<handshake/>").expect("the handshake");
+        c.handle_bytes(now, b"<handshake/>").expect("the handshake");
         assert_eq!(c.phase(), Phase::Attached);
     }
-    let _ = c.handle_bytes(rest);
+    let _ = c.handle_bytes(now, rest);
     let mut parser = StreamParser::new(ParserLimits {
         max_stanza_bytes: 1 << 20,
         max_depth: 16,
@@ -234,7 +238,17 @@ pub fn relay_component(data: &[u8]) {
     }
     let held = c.retained();
     assert!(held.members <= 16 && held.occupants <= 16 * 4, "{held:?}");
+    assert!(held.pending_proofs <= 16, "{held:?}");
     assert_eq!((held.pending_stanzas, held.output_bytes), (0, 0));
+}
+
+/// Nonces of zeros (the fuzz target's component).
+struct ZeroEntropy;
+
+impl cryptocat_relay::stream::Entropy for ZeroEntropy {
+    fn fill(&mut self, buf: &mut [u8]) {
+        buf.fill(0);
+    }
 }
 
 const COMPONENT_HOST_HEADER: &str =
@@ -380,6 +394,34 @@ pub fn relay_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         ("disco", format!("<iq from='a@localhost/r' to='{muc}' type='get' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq><iq from='localhost' to='{muc}' type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")),
         ("stream-error", "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>".into()),
     ];
+    // A proven join (the fuzz target's nonces are zeros), then a groupchat.
+    let id = Identity::generate(&mut rng, Timestamp(1_764_000_000_000));
+    let nick = cryptocat_protocol::group::occupant_name(&id.verifying_key());
+    let key = base64::engine::general_purpose::STANDARD
+        .encode(cryptocat_protocol::keyauth::ClientFirst::new(&id).encode());
+    let challenge = cryptocat_protocol::keyauth::Challenge {
+        nonce: [0; 32],
+        binding: cryptocat_protocol::keyauth::BindingType::None,
+        domain: format!("room@{muc}"),
+    };
+    let proof = cryptocat_protocol::keyauth::room_respond(&id, &format!("room@{muc}"), &challenge)
+        .map(|p| base64::engine::general_purpose::STANDARD.encode(p))
+        .unwrap_or_default();
+    let ns_key = "urn:xmpp:cryptocat:room-key:1";
+    let keyed = |proof: &str| {
+        format!("<presence from='p@localhost/r' to='room@{muc}/{nick}'><key xmlns='{ns_key}'>{key}</key>{proof}</presence>")
+    };
+    let attached: Vec<(&str, String)> = attached
+        .into_iter()
+        .chain([(
+            "proven-chat",
+            format!(
+                "{}{}<message from='p@localhost/r' to='room@{muc}' type='groupchat' id='g'><payload xmlns='{NS_PAYLOAD}'>{group}</payload></message>",
+                keyed(""),
+                keyed(&format!("<proof xmlns='{ns_key}'>{proof}</proof>"))
+            ),
+        )])
+        .collect();
     for (name, xml) in attached {
         let mut bytes = vec![0u8];
         bytes.extend_from_slice(xml.as_bytes());

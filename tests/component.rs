@@ -6,8 +6,11 @@
 //! - three `cryptocat join` clients chat in a room of the component, group and private,
 //!   over TCP, WebSocket and BOSH (one table, as `stock_servers.rs` prints);
 //! - a raw client (our transport's pieces, raw stanzas) finds the component by service
-//!   discovery as a room service that refuses plaintext, and its plaintext `<body>` gets
+//!   discovery as a room service that refuses plaintext and checks keys; its join without
+//!   a key proof is refused, with one it is in; its plaintext `<body>` gets
 //!   `policy-violation` and reaches nobody, while a payload passes;
+//! - the clients do the room key proof by themselves, so they report no missing server
+//!   guarantee (SCRAM logins on these servers, but the key proven to the room);
 //! - Prosody only: the host server goes away and comes back; the component attaches again
 //!   by itself and three clients chat again.
 #![allow(
@@ -22,14 +25,16 @@ use std::time::{Duration, Instant};
 
 use cryptocat_link::Pin;
 use cryptocat_protocol::group::wire::GroupMessage;
+use cryptocat_protocol::identity::Identity;
+use cryptocat_protocol::Timestamp;
 use cryptocat_tests::binary;
 use cryptocat_tests::component::{random_secret, Component, RawClient, COMPONENT_DOMAIN};
 use cryptocat_tests::ejabberd::Ejabberd;
 use cryptocat_tests::prosody::Prosody;
 use cryptocat_tests::stock::{print_table, three_clients, Row, Target};
+use cryptocat_xmpp::room_key::NS_ROOM_KEY;
 
 const NS_PAYLOAD: &str = "urn:xmpp:cryptocat:1";
-const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
 const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -50,9 +55,9 @@ fn rows(
                 url,
                 domain: Some("localhost".into()),
                 pin,
-                // Logins on these servers are SCRAM: the key is not checked (yet), so the
-                // client still says the server lacks a guarantee.
-                ours: false,
+                // Logins on these servers are SCRAM, but the room service checks every
+                // joiner's key and refuses plaintext: no missing guarantee to report.
+                ours: true,
             };
             let tag: String = server.chars().filter(char::is_ascii_alphanumeric).collect();
             let room = format!("component-{tag}-{transport}");
@@ -80,21 +85,28 @@ fn payload() -> String {
     .to_base64()
 }
 
-async fn join(c: &mut RawClient, room: &str, nick: &str) {
+fn identity() -> Identity {
+    Identity::generate(&mut rand_core::OsRng, Timestamp(1_764_000_000_000))
+}
+
+/// A join without the key proof is refused (`not-allowed`), and nobody is told of it.
+async fn join_unproven_is_refused(c: &mut RawClient, room: &str) {
     c.send(&format!(
-        "<presence to='{room}@{COMPONENT_DOMAIN}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+        "<presence id='u1' to='{room}@{COMPONENT_DOMAIN}/someone'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
     ))
     .await;
-    let me = format!("{room}@{COMPONENT_DOMAIN}/{nick}");
-    c.wait(WAIT, |el| {
-        el.name() == "presence"
-            && el.attr("from") == Some(me.as_str())
-            && el
-                .get_child("x", NS_MUC_USER)
-                .is_some_and(|x| x.children().any(|s| s.attr("code") == Some("110")))
-    })
-    .await
-    .expect("own presence in the component's room");
+    let refused = c
+        .wait(WAIT, |el| {
+            el.name() == "presence" && el.attr("id") == Some("u1")
+        })
+        .await
+        .expect("an answer to the unproven join");
+    assert_eq!(refused.attr("type"), Some("error"), "{refused:?}");
+    let error = refused.get_child("error", "jabber:client").unwrap();
+    assert!(
+        error.get_child("not-allowed", NS_STANZAS).is_some(),
+        "{refused:?}"
+    );
 }
 
 /// The raw-client checks: discovery, plaintext refused and reaching nobody, payload relayed.
@@ -114,14 +126,17 @@ async fn plaintext_is_refused(port: u16, pin: Pin) {
     let query = info
         .get_child("query", "http://jabber.org/protocol/disco#info")
         .expect("a disco#info result");
-    assert!(
-        query
-            .children()
-            .any(|f| f.name() == "feature" && f.attr("var") == Some(NS_PAYLOAD)),
-        "the room service does not say it refuses plaintext: {info:?}"
-    );
-    join(&mut alice, "plain", "a").await;
-    join(&mut bob, "plain", "b").await;
+    for feature in [NS_PAYLOAD, NS_ROOM_KEY] {
+        assert!(
+            query
+                .children()
+                .any(|f| f.name() == "feature" && f.attr("var") == Some(feature)),
+            "the room service does not offer {feature}: {info:?}"
+        );
+    }
+    join_unproven_is_refused(&mut alice, "plain").await;
+    let a = alice.join_proven("plain", &identity()).await;
+    bob.join_proven("plain", &identity()).await;
     let room = format!("plain@{COMPONENT_DOMAIN}");
     alice
         .send(&format!(
@@ -159,7 +174,7 @@ async fn plaintext_is_refused(port: u16, pin: Pin) {
         .await;
     let got = got.expect("the payload reached bob");
     assert_eq!(bodies, 0, "a plaintext body reached bob");
-    assert_eq!(got.attr("from"), Some(format!("{room}/a").as_str()));
+    assert_eq!(got.attr("from"), Some(format!("{room}/{a}").as_str()));
     assert_eq!(
         got.get_child("payload", NS_PAYLOAD).map(|p| p.text()),
         Some(payload())

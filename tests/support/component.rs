@@ -145,6 +145,43 @@ impl RawClient {
         self.stream.send(xml.to_owned()).await.unwrap();
     }
 
+    /// Joins `room` at [`COMPONENT_DOMAIN`] as `identity` with the room key proof: the
+    /// join with our key, the room's challenge, the join with the proof, our own presence.
+    /// Returns the nickname (the key's occupant name).
+    pub async fn join_proven(
+        &mut self,
+        room: &str,
+        identity: &cryptocat_protocol::identity::Identity,
+    ) -> String {
+        use cryptocat_xmpp::room_key::{key_element, proof_element, NS_ROOM_KEY};
+        let nick = cryptocat_protocol::group::occupant_name(&identity.verifying_key());
+        let room_jid = format!("{room}@{COMPONENT_DOMAIN}");
+        let me = format!("{room_jid}/{nick}");
+        let join = |proof: &str| {
+            format!(
+                "<presence to='{me}'><x xmlns='http://jabber.org/protocol/muc'/>{}{proof}</presence>",
+                key_element(identity)
+            )
+        };
+        self.send(&join("")).await;
+        let challenged = self
+            .wait(Duration::from_secs(15), |el| {
+                el.name() == "presence" && el.get_child("challenge", NS_ROOM_KEY).is_some()
+            })
+            .await
+            .expect("the room's key challenge");
+        let proof = proof_element(identity, &room_jid, &challenged).expect("a proof");
+        self.send(&join(&proof)).await;
+        self.wait(Duration::from_secs(15), |el| {
+            el.name() == "presence"
+                && el.attr("from") == Some(me.as_str())
+                && el.attr("type").is_none()
+        })
+        .await
+        .expect("own presence in the room");
+        nick
+    }
+
     /// The next element that `pick` accepts (others are skipped), within `limit`.
     pub async fn wait(
         &mut self,

@@ -204,6 +204,8 @@ pub struct Rooms<K> {
     require_key_bound: bool,
     /// The `<text>` of the refusal of a joiner that did not prove its key.
     key_refusal: &'static str,
+    /// Features the service adds to its disco#info.
+    features: &'static [&'static str],
     rooms: HashMap<String, Room<K>>,
     /// Each member's rooms: room localpart to nickname.
     members: HashMap<K, BTreeMap<String, String>>,
@@ -217,6 +219,7 @@ impl<K: OccupantKey> Rooms<K> {
             limits,
             require_key_bound: false,
             key_refusal: "this server requires key-bound identities: log in with X-CRYPTOCAT-KEY",
+            features: &[],
             rooms: HashMap::new(),
             members: HashMap::new(),
         }
@@ -228,6 +231,13 @@ impl<K: OccupantKey> Rooms<K> {
     pub fn with_require_key_bound(mut self, require: bool, text: &'static str) -> Self {
         self.require_key_bound = require;
         self.key_refusal = text;
+        self
+    }
+
+    /// Adds features to the service's disco#info (the component's room key proof).
+    #[must_use]
+    pub fn with_features(mut self, features: &'static [&'static str]) -> Self {
+        self.features = features;
         self
     }
 
@@ -266,7 +276,8 @@ impl<K: OccupantKey> Rooms<K> {
         self.members.get(key).is_some_and(|m| m.contains_key(room))
     }
 
-    fn room_jid(&self, room: &str, nick: Option<&str>) -> String {
+    /// The JID of `room` (bare) or of an occupant.
+    pub fn room_jid(&self, room: &str, nick: Option<&str>) -> String {
         match nick {
             Some(n) => format!("{room}@{}/{n}", self.muc_domain),
             None => format!("{room}@{}", self.muc_domain),
@@ -654,8 +665,8 @@ impl<K: OccupantKey> Rooms<K> {
             .to_xml()
         };
         let reply = match (room, nick, iq.kind, ns.as_str()) {
-            (None, None, IqKind::Get, NS_DISCO_INFO) => result(Some(
-                Out::ns("query", NS_DISCO_INFO)
+            (None, None, IqKind::Get, NS_DISCO_INFO) => {
+                let mut q = Out::ns("query", NS_DISCO_INFO)
                     .child(
                         Out::new("identity")
                             .attr("category", "conference")
@@ -665,8 +676,12 @@ impl<K: OccupantKey> Rooms<K> {
                     .child(Out::new("feature").attr("var", NS_DISCO_INFO))
                     .child(Out::new("feature").attr("var", NS_MUC))
                     // Rooms here relay only Cryptocat payloads (plaintext is refused).
-                    .child(Out::new("feature").attr("var", NS_PAYLOAD)),
-            )),
+                    .child(Out::new("feature").attr("var", NS_PAYLOAD));
+                for f in self.features {
+                    q = q.child(Out::new("feature").attr("var", *f));
+                }
+                result(Some(q))
+            }
             (None, None, IqKind::Get, NS_DISCO_ITEMS) => {
                 result(Some(Out::ns("query", NS_DISCO_ITEMS)))
             }

@@ -141,7 +141,8 @@ async fn connection(
                     Err(e) => return Ended::Io(e.kind()),
                 };
                 let was_attached = core.phase() == Phase::Attached;
-                if let Err(e) = core.handle_bytes(buf.get(..n).unwrap_or_default()) {
+                let now = std::time::Instant::now();
+                if let Err(e) = core.handle_bytes(now, buf.get(..n).unwrap_or_default()) {
                     return Ended::Link(e);
                 }
                 if !was_attached && core.phase() == Phase::Attached {
@@ -152,6 +153,7 @@ async fn connection(
                 if !attached_now {
                     return Ended::Timeout;
                 }
+                core.handle_timeout(std::time::Instant::now());
                 if let Err(e) = write(&mut wr, b" ", write_timeout).await {
                     return e;
                 }

@@ -24,18 +24,22 @@
 //! what.
 
 pub mod connection;
+pub mod proof;
 pub mod secret;
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use jid::{FullJid, Jid};
 use minidom::Element;
 use sha1::{Digest as _, Sha1};
 
 use crate::config::Limits;
-use crate::rooms::{message_error, Joiner, RoomLimits, Rooms, Routed};
-use crate::stanza::{MessageKind, PresenceKind, Stanza, NS_COMPONENT};
-use crate::xml::{escape, ParserLimits, StreamParser, XmlError, XmlEvent, NS_STREAM};
+use crate::rooms::{message_error, Joiner, RoomLimits, Rooms, Routed, NS_MUC};
+use crate::stanza::{MessageKind, PresenceKind, PresenceStanza, Stanza, NS_COMPONENT, NS_STANZAS};
+use crate::stream::{Entropy, OsEntropy};
+use crate::xml::{escape, Out, ParserLimits, StreamParser, XmlError, XmlEvent, NS_STREAM};
+use proof::{Outcome, Proofs, NS_ROOM_KEY};
 
 pub use secret::{read_secret_file, Secret, SecretError};
 
@@ -89,15 +93,21 @@ pub struct ComponentRetained {
     pub pending_stanzas: usize,
     /// Output bytes not yet taken by the shell.
     pub output_bytes: usize,
+    /// Room key proofs challenged and not yet answered.
+    pub pending_proofs: usize,
 }
 
 /// The sans-IO room service on a component stream.
-#[derive(Debug)]
 pub struct Component {
     domain: String,
     secret: Secret,
     limits: Limits,
     rooms: Rooms<FullJid>,
+    proofs: Proofs,
+    /// Where the room key proofs' nonces come from.
+    entropy: Box<dyn Entropy>,
+    /// The time of the last read (what the pending stanzas are handled at).
+    now: Instant,
     parser: StreamParser,
     phase: Phase,
     /// Stanzas read and not yet handled (handling pauses while output waits).
@@ -108,8 +118,9 @@ pub struct Component {
     after_handshake: Vec<String>,
 }
 
-/// The refusal of a joiner who did not prove its key (when the service requires it).
-const KEY_REFUSAL: &str = "this room service requires proof of the identity key";
+/// The refusal of a joiner who did not prove its key.
+const KEY_REFUSAL: &str = "this room service requires proof of the identity key \
+     (urn:xmpp:cryptocat:room-key:1)";
 
 impl Component {
     /// The room service for `domain` (e.g. `conference.example.org`).
@@ -119,7 +130,15 @@ impl Component {
             domain: domain.to_ascii_lowercase(),
             secret,
             rooms: Rooms::new(&domain.to_ascii_lowercase(), RoomLimits::of(&limits))
-                .with_require_key_bound(false, KEY_REFUSAL),
+                .with_require_key_bound(true, KEY_REFUSAL)
+                .with_features(&[NS_ROOM_KEY]),
+            proofs: Proofs::new(
+                limits.rooms_per_session,
+                limits.connections,
+                limits.negotiation_timeout(),
+            ),
+            entropy: Box::new(OsEntropy),
+            now: Instant::now(),
             limits,
             parser,
             phase: Phase::Down,
@@ -128,6 +147,14 @@ impl Component {
             out_bytes: 0,
             after_handshake: Vec::new(),
         }
+    }
+
+    /// Draws the nonces of room key proofs from `entropy` instead of the operating system
+    /// (tests and fuzzing, which need known challenges).
+    #[must_use]
+    pub fn with_entropy(mut self, entropy: Box<dyn Entropy>) -> Self {
+        self.entropy = entropy;
+        self
     }
 
     /// The service's domain.
@@ -148,6 +175,7 @@ impl Component {
             rooms: self.rooms.room_count(),
             pending_stanzas: self.pending.len(),
             output_bytes: self.out_bytes,
+            pending_proofs: self.proofs.pending(),
         }
     }
 
@@ -175,6 +203,7 @@ impl Component {
         self.out_bytes = 0;
         let told = self.rooms.shut_down();
         self.after_handshake.extend(told.into_iter().map(|r| r.xml));
+        self.proofs.clear();
     }
 
     /// Ends the attachment on purpose (shutdown): every occupant is told the service is
@@ -189,8 +218,15 @@ impl Component {
         out
     }
 
-    /// Reads bytes from the host server.
-    pub fn handle_bytes(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
+    /// Frees what has expired (room key proofs not answered in time).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        self.proofs.expire(now);
+    }
+
+    /// Reads bytes from the host server, received at `now`.
+    pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) -> Result<(), LinkError> {
+        self.handle_timeout(now);
         for event in self.parser.feed(bytes)? {
             match event {
                 XmlEvent::StreamOpen(header) => self.header(&header)?,
@@ -309,10 +345,14 @@ impl Component {
                     }
                     return;
                 }
+                let key_bound = match self.join_proof(&from, &p, el) {
+                    Some(proven) => proven,
+                    None => return, // answered: challenged or refused
+                };
                 let joiner = Joiner {
                     key: &from,
                     jid: &from,
-                    key_bound: false,
+                    key_bound,
                 };
                 let routed = self.rooms.presence(joiner, &p);
                 self.push_routed(routed);
@@ -352,9 +392,61 @@ impl Component {
         }
     }
 
+    /// The room key proof of a join: `Some(proven)` to go on with the join, `None` when it
+    /// was answered here (a challenge, or a refusal). Not a join (an occupant's presence
+    /// update, a leave): `Some(false)`, and the rooms need no proof for it.
+    fn join_proof(&mut self, from: &FullJid, p: &PresenceStanza, el: &Element) -> Option<bool> {
+        if p.kind != PresenceKind::Available {
+            return Some(false);
+        }
+        let Some((Some(room), Some(nick))) = p.to.as_ref().and_then(|to| self.rooms.target(to))
+        else {
+            return Some(false);
+        };
+        if self.rooms.is_occupant(from, room) {
+            return Some(false);
+        }
+        let room_jid = self.rooms.room_jid(room, None);
+        let mut nonce = [0u8; 32];
+        self.entropy.fill(&mut nonce);
+        let outcome = self.proofs.join(self.now, nonce, from, &room_jid, nick, el);
+        let error = |kind: &str, condition: &'static str, text: &str| {
+            Out::new("presence")
+                .attr("from", self.rooms.room_jid(room, Some(nick)))
+                .attr("to", from.as_str())
+                .attr("type", "error")
+                .attr_opt("id", p.id.as_deref())
+                .child(Out::ns("x", NS_MUC))
+                .child(
+                    Out::new("error")
+                        .attr("type", kind)
+                        .child(Out::ns(condition, NS_STANZAS))
+                        .child(Out::ns("text", NS_STANZAS).text(text)),
+                )
+        };
+        let reply = match outcome {
+            Outcome::Unproven => return Some(false),
+            Outcome::Proven => return Some(true),
+            Outcome::Challenge(b64) => error("auth", "not-authorized", "prove the identity key")
+                .child(Out::ns("challenge", NS_ROOM_KEY).text(b64)),
+            Outcome::Refused(kind, condition, text) => error(kind, condition, text),
+        };
+        self.push(reply.to_xml());
+        None
+    }
+
     fn room_of(&self, to: Option<&Jid>) -> Option<String> {
         let (room, _) = self.rooms.target(to?)?;
         room.map(str::to_owned)
+    }
+}
+
+impl std::fmt::Debug for Component {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Component")
+            .field("phase", &self.phase)
+            .field("retained", &self.retained())
+            .finish_non_exhaustive()
     }
 }
 
