@@ -11,8 +11,10 @@
 //!   `policy-violation` and reaches nobody, while a payload passes;
 //! - the clients do the room key proof by themselves, so they report no missing server
 //!   guarantee (SCRAM logins on these servers, but the key proven to the room);
-//! - Prosody only: the host server goes away and comes back; the component attaches again
-//!   by itself and three clients chat again.
+//! - Prosody only: a component with a wrong secret is refused (the log says so, without
+//!   the secret) and keeps trying; the host server goes away and comes back, and the
+//!   component attaches again by itself and three clients chat again;
+//! - the component's debug log carries no JID, room or occupant name, pin or secret.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -193,6 +195,27 @@ fn raw_checks(port: u16, pin: Pin) {
         .block_on(plaintext_is_refused(port, pin));
 }
 
+/// The component's log carries no user data: no JID, room name, occupant name or secret.
+fn assert_log_clean(log: &str, secret: &str) {
+    assert!(
+        !log.is_empty(),
+        "the component logged nothing at debug level"
+    );
+    for needle in [
+        secret,
+        "@localhost",
+        "localhost/",
+        "component-",
+        "plain",
+        "sha256/",
+    ] {
+        assert!(
+            !log.contains(needle),
+            "the component's log contains {needle:?}:\n{log}"
+        );
+    }
+}
+
 fn ejabberd_rows() -> Vec<Row> {
     let secret = random_secret();
     let Some(ejabberd) = Ejabberd::start_with_component("component", &secret) else {
@@ -209,10 +232,12 @@ fn ejabberd_rows() -> Vec<Row> {
         ],
         || ejabberd.registered_users().len(),
     );
+    let log = component.stderr_text();
     if rows.iter().any(|r| r.runs.iter().any(Result::is_err)) {
         eprintln!("ejabberd log:\n{}", ejabberd.log_tail(80));
-        eprintln!("component log:\n{}", component.stderr_text());
+        eprintln!("component log:\n{log}");
     }
+    assert_log_clean(&log, &secret);
     rows
 }
 
@@ -241,6 +266,16 @@ fn prosody_rows() -> Vec<Row> {
     let Some(mut prosody) = Prosody::start_with_component("component", &secret) else {
         return Vec::new();
     };
+    // A wrong secret: refused by the host, said so in the log (without the secret), and
+    // the component keeps trying instead of attaching or exiting.
+    let wrong = random_secret();
+    let mut refused = Component::spawn("prosody-wrong", prosody.component_port.unwrap(), &wrong);
+    let (said, log) = refused.wait_log("refused the component's secret", Duration::from_secs(15));
+    assert!(said, "no refusal in the log:\n{log}");
+    assert!(!log.contains(&wrong) && !log.contains(&secret), "{log}");
+    assert!(!refused.wait_attached(Duration::from_millis(1500)));
+    assert!(refused.running());
+    drop(refused);
     let mut component = Component::start("prosody", prosody.component_port.unwrap(), &secret);
     raw_checks(prosody.c2s_port, prosody.pin);
     let mut all = rows(
@@ -266,10 +301,12 @@ fn prosody_rows() -> Vec<Row> {
         prosody.accounts().len()
     });
     all.append(&mut again);
+    let log = component.stderr_text();
     if all.iter().any(|r| r.runs.iter().any(Result::is_err)) {
         eprintln!("prosody log:\n{}", prosody.log());
-        eprintln!("component log:\n{}", component.stderr_text());
+        eprintln!("component log:\n{log}");
     }
+    assert_log_clean(&log, &secret);
     all
 }
 

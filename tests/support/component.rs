@@ -60,7 +60,8 @@ impl Component {
                 .args(["--domain", COMPONENT_DOMAIN])
                 .arg("--secret-file")
                 .arg(&secret_file)
-                .env("RUST_LOG", "info")
+                // Everything it logs, for the tests that look for user data in it.
+                .env("RUST_LOG", "debug")
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -91,9 +92,26 @@ impl Component {
         false
     }
 
-    /// What it wrote on stderr so far (its logs).
+    /// What it wrote on stderr since the last call (its logs).
     pub fn stderr_text(&self) -> String {
         self.stderr.try_iter().collect::<Vec<_>>().join("\n")
+    }
+
+    /// Waits until its log has a line containing `needle`; the lines read meanwhile.
+    pub fn wait_log(&self, needle: &str, limit: Duration) -> (bool, String) {
+        let deadline = Instant::now() + limit;
+        let mut seen = String::new();
+        while let Ok(line) = self
+            .stderr
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains(needle) {
+                return (true, seen);
+            }
+        }
+        (false, seen)
     }
 
     /// Whether the process is still running.
