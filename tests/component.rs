@@ -14,6 +14,9 @@
 //! - Prosody only: a component with a wrong secret is refused (the log says so, without
 //!   the secret) and keeps trying; the host server goes away and comes back, and the
 //!   component attaches again by itself and three clients chat again;
+//! - a member whose process is killed is seen leaving by the others within a few seconds
+//!   (Prosody tells the room; ejabberd does not, and the component's occupant pings,
+//!   every 2 s here, find the session gone);
 //! - the component's debug log carries no JID, room or occupant name, pin or secret.
 #![allow(
     clippy::unwrap_used,
@@ -29,11 +32,11 @@ use cryptocat_link::Pin;
 use cryptocat_protocol::group::wire::GroupMessage;
 use cryptocat_protocol::identity::Identity;
 use cryptocat_protocol::Timestamp;
-use cryptocat_tests::binary;
 use cryptocat_tests::component::{random_secret, Component, RawClient, COMPONENT_DOMAIN};
 use cryptocat_tests::ejabberd::Ejabberd;
 use cryptocat_tests::prosody::Prosody;
 use cryptocat_tests::stock::{print_table, three_clients, Row, Target};
+use cryptocat_tests::{binary, JsonChild};
 use cryptocat_xmpp::room_key::NS_ROOM_KEY;
 
 const NS_PAYLOAD: &str = "urn:xmpp:cryptocat:1";
@@ -187,6 +190,49 @@ async fn plaintext_is_refused(port: u16, pin: Pin) {
     );
 }
 
+/// A member whose process is killed sends no leave: its host server ends its directed
+/// presence to the room, the component removes it, and the other member sees it leave.
+/// Returns how long that took.
+fn killed_member_is_seen_leaving(url: &str, pin: Pin, room: &str) -> Duration {
+    let cli = binary("cryptocat");
+    let start = |nick: &str| {
+        let mut command = std::process::Command::new(&cli);
+        command
+            .args(["join", "--server", url, "--domain", "localhost"])
+            .args([
+                "--pin",
+                &pin.to_string(),
+                "--room",
+                room,
+                "--nick",
+                nick,
+                "--json",
+            ]);
+        JsonChild::start(&mut command, &format!("{nick}@{room}"))
+    };
+    let mut alice = start("alice");
+    alice.wait_type("joined");
+    let mut bob = start("bob");
+    for c in [&mut alice, &mut bob] {
+        c.wait("two members", |v| {
+            v["type"] == "rekeyed" && v["members"] == 2
+        });
+    }
+    let killed = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &bob.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    alice.wait_within("bob gone", Duration::from_secs(20), |v| {
+        v["type"] == "member_left" && v["nick"] == "bob"
+    });
+    let took = killed.elapsed();
+    alice.line("/leave");
+    assert!(alice.finish().success());
+    took
+}
+
 fn raw_checks(port: u16, pin: Pin) {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -223,6 +269,11 @@ fn ejabberd_rows() -> Vec<Row> {
     };
     let component = Component::start("ejabberd", ejabberd.component_port.unwrap(), &secret);
     raw_checks(ejabberd.c2s_port, ejabberd.pin);
+    let gone = killed_member_is_seen_leaving(&ejabberd.xmpp_url(), ejabberd.pin, "killed-ej");
+    eprintln!(
+        "ejabberd: a killed member seen leaving after {} ms",
+        gone.as_millis()
+    );
     let rows = rows(
         "ejabberd 23.01 + component",
         vec![
@@ -278,6 +329,12 @@ fn prosody_rows() -> Vec<Row> {
     drop(refused);
     let mut component = Component::start("prosody", prosody.component_port.unwrap(), &secret);
     raw_checks(prosody.c2s_port, prosody.pin);
+    let url = format!("xmpp://127.0.0.1:{}", prosody.c2s_port);
+    let gone = killed_member_is_seen_leaving(&url, prosody.pin, "killed-pr");
+    eprintln!(
+        "prosody: a killed member seen leaving after {} ms",
+        gone.as_millis()
+    );
     let mut all = rows(
         "prosody 0.12 + component",
         prosody_targets(&prosody),

@@ -16,6 +16,9 @@ use crate::{binary, lines_of, Killed, TempDir};
 /// The component's domain on every test server (the stock servers' `conference.localhost`).
 pub const COMPONENT_DOMAIN: &str = "conference.localhost";
 
+/// How often the tests' components ping their occupants (`occupant_ping_secs`).
+pub const PING_SECS: u64 = 2;
+
 /// A fresh random secret (hex of 16 bytes from /dev/urandom).
 pub fn random_secret() -> String {
     let mut bytes = [0u8; 16];
@@ -52,6 +55,14 @@ impl Component {
         let secret_file = dir.join("secret");
         std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
         set_private(&secret_file);
+        // Occupants pinged every 2 s (60 by default), so that a test sees one whose
+        // session died go within seconds; read through `--config`, as an operator's.
+        let limits = dir.join("limits.toml");
+        std::fs::write(
+            &limits,
+            format!("[limits]\noccupant_ping_secs = {PING_SECS}\n"),
+        )
+        .unwrap();
         let mut process = Killed(
             Command::new(binary("cryptocat-server"))
                 .arg("component")
@@ -60,6 +71,8 @@ impl Component {
                 .args(["--domain", COMPONENT_DOMAIN])
                 .arg("--secret-file")
                 .arg(&secret_file)
+                .arg("--config")
+                .arg(&limits)
                 // Everything it logs, for the tests that look for user data in it.
                 .env("RUST_LOG", "debug")
                 .stdin(Stdio::null())

@@ -99,6 +99,18 @@ pub struct Joiner<'a, K> {
     pub key_bound: bool,
 }
 
+/// How an occupant leaves a room, which decides what its presences say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leaving {
+    /// Its connection ended: the others are told.
+    Quietly,
+    /// It asked to: the others are told, and it gets its own unavailable (110).
+    Asked,
+    /// The service removed it because its session is gone (XEP-0045 status 333): the
+    /// others are told with 333, and so is it (110, 333), should its session come back.
+    Removed,
+}
+
 #[derive(Debug)]
 struct Occupant<K> {
     key: K,
@@ -266,6 +278,11 @@ impl<K: OccupantKey> Rooms<K> {
         self.members.len()
     }
 
+    /// The members (in at least one room).
+    pub fn members(&self) -> impl Iterator<Item = &K> {
+        self.members.keys()
+    }
+
     /// Occupants of all rooms together (no names).
     pub fn occupant_count(&self) -> usize {
         self.rooms.values().map(|r| r.occupants.len()).sum()
@@ -324,7 +341,7 @@ impl<K: OccupantKey> Rooms<K> {
             },
             PresenceKind::Unavailable => {
                 if self.forget_membership(who.key, room) {
-                    self.leave_room(who.key, room, true, &mut out);
+                    self.leave_room(who.key, room, Leaving::Asked, &mut out);
                 }
             }
             PresenceKind::Error | PresenceKind::Other => {}
@@ -351,7 +368,19 @@ impl<K: OccupantKey> Rooms<K> {
         let mut out = Vec::new();
         if let Some(member) = self.members.remove(key) {
             for room in member.keys() {
-                self.leave_room(key, room, false, &mut out);
+                self.leave_room(key, room, Leaving::Quietly, &mut out);
+            }
+        }
+        out
+    }
+
+    /// A member's session is gone (it no longer answers, or its server says so): it is
+    /// removed from every room with status 333, told to the others and to itself.
+    pub fn remove_member(&mut self, key: &K) -> Vec<Routed<K>> {
+        let mut out = Vec::new();
+        if let Some(member) = self.members.remove(key) {
+            for room in member.keys() {
+                self.leave_room(key, room, Leaving::Removed, &mut out);
             }
         }
         out
@@ -362,7 +391,7 @@ impl<K: OccupantKey> Rooms<K> {
     pub fn drop_occupant(&mut self, key: &K, room: &str) -> Vec<Routed<K>> {
         let mut out = Vec::new();
         if self.forget_membership(key, room) {
-            self.leave_room(key, room, false, &mut out);
+            self.leave_room(key, room, Leaving::Removed, &mut out);
         }
         out
     }
@@ -532,7 +561,7 @@ impl<K: OccupantKey> Rooms<K> {
         tracing::debug!(session = who.key.log_number(), created, "joined a room");
     }
 
-    fn leave_room(&mut self, key: &K, room: &str, tell_self: bool, out: &mut Vec<Routed<K>>) {
+    fn leave_room(&mut self, key: &K, room: &str, how: Leaving, out: &mut Vec<Routed<K>>) {
         let Some(mut state) = self.rooms.remove(room) else {
             return;
         };
@@ -549,16 +578,20 @@ impl<K: OccupantKey> Rooms<K> {
             self.rooms.insert(room.to_owned(), state);
             return;
         };
+        let (others, own): (&[&'static str], &[&'static str]) = match how {
+            Leaving::Removed => (&["333"], &["110", "333"]),
+            Leaving::Quietly | Leaving::Asked => (&[], &["110"]),
+        };
         for occ in state.occupants.values() {
             out.push(Routed {
                 to: occ.key.clone(),
-                xml: self.occupant_presence(room, &nick, &occ.jid, gone.owner, &[], true),
+                xml: self.occupant_presence(room, &nick, &occ.jid, gone.owner, others, true),
             });
         }
-        if tell_self {
+        if how != Leaving::Quietly {
             out.push(Routed {
                 to: key.clone(),
-                xml: self.occupant_presence(room, &nick, &gone.jid, gone.owner, &["110"], true),
+                xml: self.occupant_presence(room, &nick, &gone.jid, gone.owner, own, true),
             });
         }
         if state.occupants.is_empty() {

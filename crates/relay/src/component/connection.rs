@@ -128,10 +128,15 @@ async fn connection(
             last_write = tokio::time::Instant::now();
         }
         let attached_now = core.phase() == Phase::Attached;
-        let wake = if attached_now {
-            last_write + KEEPALIVE
-        } else {
-            deadline
+        let keepalive = last_write + KEEPALIVE;
+        let timer = core
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std)
+            .filter(|_| attached_now);
+        let wake = match (attached_now, timer) {
+            (false, _) => deadline,
+            (true, Some(at)) => at.min(keepalive),
+            (true, None) => keepalive,
         };
         tokio::select! {
             read = rd.read(&mut buf) => {
@@ -154,10 +159,12 @@ async fn connection(
                     return Ended::Timeout;
                 }
                 core.handle_timeout(std::time::Instant::now());
-                if let Err(e) = write(&mut wr, b" ", write_timeout).await {
-                    return e;
+                if tokio::time::Instant::now() >= keepalive {
+                    if let Err(e) = write(&mut wr, b" ", write_timeout).await {
+                        return e;
+                    }
+                    last_write = tokio::time::Instant::now();
                 }
-                last_write = tokio::time::Instant::now();
             }
             _ = shutdown.changed() => {
                 if attached_now {

@@ -27,8 +27,8 @@ pub mod connection;
 pub mod proof;
 pub mod secret;
 
-use std::collections::VecDeque;
-use std::time::Instant;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use jid::{FullJid, Jid};
 use minidom::Element;
@@ -36,7 +36,9 @@ use sha1::{Digest as _, Sha1};
 
 use crate::config::Limits;
 use crate::rooms::{message_error, Joiner, RoomLimits, Rooms, Routed, NS_MUC};
-use crate::stanza::{MessageKind, PresenceKind, PresenceStanza, Stanza, NS_COMPONENT, NS_STANZAS};
+use crate::stanza::{
+    IqKind, MessageKind, PresenceKind, PresenceStanza, Stanza, NS_COMPONENT, NS_STANZAS,
+};
 use crate::stream::{Entropy, OsEntropy};
 use crate::xml::{escape, Out, ParserLimits, StreamParser, XmlError, XmlEvent, NS_STREAM};
 use proof::{Outcome, Proofs, NS_ROOM_KEY};
@@ -95,6 +97,8 @@ pub struct ComponentRetained {
     pub output_bytes: usize,
     /// Room key proofs challenged and not yet answered.
     pub pending_proofs: usize,
+    /// Occupant pings not yet answered.
+    pub pending_pings: usize,
 }
 
 /// The sans-IO room service on a component stream.
@@ -108,6 +112,11 @@ pub struct Component {
     entropy: Box<dyn Entropy>,
     /// The time of the last read (what the pending stanzas are handled at).
     now: Instant,
+    /// When the occupants are pinged next (attached, pings on).
+    next_ping: Option<Instant>,
+    /// Outstanding pings: id to the member pinged and the rounds it has gone unanswered.
+    pings: HashMap<String, (FullJid, u8)>,
+    ping_seq: u64,
     parser: StreamParser,
     phase: Phase,
     /// Stanzas read and not yet handled (handling pauses while output waits).
@@ -139,6 +148,9 @@ impl Component {
             ),
             entropy: Box::new(OsEntropy),
             now: Instant::now(),
+            next_ping: None,
+            pings: HashMap::new(),
+            ping_seq: 0,
             limits,
             parser,
             phase: Phase::Down,
@@ -176,6 +188,7 @@ impl Component {
             pending_stanzas: self.pending.len(),
             output_bytes: self.out_bytes,
             pending_proofs: self.proofs.pending(),
+            pending_pings: self.pings.len(),
         }
     }
 
@@ -204,6 +217,8 @@ impl Component {
         let told = self.rooms.shut_down();
         self.after_handshake.extend(told.into_iter().map(|r| r.xml));
         self.proofs.clear();
+        self.pings.clear();
+        self.next_ping = None;
     }
 
     /// Ends the attachment on purpose (shutdown): every occupant is told the service is
@@ -218,10 +233,85 @@ impl Component {
         out
     }
 
-    /// Frees what has expired (room key proofs not answered in time).
+    /// Frees what has expired (room key proofs not answered in time) and pings the
+    /// occupants when it is time.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         self.proofs.expire(now);
+        if self.next_ping.is_some_and(|at| at <= now) {
+            self.ping_round(now);
+        }
+    }
+
+    /// When [`Self::handle_timeout`] wants to run next (`None`: only on reads).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_ping
+    }
+
+    /// A ping round: a member whose ping went unanswered for two rounds is gone; every
+    /// member without an outstanding ping gets one.
+    fn ping_round(&mut self, now: Instant) {
+        let interval = Duration::from_secs(self.limits.occupant_ping_secs);
+        self.next_ping = Some(now + interval);
+        let mut gone = Vec::new();
+        let members: std::collections::HashSet<FullJid> = self.rooms.members().cloned().collect();
+        self.pings.retain(|_, (jid, rounds)| {
+            if !members.contains(jid) {
+                return false; // left meanwhile
+            }
+            *rounds = rounds.saturating_add(1);
+            if *rounds >= 2 {
+                gone.push(jid.clone());
+                return false;
+            }
+            true
+        });
+        for jid in gone {
+            tracing::debug!("an occupant did not answer its pings");
+            let routed = self.rooms.remove_member(&jid);
+            self.push_routed(routed);
+        }
+        let pinged: std::collections::HashSet<&FullJid> =
+            self.pings.values().map(|(jid, _)| jid).collect();
+        let due: Vec<FullJid> = self
+            .rooms
+            .members()
+            .filter(|m| !pinged.contains(m))
+            .cloned()
+            .collect();
+        for jid in due {
+            self.ping_seq = self.ping_seq.wrapping_add(1);
+            let id = format!("ping-{}", self.ping_seq);
+            let xml = Out::new("iq")
+                .attr("type", "get")
+                .attr("from", self.domain.as_str())
+                .attr("to", jid.as_str())
+                .attr("id", id.as_str())
+                .child(Out::ns("ping", NS_PING))
+                .to_xml();
+            self.push(xml);
+            self.pings.insert(id, (jid, 0));
+        }
+    }
+
+    /// An answer to one of our pings: an error means the member's session is gone.
+    /// Returns whether it was one.
+    fn ping_answer(&mut self, from: &Jid, id: &str, kind: IqKind) -> bool {
+        let Some((jid, _)) = self.pings.get(id) else {
+            return false;
+        };
+        if jid.as_str() != from.as_str() {
+            return false; // not from whom we pinged
+        }
+        let Some((jid, _)) = self.pings.remove(id) else {
+            return false;
+        };
+        if kind == IqKind::Error {
+            tracing::debug!("an occupant's session is gone");
+            let routed = self.rooms.remove_member(&jid);
+            self.push_routed(routed);
+        }
+        true
     }
 
     /// Reads bytes from the host server, received at `now`.
@@ -286,6 +376,8 @@ impl Component {
             }
             Phase::Handshaking if el.name() == "handshake" && el.ns() == NS_COMPONENT => {
                 self.phase = Phase::Attached;
+                self.next_ping = (self.limits.occupant_ping_secs > 0)
+                    .then(|| self.now + Duration::from_secs(self.limits.occupant_ping_secs));
                 tracing::info!("component attached to its host server");
                 for xml in std::mem::take(&mut self.after_handshake) {
                     self.push(xml);
@@ -327,6 +419,11 @@ impl Component {
         };
         match stanza {
             Stanza::Iq(iq) => {
+                if matches!(iq.kind, IqKind::Result | IqKind::Error)
+                    && self.ping_answer(&from, &iq.id, iq.kind)
+                {
+                    return;
+                }
                 if let Some(reply) = self.rooms.iq(from.as_str(), &iq) {
                     if !reply.is_empty() {
                         self.push(reply);
@@ -449,6 +546,9 @@ impl std::fmt::Debug for Component {
             .finish_non_exhaustive()
     }
 }
+
+/// XEP-0199.
+const NS_PING: &str = "urn:xmpp:ping";
 
 /// Most stanzas parsed from one read and not yet handled (a read is at most
 /// [`connection::READ_BUFFER`] bytes; the smallest stanza is a few bytes).

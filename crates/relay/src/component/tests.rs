@@ -354,3 +354,70 @@ fn shutdown_tells_the_occupants_and_closes() {
     assert!(out[0].contains("code='332'"));
     assert_eq!(out[1], "</stream:stream>");
 }
+
+/// Occupants are pinged: an error answer (the host answering for a session that is gone)
+/// or no answer for two rounds removes the occupant and tells the others; an answer keeps
+/// it. At most one ping per member is outstanding.
+#[test]
+fn occupants_whose_session_is_gone_are_removed() {
+    let limits = Limits {
+        occupant_ping_secs: 10,
+        ..Limits::default()
+    };
+    let t0 = now();
+    let mut c = attached(limits);
+    let (a, b) = ("a@example.org/r", "b@example.org/r");
+    join_proven(&mut c, a, "room", 1);
+    let (nb, _) = join_proven(&mut c, b, "room", 2);
+    assert!(c.poll_timeout().is_some());
+    let ping_ids = |out: &[String]| -> Vec<(String, String)> {
+        out.iter()
+            .filter(|x| x.contains("urn:xmpp:ping"))
+            .map(|x| {
+                let field = |name: &str| {
+                    let start = x.find(&format!("{name}='")).unwrap() + name.len() + 2;
+                    x[start..start + x[start..].find('\'').unwrap()].to_owned()
+                };
+                (field("to"), field("id"))
+            })
+            .collect()
+    };
+    c.handle_timeout(t0 + Duration::from_secs(11));
+    let pings = ping_ids(&drain(&mut c));
+    assert_eq!(pings.len(), 2, "{pings:?}");
+    assert_eq!(c.retained().pending_pings, 2);
+    for (to, id) in &pings {
+        let kind = if to == a { "result" } else { "error" };
+        let answer = format!("<iq from='{to}' to='{DOMAIN}' type='{kind}' id='{id}'/>");
+        c.handle_bytes(now(), answer.as_bytes()).unwrap();
+    }
+    let out = drain(&mut c);
+    // a is told b was removed (333); b too, should its session come back (110, 333).
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(
+        out[0].contains(&format!("to='{a}'"))
+            && out[0].contains(&format!("room@{DOMAIN}/{nb}"))
+            && out[0].contains("type='unavailable'")
+            && out[0].contains("code='333'"),
+        "{out:?}"
+    );
+    assert!(out[1].contains(&format!("to='{b}'")) && out[1].contains("code='110'"));
+    assert_eq!((c.retained().members, c.retained().pending_pings), (1, 0));
+    // Someone else answering a's ping does not count.
+    c.handle_timeout(t0 + Duration::from_secs(22));
+    let pings = ping_ids(&drain(&mut c));
+    assert_eq!(pings.len(), 1);
+    let forged = format!(
+        "<iq from='{b}' to='{DOMAIN}' type='error' id='{}'/>",
+        pings[0].1
+    );
+    c.handle_bytes(now(), forged.as_bytes()).unwrap();
+    assert_eq!((c.retained().members, c.retained().pending_pings), (1, 1));
+    // Unanswered: still there after one round (no second ping), gone after two.
+    c.handle_timeout(t0 + Duration::from_secs(33));
+    assert!(ping_ids(&drain(&mut c)).is_empty());
+    assert_eq!(c.retained().members, 1);
+    c.handle_timeout(t0 + Duration::from_secs(44));
+    drain(&mut c);
+    assert_eq!(c.retained(), ComponentRetained::default());
+}
