@@ -17,6 +17,7 @@
 //! - a member whose process is killed is seen leaving by the others within a few seconds
 //!   (Prosody tells the room; ejabberd does not, and the component's occupant pings,
 //!   every 2 s here, find the session gone);
+//! - SIGTERM: the component tells the occupants the service goes away and exits 0;
 //! - the component's debug log carries no JID, room or occupant name, pin or secret.
 #![allow(
     clippy::unwrap_used,
@@ -284,6 +285,9 @@ fn ejabberd_rows() -> Vec<Row> {
         || ejabberd.registered_users().len(),
     );
     let log = component.stderr_text();
+    for line in log.lines().filter(|l| l.contains("an occupant")) {
+        eprintln!("ejabberd: component: {line}");
+    }
     if rows.iter().any(|r| r.runs.iter().any(Result::is_err)) {
         eprintln!("ejabberd log:\n{}", ejabberd.log_tail(80));
         eprintln!("component log:\n{log}");
@@ -358,6 +362,28 @@ fn prosody_rows() -> Vec<Row> {
         prosody.accounts().len()
     });
     all.append(&mut again);
+    // SIGTERM: the occupants are told the service goes away (332), and it exits 0.
+    let url = format!("xmpp://127.0.0.1:{}", prosody.c2s_port);
+    let mut member = {
+        let mut command = std::process::Command::new(binary("cryptocat"));
+        command
+            .args(["join", "--server", &url, "--domain", "localhost"])
+            .args(["--pin", &prosody.pin.to_string(), "--room", "closing"])
+            .args(["--nick", "alice", "--json"]);
+        JsonChild::start(&mut command, "alice@closing")
+    };
+    member.wait_type("joined");
+    let status = component.terminate(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the component did not exit 0 on SIGTERM: {status:?}"
+    );
+    member.wait_within("told the room is gone", Duration::from_secs(10), |v| {
+        v["type"] == "error" && v["code"] == "offline"
+    });
+    // The CLI ends as it does when a connection is lost for good (status 1).
+    let status = member.finish();
+    assert_eq!(status.code(), Some(1), "{:?}", member.seen());
     let log = component.stderr_text();
     if all.iter().any(|r| r.runs.iter().any(Result::is_err)) {
         eprintln!("prosody log:\n{}", prosody.log());

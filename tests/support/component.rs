@@ -127,6 +127,21 @@ impl Component {
         (false, seen)
     }
 
+    /// Sends it SIGTERM and waits at most `limit` for it to end; `None` if it did not.
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.process.0.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.process.0.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// Whether the process is still running.
     pub fn running(&mut self) -> bool {
         self.process.0.try_wait().unwrap().is_none()

@@ -800,6 +800,13 @@ impl Task {
                 .await;
             }
             Event::Left { room } if room == self.room_name => {
+                if self.leaving.is_none() {
+                    // Not our leave: the room service removed us (it is going away,
+                    // status 332, or it found our session gone, 333).
+                    let _ = self.xmpp.disconnect();
+                    self.go_offline("the room service removed us from the room")
+                        .await;
+                }
                 self.finished = true;
             }
             _ => {}

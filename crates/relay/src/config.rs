@@ -104,9 +104,9 @@ pub struct Limits {
     /// connection ends its session as without stream management.
     pub sm_detached_sessions: usize,
     /// `cryptocat-server component` only: every this many seconds each occupant's full
-    /// JID is pinged (XEP-0199); an error answer (its session is gone: some servers send
-    /// the rooms no unavailable presence for a client that died), or none for two rounds,
-    /// removes it from its rooms. 0: no pings.
+    /// JID is pinged (XEP-0199); an error answer (its session is gone), or none for two
+    /// rounds, removes it from its rooms (ejabberd tells the rooms nothing when a client
+    /// dies without leaving). 0: no pings.
     pub occupant_ping_secs: u64,
 }
 
