@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use base64::Engine as _;
 use cryptocat_protocol::group::wire::GroupMessage;
 use cryptocat_protocol::message::Message;
 use cryptocat_protocol::wire::decode_base64;
@@ -21,6 +22,7 @@ pub const RELAY_TARGETS: &[(&str, Check)] = &[
     ("relay_xml_stream", relay_xml_stream),
     ("relay_stanza", relay_stanza),
     ("relay_bosh_body", relay_bosh_body),
+    ("relay_component", relay_component),
 ];
 
 const HEADER: &str = "<stream:stream to='localhost' version='1.0' xmlns='jabber:client' \
@@ -167,6 +169,92 @@ pub fn relay_bosh_body(data: &[u8]) {
     assert_eq!(again.payload, body.payload, "payload is not a fixpoint");
 }
 
+/// What a host server sends the room service on its component stream. The first byte
+/// picks where the rest goes: odd, right after our stream header (the host's header, the
+/// handshake's answer); even, once attached (stanzas from the host's users). Whatever comes:
+/// - nothing panics, and the stream either goes on or ends with a [`LinkError`];
+/// - every output parses as a stanza of a component stream, and every relayed `chat` or
+///   `groupchat` message passes the plaintext policy (only a Cryptocat payload gets out);
+/// - what is kept stays within the limits: members, occupants, and nothing pending once
+///   the output is drained.
+pub fn relay_component(data: &[u8]) {
+    use cryptocat_relay::component::{Component, Phase, Secret};
+    let Some((mode, rest)) = data.split_first() else {
+        return;
+    };
+    let limits = Limits {
+        max_stanza_bytes: 4096,
+        max_depth: 8,
+        connections: 16,
+        rooms_per_session: 4,
+        occupants_per_room: 8,
+        outbox_bytes: 16 * 1024,
+        ..Limits::default()
+    };
+    let secret = Secret::new(b"fuzz".to_vec()).expect("non-empty");
+    // Known nonces, so that inputs can carry valid room key proofs (seed "proven-chat").
+    let mut c =
+        Component::new("conference.localhost", secret, limits).with_entropy(Box::new(ZeroEntropy));
+    let now = std::time::Instant::now();
+    c.start();
+    if mode % 2 == 0 {
+        c.handle_bytes(now, COMPONENT_HOST_HEADER.as_bytes())
+            .expect("the host header");
+        c.handle_bytes(now, b"<handshake/>").expect("the handshake");
+        assert_eq!(c.phase(), Phase::Attached);
+    }
+    let _ = c.handle_bytes(now, rest);
+    let mut parser = StreamParser::new(ParserLimits {
+        max_stanza_bytes: 1 << 20,
+        max_depth: 16,
+    });
+    parser
+        .feed(COMPONENT_HOST_HEADER.as_bytes())
+        .expect("header");
+    while let Some(out) = c.poll_output() {
+        let events = parser.feed(out.as_bytes()).expect("output is well-formed");
+        for ev in events {
+            let XmlEvent::Stanza(el) = ev else {
+                panic!("output is stanzas only: {out}");
+            };
+            if el.name() == "message" {
+                let kind = match el.attr("type") {
+                    Some("chat") => MessageKind::Chat,
+                    Some("groupchat") => MessageKind::Groupchat,
+                    _ => continue,
+                };
+                if el.get_child("subject", "jabber:component:accept").is_some() {
+                    continue; // the empty subject that ends a join
+                }
+                let mut payload_only = el.clone();
+                // The MUC marker on private messages is ours, not the sender's.
+                payload_only.remove_child("x", "http://jabber.org/protocol/muc#user");
+                assert!(
+                    check_payload(kind, &payload_only).is_ok(),
+                    "relayed message breaks the policy: {out}"
+                );
+            }
+        }
+    }
+    let held = c.retained();
+    assert!(held.members <= 16 && held.occupants <= 16 * 4, "{held:?}");
+    assert!(held.pending_proofs <= 16, "{held:?}");
+    assert_eq!((held.pending_stanzas, held.output_bytes), (0, 0));
+}
+
+/// Nonces of zeros (the fuzz target's component).
+struct ZeroEntropy;
+
+impl cryptocat_relay::stream::Entropy for ZeroEntropy {
+    fn fill(&mut self, buf: &mut [u8]) {
+        buf.fill(0);
+    }
+}
+
+const COMPONENT_HOST_HEADER: &str =
+    "<stream:stream xmlns:stream='http://etherx.jabber.org/streams' \
+     xmlns='jabber:component:accept' from='conference.localhost' id='f00d'>";
+
 fn summary(events: &[XmlEvent]) -> Vec<String> {
     events
         .iter()
@@ -293,6 +381,60 @@ pub fn relay_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     ];
     for (name, bytes) in bosh {
         out.push(("relay_bosh_body", name.to_owned(), bytes));
+    }
+    let muc = "conference.localhost";
+    let join = |from: &str, nick: &str| {
+        format!("<presence from='{from}' to='room@{muc}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+    };
+    let attached: Vec<(&str, String)> = vec![
+        ("join", join("a@localhost/r", "n1")),
+        ("chat-room", format!("{}{}<message from='a@localhost/r' to='room@{muc}' type='groupchat' id='g'><payload xmlns='{NS_PAYLOAD}'>{group}</payload></message><message from='b@remote.example/x' to='room@{muc}/n1' type='chat' id='p'><payload xmlns='{NS_PAYLOAD}'>{pairwise}</payload></message>", join("a@localhost/r", "n1"), join("b@remote.example/x", "n2"))),
+        ("plaintext", format!("{}<message from='a@localhost/r' to='room@{muc}' type='groupchat'><body>hello</body></message>", join("a@localhost/r", "n1"))),
+        ("leave-and-bounce", format!("{}{}<presence from='a@localhost/r' to='room@{muc}/n1' type='unavailable'/><message from='b@localhost/r' to='room@{muc}' type='error'/>", join("a@localhost/r", "n1"), join("b@localhost/r", "n2"))),
+        ("disco", format!("<iq from='a@localhost/r' to='{muc}' type='get' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq><iq from='localhost' to='{muc}' type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")),
+        ("stream-error", "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>".into()),
+    ];
+    // A proven join (the fuzz target's nonces are zeros), then a groupchat.
+    let id = Identity::generate(&mut rng, Timestamp(1_764_000_000_000));
+    let nick = cryptocat_protocol::group::occupant_name(&id.verifying_key());
+    let key = base64::engine::general_purpose::STANDARD
+        .encode(cryptocat_protocol::keyauth::ClientFirst::new(&id).encode());
+    let challenge = cryptocat_protocol::keyauth::Challenge {
+        nonce: [0; 32],
+        binding: cryptocat_protocol::keyauth::BindingType::None,
+        domain: format!("room@{muc}"),
+    };
+    let proof = cryptocat_protocol::keyauth::room_respond(&id, &format!("room@{muc}"), &challenge)
+        .map(|p| base64::engine::general_purpose::STANDARD.encode(p))
+        .unwrap_or_default();
+    let ns_key = "urn:xmpp:cryptocat:room-key:1";
+    let keyed = |proof: &str| {
+        format!("<presence from='p@localhost/r' to='room@{muc}/{nick}'><key xmlns='{ns_key}'>{key}</key>{proof}</presence>")
+    };
+    let attached: Vec<(&str, String)> = attached
+        .into_iter()
+        .chain([(
+            "proven-chat",
+            format!(
+                "{}{}<message from='p@localhost/r' to='room@{muc}' type='groupchat' id='g'><payload xmlns='{NS_PAYLOAD}'>{group}</payload></message>",
+                keyed(""),
+                keyed(&format!("<proof xmlns='{ns_key}'>{proof}</proof>"))
+            ),
+        )])
+        .collect();
+    for (name, xml) in attached {
+        let mut bytes = vec![0u8];
+        bytes.extend_from_slice(xml.as_bytes());
+        out.push(("relay_component", name.to_owned(), bytes));
+    }
+    let opening: Vec<(&str, String)> = vec![
+        ("handshake", format!("{COMPONENT_HOST_HEADER}<handshake/>{}", join("a@localhost/r", "n1"))),
+        ("refused", format!("{COMPONENT_HOST_HEADER}<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>")),
+    ];
+    for (name, xml) in opening {
+        let mut bytes = vec![1u8];
+        bytes.extend_from_slice(xml.as_bytes());
+        out.push(("relay_component", name.to_owned(), bytes));
     }
     out
 }

@@ -63,6 +63,9 @@ pub struct Ejabberd {
     pub cert_pem: PathBuf,
     /// The node's log directory (`ejabberd.log`, `error.log`), kept when a test fails.
     pub logs: PathBuf,
+    /// The `ejabberd_service` listener for our room service, when started with one
+    /// ([`Ejabberd::start_with_component`]).
+    pub component_port: Option<u16>,
     dir: PathBuf,
     node: String,
     pid: Option<u32>,
@@ -72,6 +75,18 @@ impl Ejabberd {
     /// Starts an instance, or returns `None` (skipped) when ejabberd cannot run here.
     /// `tag` names it in the node name and the directory.
     pub fn start(tag: &str) -> Option<Self> {
+        Self::start_configured(tag, None)
+    }
+
+    /// Starts an instance whose room service is our component: an `ejabberd_service`
+    /// listener on a free loopback port for [`crate::component::COMPONENT_DOMAIN`] with
+    /// `secret`, and `mod_muc` (with `mod_muc_admin`, which needs it) off, so that
+    /// `conference.localhost` is the component's. Everything else as [`Self::start`].
+    pub fn start_with_component(tag: &str, secret: &str) -> Option<Self> {
+        Self::start_configured(tag, Some(secret))
+    }
+
+    fn start_configured(tag: &str, component_secret: Option<&str>) -> Option<Self> {
         if !crate::tools_present(&["ejabberdctl", "openssl", "chown"]) {
             return None;
         }
@@ -96,7 +111,7 @@ impl Ejabberd {
         for sub in ["logs", "spool"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
-        let [c2s_port, http_port, https_port, dist_port] = free_ports();
+        let [c2s_port, http_port, https_port, dist_port, service_port] = free_ports();
         let cert_pem = dir.join("ejabberd.pem");
         make_certificate(&cert_pem);
         let pin = pin_of(&cert_pem);
@@ -106,6 +121,11 @@ impl Ejabberd {
             .replace("{{C2S_PORT}}", &c2s_port.to_string())
             .replace("{{HTTP_PORT}}", &http_port.to_string())
             .replace("{{HTTPS_PORT}}", &https_port.to_string());
+        let config = match component_secret {
+            Some(secret) => with_component(&config, service_port, secret),
+            None => config,
+        };
+        let component_port = component_secret.map(|_| service_port);
         let ctl = CTL_CONFIG
             .replace("{{DIST_PORT}}", &dist_port.to_string())
             .replace("{{COOKIE}}", &cookie())
@@ -124,6 +144,7 @@ impl Ejabberd {
             pin,
             cert_pem,
             logs: dir.join("logs"),
+            component_port,
             dir,
             node,
             pid: None,
@@ -136,7 +157,10 @@ impl Ejabberd {
             String::from_utf8_lossy(&out.stderr)
         );
         server.wait_started();
-        for port in [c2s_port, http_port, https_port] {
+        for port in [c2s_port, http_port, https_port]
+            .into_iter()
+            .chain(component_port)
+        {
             assert!(
                 wait_listening(port, START_LIMIT.saturating_sub(started.elapsed())),
                 "ejabberd does not listen on {port}; see {}",
@@ -326,13 +350,44 @@ fn pin_of(pem: &Path) -> Pin {
     Pin::of_certificate(&rustls_pki_types::CertificateDer::from(out.stdout)).unwrap()
 }
 
-/// Four distinct free loopback ports (all bound at once, then released).
-fn free_ports() -> [u16; 4] {
-    let listeners: Vec<std::net::TcpListener> = (0..4)
+/// Distinct free loopback ports (all bound at once, then released).
+fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<std::net::TcpListener> = (0..N)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
         .collect();
-    let port = |i: usize| listeners[i].local_addr().unwrap().port();
-    [port(0), port(1), port(2), port(3)]
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
+}
+
+/// The configuration with an `ejabberd_service` listener for our component and without
+/// ejabberd's own MUC (which would claim the same domain).
+fn with_component(config: &str, port: u16, secret: &str) -> String {
+    let listener = format!(
+        "listen:\n  -\n    port: {port}\n    ip: \"127.0.0.1\"\n    module: ejabberd_service\n    \
+         hosts:\n      \"{}\":\n        password: \"{secret}\"\n",
+        crate::component::COMPONENT_DOMAIN
+    );
+    let mut out = String::new();
+    let mut in_muc = false;
+    for line in config.lines() {
+        if line == "  mod_muc:" || line == "  mod_muc_admin: {}" {
+            in_muc = line == "  mod_muc:";
+            continue;
+        }
+        if in_muc {
+            if line.starts_with("    ") {
+                continue;
+            }
+            in_muc = false;
+        }
+        if line == "listen:" {
+            out.push_str(&listener);
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    assert!(!out.contains("mod_muc") && out.contains("ejabberd_service"));
+    out
 }
 
 fn wait_listening(port: u16, limit: Duration) -> bool {

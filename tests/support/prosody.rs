@@ -22,8 +22,11 @@ pub struct Prosody {
     pub https_port: u16,
     /// The pin of its certificate's key.
     pub pin: Pin,
+    /// The component port for our room service ([`Prosody::start_with_component`]).
+    pub component_port: Option<u16>,
+    /// Declared before `dir`: the process is killed before its directory is removed.
+    process: Option<Killed>,
     dir: TempDir,
-    _process: Killed,
 }
 
 /// A self-signed CA:TRUE certificate for `localhost` and `conference.localhost`, as
@@ -55,6 +58,16 @@ impl Prosody {
     /// Starts one. `None` (skipped, or failed under CRYPTOCAT_REQUIRE_INTEROP=1) without
     /// prosody or openssl.
     pub fn start(tag: &str) -> Option<Self> {
+        Self::start_configured(tag, None)
+    }
+
+    /// Starts one whose `conference.localhost` is our component (an external component
+    /// with `component_secret`, its port on loopback) instead of Prosody's MUC.
+    pub fn start_with_component(tag: &str, secret: &str) -> Option<Self> {
+        Self::start_configured(tag, Some(secret))
+    }
+
+    fn start_configured(tag: &str, component_secret: Option<&str>) -> Option<Self> {
         if !crate::tools_present(&["prosody", "openssl"]) {
             return None;
         }
@@ -71,37 +84,73 @@ impl Prosody {
             .replace("@C2S_PORT@", &c2s_port.to_string())
             .replace("@HTTP_PORT@", &http_port.to_string())
             .replace("@HTTPS_PORT@", &https_port.to_string());
-        let config_path = dir.join("prosody.cfg.lua");
-        std::fs::write(&config_path, config).unwrap();
-        let process = Killed(
+        let component_port = component_secret.map(|_| free_port());
+        let config = match (component_secret, component_port) {
+            (Some(secret), Some(port)) => {
+                let muc = "Component \"conference.localhost\" \"muc\"";
+                assert!(config.contains(muc));
+                config
+                    .replace(
+                        muc,
+                        &format!("Component \"conference.localhost\"\n\tcomponent_secret = \"{secret}\""),
+                    )
+                    .replace(
+                        "VirtualHost \"localhost\"",
+                        &format!(
+                            "component_ports = {{ {port} }}\ncomponent_interfaces = {{ \"127.0.0.1\" }}\n\n\
+                             VirtualHost \"localhost\""
+                        ),
+                    )
+            }
+            _ => config,
+        };
+        std::fs::write(dir.join("prosody.cfg.lua"), config).unwrap();
+        let mut prosody = Self {
+            c2s_port,
+            http_port,
+            https_port,
+            pin,
+            component_port,
+            process: None,
+            dir,
+        };
+        prosody.run();
+        Some(prosody)
+    }
+
+    /// Starts the process on the configuration in its directory and waits for its ports.
+    fn run(&mut self) {
+        self.process = Some(Killed(
             Command::new("prosody")
                 .arg("--config")
-                .arg(&config_path)
+                .arg(self.dir.join("prosody.cfg.lua"))
                 .arg("-F")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap(),
-        );
+        ));
         let started = Instant::now();
-        for port in [c2s_port, http_port, https_port] {
+        for port in [self.c2s_port, self.http_port, self.https_port]
+            .into_iter()
+            .chain(self.component_port)
+        {
             crate::wait_listening(port, Duration::from_secs(15)).unwrap_or_else(|| {
                 panic!(
                     "prosody did not listen on {port}; see {}",
-                    dir.join("prosody.log").display()
+                    self.dir.join("prosody.log").display()
                 )
             });
         }
         eprintln!("prosody: started in {:?}", started.elapsed());
-        Some(Self {
-            c2s_port,
-            http_port,
-            https_port,
-            pin,
-            dir,
-            _process: process,
-        })
+    }
+
+    /// Kills the process, then starts it again on the same ports, directory and
+    /// configuration (a host server going away and coming back).
+    pub fn restart(&mut self) {
+        drop(self.process.take());
+        self.run();
     }
 
     /// The accounts that exist on `localhost` (its data files).

@@ -284,7 +284,10 @@ fn check_text(text: &str) -> Result<(), EngineError> {
 /// What a server that is not one of ours leaves out, in words; `None` when it adds both
 /// guarantees (our relay, or Prosody with our modules).
 fn missing_guarantees(server: &ServerInUse) -> Option<String> {
-    let key = matches!(server.login, cryptocat_xmpp::session::Login::Key);
+    // The server checked our key at login, or the room service did at the join (the
+    // engine always has an identity, so the transport proved it wherever it was asked).
+    let key = matches!(server.login, cryptocat_xmpp::session::Login::Key)
+        || server.room_service.key_proof;
     let rooms = server.room_service.cryptocat;
     let missing = match (key, rooms) {
         (true, true) => return None,
@@ -797,6 +800,13 @@ impl Task {
                 .await;
             }
             Event::Left { room } if room == self.room_name => {
+                if self.leaving.is_none() {
+                    // Not our leave: the room service removed us (it is going away,
+                    // status 332, or it found our session gone, 333).
+                    let _ = self.xmpp.disconnect();
+                    self.go_offline("the room service removed us from the room")
+                        .await;
+                }
                 self.finished = true;
             }
             _ => {}

@@ -48,6 +48,10 @@ pub const MAX_CHALLENGE_BYTES: usize = 1 + NONCE_BYTES + 1 + 2 + MAX_DOMAIN_BYTE
 /// external signature (a future use of [`Identity::sign_with_label`]) can be replayed as
 /// a login.
 pub const CONTEXT: &[u8] = b"xmpp-sasl/X-CRYPTOCAT-KEY";
+/// The context string of the room key proof (`docs/key-challenge.md` section 10): the
+/// same messages, signed for a room's JID under this context, so that a room proof is
+/// never a login and a login never a room proof.
+pub const ROOM_CONTEXT: &[u8] = b"xmpp-muc/room-key";
 
 /// Why a key challenge message was refused. Carries no key or domain.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -320,6 +324,57 @@ pub fn verify(
     Ok(localpart(&first.key))
 }
 
+/// Exactly the bytes the signature of a room key proof covers:
+/// `bytes16("cryptocat/v1/external") || bytes16(ROOM_CONTEXT) || transcript`, the
+/// transcript with the room's bare JID for the domain and no channel binding.
+pub fn room_signed_bytes(room: &str, nonce: &[u8; NONCE_BYTES], key: &VerifyingKey) -> Vec<u8> {
+    external_signed_bytes(
+        ROOM_CONTEXT,
+        &transcript(room, nonce, key, &ChannelBinding::None),
+    )
+}
+
+/// The joiner's proof (64 bytes) for a room's `challenge`: refuses a challenge for another
+/// room than `expected_room` (the bare JID it joins) and one asking for a channel binding
+/// (a room is never the TLS endpoint of its occupants' streams).
+pub fn room_respond(
+    identity: &Identity,
+    expected_room: &str,
+    challenge: &Challenge,
+) -> Result<[u8; CLIENT_FINAL_BYTES], KeyAuthError> {
+    if challenge.domain != expected_room {
+        return Err(KeyAuthError::WrongDomain);
+    }
+    if challenge.binding != BindingType::None {
+        return Err(KeyAuthError::ChannelBindingUnavailable);
+    }
+    let message = transcript(
+        expected_room,
+        &challenge.nonce,
+        &identity.verifying_key(),
+        &ChannelBinding::None,
+    );
+    Ok(identity.sign_with_label(ROOM_CONTEXT, &message).to_bytes())
+}
+
+/// The room's check of a proof: the signature over its own JID, the nonce it sent and the
+/// key the joiner claimed, with `verify_strict`.
+pub fn room_verify(
+    room: &str,
+    nonce: &[u8; NONCE_BYTES],
+    first: &ClientFirst,
+    proof: &[u8],
+) -> Result<(), KeyAuthError> {
+    let sig: [u8; CLIENT_FINAL_BYTES] = proof
+        .try_into()
+        .map_err(|_| KeyAuthError::Malformed("room proof"))?;
+    let sig = Signature::from_bytes(&sig);
+    first
+        .key
+        .verify_strict(&room_signed_bytes(room, nonce, &first.key), &sig)
+        .map_err(|_| KeyAuthError::BadSignature)
+}
+
 /// The JID localpart bound to `key`: the first 25 bytes of
 /// `SHA-256(u64(len(label)) || label || u64(32) || key)` with label
 /// `cryptocat/v1/xmpp-localpart`, in lowercase RFC 4648 base32 without padding
@@ -538,5 +593,60 @@ mod tests {
     fn published_vector_matches() {
         let published = include_str!("../../../test-vectors/key-challenge.json");
         assert_eq!(published, vector());
+    }
+
+    #[test]
+    fn room_proofs_verify_for_their_room_and_nonce_only() {
+        use rand_core::SeedableRng as _;
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+        let id = Identity::generate(&mut rng, crate::Timestamp(1));
+        let first = ClientFirst::new(&id);
+        let room = "r@conference.example.org";
+        let challenge = Challenge {
+            nonce: [7; NONCE_BYTES],
+            binding: BindingType::None,
+            domain: room.to_owned(),
+        };
+        let proof = room_respond(&id, room, &challenge).unwrap();
+        assert_eq!(room_verify(room, &[7; NONCE_BYTES], &first, &proof), Ok(()));
+        let bad = |r: &str, nonce: [u8; NONCE_BYTES]| room_verify(r, &nonce, &first, &proof);
+        assert_eq!(
+            bad("s@conference.example.org", [7; NONCE_BYTES]),
+            Err(KeyAuthError::BadSignature)
+        );
+        assert_eq!(bad(room, [8; NONCE_BYTES]), Err(KeyAuthError::BadSignature));
+        // Another room's challenge, or one asking for a binding, is not answered.
+        assert_eq!(
+            room_respond(&id, "s@conference.example.org", &challenge),
+            Err(KeyAuthError::WrongDomain)
+        );
+        let bound = Challenge {
+            binding: BindingType::TlsExporter,
+            ..challenge.clone()
+        };
+        assert_eq!(
+            room_respond(&id, room, &bound),
+            Err(KeyAuthError::ChannelBindingUnavailable)
+        );
+        // A login signature over the same values is not a room proof, nor the reverse.
+        let login = respond(&id, room, &challenge, &ChannelBinding::None).unwrap();
+        assert_eq!(
+            room_verify(room, &[7; NONCE_BYTES], &first, &login),
+            Err(KeyAuthError::BadSignature)
+        );
+        assert_eq!(
+            verify(
+                room,
+                &[7; NONCE_BYTES],
+                &first,
+                &ChannelBinding::None,
+                &proof
+            ),
+            Err(KeyAuthError::BadSignature)
+        );
+        assert_eq!(
+            room_verify(room, &[7; NONCE_BYTES], &first, &proof[..63]),
+            Err(KeyAuthError::Malformed("room proof"))
+        );
     }
 }

@@ -103,6 +103,11 @@ pub struct Limits {
     /// XEP-0198: detached sessions kept at once on the whole server; above it a broken
     /// connection ends its session as without stream management.
     pub sm_detached_sessions: usize,
+    /// `cryptocat-server component` only: every this many seconds each occupant's full
+    /// JID is pinged (XEP-0199); an error answer (its session is gone), or none for two
+    /// rounds, removes it from its rooms (ejabberd tells the rooms nothing when a client
+    /// dies without leaving). 0: no pings.
+    pub occupant_ping_secs: u64,
 }
 
 impl Default for Limits {
@@ -140,6 +145,7 @@ impl Default for Limits {
             sm_resume_secs: 120,
             sm_max_unacked: 1024,
             sm_detached_sessions: 1000,
+            occupant_ping_secs: 60,
         }
     }
 }

@@ -3,38 +3,27 @@
 //!
 //! Every method takes the current time as an argument and returns what should be written
 //! where as [`Delivery`] values; nothing here touches a socket or a clock. The tokio shell
-//! keeps one `Hub` behind a mutex.
+//! keeps one `Hub` behind a mutex. The rooms are the room service of [`crate::rooms`],
+//! attached here to the relay's own sessions.
 //!
 //! Invariants: nothing about message content is kept; a relayed message is rebuilt from
-//! its checked payload; rooms exist only while they have occupants and keep no history;
-//! occupants' real JIDs are never shown to other occupants (semi-anonymous rooms).
+//! its checked payload.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use jid::{BareJid, FullJid, Jid};
+use jid::{BareJid, FullJid};
 
 use crate::address::AddressKey;
 use crate::config::Limits;
+use crate::rooms::{message_error, relayed, Joiner, RoomLimits, Rooms, Routed};
 use crate::scram::Credentials;
-use crate::stanza::{
-    IqKind, IqStanza, MessageKind, MessageStanza, PresenceKind, PresenceStanza, NS_PAYLOAD,
-    NS_STANZAS,
-};
-use crate::xml::Out;
+use crate::stanza::{IqStanza, MessageKind, MessageStanza, PresenceStanza};
 
-/// MUC namespaces.
-pub const NS_MUC: &str = "http://jabber.org/protocol/muc";
-/// MUC user namespace.
-pub const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
-/// MUC owner namespace.
-pub const NS_MUC_OWNER: &str = "http://jabber.org/protocol/muc#owner";
-/// Service discovery.
-pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
-/// Service discovery items.
-pub const NS_DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
+pub(crate) use crate::rooms::ErrorReply;
+pub use crate::rooms::{NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, NS_MUC_OWNER, NS_MUC_USER};
 
 /// How long failed authentications from an address count towards its back-off.
 const AUTH_FAILURE_MEMORY: Duration = Duration::from_secs(300);
@@ -90,53 +79,6 @@ struct Session {
     jid: FullJid,
     /// Authenticated with `X-CRYPTOCAT-KEY`.
     key_bound: bool,
-    /// Room localpart to nickname.
-    rooms: BTreeMap<String, String>,
-}
-
-#[derive(Debug)]
-struct Occupant {
-    session: SessionId,
-    jid: FullJid,
-    owner: bool,
-}
-
-#[derive(Debug, Default)]
-struct Room {
-    /// Nickname to occupant.
-    occupants: BTreeMap<String, Occupant>,
-}
-
-/// A stanza error reply: who it is from, and its condition.
-pub(crate) struct ErrorReply<'a> {
-    pub(crate) stanza: &'static str,
-    pub(crate) from: &'a str,
-    pub(crate) to: &'a str,
-    pub(crate) id: Option<&'a str>,
-    pub(crate) kind: &'static str,
-    pub(crate) condition: &'static str,
-    pub(crate) text: Option<&'a str>,
-}
-
-impl ErrorReply<'_> {
-    pub(crate) fn to_xml(&self) -> String {
-        let mut err = Out::new("error")
-            .attr("type", self.kind)
-            .child(Out::ns(self.condition, NS_STANZAS));
-        if let Some(t) = self.text {
-            err = err.child(Out::ns("text", NS_STANZAS).text(t));
-        }
-        let mut el = Out::new(self.stanza)
-            .attr("type", "error")
-            .attr("from", self.from)
-            .attr("to", self.to)
-            .attr_opt("id", self.id)
-            .child(err);
-        if self.stanza == "presence" {
-            el = el.child(Out::ns("x", NS_MUC));
-        }
-        el.to_xml()
-    }
 }
 
 /// Locks shared state. A panic while the lock was held cannot leave the hub half-updated
@@ -159,19 +101,17 @@ pub fn normalize_username(domain: &str, raw: &str) -> Option<String> {
 #[derive(Debug)]
 pub struct Hub {
     domain: String,
-    muc_domain: String,
     limits: Limits,
     accounts: HashMap<String, Credentials>,
     sessions: HashMap<SessionId, Session>,
     /// Bound full JID (as text) to session.
     by_jid: HashMap<String, SessionId>,
-    rooms: HashMap<String, Room>,
+    rooms: Rooms<SessionId>,
     /// Per-address counters, IPv6 by /64 ([`AddressKey`]).
     addresses: HashMap<AddressKey, AddressState>,
     /// Streams admitted and not yet disconnected.
     open: usize,
     next_session: u64,
-    require_key_bound: bool,
 }
 
 impl Hub {
@@ -179,23 +119,21 @@ impl Hub {
     pub fn new(domain: &str, limits: Limits) -> Self {
         Self {
             domain: domain.to_owned(),
-            muc_domain: format!("conference.{domain}"),
+            rooms: Rooms::new(&format!("conference.{domain}"), RoomLimits::of(&limits)),
             limits,
             accounts: HashMap::new(),
             sessions: HashMap::new(),
             by_jid: HashMap::new(),
-            rooms: HashMap::new(),
             addresses: HashMap::new(),
             open: 0,
             next_session: 1,
-            require_key_bound: false,
         }
     }
 
     /// Makes room joins of accounts not bound to a key (SCRAM accounts) fail.
     #[must_use]
     pub fn with_require_key_bound(mut self, require: bool) -> Self {
-        self.require_key_bound = require;
+        self.rooms.set_require_key_bound(require);
         self
     }
 
@@ -206,7 +144,7 @@ impl Hub {
 
     /// The MUC service's domain.
     pub fn muc_domain(&self) -> &str {
-        &self.muc_domain
+        self.rooms.muc_domain()
     }
 
     /// Number of registered accounts (for tests and metrics; no names).
@@ -216,12 +154,12 @@ impl Hub {
 
     /// Number of rooms that exist (for tests and metrics; no names).
     pub fn room_count(&self) -> usize {
-        self.rooms.len()
+        self.rooms.room_count()
     }
 
     /// Whether a room exists.
     pub fn room_exists(&self, room: &str) -> bool {
-        self.rooms.contains_key(room)
+        self.rooms.room_exists(room)
     }
 
     /// Admits a new connection from `ip`, or refuses it when its address (IPv6: its /64)
@@ -278,9 +216,7 @@ impl Hub {
         let mut out = Vec::new();
         if let Some(session) = self.sessions.remove(&id) {
             self.by_jid.remove(session.jid.as_str());
-            for room in session.rooms.keys() {
-                self.leave_room(id, &session.jid, room, false, &mut out);
-            }
+            out = Self::deliveries(self.rooms.leave_all(&id));
         }
         self.open = self.open.saturating_sub(1);
         let key = AddressKey::of(ip);
@@ -377,267 +313,33 @@ impl Hub {
             Session {
                 jid: jid.clone(),
                 key_bound,
-                rooms: BTreeMap::new(),
             },
         );
         Some(jid)
     }
 
-    fn room_jid(&self, room: &str, nick: Option<&str>) -> String {
-        match nick {
-            Some(n) => format!("{room}@{}/{n}", self.muc_domain),
-            None => format!("{room}@{}", self.muc_domain),
-        }
+    fn deliveries(routed: Vec<Routed<SessionId>>) -> Vec<Delivery> {
+        routed
+            .into_iter()
+            .map(|r| Delivery {
+                to: r.to,
+                xml: r.xml,
+            })
+            .collect()
     }
 
-    /// Splits a JID addressed to the MUC service into room and nickname.
-    fn muc_target<'a>(&self, to: &'a Jid) -> Option<(Option<&'a str>, Option<&'a str>)> {
-        if to.domain().as_str() != self.muc_domain {
-            return None;
-        }
-        Some((
-            to.node().map(|n| n.as_str()),
-            to.resource().map(|r| r.as_str()),
-        ))
-    }
-
-    /// Handles presence from a bound session.
+    /// Handles presence from a bound session (presence to the room service; anything
+    /// else is not relayed: there are no rosters).
     pub fn presence(&mut self, id: SessionId, p: &PresenceStanza) -> Vec<Delivery> {
-        let mut out = Vec::new();
-        let Some(from) = self.sessions.get(&id).map(|s| s.jid.clone()) else {
-            return out;
+        let Some(session) = self.sessions.get(&id) else {
+            return Vec::new();
         };
-        let Some(to) = &p.to else {
-            return out; // broadcast presence: there are no rosters.
+        let joiner = Joiner {
+            key: &id,
+            jid: &session.jid,
+            key_bound: session.key_bound,
         };
-        let Some((room, nick)) = self.muc_target(to) else {
-            return out; // directed presence to users is not relayed.
-        };
-        let Some(room) = room else {
-            return out;
-        };
-        match p.kind {
-            PresenceKind::Available => match nick {
-                Some(nick) => self.join(id, &from, room, nick, p.id.as_deref(), &mut out),
-                None => out.push(Delivery {
-                    to: id,
-                    xml: ErrorReply {
-                        stanza: "presence",
-                        from: &self.room_jid(room, None),
-                        to: from.as_str(),
-                        id: p.id.as_deref(),
-                        kind: "modify",
-                        condition: "jid-malformed",
-                        text: Some("a nickname is required"),
-                    }
-                    .to_xml(),
-                }),
-            },
-            PresenceKind::Unavailable => {
-                let in_room = self
-                    .sessions
-                    .get_mut(&id)
-                    .and_then(|s| s.rooms.remove(room))
-                    .is_some();
-                if in_room {
-                    self.leave_room(id, &from, room, true, &mut out);
-                }
-            }
-            PresenceKind::Error | PresenceKind::Other => {}
-        }
-        out
-    }
-
-    fn occupant_presence(
-        &self,
-        room: &str,
-        nick: &str,
-        to: &FullJid,
-        owner: bool,
-        statuses: &[&'static str],
-        unavailable: bool,
-    ) -> String {
-        let (affiliation, role) = match (unavailable, owner) {
-            (true, true) => ("owner", "none"),
-            (true, false) => ("none", "none"),
-            (false, true) => ("owner", "moderator"),
-            (false, false) => ("none", "participant"),
-        };
-        let mut x = Out::ns("x", NS_MUC_USER).child(
-            Out::new("item")
-                .attr("affiliation", affiliation)
-                .attr("role", role),
-        );
-        for code in statuses {
-            x = x.child(Out::new("status").attr("code", *code));
-        }
-        let mut p = Out::new("presence")
-            .attr("from", self.room_jid(room, Some(nick)))
-            .attr("to", to.as_str());
-        if unavailable {
-            p = p.attr("type", "unavailable");
-        }
-        p.child(x).to_xml()
-    }
-
-    fn join(
-        &mut self,
-        id: SessionId,
-        from: &FullJid,
-        room: &str,
-        nick: &str,
-        stanza_id: Option<&str>,
-        out: &mut Vec<Delivery>,
-    ) {
-        let reply_error = |hub: &Self, kind, condition, text| {
-            ErrorReply {
-                stanza: "presence",
-                from: &hub.room_jid(room, Some(nick)),
-                to: from.as_str(),
-                id: stanza_id,
-                kind,
-                condition,
-                text: Some(text),
-            }
-            .to_xml()
-        };
-        let current = self
-            .sessions
-            .get(&id)
-            .and_then(|s| s.rooms.get(room))
-            .cloned();
-        if let Some(current) = current {
-            if current != nick {
-                out.push(Delivery {
-                    to: id,
-                    xml: reply_error(
-                        self,
-                        "modify",
-                        "not-acceptable",
-                        "nickname changes are not supported",
-                    ),
-                });
-            }
-            return; // presence update in a room: nothing to tell.
-        }
-        let key_bound = self.sessions.get(&id).is_some_and(|s| s.key_bound);
-        if self.require_key_bound && !key_bound {
-            out.push(Delivery {
-                to: id,
-                xml: reply_error(
-                    self,
-                    "cancel",
-                    "not-allowed",
-                    "this server requires key-bound identities: log in with X-CRYPTOCAT-KEY",
-                ),
-            });
-            return;
-        }
-        let room_count = self.sessions.get(&id).map_or(0, |s| s.rooms.len());
-        if room_count >= self.limits.rooms_per_session {
-            out.push(Delivery {
-                to: id,
-                xml: reply_error(self, "wait", "resource-constraint", "too many rooms"),
-            });
-            return;
-        }
-        let created = !self.rooms.contains_key(room);
-        if let Some(r) = self.rooms.get(room) {
-            if r.occupants.contains_key(nick) {
-                out.push(Delivery {
-                    to: id,
-                    xml: reply_error(self, "cancel", "conflict", "nickname in use"),
-                });
-                return;
-            }
-            if r.occupants.len() >= self.limits.occupants_per_room {
-                out.push(Delivery {
-                    to: id,
-                    xml: reply_error(self, "wait", "service-unavailable", "room is full"),
-                });
-                return;
-            }
-        }
-        let mut room_state = self.rooms.remove(room).unwrap_or_default();
-        // Existing occupants to the newcomer, then the newcomer to them.
-        for (other_nick, occ) in &room_state.occupants {
-            out.push(Delivery {
-                to: id,
-                xml: self.occupant_presence(room, other_nick, from, occ.owner, &[], false),
-            });
-            out.push(Delivery {
-                to: occ.session,
-                xml: self.occupant_presence(room, nick, &occ.jid, created, &[], false),
-            });
-        }
-        let statuses: &[&'static str] = if created { &["110", "201"] } else { &["110"] };
-        out.push(Delivery {
-            to: id,
-            xml: self.occupant_presence(room, nick, from, created, statuses, false),
-        });
-        // No history; an empty subject ends the join as XEP-0045 clients expect.
-        out.push(Delivery {
-            to: id,
-            xml: Out::new("message")
-                .attr("from", self.room_jid(room, None))
-                .attr("to", from.as_str())
-                .attr("type", "groupchat")
-                .child(Out::new("subject"))
-                .to_xml(),
-        });
-        room_state.occupants.insert(
-            nick.to_owned(),
-            Occupant {
-                session: id,
-                jid: from.clone(),
-                owner: created,
-            },
-        );
-        self.rooms.insert(room.to_owned(), room_state);
-        if let Some(s) = self.sessions.get_mut(&id) {
-            s.rooms.insert(room.to_owned(), nick.to_owned());
-        }
-        tracing::debug!(session = id.0, created, "joined a room");
-    }
-
-    fn leave_room(
-        &mut self,
-        id: SessionId,
-        from: &FullJid,
-        room: &str,
-        tell_self: bool,
-        out: &mut Vec<Delivery>,
-    ) {
-        let Some(mut state) = self.rooms.remove(room) else {
-            return;
-        };
-        let Some(nick) = state
-            .occupants
-            .iter()
-            .find(|(_, o)| o.session == id)
-            .map(|(n, _)| n.clone())
-        else {
-            self.rooms.insert(room.to_owned(), state);
-            return;
-        };
-        let owner = state.occupants.remove(&nick).is_some_and(|o| o.owner);
-        for occ in state.occupants.values() {
-            out.push(Delivery {
-                to: occ.session,
-                xml: self.occupant_presence(room, &nick, &occ.jid, owner, &[], true),
-            });
-        }
-        if tell_self {
-            out.push(Delivery {
-                to: id,
-                xml: self.occupant_presence(room, &nick, from, owner, &["110"], true),
-            });
-        }
-        if state.occupants.is_empty() {
-            tracing::debug!(session = id.0, "room vanished");
-        } else {
-            self.rooms.insert(room.to_owned(), state);
-        }
+        Self::deliveries(self.rooms.presence(joiner, p))
     }
 
     /// Handles a message from a bound session; the policy was checked while parsing.
@@ -649,21 +351,9 @@ impl Hub {
         if m.kind == MessageKind::Error {
             return out; // never answer or relay an error
         }
-        let to_text =
-            m.to.as_ref()
-                .map_or_else(|| from.to_bare().to_string(), |j| j.to_string());
         let error = |kind, condition, text: &str| Delivery {
             to: id,
-            xml: ErrorReply {
-                stanza: "message",
-                from: &to_text,
-                to: from.as_str(),
-                id: m.id.as_deref(),
-                kind,
-                condition,
-                text: Some(text),
-            }
-            .to_xml(),
+            xml: message_error(m, &from, kind, condition, text),
         };
         let payload = match &m.payload {
             Ok(p) => p,
@@ -677,60 +367,8 @@ impl Hub {
             out.push(error("modify", "bad-request", "a recipient is required"));
             return out;
         };
-        let relay = |from_jid: &str, to_jid: &str, kind: &'static str, muc: bool| {
-            let mut msg = Out::new("message")
-                .attr("from", from_jid)
-                .attr("to", to_jid)
-                .attr("type", kind)
-                .attr_opt("id", m.id.as_deref())
-                .child(Out::ns("payload", NS_PAYLOAD).text(payload.as_str()));
-            if muc {
-                msg = msg.child(Out::ns("x", NS_MUC_USER));
-            }
-            msg.to_xml()
-        };
-        if let Some((room, nick)) = self.muc_target(to) {
-            let Some(room) = room else {
-                out.push(error("cancel", "service-unavailable", "not a room"));
-                return out;
-            };
-            let sender_nick = self
-                .sessions
-                .get(&id)
-                .and_then(|s| s.rooms.get(room))
-                .cloned();
-            let (Some(sender_nick), Some(state)) = (sender_nick, self.rooms.get(room)) else {
-                out.push(error(
-                    "cancel",
-                    "not-acceptable",
-                    "not an occupant of this room",
-                ));
-                return out;
-            };
-            let sender_room_jid = self.room_jid(room, Some(&sender_nick));
-            match (m.kind, nick) {
-                (MessageKind::Groupchat, None) => {
-                    for occ in state.occupants.values() {
-                        out.push(Delivery {
-                            to: occ.session,
-                            xml: relay(&sender_room_jid, occ.jid.as_str(), "groupchat", false),
-                        });
-                    }
-                }
-                (MessageKind::Chat, Some(nick)) => match state.occupants.get(nick) {
-                    Some(occ) => out.push(Delivery {
-                        to: occ.session,
-                        xml: relay(&sender_room_jid, occ.jid.as_str(), "chat", true),
-                    }),
-                    None => out.push(error("cancel", "item-not-found", "no such occupant")),
-                },
-                _ => out.push(error(
-                    "modify",
-                    "bad-request",
-                    "groupchat goes to the room, chat to an occupant",
-                )),
-            }
-            return out;
+        if let Some((room, nick)) = self.rooms.target(to) {
+            return Self::deliveries(self.rooms.message(&id, &from, m, payload, room, nick));
         }
         if m.kind != MessageKind::Chat {
             out.push(error("modify", "bad-request", "groupchat goes to a room"));
@@ -764,7 +402,7 @@ impl Hub {
         for (sid, jid) in targets {
             out.push(Delivery {
                 to: sid,
-                xml: relay(from.as_str(), &jid, "chat", false),
+                xml: relayed(m, payload, from.as_str(), &jid, "chat", false),
             });
         }
         out
@@ -772,86 +410,7 @@ impl Hub {
 
     /// Handles an iq addressed to the MUC service or a room. Returns the reply.
     pub fn muc_iq(&self, from: &FullJid, iq: &IqStanza) -> Option<String> {
-        let to = iq.to.as_ref()?;
-        let (room, nick) = self.muc_target(to)?;
-        if matches!(iq.kind, IqKind::Result | IqKind::Error) {
-            return Some(String::new());
-        }
-        let child = iq.child.as_ref();
-        let ns = child.map(|c| c.ns()).unwrap_or_default();
-        let result = |query: Out| {
-            Out::new("iq")
-                .attr("type", "result")
-                .attr("from", to.as_str())
-                .attr("to", from.as_str())
-                .attr("id", iq.id.as_str())
-                .child(query)
-                .to_xml()
-        };
-        let error = |kind, condition| {
-            ErrorReply {
-                stanza: "iq",
-                from: to.as_str(),
-                to: from.as_str(),
-                id: Some(&iq.id),
-                kind,
-                condition,
-                text: None,
-            }
-            .to_xml()
-        };
-        let reply = match (room, nick, iq.kind, ns.as_str()) {
-            (None, None, IqKind::Get, NS_DISCO_INFO) => result(
-                Out::ns("query", NS_DISCO_INFO)
-                    .child(
-                        Out::new("identity")
-                            .attr("category", "conference")
-                            .attr("type", "text")
-                            .attr("name", "Cryptocat rooms"),
-                    )
-                    .child(Out::new("feature").attr("var", NS_DISCO_INFO))
-                    .child(Out::new("feature").attr("var", NS_MUC))
-                    // Rooms here relay only Cryptocat payloads (plaintext is refused).
-                    .child(Out::new("feature").attr("var", crate::stanza::NS_PAYLOAD)),
-            ),
-            (None, None, IqKind::Get, NS_DISCO_ITEMS) => result(Out::ns("query", NS_DISCO_ITEMS)),
-            (Some(room), None, IqKind::Get, NS_DISCO_INFO) if self.rooms.contains_key(room) => {
-                let mut q = Out::ns("query", NS_DISCO_INFO).child(
-                    Out::new("identity")
-                        .attr("category", "conference")
-                        .attr("type", "text"),
-                );
-                for f in [
-                    NS_MUC,
-                    "muc_temporary",
-                    "muc_open",
-                    "muc_semianonymous",
-                    "muc_unmoderated",
-                ] {
-                    q = q.child(Out::new("feature").attr("var", f));
-                }
-                result(q)
-            }
-            (Some(room), None, IqKind::Get, NS_DISCO_INFO | NS_DISCO_ITEMS)
-                if !self.rooms.contains_key(room) =>
-            {
-                error("cancel", "item-not-found")
-            }
-            (Some(_), None, IqKind::Get, NS_DISCO_ITEMS) => {
-                result(Out::ns("query", NS_DISCO_ITEMS))
-            }
-            // Accept the instant-room request of clients that configure new rooms.
-            (Some(room), None, IqKind::Set, NS_MUC_OWNER) if self.rooms.contains_key(room) => {
-                Out::new("iq")
-                    .attr("type", "result")
-                    .attr("from", to.as_str())
-                    .attr("to", from.as_str())
-                    .attr("id", iq.id.as_str())
-                    .to_xml()
-            }
-            _ => error("cancel", "service-unavailable"),
-        };
-        Some(reply)
+        self.rooms.iq(from.as_str(), iq)
     }
 }
 

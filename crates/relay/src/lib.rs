@@ -17,8 +17,13 @@
 //! - [`framing`]: sans-IO helpers for the HTTP transports (standalone elements, `<open/>`).
 //! - [`http`]: the HTTP listener (hyper 1): `/`, WebSocket (RFC 7395) at
 //!   `/xmpp-websocket`, BOSH (XEP-0124/0206) at `/http-bind`, and the channel security rule.
-//! - [`hub`]: shared state (accounts, sessions, rooms, per-address counters) and routing,
+//! - [`hub`]: shared state (accounts, sessions, per-address counters) and routing,
 //!   returning deliveries instead of writing.
+//! - [`component`]: the same room service as an XEP-0114 component of another server
+//!   (`cryptocat-server component`): the handshake, the sans-IO core, the reconnecting
+//!   shell, the secret file.
+//! - [`rooms`]: the room (MUC) service, sans-IO and generic over who its occupants are:
+//!   the hub's sessions, or full JIDs behind a host server (the XEP-0114 component).
 //! - [`address`]: the unit of every per-address limit (IPv4, or IPv6 /64) and the HTTP
 //!   listener's connection counts; `outbox`: each session's capped queue of routed
 //!   stanzas; [`retained`]: what the relay holds for clients, read from those counts.
@@ -50,6 +55,7 @@
 
 pub mod acme;
 pub mod address;
+pub mod component;
 pub mod config;
 pub mod embedded;
 pub mod framing;
@@ -60,6 +66,7 @@ pub mod keyauth;
 pub(crate) mod outbox;
 pub mod public;
 pub mod retained;
+pub mod rooms;
 pub mod scram;
 #[cfg(feature = "scripted")]
 pub mod scripted;

@@ -5,18 +5,57 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use cryptocat_relay::acme::AcmeConfig;
+use cryptocat_relay::component::connection::ComponentConfig;
+use cryptocat_relay::component::read_secret_file;
 use cryptocat_relay::tls::Origin;
-use cryptocat_relay::{Config, Server};
+use cryptocat_relay::{Config, Limits, Server};
 
 /// How long a shutdown waits for connections to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Cryptocat relay server: XMPP that carries only Cryptocat ciphertext.
 #[derive(Debug, Parser)]
-#[command(name = "cryptocat-server", version)]
+#[command(
+    name = "cryptocat-server",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    relay: RelayArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the room service (MUC) as an XEP-0114 component of another XMPP server
+    /// (Prosody, ejabberd): the same rooms, plaintext policy and limits as the relay.
+    Component(ComponentArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ComponentArgs {
+    /// The host server's component port.
+    #[arg(long, value_name = "HOST:PORT")]
+    connect: String,
+    /// The component's domain, the room service (e.g. conference.example.org).
+    #[arg(long)]
+    domain: String,
+    /// File holding the shared secret (one line; not readable by other users).
+    #[arg(long, value_name = "PATH")]
+    secret_file: PathBuf,
+    /// TOML file whose `[limits]` table sets the limits (the relay's file does; its
+    /// other settings are ignored here).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// The relay's settings (no subcommand).
+#[derive(Debug, clap::Args)]
+struct RelayArgs {
     /// TOML file with the same settings (command-line values override it).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -72,7 +111,7 @@ struct Args {
     acme_challenge: Option<SocketAddr>,
 }
 
-fn config(args: Args) -> anyhow::Result<Config> {
+fn config(args: RelayArgs) -> anyhow::Result<Config> {
     let mut config = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -175,6 +214,62 @@ async fn stop_signal() -> anyhow::Result<&'static str> {
     Ok("ctrl-c")
 }
 
+/// The `[limits]` of a TOML file (the relay's configuration file, or one with only them).
+#[derive(serde::Deserialize)]
+struct LimitsFile {
+    #[serde(default)]
+    limits: Limits,
+}
+
+fn component_config(args: ComponentArgs) -> anyhow::Result<ComponentConfig> {
+    let domain = jid::BareJid::new(&args.domain)
+        .ok()
+        .filter(|j| j.node().is_none())
+        .map(|j| j.to_string())
+        .ok_or_else(|| {
+            anyhow::anyhow!("--domain must be a domain name (like conference.example.org)")
+        })?;
+    let limits = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            toml::from_str::<LimitsFile>(&text)
+                .map_err(|e| anyhow::anyhow!("invalid limits in {}: {e}", path.display()))?
+                .limits
+        }
+        None => Limits::default(),
+    };
+    let secret = read_secret_file(&args.secret_file)?;
+    Ok(ComponentConfig {
+        connect: args.connect,
+        domain,
+        secret,
+        limits,
+    })
+}
+
+#[allow(clippy::print_stdout)] // the banner is the program's output
+async fn run_component(config: ComponentConfig) -> anyhow::Result<()> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (domain, connect) = (config.domain.clone(), config.connect.clone());
+    println!("cryptocat-server: component {domain} connecting to {connect}");
+    let task = tokio::spawn(cryptocat_relay::component::connection::run(
+        config,
+        stopped,
+        move || {
+            // Scripts wait for this line.
+            println!("cryptocat-server: component {domain} attached to {connect}");
+        },
+    ));
+    let signal = stop_signal().await?;
+    eprintln!("cryptocat-server: {signal}: shutting down");
+    let _ = stop.send(true);
+    if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
+        eprintln!("cryptocat-server: the component did not close in time");
+    }
+    Ok(())
+}
+
 #[allow(clippy::print_stdout)] // the start banner is the program's output
 async fn run(config: Config) -> anyhow::Result<()> {
     let server = Server::bind(config).await?;
@@ -242,12 +337,16 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
-    let result = config(args).and_then(|config| {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
             .enable_all()
-            .build()?;
-        runtime.block_on(run(config))
-    });
+            .build()
+    };
+    let result = match args.command {
+        Some(Command::Component(component)) => component_config(component)
+            .and_then(|config| runtime()?.block_on(run_component(config))),
+        None => config(args.relay).and_then(|config| runtime()?.block_on(run(config))),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

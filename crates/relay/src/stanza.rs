@@ -15,6 +15,8 @@ use minidom::{Element, Node};
 
 /// Namespace of the encrypted-payload element.
 pub const NS_PAYLOAD: &str = "urn:xmpp:cryptocat:1";
+/// The namespace of stanzas on an XEP-0114 component stream.
+pub const NS_COMPONENT: &str = "jabber:component:accept";
 /// Stanza error namespace.
 pub const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
@@ -161,7 +163,13 @@ fn parse_to(el: &Element, name: &'static str) -> Result<Option<Jid>, StanzaError
 impl Stanza {
     /// Reads a top-level element of a client stream.
     pub fn parse(el: &Element) -> Result<Self, StanzaError> {
-        if el.ns() != crate::xml::NS_CLIENT {
+        Self::parse_in(el, crate::xml::NS_CLIENT)
+    }
+
+    /// Reads a top-level element of a stream whose stanzas are in `ns` (`jabber:client`,
+    /// or [`NS_COMPONENT`] on a component stream).
+    pub fn parse_in(el: &Element, ns: &str) -> Result<Self, StanzaError> {
+        if el.ns() != ns {
             return Err(StanzaError::UnsupportedType);
         }
         let id = el.attr("id").map(str::to_owned);

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::bosh::BoshConfig;
 use crate::room_config;
+use crate::room_key;
 use crate::session::{self, stanza_error_condition, Credentials, Login, RoomService, SessionError};
 use crate::sm::{self, StreamManagement, NS_SM};
 use crate::tls::{AcceptedKey, TlsConfigError, TrustConfig};
@@ -525,6 +526,9 @@ struct RoomState {
     awaiting_retry: bool,
     /// The server reported more than [`MAX_OCCUPANTS`] (said once in the log).
     over_capacity: bool,
+    /// Room key challenges answered since the join was last sent
+    /// ([`room_key::MAX_PROOFS_PER_JOIN`]).
+    proofs_sent: u8,
 }
 
 impl RoomState {
@@ -536,6 +540,7 @@ impl RoomState {
             rejoin_tries: 0,
             awaiting_retry: false,
             over_capacity: false,
+            proofs_sent: 0,
         }
     }
 }
@@ -632,6 +637,7 @@ impl Connector {
                     let room_service = self.room_service.clone().unwrap_or(RoomService {
                         domain: self.config.muc_domain.clone(),
                         cryptocat: false,
+                        key_proof: false,
                     });
                     if let Ok(mut in_use) = self.in_use.lock() {
                         *in_use = Some(ServerInUse {
@@ -780,6 +786,7 @@ impl Connector {
         let configured = RoomService {
             domain: self.config.muc_domain.clone(),
             cryptocat: false,
+            key_proof: false,
         };
         let found = session::discover_room_service(stream, &self.config.domain).await?;
         Ok(match found {
@@ -933,8 +940,22 @@ impl Task {
     }
 
     fn join_xml(&self, room: &str, nick: &str) -> String {
+        self.join_xml_with(room, nick, "")
+    }
+
+    /// A join presence, with our key where the room service asks joiners to prove it
+    /// (the room key proof), and `proof` (a `<proof>` element, or nothing).
+    fn join_xml_with(&self, room: &str, nick: &str, proof: &str) -> String {
+        let key = self
+            .connector
+            .room_service
+            .as_ref()
+            .filter(|s| s.key_proof)
+            .and(self.connector.config.identity.as_deref())
+            .map(room_key::key_element)
+            .unwrap_or_default();
         format!(
-            "<presence to='{}@{}/{}'><x xmlns='{NS_MUC}'><history maxstanzas='0'/></x></presence>",
+            "<presence to='{}@{}/{}'><x xmlns='{NS_MUC}'><history maxstanzas='0'/></x>{key}{proof}</presence>",
             escape(room),
             escape(self.muc()),
             escape(nick)
@@ -1156,6 +1177,7 @@ impl Task {
             room.occupants.clear();
             room.rejoin_tries = 1;
             room.awaiting_retry = false;
+            room.proofs_sent = 0;
         }
         if let Some(lost) = lost {
             for u in lost.unacked {
@@ -1526,6 +1548,23 @@ impl Task {
                 if state.joined {
                     return true;
                 }
+                // The room asks us to prove our key: join again with the proof.
+                if state.proofs_sent < room_key::MAX_PROOFS_PER_JOIN {
+                    let room_jid = format!("{room}@{}", self.connector.config.muc_domain);
+                    let proof = self
+                        .connector
+                        .config
+                        .identity
+                        .as_deref()
+                        .and_then(|id| room_key::proof_element(id, &room_jid, el));
+                    if let Some(proof) = proof {
+                        state.proofs_sent = state.proofs_sent.saturating_add(1);
+                        let own = state.nick.clone();
+                        let xml = self.join_xml_with(&room, &own, &proof);
+                        self.outgoing.push(xml);
+                        return true;
+                    }
+                }
                 let condition = stanza_error_condition(el);
                 if condition == "conflict"
                     && state.rejoin_tries > 0
@@ -1563,6 +1602,7 @@ impl Task {
                     }
                     state.joined = true;
                     state.rejoin_tries = 0;
+                    state.proofs_sent = 0;
                     let occupants = state.occupants.iter().cloned().collect();
                     // We created the room and the server holds it locked for its owner.
                     if statuses.iter().any(|s| s == "201") {

@@ -131,6 +131,7 @@
 pub mod bosh;
 pub mod client;
 pub mod room_config;
+pub mod room_key;
 pub mod session;
 pub mod sm;
 pub mod tls;

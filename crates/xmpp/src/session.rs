@@ -732,6 +732,9 @@ pub struct RoomService {
     pub domain: String,
     /// Whether it says it relays only Cryptocat payloads (refuses plaintext).
     pub cryptocat: bool,
+    /// Whether it asks joiners to prove their identity key (the room key proof,
+    /// [`crate::room_key`]); joins then carry the proof whenever we have an identity.
+    pub key_proof: bool,
 }
 
 async fn disco(
@@ -779,12 +782,14 @@ pub async fn discover_room_service(
                 && c.attr("type") == Some("text")
         });
         if is_rooms {
-            let cryptocat = info
-                .children()
-                .any(|c| c.name() == "feature" && c.attr("var") == Some(FEATURE_CRYPTOCAT));
+            let feature = |var: &str| {
+                info.children()
+                    .any(|c| c.name() == "feature" && c.attr("var") == Some(var))
+            };
             return Ok(Some(RoomService {
                 domain: jid.to_ascii_lowercase(),
-                cryptocat,
+                cryptocat: feature(FEATURE_CRYPTOCAT),
+                key_proof: feature(crate::room_key::NS_ROOM_KEY),
             }));
         }
     }

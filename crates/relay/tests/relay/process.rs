@@ -200,3 +200,54 @@ async fn banner_link_prefix_same_pin_after_restart_and_clean_sigterm() {
     );
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// `cryptocat-server component` refuses a secret file it must not use, with exit status 2
+/// and one line that names the file and the problem, never the secret.
+#[test]
+fn component_refuses_unusable_secret_files_without_quoting_them() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join(format!("cc-component-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, content: &[u8], mode: u32| {
+        let path = dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    };
+    let cases = [
+        (dir.join("missing"), "does not exist"),
+        (write("empty", b"\n", 0o600), "is empty"),
+        (
+            write("large", &[b's'; 4096], 0o600),
+            "larger than 1024 bytes",
+        ),
+        (
+            write("open", b"hunter2-secret\n", 0o644),
+            "readable by every user",
+        ),
+    ];
+    for (path, want) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_cryptocat-server"))
+            .args([
+                "component",
+                "--connect",
+                "127.0.0.1:9",
+                "--domain",
+                "conference.localhost",
+            ])
+            .arg("--secret-file")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(want), "{stderr}");
+        assert!(
+            !stderr.contains("hunter2") && !stderr.contains("sss"),
+            "{stderr}"
+        );
+        assert!(out.stdout.is_empty(), "nothing started");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
