@@ -11,7 +11,7 @@
 
 #[macro_use]
 mod command_list;
-#[cfg(test)]
+#[cfg(all(test, not(windows)))]
 mod command_bindings;
 pub mod commands;
 pub mod deeplink;
