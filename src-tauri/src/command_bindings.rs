@@ -90,14 +90,19 @@ fn ts_type(ty: &syn::Type, named: &mut BTreeSet<String>) -> String {
     let segment = last_segment(ty).expect("a command uses a type that is not a path");
     let ident = segment.ident.to_string();
     let args = type_args(segment);
+    let first = || {
+        *args
+            .first()
+            .unwrap_or_else(|| panic!("{ident} without a type parameter"))
+    };
     match ident.as_str() {
         "String" | "str" => "string".into(),
         "bool" => "boolean".into(),
         "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" | "isize" | "f32"
         | "f64" => "number".into(),
-        "Option" => format!("{} | null", ts_type(args[0], named)),
+        "Option" => format!("{} | null", ts_type(first(), named)),
         "Vec" => {
-            let inner = ts_type(args[0], named);
+            let inner = ts_type(first(), named);
             if inner.contains(' ') {
                 format!("({inner})[]")
             } else {
@@ -105,7 +110,7 @@ fn ts_type(ty: &syn::Type, named: &mut BTreeSet<String>) -> String {
             }
         }
         // A command's result: what it resolves to (the error is a `CommandError`).
-        "Result" => ts_type(args[0], named),
+        "Result" => ts_type(first(), named),
         _ => {
             assert!(args.is_empty(), "a command uses the generic type {ident}");
             named.insert(ident.clone());
