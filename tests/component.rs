@@ -36,7 +36,7 @@ use cryptocat_protocol::Timestamp;
 use cryptocat_tests::component::{random_secret, Component, RawClient, COMPONENT_DOMAIN};
 use cryptocat_tests::ejabberd::Ejabberd;
 use cryptocat_tests::prosody::Prosody;
-use cryptocat_tests::stock::{print_table, three_clients, Row, Target};
+use cryptocat_tests::stock::{failures, print_table, three_clients, Row, Target};
 use cryptocat_tests::{binary, JsonChild};
 use cryptocat_xmpp::room_key::NS_ROOM_KEY;
 
@@ -400,15 +400,7 @@ fn the_room_service_as_a_component_of_ejabberd_and_prosody() {
     let mut rows = ejabberd.join().unwrap();
     rows.extend(prosody.join().unwrap());
     print_table(&rows);
-    let failed: Vec<String> = rows
-        .iter()
-        .flat_map(|r| {
-            r.runs
-                .iter()
-                .filter_map(|o| o.as_ref().err())
-                .map(move |e| format!("{} {}: {e}", r.server, r.transport))
-        })
-        .collect();
+    let failed = failures(&rows);
     assert!(failed.is_empty(), "failed cases:\n{}", failed.join("\n"));
     for r in &rows {
         assert_eq!(

@@ -14,7 +14,7 @@ use cryptocat_tests::binary;
 use cryptocat_tests::ejabberd::Ejabberd;
 use cryptocat_tests::prosody::Prosody;
 use cryptocat_tests::relay::Relay;
-use cryptocat_tests::stock::{print_table, three_clients, Row, Target};
+use cryptocat_tests::stock::{failures, print_table, three_clients, Row, Target};
 
 /// BOSH runs this many times per server: flakiness was the bug there.
 const BOSH_RUNS: usize = 3;
@@ -176,15 +176,7 @@ fn three_clients_on_each_server_over_each_transport() {
     rows.extend(prosody.join().unwrap().unwrap_or_default());
     rows.extend(ejabberd.join().unwrap().unwrap_or_default());
     print_table(&rows);
-    let failed: Vec<String> = rows
-        .iter()
-        .flat_map(|r| {
-            r.runs
-                .iter()
-                .filter_map(|o| o.as_ref().err())
-                .map(move |e| format!("{} {}: {e}", r.server, r.transport))
-        })
-        .collect();
+    let failed = failures(&rows);
     assert!(failed.is_empty(), "failed cases:\n{}", failed.join("\n"));
     for r in &rows {
         assert_eq!(

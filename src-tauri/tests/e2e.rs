@@ -79,8 +79,9 @@ use serde_json::{json, Value};
 
 use session::{
     app_window, close_window, compact, find_tool, focus_another_window, free_display, icon_file,
-    profile_dir, red_pixels, screenshot, start_tauri_driver, tray_menu, wait_for, window_title,
-    Driver, JsonChild, NotifyLog, Procs, RelayProcess, BUS_CONFIG, SYSTEM_PYTHON, WAIT,
+    json_child, json_child_with, profile_dir, red_pixels, screenshot, start_tauri_driver,
+    tray_menu, wait_for, window_title, Driver, NotifyLog, Procs, RelayProcess, BUS_CONFIG,
+    SYSTEM_PYTHON, WAIT,
 };
 
 const ROOM: &str = "garden";
@@ -249,7 +250,7 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
             .unwrap(),
     ));
     let notify_log = NotifyLog::start(&mut procs, &session_env);
-    let mut tray = JsonChild::start_with(
+    let mut tray = json_child_with(
         &mut procs,
         Command::new(SYSTEM_PYTHON)
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/sni_host.py"))
@@ -398,7 +399,7 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
         CLI_NICK.into(),
         "--json".into(),
     ];
-    let mut cli = JsonChild::start(&mut procs, &cli_bin, &args, "cryptocat");
+    let mut cli = json_child(&mut procs, &cli_bin, &args, "cryptocat");
 
     let joined = cli.wait("joined", |v| v["type"] == "joined");
     let cli_fp = joined["fingerprint"].as_str().unwrap().to_owned();
@@ -495,7 +496,7 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     d.click(".dialog button.close");
 
     // A second "bob" with another key: the app warns that the nickname is taken.
-    let mut twin = JsonChild::start(&mut procs, &cli_bin, &args, "cryptocat (twin)");
+    let mut twin = json_child(&mut procs, &cli_bin, &args, "cryptocat (twin)");
     twin.wait("joined", |v| v["type"] == "joined");
     d.until(
         "the nickname warning",
@@ -623,7 +624,7 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
     d.until_or(
         "the CLI's message",
         "return [...document.querySelectorAll('.messages .text')].some(e => e.textContent === 'welcome back')",
-        || format!("the CLI printed: {:#?}", cli.seen),
+        || format!("the CLI printed: {:#?}", cli.seen()),
     );
 
     // ---- the desktop: tray icon, notification, a click on it, the tray menu ----
@@ -900,7 +901,7 @@ fn desktop_app_with_the_cli_on_the_embedded_relay() {
         "carol".into(),
         "--json".into(),
     ];
-    let mut carol = JsonChild::start(&mut procs, &cli_bin, &carol_args, "cryptocat (carol)");
+    let mut carol = json_child(&mut procs, &cli_bin, &carol_args, "cryptocat (carol)");
     carol.wait("alice in the room again", |v| {
         v["type"] == "member_joined" && v["nick"] == APP_NICK
     });

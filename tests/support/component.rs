@@ -129,17 +129,7 @@ impl Component {
 
     /// Sends it SIGTERM and waits at most `limit` for it to end; `None` if it did not.
     pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let pid = self.process.0.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(sent.success(), "kill -TERM {pid}");
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(status) = self.process.0.try_wait().unwrap() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        crate::signal_and_wait(&mut self.process.0, "TERM", limit)
     }
 
     /// Whether the process is still running.

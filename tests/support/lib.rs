@@ -170,6 +170,25 @@ pub fn lines_of(output: impl std::io::Read + Send + 'static) -> Receiver<String>
     rx
 }
 
+/// Sends `signal` (`TERM`, `INT`, …) to `child` and waits at most `limit` for it to end;
+/// `None` if it did not.
+pub fn signal_and_wait(child: &mut Child, signal: &str, limit: Duration) -> Option<ExitStatus> {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{signal} {pid}");
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
 /// A child process, killed on drop.
 pub struct Killed(pub Child);
 
@@ -206,7 +225,9 @@ pub fn status_kb(pid: u32, field: &str) -> Option<u64> {
 /// commands on stdin; killed on drop.
 pub struct JsonChild {
     label: String,
-    child: Child,
+    /// `None` when another owner holds (and kills) the process ([`JsonChild::attach`]).
+    child: Option<Child>,
+    pid: u32,
     stdin: Option<ChildStdin>,
     events: Receiver<Value>,
     seen: Vec<Value>,
@@ -221,8 +242,16 @@ impl JsonChild {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("{label}: cannot start: {e}"));
+        let mut json = Self::attach(&mut child, label);
+        json.child = Some(child);
+        json
+    }
+
+    /// Reads the JSON lines of a child that another owner keeps and kills (the desktop
+    /// end-to-end test's process registry): takes its piped stdin and stdout.
+    pub fn attach(child: &mut Child, label: &str) -> Self {
         let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
+        let stdout = child.stdout.take().expect("stdout not piped");
         let (tx, events) = mpsc::channel();
         let name = label.to_owned();
         std::thread::spawn(move || {
@@ -240,7 +269,8 @@ impl JsonChild {
         });
         Self {
             label: label.to_owned(),
-            child,
+            child: None,
+            pid: child.id(),
             stdin,
             events,
             seen: Vec::new(),
@@ -298,7 +328,11 @@ impl JsonChild {
         self.stdin = None;
         let deadline = Instant::now() + WAIT;
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            let child = self
+                .child
+                .as_mut()
+                .expect("an attached child: its owner waits for it");
+            if let Some(status) = child.try_wait().unwrap() {
                 // Collect what it printed last.
                 while let Ok(v) = self.events.recv_timeout(Duration::from_millis(200)) {
                     self.seen.push(v);
@@ -332,13 +366,30 @@ impl JsonChild {
 
     /// Its process id (for `/proc/PID/status`).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
+    }
+
+    /// Forgets the events printed so far: the next `wait` looks only at new ones.
+    pub fn forget(&mut self) {
+        while self.events.try_recv().is_ok() {}
+        self.seen.clear();
+    }
+
+    /// The last event printed so far that `f` accepts (waiting for one if none was).
+    pub fn latest(&mut self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        self.poll();
+        match self.seen.iter().rev().find(|v| f(v)) {
+            Some(v) => v.clone(),
+            None => self.wait(what, f),
+        }
     }
 }
 
 impl Drop for JsonChild {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

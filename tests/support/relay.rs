@@ -101,16 +101,6 @@ impl Relay {
     /// Sends it SIGINT (under Wine: the console's ctrl-c) and waits at most `limit` for
     /// it to end; `None` if it did not.
     pub fn interrupt(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let pid = self.process.0.id().to_string();
-        let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
-        assert!(sent.success(), "kill -INT {pid}");
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(status) = self.process.0.try_wait().unwrap() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        crate::signal_and_wait(&mut self.process.0, "INT", limit)
     }
 }

@@ -176,6 +176,18 @@ pub struct Row {
     pub accounts_left: Option<usize>,
 }
 
+/// Every failed run of `rows`, as `server transport: why`.
+pub fn failures(rows: &[Row]) -> Vec<String> {
+    rows.iter()
+        .flat_map(|r| {
+            r.runs
+                .iter()
+                .filter_map(|o| o.as_ref().err())
+                .map(move |e| format!("{} {}: {e}", r.server, r.transport))
+        })
+        .collect()
+}
+
 /// Prints the table the issue asks for, one line per server and transport.
 pub fn print_table(rows: &[Row]) {
     println!("| server | transport | runs ok | slowest run | slowest leave | accounts left |");

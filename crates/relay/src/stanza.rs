@@ -257,21 +257,23 @@ pub fn check_payload(kind: MessageKind, el: &Element) -> Result<String, Violatio
     Ok(text.trim().to_owned())
 }
 
+/// A well-formed group envelope in base64, for tests of what the policy lets through.
+#[cfg(test)]
+pub(crate) fn sample_group_payload() -> String {
+    GroupMessage {
+        epoch: [1; 16],
+        sender: 0,
+        index: 0,
+        prev_hash: [0; 32],
+        ciphertext: vec![9; 48],
+        macs: vec![[3; 16]],
+    }
+    .to_base64()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn group_b64() -> String {
-        GroupMessage {
-            epoch: [1; 16],
-            sender: 0,
-            index: 0,
-            prev_hash: [0; 32],
-            ciphertext: vec![9; 48],
-            macs: vec![[3; 16]],
-        }
-        .to_base64()
-    }
 
     fn msg(kind: &str, inner: &str) -> Element {
         format!("<message xmlns='jabber:client' type='{kind}' to='r@conference.localhost'>{inner}</message>")
@@ -281,11 +283,14 @@ mod tests {
 
     #[test]
     fn policy() {
-        let good = format!("<payload xmlns='{NS_PAYLOAD}'>{}</payload>", group_b64());
+        let good = format!(
+            "<payload xmlns='{NS_PAYLOAD}'>{}</payload>",
+            sample_group_payload()
+        );
         let el = msg("groupchat", &good);
         assert_eq!(
             check_payload(MessageKind::Groupchat, &el).unwrap(),
-            group_b64()
+            sample_group_payload()
         );
         // A group message is not a pairwise envelope.
         assert_eq!(

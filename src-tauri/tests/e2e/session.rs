@@ -4,14 +4,17 @@
 //! tray icon's pixels.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+// The helpers every cross-crate test shares (tests/support).
+pub use cryptocat_tests::{free_port, profile_dir, JsonChild};
 
 /// How long any one step may take.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -63,21 +66,6 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
         dirs.push(Path::new(&home).join(".cargo/bin"));
     }
     dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
-}
-
-/// The target directory's profile folder (`target/debug`), from this test's own path
-/// (`target/debug/deps/e2e-HASH`).
-pub fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_owned()
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The first display from :92 on with no X server (lock file or socket).
@@ -437,97 +425,29 @@ pub fn decode_xwd(data: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
 
 // ---- the CLI and the tray host -----------------------------------------------------------
 
-/// A child process that prints one JSON object per line (`cryptocat join --json`, the tray
-/// host in tests/support/sni_host.py) and reads commands on stdin.
-pub struct JsonChild {
+/// Starts `bin args` as a child that prints one JSON object per line (`cryptocat join
+/// --json`), registered in `procs`.
+pub fn json_child(
+    procs: &mut Procs,
+    bin: &Path,
+    args: &[String],
     label: &'static str,
-    stdin: ChildStdin,
-    events: Receiver<Value>,
-    /// What it printed since the last `forget`.
-    pub seen: Vec<Value>,
+) -> JsonChild {
+    json_child_with(procs, Command::new(bin).args(args), label)
 }
 
-impl JsonChild {
-    pub fn start(procs: &mut Procs, bin: &Path, args: &[String], label: &'static str) -> JsonChild {
-        Self::start_with(procs, Command::new(bin).args(args), label)
-    }
-
-    pub fn start_with(procs: &mut Procs, command: &mut Command, label: &'static str) -> JsonChild {
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                match serde_json::from_str::<Value>(&line) {
-                    Ok(v) => {
-                        if tx.send(v).is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => eprintln!("{label}: not JSON: {line}"),
-                }
-            }
-        });
-        procs.0.push((label, child));
-        JsonChild {
-            label,
-            stdin,
-            events,
-            seen: Vec::new(),
-        }
-    }
-
-    pub fn line(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
-    }
-
-    /// Forgets the events printed so far: the next `wait` looks only at new ones.
-    pub fn forget(&mut self) {
-        while self.events.try_recv().is_ok() {}
-        self.seen.clear();
-    }
-
-    /// The last event printed so far that `f` accepts (waiting for one if none was).
-    pub fn latest(&mut self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-        while let Ok(v) = self.events.try_recv() {
-            self.seen.push(v);
-        }
-        match self.seen.iter().rev().find(|v| f(v)) {
-            Some(v) => v.clone(),
-            None => self.wait(what, f),
-        }
-    }
-
-    /// The first event (from now on, or already seen) that `f` accepts.
-    pub fn wait(&mut self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-        if let Some(v) = self.seen.iter().find(|v| f(v)) {
-            return v.clone();
-        }
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(v) => {
-                    self.seen.push(v.clone());
-                    if f(&v) {
-                        return v;
-                    }
-                }
-                Err(_) => panic!(
-                    "{} did not print {what}; it printed: {:#?}",
-                    self.label, self.seen
-                ),
-            }
-        }
-    }
+/// Starts `command` (the CLI, the tray host in tests/support/sni_host.py) as a JSON-printing
+/// child registered in `procs`, which kills it (with its process group).
+pub fn json_child_with(procs: &mut Procs, command: &mut Command, label: &'static str) -> JsonChild {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let json = JsonChild::attach(&mut child, label);
+    procs.0.push((label, child));
+    json
 }
 
 /// The tray's menu as the panel reads it (a `menu` event), read again until its labels are

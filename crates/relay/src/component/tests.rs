@@ -3,7 +3,6 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use cryptocat_protocol::group::occupant_name;
-use cryptocat_protocol::group::wire::GroupMessage;
 use cryptocat_protocol::identity::Identity;
 use cryptocat_protocol::keyauth::{self, ClientFirst};
 use rand_core::SeedableRng as _;
@@ -100,15 +99,7 @@ fn join(from: &str, room: &str, nick: &str) -> String {
 }
 
 fn payload() -> String {
-    GroupMessage {
-        epoch: [1; 16],
-        sender: 0,
-        index: 0,
-        prev_hash: [0; 32],
-        ciphertext: vec![9; 48],
-        macs: vec![[3; 16]],
-    }
-    .to_base64()
+    crate::stanza::sample_group_payload()
 }
 
 fn groupchat(from: &str, room: &str) -> String {
