@@ -21,8 +21,9 @@
 //!   it connects; a slot whose connection is gone drops what is routed to it until a
 //!   connection takes it again; connections beyond `component_number` are accepted and
 //!   get nothing).
-//! - [`Cluster::kill`] ends a node with SIGKILL (a crash); [`Cluster::restart`] starts it
-//!   again from its spool, and it rejoins the cluster by itself.
+//! - [`Cluster::freeze`] stops a node (SIGSTOP, a hang), [`Cluster::kill`] ends it with
+//!   SIGKILL (a crash); [`Cluster::restart`] starts it again from its spool, and it rejoins
+//!   the cluster by itself.
 //! - On drop every node is stopped (SIGTERM, SIGKILL after 5 s) and the cluster's epmd is
 //!   killed, also when the test fails; the logs are kept when it failed.
 
@@ -269,6 +270,12 @@ impl Cluster {
             .filter(|l| !l.is_empty())
             .map(str::to_owned)
             .collect()
+    }
+
+    /// Freezes node `i` (SIGSTOP): it keeps its sockets open and handles nothing, as a
+    /// hung node does.
+    pub fn freeze(&self, i: usize) {
+        assert!(self.nodes[i].signal("-STOP"), "node {i} was not running");
     }
 
     /// Kills node `i` with SIGKILL (a crash) and waits until it is gone.
