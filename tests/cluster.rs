@@ -46,8 +46,8 @@ fn identity() -> Identity {
 /// Raw clients on both nodes join `rooms`; the joins each instance served.
 fn spread(cluster: &Cluster, a: &Component, b: &Component, rooms: &[String]) -> (usize, usize) {
     // Joins logged earlier (members coming back) do not count.
-    joins(a, Duration::ZERO);
-    joins(b, Duration::ZERO);
+    joins(a, Duration::from_millis(300));
+    joins(b, Duration::from_millis(300));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -167,7 +167,7 @@ fn a_room_service_on_two_clustered_ejabberd_nodes_survives_a_node_crash() {
     }
     let (a_joins, b_joins) = (
         joins(&a, Duration::from_millis(500)),
-        joins(&b, Duration::ZERO),
+        joins(&b, Duration::from_millis(300)),
     );
     assert_eq!((a_joins, b_joins), (0, 3), "one room, one instance");
     say(
