@@ -8,10 +8,12 @@
 //! - Three `cryptocat join` clients on different nodes, over TCP, WebSocket and BOSH, chat
 //!   in one room served by the instance attached to node 1.
 //! - A node crash: node 0 (alice's node, and the other instance's) hangs (SIGSTOP), alice's
-//!   engine accepts a text meanwhile, and the node is killed (SIGKILL). The other instance fails over to node 1;
-//!   bob and carol, on node 1, go on chatting (the test prints the time from the fault to
-//!   the first message delivered after it); alice reconnects once node 0 is back, rejoins,
-//!   and her text reaches bob and carol exactly once; nobody gets a false `unconfirmed`.
+//!   engine accepts a text meanwhile, and the node is killed (SIGKILL). The other instance
+//!   fails over to node 1; bob and carol, on node 1, go on chatting (the test prints the
+//!   time from the kill to the first message delivered after it); alice reconnects once
+//!   node 0 is back, rejoins, and her text reaches bob and carol exactly once (not before:
+//!   the hung node never relayed it); nobody gets a false `unconfirmed`.
+//! - Not covered: the occupants of the lost instance's rooms (see docs/deploy.md).
 //! - Instance a (not the room's) is killed and started again: the room goes on, and the
 //!   new instance takes the freed slot (new rooms spread over both again).
 //! - The figures printed: time to form the cluster, the instances' failover, fault to
