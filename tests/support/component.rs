@@ -51,6 +51,23 @@ impl Component {
 
     /// Starts one without waiting.
     pub fn spawn(tag: &str, port: u16, secret: &str) -> Self {
+        Self::spawn_ports(tag, &[port], secret)
+    }
+
+    /// Starts one that tries the host ports in turn (one `--connect` each: the nodes of a
+    /// cluster) and waits (at most 20 s) until it says it is attached.
+    pub fn start_ports(tag: &str, ports: &[u16], secret: &str) -> Self {
+        let mut c = Self::spawn_ports(tag, ports, secret);
+        assert!(
+            c.wait_attached(Duration::from_secs(20)),
+            "the component did not attach; stderr: {}",
+            c.stderr_text()
+        );
+        c
+    }
+
+    /// Starts one with a `--connect` per port, without waiting.
+    pub fn spawn_ports(tag: &str, ports: &[u16], secret: &str) -> Self {
         let dir = TempDir::new(&format!("component-{tag}"));
         let secret_file = dir.join("secret");
         std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
@@ -66,8 +83,11 @@ impl Component {
         let mut process = Killed(
             Command::new(binary("cryptocat-server"))
                 .arg("component")
-                .arg("--connect")
-                .arg(format!("127.0.0.1:{port}"))
+                .args(
+                    ports
+                        .iter()
+                        .flat_map(|p| ["--connect".to_owned(), format!("127.0.0.1:{p}")]),
+                )
                 .args(["--domain", COMPONENT_DOMAIN])
                 .arg("--secret-file")
                 .arg(&secret_file)
@@ -93,16 +113,26 @@ impl Component {
 
     /// Waits for the next "attached" banner line.
     pub fn wait_attached(&mut self, limit: Duration) -> bool {
+        self.wait_attached_to(limit).is_some()
+    }
+
+    /// Waits for the next "attached" banner line; the `HOST:PORT` it names.
+    pub fn wait_attached_to(&mut self, limit: Duration) -> Option<String> {
         let deadline = Instant::now() + limit;
         while let Ok(line) = self
             .lines
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
         {
-            if line.contains(" attached to ") {
-                return true;
+            if let Some((_, address)) = line.split_once(" attached to ") {
+                return Some(address.trim().to_owned());
             }
         }
-        false
+        None
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.process.0.id()
     }
 
     /// What it wrote on stderr since the last call (its logs).

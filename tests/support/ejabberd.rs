@@ -40,7 +40,7 @@ pub const DOMAIN: &str = "localhost";
 /// ejabberd's default MUC service for [`DOMAIN`].
 pub const MUC_DOMAIN: &str = "conference.localhost";
 
-const CONFIG: &str = include_str!("ejabberd/ejabberd.yml");
+pub(crate) const CONFIG: &str = include_str!("ejabberd/ejabberd.yml");
 const CTL_CONFIG: &str = include_str!("ejabberd/ejabberdctl.cfg");
 
 /// How long a start may take before the test fails.
@@ -315,7 +315,7 @@ impl Drop for Ejabberd {
     }
 }
 
-fn run(command: &mut Command) {
+pub(crate) fn run(command: &mut Command) {
     let out = command.stdin(Stdio::null()).output().unwrap();
     assert!(
         out.status.success(),
@@ -326,7 +326,7 @@ fn run(command: &mut Command) {
 
 /// A self-signed certificate as Debian's ejabberd package makes it (its preinst script):
 /// `openssl req -new -x509 -days 365 -nodes`, key and certificate in the same file.
-fn make_certificate(path: &Path) {
+pub(crate) fn make_certificate(path: &Path) {
     run(Command::new("openssl")
         .args(["req", "-new", "-x509", "-days", "365", "-nodes"])
         .args([
@@ -339,7 +339,7 @@ fn make_certificate(path: &Path) {
         .arg(path));
 }
 
-fn pin_of(pem: &Path) -> Pin {
+pub(crate) fn pin_of(pem: &Path) -> Pin {
     let out = Command::new("openssl")
         .args(["x509", "-outform", "DER", "-in"])
         .arg(pem)
@@ -351,7 +351,7 @@ fn pin_of(pem: &Path) -> Pin {
 }
 
 /// Distinct free loopback ports (all bound at once, then released).
-fn free_ports<const N: usize>() -> [u16; N] {
+pub(crate) fn free_ports<const N: usize>() -> [u16; N] {
     let listeners: Vec<std::net::TcpListener> = (0..N)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
         .collect();
@@ -360,7 +360,7 @@ fn free_ports<const N: usize>() -> [u16; N] {
 
 /// The configuration with an `ejabberd_service` listener for our component and without
 /// ejabberd's own MUC (which would claim the same domain).
-fn with_component(config: &str, port: u16, secret: &str) -> String {
+pub(crate) fn with_component(config: &str, port: u16, secret: &str) -> String {
     let listener = format!(
         "listen:\n  -\n    port: {port}\n    ip: \"127.0.0.1\"\n    module: ejabberd_service\n    \
          hosts:\n      \"{}\":\n        password: \"{secret}\"\n",
@@ -390,7 +390,7 @@ fn with_component(config: &str, port: u16, secret: &str) -> String {
     out
 }
 
-fn wait_listening(port: u16, limit: Duration) -> bool {
+pub(crate) fn wait_listening(port: u16, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     loop {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -404,7 +404,7 @@ fn wait_listening(port: u16, limit: Duration) -> bool {
 }
 
 /// A random Erlang cookie (letters only, as erl makes them).
-fn cookie() -> String {
+pub(crate) fn cookie() -> String {
     let mut bytes = [0u8; 20];
     use std::io::Read as _;
     std::fs::File::open("/dev/urandom")

@@ -13,6 +13,7 @@
     missing_debug_implementations
 )]
 
+pub mod cluster;
 pub mod component;
 pub mod ejabberd;
 pub mod netns;

@@ -38,9 +38,10 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct ComponentArgs {
-    /// The host server's component port.
-    #[arg(long, value_name = "HOST:PORT")]
-    connect: String,
+    /// The host server's component port; give it once per node of a cluster to fail
+    /// over between them (tried in turn).
+    #[arg(long, value_name = "HOST:PORT", required = true)]
+    connect: Vec<String>,
     /// The component's domain, the room service (e.g. conference.example.org).
     #[arg(long)]
     domain: String,
@@ -251,14 +252,14 @@ fn component_config(args: ComponentArgs) -> anyhow::Result<ComponentConfig> {
 #[allow(clippy::print_stdout)] // the banner is the program's output
 async fn run_component(config: ComponentConfig) -> anyhow::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let (domain, connect) = (config.domain.clone(), config.connect.clone());
+    let (domain, connect) = (config.domain.clone(), config.connect.join(", "));
     println!("cryptocat-server: component {domain} connecting to {connect}");
     let task = tokio::spawn(cryptocat_relay::component::connection::run(
         config,
         stopped,
-        move || {
+        move |address: &str| {
             // Scripts wait for this line.
-            println!("cryptocat-server: component {domain} attached to {connect}");
+            println!("cryptocat-server: component {domain} attached to {address}");
         },
     ));
     let signal = stop_signal().await?;

@@ -283,6 +283,14 @@ impl<K: OccupantKey> Rooms<K> {
         self.members.keys()
     }
 
+    /// One of the rooms `key` is in (the first by name), if any.
+    pub fn a_room_of(&self, key: &K) -> Option<&str> {
+        self.members
+            .get(key)
+            .and_then(|m| m.keys().next())
+            .map(String::as_str)
+    }
+
     /// Occupants of all rooms together (no names).
     pub fn occupant_count(&self) -> usize {
         self.rooms.values().map(|r| r.occupants.len()).sum()

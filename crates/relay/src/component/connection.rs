@@ -1,7 +1,10 @@
 //! The tokio shell of the component: connects to the host server's component port, runs
 //! the handshake within `negotiation_timeout_secs`, moves bytes between the socket and
 //! [`Component`], and when the host goes away reconnects with back-off (1 s doubling to
-//! [`MAX_BACKOFF`], from 1 s again once a handshake succeeded). Every write has the
+//! [`MAX_BACKOFF`], from 1 s again once a handshake succeeded). With several host
+//! addresses (the nodes of a cluster), each attempt after a failure goes to the next one,
+//! at once while some address of the round is untried; the back-off applies between
+//! rounds. Every write has the
 //! `write_timeout_secs` deadline; a quiet stream gets a whitespace keep-alive every
 //! [`KEEPALIVE`], so a dead host is noticed.
 
@@ -24,8 +27,8 @@ pub const KEEPALIVE: Duration = Duration::from_secs(60);
 /// What `cryptocat-server component` runs.
 #[derive(Debug)]
 pub struct ComponentConfig {
-    /// The host server's component port, `HOST:PORT`.
-    pub connect: String,
+    /// The host server's component ports, `HOST:PORT`, tried in turn (at least one).
+    pub connect: Vec<String>,
     /// The component's domain (the room service), e.g. `conference.example.org`.
     pub domain: String,
     /// The shared secret.
@@ -53,42 +56,53 @@ enum Ended {
     Shutdown,
 }
 
-/// Runs the component until `shutdown` turns true. `attached` is called after each
-/// successful handshake (the binary prints a line scripts wait for).
+/// Runs the component until `shutdown` turns true. `attached` is called with the address
+/// after each successful handshake (the binary prints a line scripts wait for).
 pub async fn run(
     config: ComponentConfig,
     mut shutdown: watch::Receiver<bool>,
-    attached: impl Fn() + Send,
+    attached: impl Fn(&str) + Send,
 ) {
     let mut core = Component::new(&config.domain, config.secret, config.limits.clone());
     let mut backoff = Duration::from_secs(1);
+    let addresses = config.connect.len().max(1);
+    let mut index = 0;
+    // Failed attempts since the last handshake or back-off.
+    let mut failed_in_round = 0;
     loop {
-        let ended = connection(
-            &config.connect,
-            &config.limits,
-            &mut core,
-            &mut shutdown,
-            &attached,
-        )
-        .await;
+        let address = config.connect.get(index).map_or("", String::as_str);
+        let ended = connection(address, &config.limits, &mut core, &mut shutdown, &attached).await;
         if matches!(ended, Ended::Shutdown) || *shutdown.borrow() {
             return;
         }
         if core.phase() == Phase::Attached {
             backoff = Duration::from_secs(1);
+            failed_in_round = 0;
         }
+        failed_in_round += 1;
+        index = (index + 1) % addresses;
+        // At once while another address of this round is untried.
+        let wait = if failed_in_round < addresses {
+            Duration::ZERO
+        } else {
+            backoff
+        };
         match &ended {
             Ended::Link(LinkError::Refused("not-authorized")) => tracing::error!(
                 "the host server refused the component's secret; retrying in {} s",
-                backoff.as_secs()
+                wait.as_secs()
             ),
             other => tracing::warn!(
                 reason = %other,
                 "component link to the host server lost; retrying in {} s",
-                backoff.as_secs()
+                wait.as_secs()
             ),
         }
         core.connection_lost();
+        if wait.is_zero() {
+            continue;
+        }
+        failed_in_round = 0;
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
             _ = shutdown.changed() => return,
@@ -102,7 +116,7 @@ async fn connection(
     limits: &Limits,
     core: &mut Component,
     shutdown: &mut watch::Receiver<bool>,
-    attached: &(impl Fn() + Send),
+    attached: &(impl Fn(&str) + Send),
 ) -> Ended {
     let negotiation = limits.negotiation_timeout();
     let tcp = match tokio::time::timeout(negotiation, TcpStream::connect(address)).await {
@@ -151,7 +165,7 @@ async fn connection(
                     return Ended::Link(e);
                 }
                 if !was_attached && core.phase() == Phase::Attached {
-                    attached();
+                    attached(address);
                 }
             }
             () = tokio::time::sleep_until(wake) => {

@@ -282,9 +282,17 @@ impl Component {
         for jid in due {
             self.ping_seq = self.ping_seq.wrapping_add(1);
             let id = format!("ping-{}", self.ping_seq);
+            // From one of its rooms, not from the bare domain: a host that spreads the
+            // domain over several component connections by the destination's bare JID
+            // (ejabberd's `domain_balancing`) routes the answer back to this instance,
+            // the one serving that room; an answer to the domain could reach another.
+            let from = self.rooms.a_room_of(&jid).map_or_else(
+                || self.domain.clone(),
+                |room| self.rooms.room_jid(room, None),
+            );
             let xml = Out::new("iq")
                 .attr("type", "get")
-                .attr("from", self.domain.as_str())
+                .attr("from", from.as_str())
                 .attr("to", jid.as_str())
                 .attr("id", id.as_str())
                 .child(Out::ns("ping", NS_PING))
