@@ -92,8 +92,13 @@ pub fn run(args: &Args) -> Result<()> {
                 enc.update(piece, &mut out).map_err(|e| anyhow!("{e}"))?;
                 black_box(&out);
             }
-            out.clear();
-            black_box(enc.finish(&mut out).map_err(|e| anyhow!("{e}"))?);
+            loop {
+                out.clear();
+                let done = enc.finish_chunk(&mut out).map_err(|e| anyhow!("{e}"))?;
+                if black_box(done).is_some() {
+                    break;
+                }
+            }
         }
         Ok(start.elapsed())
     };
@@ -224,10 +229,14 @@ pub fn stream(args: &StreamArgs) -> Result<()> {
             sink(&body)?;
             at += piece.len() as u64;
         }
-        body.clear();
-        let hash = enc.finish(&mut body).map_err(|e| anyhow!("{e}"))?;
-        sink(&body)?;
-        Ok(hash)
+        loop {
+            body.clear();
+            let done = enc.finish_chunk(&mut body).map_err(|e| anyhow!("{e}"))?;
+            sink(&body)?;
+            if let Some(hash) = done {
+                return Ok(hash);
+            }
+        }
     };
     match args.side.as_str() {
         "baseline" => {}

@@ -166,7 +166,8 @@ pub struct FileEncryptor {
     chunks: u64,
     announced: u64,
     fed: u64,
-    padded: u64,
+    /// Padding bytes not yet sealed.
+    pad_left: u64,
     header_sent: bool,
 }
 
@@ -183,7 +184,7 @@ impl FileEncryptor {
             chunks: chunk_count(padded),
             announced: len,
             fed: 0,
-            padded,
+            pad_left: padded - len,
             header_sent: false,
         })
     }
@@ -212,26 +213,39 @@ impl FileEncryptor {
     }
 
     /// Pads and seals the rest; returns the plaintext's SHA-256. Fails if fewer bytes than
-    /// announced were given.
+    /// announced were given. Appends all the padding chunks at once (up to 12% of the
+    /// file); to keep memory at one chunk, call [`FileEncryptor::finish_chunk`] instead.
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<[u8; 32], FileError> {
+        loop {
+            if let Some(hash) = self.finish_chunk(out)? {
+                return Ok(hash);
+            }
+        }
+    }
+
+    /// After the whole plaintext: seals the next chunk (the rest of the plaintext and
+    /// padding), appending it to `out`. Returns the plaintext's SHA-256 once the last chunk
+    /// is out; call again on `None`. Fails if fewer bytes than announced were given.
+    pub fn finish_chunk(&mut self, out: &mut Vec<u8>) -> Result<Option<[u8; 32]>, FileError> {
         if self.fed != self.announced {
             return Err(FileError::LengthMismatch);
         }
-        self.emit_header(out);
-        let mut remaining_pad = self.padded - self.announced;
-        loop {
-            let room = (CHUNK_BYTES - self.pending.len()) as u64;
-            let take = room.min(remaining_pad);
-            self.pending
-                .resize(self.pending.len() + usize::try_from(take).unwrap_or(0), 0);
-            remaining_pad -= take;
-            let last = u64::from(self.counter) + 1 == self.chunks;
-            self.seal(last, out)?;
-            if last {
-                break;
-            }
+        if u64::from(self.counter) >= self.chunks {
+            return Err(FileError::Finished);
         }
-        Ok(std::mem::take(&mut self.hasher).finalize().into())
+        self.emit_header(out);
+        let room = (CHUNK_BYTES - self.pending.len()) as u64;
+        let take = room.min(self.pad_left);
+        self.pending
+            .resize(self.pending.len() + usize::try_from(take).unwrap_or(0), 0);
+        self.pad_left -= take;
+        let last = u64::from(self.counter) + 1 == self.chunks;
+        self.seal(last, out)?;
+        if last {
+            Ok(Some(std::mem::take(&mut self.hasher).finalize().into()))
+        } else {
+            Ok(None)
+        }
     }
 
     fn emit_header(&mut self, out: &mut Vec<u8>) {
@@ -516,6 +530,37 @@ mod tests {
             dec.finish().unwrap();
             assert_eq!(out, plain);
         }
+    }
+
+    #[test]
+    fn finishing_chunk_by_chunk_bounds_output() {
+        let key = FileKey::from_bytes([1; 32]);
+        let len = 160 * CHUNK_BYTES as u64 + 1; // padding spans several chunks
+        assert!(padded_len(len) - len > 2 * CHUNK);
+        let mut enc = FileEncryptor::new(&key, len).unwrap();
+        let mut body = Vec::new();
+        let mut whole = Vec::new();
+        for piece in data(usize::try_from(len).unwrap()).chunks(CHUNK_BYTES) {
+            body.clear();
+            enc.update(piece, &mut body).unwrap();
+            assert!(body.len() <= HEADER_BYTES + CHUNK_BYTES + TAG_BYTES);
+            whole.extend_from_slice(&body);
+        }
+        let hash = loop {
+            body.clear();
+            let done = enc.finish_chunk(&mut body).unwrap();
+            assert!(body.len() <= CHUNK_BYTES + TAG_BYTES);
+            whole.extend_from_slice(&body);
+            if let Some(hash) = done {
+                break hash;
+            }
+        };
+        assert_eq!(enc.finish_chunk(&mut body), Err(FileError::Finished));
+        assert_eq!(whole.len() as u64, body_len(len));
+        assert_eq!(
+            decrypt_all(&key, len, hash, &whole).unwrap().len() as u64,
+            len
+        );
     }
 
     #[test]
