@@ -199,6 +199,16 @@ impl FileEncryptor {
         self.hasher.update(data);
         self.emit_header(out);
         while !data.is_empty() {
+            // A whole chunk that is not the last one goes straight from `data` to `out`.
+            if self.pending.is_empty()
+                && data.len() > CHUNK_BYTES - 1
+                && u64::from(self.counter) + 1 < self.chunks
+            {
+                let (now, rest) = data.split_at(CHUNK_BYTES);
+                self.seal_slice(now, false, out)?;
+                data = rest;
+                continue;
+            }
             let room = CHUNK_BYTES - self.pending.len();
             let (now, rest) = data.split_at(room.min(data.len()));
             self.pending.extend_from_slice(now);
@@ -256,10 +266,17 @@ impl FileEncryptor {
     }
 
     fn seal(&mut self, last: bool, out: &mut Vec<u8>) -> Result<(), FileError> {
+        let mut pending = std::mem::take(&mut self.pending);
+        let result = self.seal_slice(&pending, last, out);
+        pending.zeroize();
+        pending.clear();
+        self.pending = pending;
+        result
+    }
+
+    fn seal_slice(&mut self, plain: &[u8], last: bool, out: &mut Vec<u8>) -> Result<(), FileError> {
         let start = out.len();
-        out.extend_from_slice(&self.pending);
-        self.pending.zeroize();
-        self.pending.clear();
+        out.extend_from_slice(plain);
         let nonce = nonce(self.counter, last);
         let body = out.get_mut(start..).ok_or(FileError::Finished)?;
         let tag = self
@@ -355,6 +372,13 @@ impl FileDecryptor {
                 return Err(FileError::BodyTooLong);
             }
             let want = self.current_chunk_len();
+            // A whole chunk in `data` is opened from there, without the copy to `pending`.
+            if self.pending.is_empty() && data.len() >= want {
+                let (now, rest) = data.split_at(want);
+                self.open_slice(now, out)?;
+                data = rest;
+                continue;
+            }
             let (now, rest) = data.split_at((want - self.pending.len()).min(data.len()));
             self.pending.extend_from_slice(now);
             data = rest;
@@ -373,32 +397,48 @@ impl FileDecryptor {
     }
 
     fn open(&mut self, out: &mut Vec<u8>) -> Result<(), FileError> {
+        let mut pending = std::mem::take(&mut self.pending);
+        let result = self.open_slice(&pending, out);
+        pending.zeroize();
+        pending.clear();
+        self.pending = pending;
+        result
+    }
+
+    /// Opens one whole chunk (ciphertext and tag), appending the file part of its
+    /// plaintext to `out`; on error `out` is left as it was.
+    fn open_slice(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), FileError> {
         let last = u64::from(self.counter) + 1 == self.chunks;
-        let split = self.pending.len().saturating_sub(TAG_BYTES);
-        let (body, tag) = self.pending.split_at_mut(split);
+        let (ciphertext, tag) = chunk.split_at(chunk.len().saturating_sub(TAG_BYTES));
         let nonce = nonce(self.counter, last);
-        self.cipher
+        let start = out.len();
+        out.extend_from_slice(ciphertext);
+        let body = out.get_mut(start..).ok_or(FileError::Finished)?;
+        if self
+            .cipher
             .decrypt_in_place_detached(
                 Nonce::from_slice(&nonce),
                 &HEADER,
                 body,
                 aes_gcm::Tag::from_slice(tag),
             )
-            .map_err(|_| FileError::ChunkAuthentication)?;
+            .is_err()
+        {
+            out.truncate(start);
+            return Err(FileError::ChunkAuthentication);
+        }
         // Bytes of this chunk below the announced size are file; the rest must be zero.
-        let chunk_start = self.opened;
         let file_part = self
             .announced
-            .saturating_sub(chunk_start)
+            .saturating_sub(self.opened)
             .min(body.len() as u64);
         let file_part = usize::try_from(file_part).unwrap_or(0);
-        let (file, pad) = body.split_at(file_part);
+        let (file, pad) = body.split_at_mut(file_part.min(body.len()));
         let pad_ok = pad.iter().fold(0u8, |acc, b| acc | b) == 0;
-        self.hasher.update(file);
-        out.extend_from_slice(file);
+        pad.zeroize();
+        self.hasher.update(&*file);
         self.opened += body.len() as u64;
-        self.pending.zeroize();
-        self.pending.clear();
+        out.truncate(start + file_part);
         self.counter = self.counter.checked_add(1).ok_or(FileError::BodyTooLong)?;
         if pad_ok {
             Ok(())
