@@ -603,6 +603,42 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// Any piece sizes give the same body and plaintext; any flipped bit is refused.
+        #[test]
+        fn any_pieces_and_any_flip(
+            len in 0usize..3 * CHUNK_BYTES,
+            enc_piece in 1usize..100_000,
+            dec_piece in 1usize..100_000,
+            flip in proptest::prelude::any::<proptest::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            let key = FileKey::from_bytes([3; 32]);
+            let plain = data(len);
+            let (body, hash) = encrypt_all(&key, &plain).unwrap();
+            let mut enc = FileEncryptor::new(&key, len as u64).unwrap();
+            let mut body2 = Vec::new();
+            for piece in plain.chunks(enc_piece) {
+                enc.update(piece, &mut body2).unwrap();
+            }
+            enc.finish(&mut body2).unwrap();
+            proptest::prop_assert_eq!(&body2, &body);
+            let mut dec = FileDecryptor::new(&key, len as u64, hash).unwrap();
+            let mut out = Vec::new();
+            for piece in body.chunks(dec_piece) {
+                dec.update(piece, &mut out).unwrap();
+            }
+            dec.finish().unwrap();
+            proptest::prop_assert_eq!(&out, &plain);
+            let mut bad = body.clone();
+            let at = flip.index(bad.len());
+            bad[at] ^= 1 << bit;
+            proptest::prop_assert!(decrypt_all(&key, len as u64, hash, &bad).is_err());
+        }
+    }
+
     #[test]
     fn padding_hides_exact_size() {
         assert_eq!(body_len(0), body_len(10));
