@@ -47,6 +47,8 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("decode_group_message", decode_group_message),
     ("room_receive", room_receive),
     ("keyauth_decode", keyauth_decode),
+    ("file_offer", file_offer),
+    ("file_stream", file_stream),
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -1417,5 +1419,72 @@ pub fn keyauth_decode(data: &[u8]) {
                 assert_eq!(rest, genuine.as_slice(), "a forged client-final verified");
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// file_offer: the file offer a recipient decodes from a decrypted message
+
+/// Decodes a file offer. An accepted offer is within its limits and re-encodes to exactly
+/// the input (canonical); its body size is the one its size implies.
+pub fn file_offer(data: &[u8]) {
+    use cryptocat_protocol::file::offer::{FileOffer, MAX_OFFER_BYTES};
+    use cryptocat_protocol::file::stream::{body_len, MAX_FILE_BYTES};
+    let offer = match FileOffer::from_bytes(data) {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = e.to_string();
+            return;
+        }
+    };
+    assert!(data.len() <= MAX_OFFER_BYTES);
+    assert!(offer.size <= MAX_FILE_BYTES);
+    assert_eq!(offer.body_size(), body_len(offer.size));
+    assert!(offer.validate().is_ok());
+    assert!(!offer.name.contains(['/', '\\']) && !offer.name.chars().any(char::is_control));
+    let again = offer.to_bytes().expect("an accepted offer encodes");
+    assert_eq!(again.as_slice(), data, "offer encoding is not canonical");
+    let debug = format!("{offer:?}");
+    assert!(offer.name.len() < 4 || !debug.contains(&offer.name));
+}
+
+// ---------------------------------------------------------------------------------------
+// file_stream: a downloaded file body, decrypted under a fixed key
+
+/// The key of every `file_stream` input.
+pub const FILE_KEY: [u8; 32] = [0x42; 32];
+
+/// Input: announced size (u32, big-endian), announced SHA-256 (32 bytes), then the body.
+/// Decrypting never panics; a body is accepted only if it is exactly the encryption of a
+/// plaintext of the announced size and hash under the key (so nothing else is), and
+/// feeding it in pieces gives the same result as at once.
+pub fn file_stream(data: &[u8]) {
+    use cryptocat_protocol::file::stream::{encrypt_all, FileDecryptor, FileKey};
+    let Some((len, rest)) = data.split_first_chunk::<4>() else {
+        return;
+    };
+    let Some((hash, body)) = rest.split_first_chunk::<32>() else {
+        return;
+    };
+    let len = u64::from(u32::from_be_bytes(*len));
+    let key = FileKey::from_bytes(FILE_KEY);
+    let run = |piece: usize| {
+        let mut dec = FileDecryptor::new(&key, len, *hash)?;
+        let mut out = Vec::new();
+        for part in body.chunks(piece.max(1)) {
+            dec.update(part, &mut out)?;
+        }
+        dec.finish().map(|()| out)
+    };
+    let whole = run(body.len());
+    assert_eq!(run(997), whole, "pieces and whole disagree");
+    if let Ok(plain) = whole {
+        assert_eq!(plain.len() as u64, len);
+        let (again, again_hash) = encrypt_all(&key, &plain).expect("a decrypted file encrypts");
+        assert_eq!(&again_hash, hash);
+        assert_eq!(
+            again, body,
+            "an accepted body is not the encryption of its plaintext"
+        );
     }
 }

@@ -84,6 +84,90 @@ pub fn all() -> Vec<Seed> {
     for (name, bytes) in keyauth_messages() {
         out.push(("keyauth_decode", name, bytes));
     }
+    for (name, bytes) in file_offers() {
+        out.push(("file_offer", name, bytes));
+    }
+    for (name, bytes) in file_bodies() {
+        out.push(("file_stream", name, bytes));
+    }
+    out
+}
+
+/// File offers: a typical one, one at every limit, and near-misses.
+fn file_offers() -> Vec<(String, Vec<u8>)> {
+    use cryptocat_protocol::file::offer::{
+        FileOffer, MAX_NAME_BYTES, MAX_TYPE_BYTES, MAX_URL_BYTES,
+    };
+    use cryptocat_protocol::file::stream::{FileKey, MAX_FILE_BYTES};
+    let offer = |url: String, size: u64, media_type: String, name: String| FileOffer {
+        url,
+        key: FileKey::from_bytes([7; 32]),
+        sha256: [1; 32],
+        size,
+        media_type,
+        name,
+    };
+    let typical = offer(
+        "https://files.example.org/u/3f2a9c".into(),
+        123_456,
+        "image/png".into(),
+        "photo.png".into(),
+    )
+    .to_bytes()
+    .map(|b| b.to_vec())
+    .unwrap_or_default();
+    let limits = offer(
+        format!("https://{}", "u".repeat(MAX_URL_BYTES - 8)),
+        MAX_FILE_BYTES,
+        format!("a/{}", "b".repeat(MAX_TYPE_BYTES - 2)),
+        "é".repeat(MAX_NAME_BYTES / 2),
+    )
+    .to_bytes()
+    .map(|b| b.to_vec())
+    .unwrap_or_default();
+    let mut slash = typical.clone();
+    if let Some(last) = slash.last_mut() {
+        *last = b'/';
+    }
+    let mut short = typical.clone();
+    short.pop();
+    vec![
+        ("typical".into(), typical),
+        ("limits".into(), limits),
+        ("name-with-slash".into(), slash),
+        ("short".into(), short),
+    ]
+}
+
+/// File bodies under `checks::FILE_KEY`, each after its announced size and hash: genuine
+/// ones at chunk edges, and a truncated, an extended and a tampered one.
+fn file_bodies() -> Vec<(String, Vec<u8>)> {
+    use cryptocat_protocol::file::stream::{encrypt_all, FileKey, CHUNK_BYTES};
+    let key = FileKey::from_bytes(checks::FILE_KEY);
+    let framed = |len: usize| {
+        let plain: Vec<u8> = (0..len).map(|i| (i % 251).to_le_bytes()[0]).collect();
+        let (body, hash) = encrypt_all(&key, &plain).unwrap_or_default();
+        let mut v = u32::try_from(len).unwrap_or(0).to_be_bytes().to_vec();
+        v.extend_from_slice(&hash);
+        v.extend_from_slice(&body);
+        v
+    };
+    let mut out: Vec<(String, Vec<u8>)> = [0, 1, 100, CHUNK_BYTES, CHUNK_BYTES + 1]
+        .into_iter()
+        .map(|len| (format!("genuine-{len}"), framed(len)))
+        .collect();
+    let base = framed(CHUNK_BYTES + 1);
+    let mut truncated = base.clone();
+    truncated.truncate(base.len() - 20);
+    let mut extended = base.clone();
+    extended.push(0);
+    let mut tampered = base.clone();
+    if let Some(b) = tampered.get_mut(100) {
+        *b ^= 1;
+    }
+    out.push(("truncated".into(), truncated));
+    out.push(("extended".into(), extended));
+    out.push(("tampered".into(), tampered));
     out
 }
 

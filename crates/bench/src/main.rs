@@ -6,6 +6,7 @@
 //! cargo run --release -p cryptocat-bench -- relay [--json]
 //! cargo run --release -p cryptocat-bench -- e2e [--transports tcp,websocket,bosh] [--members 50] [--json]
 //! cargo run --release -p cryptocat-bench -- desktop [--idle-secs 10] [--json]
+//! cargo run --release -p cryptocat-bench -- files [--json]
 //! cargo run --release -p cryptocat-bench -- attack [--op early_data] [--op raw_connections] [--occupants 254] [--json]
 //! ```
 //!
@@ -21,6 +22,7 @@ mod attack_relay;
 mod attack_server;
 mod desktop;
 mod e2e;
+mod files;
 mod group;
 mod measure;
 mod pairwise;
@@ -54,6 +56,12 @@ enum Suite {
     /// What a hostile member or server can make one member pay: one row per finding of
     /// issue 14, each against an honest message in the same run.
     Attack(attack::Args),
+    /// Encrypted files: chunked encryption and decryption throughput against raw
+    /// AES-256-GCM on the same buffer, and peak RSS sending and receiving a 1 GiB file.
+    Files(files::Args),
+    /// Internal: one side of a 1 GiB file stream, for the files suite.
+    #[command(hide = true)]
+    FilesStream(files::StreamArgs),
     /// Internal: our relay in a process of its own, for the relay suite.
     #[command(hide = true)]
     RelayServer(relay::ServeArgs),
@@ -68,6 +76,8 @@ fn main() -> anyhow::Result<()> {
         Suite::Relay(args) => relay::run(args),
         Suite::Desktop(args) => desktop::run(args),
         Suite::Attack(args) => attack::run(args),
+        Suite::Files(args) => files::run(args),
+        Suite::FilesStream(args) => files::stream(args),
         Suite::RelayServer(args) => relay::serve(args),
     }
 }

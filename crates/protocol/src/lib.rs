@@ -13,6 +13,7 @@
 //! - [`session`]: an established one-to-one session (ratchet + SMP) behind one API.
 //! - [`message`]: the versioned wire format of everything above.
 //! - [`group`]: the mpOTR-style group protocol of a room, on top of pairwise sessions.
+//! - [`file`]: encrypted file sharing: the chunked file encryption and the file offer.
 //! - [`keyauth`]: the `X-CRYPTOCAT-KEY` SASL mechanism (the server's key challenge).
 //!
 //! `docs/protocol.md` at the repository root specifies the wire format and state machines.
@@ -21,6 +22,7 @@
 
 pub mod content;
 pub mod dake;
+pub mod file;
 pub mod fingerprint;
 pub mod group;
 pub mod identity;
